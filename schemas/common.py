@@ -1,0 +1,51 @@
+"""Value objects that several events share: callers, coordinates, resolved places."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TEXT = 4000
+MAX_NAME = 200
+
+
+class Contract(BaseModel):
+    """Base of every payload: strict about unknown fields so typos are caught, frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Caller(Contract):
+    """Who reported, as far as the channel tells."""
+
+    phone: str | None = Field(
+        default=None,
+        description="Caller number in E.164 (e.g. +6281234567890), or null when withheld",
+        pattern=r"^\+[1-9][0-9]{6,14}$",
+    )
+    name: str | None = Field(default=None, description="Caller name if given", max_length=MAX_NAME)
+
+
+class Location(Contract):
+    """A position from the handset, the channel or the unit, in WGS84."""
+
+    lat: float = Field(description="Latitude in decimal degrees", ge=-90, le=90)
+    lon: float = Field(description="Longitude in decimal degrees", ge=-180, le=180)
+    accuracy_m: float | None = Field(
+        default=None, description="Radius of uncertainty in metres, if known", ge=0
+    )
+
+
+class Place(Contract):
+    """A report's place resolved against the regency gazetteer."""
+
+    kecamatan_code: str | None = Field(default=None, description="Kemendagri code of the kecamatan")
+    kecamatan: str | None = Field(default=None, description="Kecamatan (district) name")
+    desa_code: str | None = Field(default=None, description="Kemendagri code of the desa/kelurahan")
+    desa: str | None = Field(default=None, description="Desa or kelurahan (village) name")
+    lat: float = Field(description="Latitude of the best point known for the place")
+    lon: float = Field(description="Longitude of the best point known for the place")
+    confidence: float = Field(description="How sure the resolver is, 0..1", ge=0, le=1)
+    method: str = Field(
+        description="How it was resolved: coordinates, desa, kecamatan, landmark or default"
+    )
+    matched: str | None = Field(default=None, description="The words of the report that matched")

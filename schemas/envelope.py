@@ -1,0 +1,142 @@
+"""The CloudEvents 1.0 envelope (JSON structured mode) and its strict decoder."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.common import Contract
+from schemas.registry import EventType, event_type_for, model_for_type, upcast
+
+CONTENT_TYPE = "application/cloudevents+json"
+MAX_EVENT_BYTES = 256 * 1024
+SCHEMA_BASE = "https://siaga.dev/schemas/"
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 attributes plus Siaga's `correlationid` and `causationid` extensions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = Field(default="1.0", description="CloudEvents version")
+    id: str = Field(description="Unique per event; deterministic from its cause", max_length=128)
+    source: str = Field(description="Who emitted it, e.g. /siaga/triage", max_length=256)
+    type: str = Field(description="Event name and major version", max_length=128)
+    time: AwareDatetime = Field(description="When the fact happened")
+    subject: str | None = Field(
+        default=None, description="Id of the thing it is about", max_length=128
+    )
+    datacontenttype: Literal["application/json"] = Field(default="application/json")
+    dataschema: str | None = Field(default=None, description="URI of the payload's JSON Schema")
+    data: dict[str, Any] = Field(description="The payload")
+    correlationid: str | None = Field(
+        default=None, description="Id of the intake that started the chain", max_length=128
+    )
+    causationid: str | None = Field(
+        default=None, description="Id of the event that caused this one", max_length=128
+    )
+
+
+_OPTIONAL_ATTRIBUTES = ("subject", "dataschema", "correlationid", "causationid")
+
+
+class DecodeError(ValueError):
+    """A message that cannot be an event of ours; `reason` is one line for the dead-letter."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded event: its envelope and its typed payload."""
+
+    envelope: CloudEvent
+    payload: Contract
+
+    @property
+    def id(self) -> str:
+        """The envelope id."""
+        return self.envelope.id
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = error.error_count() - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def decode_event(raw: bytes | None) -> Event:
+    """Parse bytes into an Event, or raise DecodeError saying exactly why not."""
+    if raw is None:
+        raise DecodeError("empty", "message has no value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise DecodeError("oversize", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}")
+    try:
+        envelope = CloudEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise DecodeError("not_json", "value is not valid JSON") from None
+        raise DecodeError("bad_envelope", _one_line(exc)) from None
+    except (RecursionError, ValueError) as exc:
+        raise DecodeError("not_json", str(exc)[:200]) from None
+    type_, data = upcast(envelope.type, envelope.data)
+    event_type = model_for_type(type_)
+    if event_type is None:
+        raise DecodeError("unknown_type", f"unknown event type or version {envelope.type!r}")
+    try:
+        payload = event_type.model.model_validate(data)
+    except ValidationError as exc:
+        raise DecodeError("bad_payload", f"{type_}: {_one_line(exc)}") from None
+    if type_ != envelope.type:
+        envelope = envelope.model_copy(update={"type": type_})
+    return Event(envelope=envelope, payload=payload)
+
+
+def new_event(
+    payload: Contract,
+    *,
+    id: uuid.UUID | str,
+    source: str,
+    time: datetime | None = None,
+    correlationid: str | None = None,
+    causationid: str | None = None,
+) -> Event:
+    """Wrap a payload in an envelope; `subject` and `dataschema` follow from its type."""
+    event_type = event_type_for(type(payload))
+    subject = getattr(payload, event_type.subject_field)
+    if isinstance(subject, Contract):  # enriched intake: subject is the inner intake id
+        subject = getattr(subject, "intake_id", None)
+    envelope = CloudEvent(
+        id=str(id),
+        source=source,
+        type=event_type.type,
+        time=time or datetime.now(UTC),
+        subject=None if subject is None else str(subject),
+        dataschema=SCHEMA_BASE + event_type.schema_file,
+        data=payload.model_dump(mode="json"),
+        correlationid=correlationid,
+        causationid=causationid,
+    )
+    return Event(envelope=envelope, payload=payload)
+
+
+def encode_event(event: Event) -> bytes:
+    """The event as CloudEvents JSON structured-mode bytes."""
+    envelope = event.envelope
+    absent = {name for name in _OPTIONAL_ATTRIBUTES if getattr(envelope, name) is None}
+    return envelope.model_dump_json(exclude=absent).encode()
+
+
+def event_type_of(event: Event) -> EventType:
+    """The registry entry of a decoded event."""
+    return event_type_for(type(event.payload))

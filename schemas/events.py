@@ -1,0 +1,205 @@
+"""Payloads of every event in the pipeline, one pydantic model per event type and version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from schemas.common import MAX_NAME, MAX_TEXT, Caller, Contract, Location, Place
+from schemas.vocabulary import (
+    Category,
+    Channel,
+    IncidentStatus,
+    Priority,
+    UnitStatus,
+    UnitType,
+)
+
+# ---------------------------------------------------------------- intake
+
+
+class IntakeReceivedV1(Contract):
+    """A call or report as the operator or channel adapter entered it (public contract)."""
+
+    intake_id: UUID = Field(description="Chosen by the sender; resending the same id is harmless")
+    channel: Channel = Field(description="Where the report came in")
+    received_at: AwareDatetime = Field(description="When the report was received (RFC 3339)")
+    caller: Caller = Field(default_factory=Caller, description="Who reported")
+    text: str = Field(default="", description="Free text as spoken or typed", max_length=MAX_TEXT)
+    place_hint: str | None = Field(
+        default=None, description="Free-text place the caller named", max_length=MAX_NAME
+    )
+    location: Location | None = Field(default=None, description="Handset or channel position")
+    operator_id: str | None = Field(
+        default=None, description="Call-taker who entered it", max_length=64
+    )
+
+
+class CallerSignals(Contract):
+    """What the enricher knows about the caller from earlier reports."""
+
+    prior_reports: int = Field(description="Reports from this number before this one", ge=0)
+    prior_pranks: int = Field(description="Earlier reports from this number judged pranks", ge=0)
+    repeat_caller: bool = Field(description="Called at least once in the repeat window before")
+    prank_flagged: bool = Field(description="Number is flagged for repeated pranks")
+    ghost: bool = Field(description="Empty or silent report: no text, no place")
+
+
+class IntakeEnrichedV1(Contract):
+    """An intake with its place resolved and caller signals attached."""
+
+    intake: IntakeReceivedV1 = Field(description="The intake as received")
+    place: Place | None = Field(description="Resolved place, or null when unresolved")
+    signals: CallerSignals = Field(description="Caller history signals")
+    enriched_at: datetime = Field(description="When the enricher processed it")
+
+
+# ---------------------------------------------------------------- incidents
+
+
+class IncidentOpenedV1(Contract):
+    """Triage opened a new incident for an intake."""
+
+    incident_id: UUID = Field(description="Derived from the first intake id (uuid5)")
+    intake_id: UUID = Field(description="The intake that opened it")
+    channel: Channel = Field(description="Channel of the opening intake")
+    received_at: datetime = Field(description="When the opening intake was received")
+    opened_at: datetime = Field(description="When triage opened the incident")
+    text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
+    place: Place | None = Field(description="Resolved place of the opening intake")
+
+
+class CallLinkedV1(Contract):
+    """Another intake was linked to an existing incident (duplicate call)."""
+
+    incident_id: UUID = Field(description="The incident the call joins")
+    intake_id: UUID = Field(description="The linked intake")
+    channel: Channel = Field(description="Channel of the linked intake")
+    linked_at: datetime = Field(description="When triage linked it")
+    reason: str = Field(description="Why it was judged the same incident")
+
+
+class IncidentClassifiedV1(Contract):
+    """Triage decided category, priority, agency and SLA of an incident."""
+
+    incident_id: UUID = Field(description="The incident")
+    category: Category = Field(description="What the incident is about")
+    priority: Priority = Field(description="P1..P4")
+    agency: str = Field(description="Responsible agency (e.g. PSC 119, Damkar, Polres)")
+    confidence: float = Field(description="Classifier confidence 0..1", ge=0, le=1)
+    explanation: str = Field(description="The words or rules that decided")
+    needs_review: bool = Field(description="Below the confidence threshold: a human must triage")
+    sla_seconds: int = Field(description="Target from intake to first action, in seconds", ge=0)
+    text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
+    channel: Channel = Field(description="Channel of the opening intake")
+    received_at: datetime = Field(description="When the opening intake was received")
+    place: Place | None = Field(description="Where, as resolved by the enricher")
+    classified_at: datetime = Field(description="When triage classified it")
+
+
+class IncidentStatusChangedV1(Contract):
+    """The tracker moved an incident to a new lifecycle status."""
+
+    incident_id: UUID = Field(description="The incident")
+    from_status: IncidentStatus | None = Field(description="Status before, null for the first")
+    to_status: IncidentStatus = Field(description="Status after")
+    changed_at: datetime = Field(description="When the step happened (time of the cause)")
+    unit_id: str | None = Field(default=None, description="Unit whose report caused it, if any")
+    reason: str = Field(description="What caused the step")
+
+
+class IncidentResolvedV1(Contract):
+    """Every unit sent to the incident has cleared the scene."""
+
+    incident_id: UUID = Field(description="The incident")
+    resolved_at: datetime = Field(description="When the last unit cleared")
+    units: list[str] = Field(description="Units that served it")
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+class UnitDispatchedV1(Contract):
+    """A unit was claimed for an incident and ordered to go."""
+
+    dispatch_id: UUID = Field(description="Derived from the incident and the unit claim (uuid5)")
+    incident_id: UUID = Field(description="The incident")
+    unit_id: str = Field(description="The unit ordered")
+    unit_type: UnitType = Field(description="Kind of unit")
+    category: Category = Field(description="Incident category")
+    priority: Priority = Field(description="Incident priority")
+    place: Place | None = Field(description="Where to go")
+    distance_km: float | None = Field(description="Estimated road distance from the unit", ge=0)
+    eta_seconds: int | None = Field(description="Estimated travel time", ge=0)
+    dispatched_at: datetime = Field(description="When the claim was made")
+
+
+class DispatchCancelledV1(Contract):
+    """An order was withdrawn and the unit released."""
+
+    dispatch_id: UUID = Field(description="The order withdrawn")
+    incident_id: UUID = Field(description="The incident")
+    unit_id: str = Field(description="The unit released")
+    reason: str = Field(description="Why (ack timeout, supervisor, incident cancelled)")
+    cancelled_at: datetime = Field(description="When")
+
+
+class WorkOrderIssuedV1(Contract):
+    """A non-emergency report became a work order in an agency's queue."""
+
+    work_order_id: UUID = Field(description="Derived from the incident (uuid5)")
+    incident_id: UUID = Field(description="The incident")
+    agency: str = Field(description="Agency whose queue it joins")
+    category: Category = Field(description="Incident category")
+    priority: Priority = Field(description="Incident priority")
+    summary: str = Field(description="Text of the report", max_length=MAX_TEXT)
+    issued_at: datetime = Field(description="When it was issued")
+    due_at: datetime = Field(description="First response due (default 3 days)")
+
+
+# ---------------------------------------------------------------- units
+
+
+class UnitRegisteredV1(Contract):
+    """A unit joined the fleet, or its details changed."""
+
+    unit_id: str = Field(description="Call sign, e.g. AMB-PSC119-1", max_length=64)
+    unit_type: UnitType = Field(description="Kind of unit")
+    agency: str = Field(description="Owning agency", max_length=MAX_NAME)
+    base: str = Field(description="Home base name", max_length=MAX_NAME)
+    location: Location = Field(description="Home base position")
+    capabilities: list[str] = Field(default_factory=list, description="e.g. ALS, BLS, water")
+    registered_at: datetime = Field(description="When")
+
+
+class UnitStatusReportedV1(Contract):
+    """A field unit reported its status (public contract for field clients)."""
+
+    unit_id: str = Field(description="The reporting unit", max_length=64)
+    status: UnitStatus = Field(description="New status")
+    incident_id: UUID | None = Field(
+        default=None, description="Incident the report is about, if the unit knows it"
+    )
+    reported_at: AwareDatetime = Field(description="When the unit reported it")
+    location: Location | None = Field(default=None, description="Unit position, if known")
+    note: str | None = Field(default=None, description="Free text", max_length=MAX_NAME)
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+class DeadLetterV1(Contract):
+    """A message a stage could not process, kept whole with the reason."""
+
+    stage: str = Field(description="Stage that gave up on it")
+    reason: str = Field(description="Why, in one line")
+    error_type: str = Field(description="Class of the error")
+    source_topic: str = Field(description="Topic it was read from")
+    source_partition: int = Field(description="Partition it was read from")
+    source_offset: int = Field(description="Offset it was read from")
+    original_key_b64: str | None = Field(description="Original key, base64")
+    original_headers: list[tuple[str, str]] = Field(description="Original headers (values base64)")
+    original_value_b64: str = Field(description="Original bytes, base64")
+    dead_lettered_at: datetime = Field(description="When")

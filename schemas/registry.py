@@ -1,0 +1,117 @@
+"""Every event type with its version, payload model, topic and subject; upcasters between versions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from schemas import events as ev
+from schemas.common import Contract
+from schemas.topics import Topics
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type: CloudEvents `type` is `{name}.v{version}`."""
+
+    name: str
+    version: int
+    model: type[Contract]
+    topic: Callable[[Topics], str]
+    subject_field: str
+
+    @property
+    def type(self) -> str:
+        """The CloudEvents `type` string, e.g. `siaga.incident.classified.v1`."""
+        return f"{self.name}.v{self.version}"
+
+    @property
+    def schema_file(self) -> str:
+        """File name of the committed JSON Schema under `schemas/json/`."""
+        return f"{self.type}.schema.json"
+
+
+def _t(attr: str) -> Callable[[Topics], str]:
+    return lambda topics: str(getattr(topics, attr))
+
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("siaga.intake.received", 1, ev.IntakeReceivedV1, _t("intake_received"), "intake_id"),
+    EventType("siaga.intake.enriched", 1, ev.IntakeEnrichedV1, _t("intake_enriched"), "intake"),
+    EventType(
+        "siaga.incident.opened", 1, ev.IncidentOpenedV1, _t("incident_events"), "incident_id"
+    ),
+    EventType(
+        "siaga.incident.call_linked", 1, ev.CallLinkedV1, _t("incident_events"), "incident_id"
+    ),
+    EventType(
+        "siaga.incident.classified",
+        1,
+        ev.IncidentClassifiedV1,
+        _t("incident_events"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.incident.status_changed",
+        1,
+        ev.IncidentStatusChangedV1,
+        _t("incident_events"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.incident.resolved", 1, ev.IncidentResolvedV1, _t("incident_events"), "incident_id"
+    ),
+    EventType(
+        "siaga.dispatch.unit_dispatched",
+        1,
+        ev.UnitDispatchedV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.dispatch.cancelled", 1, ev.DispatchCancelledV1, _t("dispatch_orders"), "incident_id"
+    ),
+    EventType(
+        "siaga.dispatch.work_order_issued",
+        1,
+        ev.WorkOrderIssuedV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType("siaga.unit.registered", 1, ev.UnitRegisteredV1, _t("unit_status"), "unit_id"),
+    EventType(
+        "siaga.unit.status_reported", 1, ev.UnitStatusReportedV1, _t("unit_status"), "unit_id"
+    ),
+    EventType("siaga.deadletter", 1, ev.DeadLetterV1, _t("deadletter"), "stage"),
+)
+
+_BY_TYPE: dict[str, EventType] = {et.type: et for et in EVENT_TYPES}
+_BY_MODEL: dict[type[Contract], EventType] = {et.model: et for et in EVENT_TYPES}
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# Old type -> (newer type, function turning old `data` into newer `data`). A breaking
+# change adds a new EventType with version+1 and an entry here, named upcast_vX_vY,
+# so consumers keep reading events written before the migration.
+UPCASTERS: dict[str, tuple[str, Upcaster]] = {}
+
+
+def event_type_for(model: type[Contract]) -> EventType:
+    """The event type whose payload is `model`."""
+    return _BY_MODEL[model]
+
+
+def model_for_type(type_: str) -> EventType | None:
+    """The current event type for a CloudEvents `type`, or None when unknown."""
+    return _BY_TYPE.get(type_)
+
+
+def upcast(type_: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Apply upcasters until `type_` is a current version; unknown types pass through."""
+    seen = set()
+    while type_ in UPCASTERS and type_ not in seen:
+        seen.add(type_)
+        type_, fn = UPCASTERS[type_]
+        data = fn(data)
+    return type_, data

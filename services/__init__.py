@@ -1,0 +1,1 @@
+"""Siaga's stages, clients and command line."""

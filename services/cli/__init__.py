@@ -1,0 +1,1 @@
+"""The `siaga` command line."""

@@ -1,0 +1,373 @@
+"""What each `siaga` command does; argument parsing lives in `main`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import signal
+import sys
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from schemas.common import Location
+from schemas.vocabulary import Channel, UnitStatus
+from services.common.db import STAGE_SCHEMAS, connect
+from services.common.logging import configure_logging
+from services.common.settings import CommonSettings
+
+UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
+CHANNEL_CHOICES = ", ".join(c.value for c in Channel)
+
+
+class CommandError(ValueError):
+    """A one-line problem the user can fix."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def _channel(text: str) -> Channel:
+    try:
+        return Channel(text)
+    except ValueError:
+        raise CommandError(f"unknown channel {text!r}; use one of: {CHANNEL_CHOICES}") from None
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise CommandError(f"bad duration {text!r}; use e.g. 30s, 10m, 1h, 2d")
+    amount, unit = int(match[1]), match[2]
+    field = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]
+    return timedelta(**{field: amount})
+
+
+def _location(
+    lat: float | None, lon: float | None, accuracy: float | None = None
+) -> Location | None:
+    if lat is None and lon is None:
+        return None
+    if lat is None or lon is None:
+        raise CommandError("give both --lat and --lon")
+    return Location(lat=lat, lon=lon, accuracy_m=accuracy)
+
+
+# ---------------------------------------------------------------- running
+
+
+def up(args: argparse.Namespace) -> int:
+    """Run the whole backend (and the demo)."""
+    from services.stack.up import up as run_up
+
+    configure_logging(json=True)
+    return run_up(CommonSettings(), demo=args.demo)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run one stage until SIGTERM or Ctrl-C."""
+    from services.stages import start_stage
+
+    configure_logging()
+    settings = CommonSettings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with start_stage(args.stage, settings):
+        await stop.wait()
+    return 0
+
+
+async def init(args: argparse.Namespace) -> int:
+    """Migrations, topics and the starter fleet, for real infrastructure."""
+    from services.stack.setup import prepare
+
+    fleet = await prepare(CommonSettings())
+    print(f"migrations applied, topics ready, {len(fleet)} units registered")
+    return 0
+
+
+# ---------------------------------------------------------------- operator
+
+
+async def report(args: argparse.Namespace) -> int:
+    """Submit a report; prints the intake id (even when it waits in the spool)."""
+    from services.clients.operator import Spool, flush, new_intake, submit
+
+    settings = CommonSettings()
+    if args.flush:
+        delivery = await flush(settings, Spool(settings.home.home / "spool"))
+    else:
+        intake = new_intake(
+            channel=_channel(args.channel),
+            text=args.text,
+            phone=args.caller,
+            name=args.name,
+            place_hint=args.place,
+            location=_location(args.lat, args.lon, args.accuracy),
+            operator_id=args.operator,
+            intake_id=uuid.UUID(args.intake_id) if args.intake_id else None,
+        )
+        delivery = await submit(settings, intake)
+        print(intake.intake_id)
+    if delivery.waiting:
+        print(
+            f"siaga: broker unreachable ({delivery.error}); {delivery.waiting} report(s) kept in "
+            f"the spool, sent with the next report or `siaga report --flush`",
+            file=sys.stderr,
+        )
+        return 0 if not args.flush else 1
+    if args.flush:
+        print(f"{delivery.sent} spooled report(s) sent")
+    return 0
+
+
+# ---------------------------------------------------------------- triage offline
+
+
+def triage(args: argparse.Namespace) -> int:
+    """Enrich and classify text offline, as the pipeline would."""
+    from services.triage.offline import OfflineTriage
+
+    engine = OfflineTriage.from_settings(CommonSettings())
+    if args.jsonl:
+        if args.text:
+            raise CommandError("give either TEXT or --jsonl FILE, not both")
+        path = Path(args.jsonl)
+        if not path.is_file():
+            raise CommandError(f"no such file: {path}")
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    result = engine.triage(
+                        text=str(item["text"]),
+                        channel=_channel(item.get("channel", "call112")),
+                        place_hint=item.get("place_hint"),
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise CommandError(
+                        f"{path}:{number}: not a {{text, channel}} object ({exc})"
+                    ) from None
+                _print_json(result)
+        return 0
+    if args.text is None:
+        raise CommandError("give TEXT or --jsonl FILE")
+    result = engine.triage(text=args.text, channel=_channel(args.channel), place_hint=args.place)
+    if args.json:
+        _print_json(result)
+    else:
+        place = result["place"]
+        where = f"{place['kecamatan']} / {place['desa'] or '-'}" if place else "place unresolved"
+        print(
+            f"{result['category']} {result['priority']} -> {result['agency']} "
+            f"(confidence {result['confidence']:.2f}); {where}"
+        )
+        print(f"because: {result['explanation']}")
+    return 0
+
+
+# ---------------------------------------------------------------- field units
+
+
+async def unit(args: argparse.Namespace) -> int:
+    """Field-unit client commands."""
+    settings = CommonSettings()
+    if args.unit_command == "status":
+        return await _unit_status(settings, args)
+    if args.unit_command == "watch":
+        return await _unit_watch(settings, args)
+    return await _unit_list(settings, args)
+
+
+async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> int:
+    from services.clients.field_unit import report_status
+    from services.projector.queries import current_order
+
+    try:
+        status = UnitStatus(args.status)
+    except ValueError:
+        raise CommandError(
+            f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
+        ) from None
+    incident_id = uuid.UUID(args.incident) if args.incident else None
+    if incident_id is None and status not in (UnitStatus.AVAILABLE, UnitStatus.OUT_OF_SERVICE):
+        try:
+            conn = await connect(
+                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli"
+            )
+        except OSError:
+            conn = None  # no read model at hand: the tracker finds the order itself
+        if conn is not None:
+            try:
+                incident_id = await current_order(conn, args.unit)
+            finally:
+                await conn.close()
+    report_ = await report_status(
+        settings,
+        unit_id=args.unit,
+        status=status,
+        incident_id=incident_id,
+        location=_location(args.lat, args.lon),
+        note=args.note,
+    )
+    target = f" on incident {report_.incident_id}" if report_.incident_id else ""
+    print(f"{report_.unit_id} {report_.status.value}{target}")
+    return 0
+
+
+async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int:
+    from schemas.events import UnitDispatchedV1
+    from services.clients.field_unit import watch_orders
+
+    print(f"watching orders for {args.unit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    async for order in watch_orders(settings, unit_id=args.unit, since=_duration(args.since)):
+        if isinstance(order, UnitDispatchedV1):
+            where = (
+                f"{order.place.kecamatan} / {order.place.desa or '-'} ({order.place.lat:.5f}, {order.place.lon:.5f})"
+                if order.place
+                else "place unknown: call the command centre"
+            )
+            eta = (
+                f", ETA {max(1, (order.eta_seconds or 0) // 60)} min"
+                if order.eta_seconds is not None
+                else ""
+            )
+            print(
+                f"{order.dispatched_at:%H:%M:%S} ORDER {order.priority.value} {order.category.value} "
+                f"incident {order.incident_id} -> {where}{eta}",
+                flush=True,
+            )
+        else:
+            print(
+                f"{order.cancelled_at:%H:%M:%S} CANCELLED incident {order.incident_id}: {order.reason}",
+                flush=True,
+            )
+    return 0
+
+
+async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
+    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    try:
+        rows = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT unit_id, unit_type, agency, base, status, incident_id, status_at "
+                "FROM units ORDER BY unit_type, unit_id"
+            )
+        ]
+    finally:
+        await conn.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        incident = f" incident {r['incident_id']}" if r["incident_id"] else ""
+        print(f"{r['unit_id']:<22} {r['unit_type'] or '-':<18} {r['status'] or '-':<14}{incident}")
+    return 0
+
+
+# ---------------------------------------------------------------- read model
+
+
+def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "incident_id": row["incident_id"],
+        "status": row["status"],
+        "category": row["category"],
+        "priority": row["priority"],
+        "agency": row["agency"],
+        "confidence": row["confidence"],
+        "explanation": row["explanation"],
+        "needs_review": row["needs_review"],
+        "channel": row["channel"],
+        "text": row["text"],
+        "kecamatan": row["kecamatan"],
+        "desa": row["desa"],
+        "lat": row["lat"],
+        "lon": row["lon"],
+        "received_at": row["received_at"],
+        "first_dispatched_at": row["first_dispatched_at"],
+        "resolved_at": row["resolved_at"],
+        "intake_ids": row["intake_ids"],
+        "units": [
+            {"unit_id": u["unit_id"], "unit_type": u["unit_type"], "status": u["status"]}
+            for u in row["units"]
+        ],
+        "timeline": row["timeline"],
+    }
+
+
+async def incident(args: argparse.Namespace) -> int:
+    """Read-model look-ups."""
+    from services.projector.queries import find_incident, list_incidents
+
+    settings = CommonSettings()
+    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    try:
+        if args.incident_command == "show":
+            try:
+                uuid.UUID(args.id)
+            except ValueError:
+                raise CommandError(f"not an incident or intake id: {args.id!r}") from None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + max(0.0, args.wait)
+            while (row := await find_incident(conn, args.id)) is None and loop.time() < deadline:
+                await asyncio.sleep(0.2)
+            if row is None:
+                print(f"siaga: no incident for {args.id} (yet)", file=sys.stderr)
+                return 1
+            shown = _incident_json(row)
+            if args.json:
+                _print_json(shown)
+            else:
+                _print_incident(shown)
+            return 0
+        rows = await list_incidents(conn, limit=args.limit, status=args.status)
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                review = " REVIEW" if r["needs_review"] else ""
+                print(
+                    f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
+                    f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
+                )
+        return 0
+    finally:
+        await conn.close()
+
+
+def _print_incident(i: dict[str, Any]) -> None:
+    print(f"incident  {i['incident_id']}")
+    print(f"status    {i['status']}")
+    print(
+        f"what      {i['category']} {i['priority']} -> {i['agency']} (confidence {i['confidence']})"
+    )
+    if i["needs_review"]:
+        print("          waiting for a human triage decision")
+    print(f"where     {i['kecamatan'] or '-'} / {i['desa'] or '-'}")
+    print(f"report    {i['channel']}: {i['text']}")
+    print(f"intakes   {', '.join(str(x) for x in i['intake_ids'])}")
+    for u in i["units"]:
+        print(f"unit      {u['unit_id']} ({u['unit_type']}) {u['status']}")
+    for step in i["timeline"]:
+        print(f"  {step['at']:%H:%M:%S}  {step['summary']}")

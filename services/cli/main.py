@@ -1,0 +1,153 @@
+"""`siaga`: run the backend, report calls, follow units, look up incidents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from services.common.settings import NotConfigured
+from services.stages import STAGES
+
+
+class UsageError(Exception):
+    """A bad argument: one line for the user, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="siaga", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser(
+        "up", help="run every stage (embedded broker and database unless configured)"
+    )
+    p.add_argument("--demo", action="store_true", help="play the scripted Batang scenario")
+
+    p = sub.add_parser("run", help="run one stage alone (for scaling out)")
+    p.add_argument("stage", choices=STAGES)
+
+    sub.add_parser("init", help="apply migrations, create topics, register the starter fleet")
+
+    p = sub.add_parser(
+        "report", help="operator client: submit a call or report; prints the intake id"
+    )
+    p.add_argument(
+        "--channel",
+        default="call112",
+        help="call112, psc119, whatsapp, instagram, youtube, web, sms",
+    )
+    p.add_argument("--text", default="", help="what the caller said")
+    p.add_argument("--caller", help="caller phone in E.164, e.g. +6281234567890")
+    p.add_argument("--name", help="caller name")
+    p.add_argument("--place", help="place the caller named")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--accuracy", type=float, help="location accuracy in metres")
+    p.add_argument("--operator", help="call-taker id")
+    p.add_argument("--intake-id", help="reuse an intake id (resending is harmless)")
+    p.add_argument("--flush", action="store_true", help="only send reports left in the spool")
+
+    p = sub.add_parser("triage", help="offline enrichment + classification, no broker needed")
+    p.add_argument("text", nargs="?", help="report text")
+    p.add_argument("--place", help="place hint")
+    p.add_argument("--channel", default="call112")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--jsonl", metavar="FILE", help="one {text, channel, place_hint?} per line")
+
+    unit = sub.add_parser("unit", help="field-unit client").add_subparsers(
+        dest="unit_command", required=True, parser_class=_Parser
+    )
+    p = unit.add_parser("status", help="report a unit's status")
+    p.add_argument("unit")
+    p.add_argument("status", help="available, acknowledged, en_route, on_scene, transporting, ...")
+    p.add_argument("--incident", help="incident id (default: the unit's current order)")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--note")
+    p = unit.add_parser("watch", help="print a unit's orders as they come")
+    p.add_argument("unit")
+    p.add_argument(
+        "--since", default="1h", help="also show orders from this long ago (30s, 10m, 1h)"
+    )
+    p = unit.add_parser("list", help="the unit board")
+    p.add_argument("--json", action="store_true")
+
+    incident = sub.add_parser("incident", help="read-model look-ups").add_subparsers(
+        dest="incident_command", required=True, parser_class=_Parser
+    )
+    p = incident.add_parser("show", help="one incident by incident id or intake id")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it")
+    p = incident.add_parser("list", help="newest incidents")
+    p.add_argument("--status")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    return root
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from services.cli import commands
+
+    handler = {
+        "up": commands.up,
+        "run": commands.run,
+        "init": commands.init,
+        "report": commands.report,
+        "triage": commands.triage,
+        "unit": commands.unit,
+        "incident": commands.incident,
+    }[args.command]
+    result = handler(args)
+    if asyncio.iscoroutine(result):
+        return int(asyncio.run(result))
+    return int(result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad input gets one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        args = _parser().parse_args(argv)
+        return _dispatch(args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except (
+        NotConfigured,
+        ValidationError,
+        KafkaError,
+        OSError,
+        ValueError,
+        asyncpg.PostgresError,
+    ) as exc:
+        if os.environ.get("SIAGA_DEBUG"):
+            raise
+        print(f"siaga: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first: dict[str, Any] = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"invalid {where}: {first['msg']}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

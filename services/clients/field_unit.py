@@ -1,0 +1,75 @@
+"""The field-unit client: report a unit's status, follow the orders given to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from schemas.common import Location
+from schemas.envelope import DecodeError, Event, decode_event, new_event
+from schemas.events import DispatchCancelledV1, UnitDispatchedV1, UnitStatusReportedV1
+from schemas.ids import derive_id
+from schemas.vocabulary import UnitStatus
+from services.common.kafka import producer, records_since, send_events
+from services.common.outbox import Outgoing
+from services.common.settings import CommonSettings
+
+
+def status_event(report: UnitStatusReportedV1) -> Event:
+    """The CloudEvent of a unit report; the id repeats for the same unit, status and time."""
+    identity = f"{report.unit_id}/{report.status.value}/{report.reported_at.isoformat()}"
+    return new_event(
+        report,
+        id=derive_id(identity, "unit-status"),
+        source=f"/siaga/unit/{report.unit_id}",
+        time=report.reported_at,
+        correlationid=str(report.incident_id) if report.incident_id else None,
+    )
+
+
+async def report_status(
+    settings: CommonSettings,
+    *,
+    unit_id: str,
+    status: UnitStatus,
+    incident_id: UUID | None = None,
+    location: Location | None = None,
+    note: str | None = None,
+) -> UnitStatusReportedV1:
+    """Publish one status report for a unit, keyed by the unit id."""
+    report = UnitStatusReportedV1(
+        unit_id=unit_id,
+        status=status,
+        incident_id=incident_id,
+        reported_at=datetime.now(UTC),
+        location=location,
+        note=note,
+    )
+    client = producer(settings)
+    await client.start()
+    try:
+        await send_events(client, [Outgoing.of(status_event(report), settings.topics)])
+    finally:
+        await client.stop()
+    return report
+
+
+async def watch_orders(
+    settings: CommonSettings, *, unit_id: str, since: timedelta = timedelta(hours=1)
+) -> AsyncIterator[UnitDispatchedV1 | DispatchCancelledV1]:
+    """Orders and cancellations for `unit_id` from `since` ago, then as they come."""
+    since_ms = int((datetime.now(UTC) - since).timestamp() * 1000)
+    async for record in records_since(
+        settings, [settings.topics.dispatch_orders], since_ms=since_ms
+    ):
+        try:
+            event = decode_event(record.value)
+        except DecodeError:
+            continue
+        payload = event.payload
+        if (
+            isinstance(payload, UnitDispatchedV1 | DispatchCancelledV1)
+            and payload.unit_id == unit_id
+        ):
+            yield payload

@@ -1,0 +1,116 @@
+"""PostgreSQL pools per stage schema, and the migration runner (each stage owns its schema)."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from services.common.settings import CommonSettings
+
+# Stage -> the PostgreSQL schema it owns. The projector's read model lives in `readmodel`.
+STAGE_SCHEMAS: dict[str, str] = {
+    "enricher": "enricher",
+    "triage": "triage",
+    "dispatcher": "dispatcher",
+    "tracker": "tracker",
+    "projector": "readmodel",
+}
+
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _server_settings(schema: str, application: str) -> dict[str, str]:
+    return {"search_path": f"{schema},public", "application_name": application[:63]}
+
+
+async def create_pool(
+    settings: CommonSettings, *, schema: str, application: str, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first, so SQL names its tables unqualified."""
+    ssl: Any = settings.database.sslmode if settings.database.sslmode else None
+    pool = await asyncpg.create_pool(
+        settings.database_url(),
+        min_size=settings.database.pool_min,
+        max_size=max_size or settings.database.pool_max,
+        server_settings=_server_settings(schema, application),
+        ssl=ssl,
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(settings: CommonSettings, *, schema: str, application: str) -> asyncpg.Connection:
+    """One connection with the stage schema on its search path (CLI look-ups, tests)."""
+    return await asyncpg.connect(
+        settings.database_url(), server_settings=_server_settings(schema, application)
+    )
+
+
+def _migration_files(package: str) -> list[tuple[str, str]]:
+    folder = resources.files(package).joinpath("migrations")
+    if not folder.is_dir():
+        return []
+    files = sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))
+    return files
+
+
+async def migrate(
+    url: str, *, stages: list[str] | None = None, schema_override: dict[str, str] | None = None
+) -> list[str]:
+    """Apply the plumbing and each stage's migrations once, in order; returns what ran."""
+    applied: list[str] = []
+    conn = await asyncpg.connect(url)
+    try:
+        # One migrator at a time, whichever process starts first.
+        await conn.execute("SELECT pg_advisory_lock(7428001)")
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS public.siaga_migrations (
+                schema_name text NOT NULL,
+                migration   text NOT NULL,
+                applied_at  timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (schema_name, migration)
+            )
+            """
+        )
+        for stage in stages or list(STAGE_SCHEMAS):
+            schema = (schema_override or {}).get(stage, STAGE_SCHEMAS[stage])
+            files = [("000_" + n, sql) for n, sql in _migration_files("services.common")]
+            files += _migration_files(f"services.{stage}")
+            done = {
+                r["migration"]
+                for r in await conn.fetch(
+                    "SELECT migration FROM public.siaga_migrations WHERE schema_name = $1", schema
+                )
+            }
+            for name, sql in files:
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO public.siaga_migrations (schema_name, migration) VALUES ($1, $2)",
+                        schema,
+                        name,
+                    )
+                applied.append(f"{schema}/{name}")
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(7428001)")
+        await conn.close()
+    return applied

@@ -1,0 +1,40 @@
+"""Dead letters: a message a stage cannot process is kept whole with its reason."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.envelope import new_event
+from schemas.events import DeadLetterV1
+from schemas.ids import derive_id
+from schemas.topics import Topics
+from services.common.outbox import Outgoing
+
+MAX_REASON = 500
+
+
+def _b64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode()
+
+
+def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
+    """The dead-letter event for a consumer record, keyed like the original."""
+    position = f"{record.topic}:{record.partition}:{record.offset}"
+    payload = DeadLetterV1(
+        stage=stage,
+        reason=f"{kind}: {reason}"[:MAX_REASON],
+        error_type=kind,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        original_key_b64=_b64(record.key),
+        original_headers=[(k, _b64(v) or "") for k, v in (record.headers or ())],
+        original_value_b64=_b64(record.value) or "",
+        dead_lettered_at=datetime.now(UTC),
+    )
+    event = new_event(
+        payload, id=derive_id(position, f"deadletter/{stage}"), source=f"/siaga/{stage}"
+    )
+    return Outgoing(event=event, topic=topics.deadletter, key=record.key)

@@ -1,0 +1,142 @@
+"""Batch processing with at-least-once, idempotent semantics shared by every stage.
+
+A batch of records is handled in one database transaction: each record is decoded
+(bad ones become dead letters), recorded in the inbox and handled in a savepoint,
+and its output events go to the outbox in the same transaction. The caller commits
+the Kafka offsets only after this returns, so nothing is acknowledged before it is
+durable, and a redelivered record finds its inbox row and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import structlog
+
+from schemas.common import Contract
+from schemas.envelope import DecodeError, Event, decode_event
+from schemas.topics import Topics
+from services.common.db import TRANSIENT_DB_ERRORS
+from services.common.deadletter import dead_letter
+from services.common.logging import get_logger
+from services.common.outbox import Outgoing, write_outbox
+
+Handler = Callable[[asyncpg.Connection, Event], Awaitable[Sequence[Outgoing]]]
+
+log = get_logger("processing")
+
+
+class Rejected(Exception):
+    """The domain refuses an event (e.g. an illegal state transition): dead-letter it."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+def event_key(event: Event) -> str:
+    """Default inbox key: the envelope id."""
+    return f"event:{event.id}"
+
+
+class BatchProcessor:
+    """Handles consumer batches for one stage; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        pool: asyncpg.Pool,
+        topics: Topics,
+        handlers: Mapping[type[Contract], Handler],
+        inbox_key: Callable[[Event], str] = event_key,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.stage = stage
+        self._pool = pool
+        self._topics = topics
+        self._handlers = handlers
+        self._inbox_key = inbox_key
+        self._on_commit = on_commit
+        self.processed = 0
+        self.dead_lettered = 0
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Apply a batch durably; waits out database outages with backoff instead of skipping."""
+        backoff = 0.1
+        while True:
+            try:
+                dead = await self._apply(records)
+                break
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning(
+                    "database unavailable, batch will be retried",
+                    stage=self.stage,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.processed += len(records)
+        self.dead_lettered += dead
+        if self._on_commit is not None:
+            self._on_commit()
+
+    async def _apply(self, records: Sequence[Any]) -> int:
+        dead = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            for record in records:
+                outgoing, rejected = await self._one(conn, record)
+                dead += rejected
+                await write_outbox(conn, outgoing)
+        return dead
+
+    async def _one(self, conn: asyncpg.Connection, record: Any) -> tuple[Sequence[Outgoing], int]:
+        try:
+            event = decode_event(record.value)
+        except DecodeError as exc:
+            return self._dead(record, exc.kind, exc.reason), 1
+        handler = self._handlers.get(type(event.payload))
+        if handler is None:
+            return (), 0  # another stage's event on a shared topic
+        with structlog.contextvars.bound_contextvars(
+            event_id=event.id,
+            event_type=event.envelope.type,
+            subject=event.envelope.subject,
+            correlation_id=event.envelope.correlationid,
+        ):
+            try:
+                async with conn.transaction():
+                    first_time = await conn.fetchval(
+                        "INSERT INTO inbox (message_key) VALUES ($1) "
+                        "ON CONFLICT DO NOTHING RETURNING true",
+                        self._inbox_key(event),
+                    )
+                    if not first_time:
+                        return (), 0
+                    return list(await handler(conn, event)), 0
+            except Rejected as exc:
+                return self._dead(record, exc.kind, exc.reason), 1
+            except TRANSIENT_DB_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("handler failed, message dead-lettered", stage=self.stage)
+                return self._dead(record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
+
+    def _dead(self, record: Any, kind: str, reason: str) -> Sequence[Outgoing]:
+        log.warning(
+            "dead-lettered",
+            stage=self.stage,
+            kind=kind,
+            reason=reason[:200],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return [
+            dead_letter(record, stage=self.stage, kind=kind, reason=reason, topics=self._topics)
+        ]

@@ -1,0 +1,143 @@
+"""The running shell of a stage: pool, broker, batch subscriber and outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from schemas.common import Contract
+from schemas.envelope import Event
+from services.common.db import STAGE_SCHEMAS, create_pool
+from services.common.kafka import build_broker
+from services.common.logging import get_logger
+from services.common.outbox import OutboxRelay
+from services.common.processing import BatchProcessor, Handler, event_key
+from services.common.settings import CommonSettings
+
+log = get_logger("runtime")
+
+
+def _utf8_or_empty(value: bytes) -> bytes:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return b""
+    return value
+
+
+async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:
+    """FastStream's parser decodes headers as UTF-8 and would fail on hostile bytes, which
+    would redeliver the batch forever; keep the true headers for dead letters and hand it
+    a copy it can decode."""
+    batch = records if isinstance(records, tuple) else (records,)
+    for record in batch:
+        if not hasattr(record, "raw_headers"):
+            record.raw_headers = record.headers
+            record.headers = tuple((k, _utf8_or_empty(v or b"")) for k, v in record.headers)
+    return await original(records)
+
+
+async def no_decoder(message: Any) -> None:
+    """Bodies are decoded by `schemas.decode_event`, which dead-letters what it cannot read."""
+    return None
+
+
+def subscribe(
+    broker: KafkaBroker,
+    *,
+    topics: Sequence[str],
+    group_id: str,
+    processor: BatchProcessor,
+    settings: CommonSettings,
+) -> None:
+    """Register a batch subscriber whose offsets are committed only after `processor` succeeds."""
+    kafka = settings.kafka
+
+    @broker.subscriber(
+        *topics,
+        group_id=group_id,
+        batch=True,
+        max_records=kafka.max_batch,
+        batch_timeout_ms=kafka.batch_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=tolerant_parser,
+        decoder=no_decoder,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
+    async def consume(message: KafkaMessage) -> None:
+        await processor.process(message.raw_message)
+
+
+@dataclass
+class StageRuntime:
+    """A running stage: what tests and `siaga run` hold on to."""
+
+    name: str
+    settings: CommonSettings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    processor: BatchProcessor
+    relay: OutboxRelay
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def stage_runtime(
+    *,
+    name: str,
+    settings: CommonSettings,
+    subscriptions: Sequence[str],
+    handlers: Mapping[type[Contract], Handler],
+    inbox_key: Callable[[Event], str] = event_key,
+    schema: str | None = None,
+    group_id: str | None = None,
+    pool: asyncpg.Pool | None = None,
+) -> AsyncIterator[StageRuntime]:
+    """Build, start and finally stop one stage; the composition roots call this."""
+    schema = schema or STAGE_SCHEMAS[name]
+    own_pool = pool is None
+    if pool is None:
+        pool = await create_pool(settings, schema=schema, application=f"siaga-{name}")
+    broker = build_broker(settings, client_id=f"siaga-{name}")
+    relay = OutboxRelay(
+        pool=pool, broker=broker, schema=schema, batch_size=settings.kafka.max_batch
+    )
+    processor = BatchProcessor(
+        stage=name,
+        pool=pool,
+        topics=settings.topics,
+        handlers=handlers,
+        inbox_key=inbox_key,
+        on_commit=relay.wake,
+    )
+    subscribe(
+        broker,
+        topics=subscriptions,
+        group_id=group_id or f"{settings.topics.prefix}.{name}",
+        processor=processor,
+        settings=settings,
+    )
+    runtime = StageRuntime(name, settings, pool, broker, processor, relay)
+    try:
+        await broker.start()
+        runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
+        log.info("stage started", stage=name, topics=list(subscriptions))
+        yield runtime
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await broker.stop()
+        if own_pool:
+            await pool.close()
+        log.info("stage stopped", stage=name)

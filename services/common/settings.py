@@ -1,0 +1,129 @@
+"""Settings per component (pydantic-settings, `SIAGA_` env vars), composed per stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import DEFAULT_PREFIX, Topics
+
+
+class HomeSettings(BaseSettings):
+    """Where a running `siaga up` keeps its state and where the shared data lives."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_")
+
+    home: Path = Field(default=Path(".siaga"), description="State folder of the embedded stack")
+    data_dir: Path | None = Field(
+        default=None,
+        description="Folder with regions/ and facilities/ (default: ../shared/data if present)",
+    )
+
+    @property
+    def stack_file(self) -> Path:
+        """`stack.json` written by `siaga up` with the connection details."""
+        return self.home / "stack.json"
+
+    def resolved_data_dir(self) -> Path | None:
+        """The shared data folder, or None when absent (built-in fallbacks are used)."""
+        if self.data_dir is not None:
+            return self.data_dir if self.data_dir.is_dir() else None
+        for candidate in (
+            Path.cwd().parent / "shared" / "data",
+            _REPO_ROOT.parent / "shared" / "data",
+        ):
+            if candidate.is_dir():
+                return candidate
+        return None
+
+    def read_stack(self) -> dict[str, Any]:
+        """The contents of `stack.json`, or {} when no stack is running here."""
+        try:
+            return dict(json.loads(self.stack_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the broker; `bootstrap` falls back to `stack.json` of a running stack."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_KAFKA_")
+
+    bootstrap: str | None = Field(default=None, description="host:port[,host:port...]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    partitions: int = Field(default=6, ge=1, description="Partitions of topics we create")
+    replication_factor: int = Field(default=1, ge=1)
+    fetch_max_wait_ms: int = Field(default=20, ge=0, description="Broker wait for a fetch")
+    batch_timeout_ms: int = Field(default=20, ge=0, description="Wait to fill a consumer batch")
+    max_batch: int = Field(default=500, ge=1, description="Records per consumer batch")
+    linger_ms: int = Field(default=2, ge=0, description="Producer wait to fill a batch")
+
+
+class TopicSettings(BaseSettings):
+    """Topic naming: `SIAGA_TOPIC_PREFIX` lets several regencies share one cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_TOPIC_")
+
+    prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+
+    def topics(self) -> Topics:
+        """The topic names for this prefix."""
+        return Topics(prefix=self.prefix)
+
+
+class DatabaseSettings(BaseSettings):
+    """How to reach PostgreSQL; `url` falls back to `stack.json` of a running stack."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_DATABASE_")
+
+    url: str | None = Field(default=None, description="postgresql://user:pass@host:port/db")
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=5, ge=1)
+    sslmode: str | None = Field(default=None, description="disable/require/verify-full")
+
+
+class CommonSettings(BaseModel):
+    """Settings every process needs, composed of the component settings above."""
+
+    home: HomeSettings = Field(default_factory=HomeSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topic: TopicSettings = Field(default_factory=TopicSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names of this deployment."""
+        return self.topic.topics()
+
+    def kafka_bootstrap(self) -> str:
+        """The broker address from the environment, else from the running stack."""
+        found = self.kafka.bootstrap or self.home.read_stack().get("kafka_bootstrap")
+        if not found:
+            raise NotConfigured(
+                "no broker: set SIAGA_KAFKA_BOOTSTRAP or start the stack with `siaga up`"
+            )
+        return str(found)
+
+    def database_url(self) -> str:
+        """The database URL from the environment, else from the running stack."""
+        found = self.database.url or self.home.read_stack().get("database_url")
+        if not found:
+            raise NotConfigured(
+                "no database: set SIAGA_DATABASE_URL or start the stack with `siaga up`"
+            )
+        return str(found)
+
+
+class NotConfigured(RuntimeError):
+    """A connection detail is missing; the message says how to provide it."""

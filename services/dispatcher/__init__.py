@@ -1,0 +1,1 @@
+"""Dispatcher stage: claims units for incidents and issues agency work orders."""

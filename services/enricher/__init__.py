@@ -1,0 +1,1 @@
+"""Enricher stage: resolves places and attaches caller history to each intake."""

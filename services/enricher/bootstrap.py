@@ -1,0 +1,53 @@
+"""Composition root of the enricher: gazetteer, resolver, handlers and the running stage."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import IntakeReceivedV1
+from services.common.gazetteer import Gazetteer, load_gazetteer
+from services.common.runtime import StageRuntime, stage_runtime
+from services.common.settings import CommonSettings
+from services.enricher.entrypoint import Enricher, intake_key
+from services.enricher.places import PlaceResolver
+
+
+class EnricherSettings(BaseSettings):
+    """`SIAGA_ENRICHER_*`: caller-history rules."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_ENRICHER_")
+
+    repeat_window_s: int = Field(default=24 * 3600, ge=0, description="Repeat-caller window")
+    prank_threshold: int = Field(default=3, ge=1, description="Pranks before a number is flagged")
+
+
+@contextlib.asynccontextmanager
+async def bootstrap(
+    common: CommonSettings | None = None,
+    settings: EnricherSettings | None = None,
+    *,
+    gazetteer: Gazetteer | None = None,
+) -> AsyncIterator[StageRuntime]:
+    """Run the enricher until the context exits."""
+    common = common or CommonSettings()
+    settings = settings or EnricherSettings()
+    gazetteer = gazetteer or load_gazetteer(common.home.resolved_data_dir())
+    enricher = Enricher(
+        resolver=PlaceResolver(gazetteer),
+        topics=common.topics,
+        repeat_window=timedelta(seconds=settings.repeat_window_s),
+        prank_threshold=settings.prank_threshold,
+    )
+    async with stage_runtime(
+        name="enricher",
+        settings=common,
+        subscriptions=[common.topics.intake_received],
+        handlers={IntakeReceivedV1: enricher.on_intake_received},
+        inbox_key=intake_key,
+    ) as runtime:
+        yield runtime

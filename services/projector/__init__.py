@@ -1,0 +1,1 @@
+"""Projector stage: builds the PostgreSQL read models from every topic."""

@@ -1,0 +1,27 @@
+"""Composition root of the projector: handlers and the running stage."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from services.common.runtime import StageRuntime, stage_runtime
+from services.common.settings import CommonSettings
+from services.projector.entrypoint import Projector
+
+
+@contextlib.asynccontextmanager
+async def bootstrap(
+    common: CommonSettings | None = None, *, schema: str | None = None, group_id: str | None = None
+) -> AsyncIterator[StageRuntime]:
+    """Run the projector until the context exits (into another schema for a rebuild)."""
+    common = common or CommonSettings()
+    async with stage_runtime(
+        name="projector",
+        settings=common,
+        subscriptions=common.topics.all(),
+        handlers=Projector().handlers(),
+        schema=schema,
+        group_id=group_id,
+    ) as runtime:
+        yield runtime

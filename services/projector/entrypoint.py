@@ -1,0 +1,287 @@
+"""Projector handlers: every event becomes rows of the read model."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+
+from schemas.envelope import Event
+from schemas.events import (
+    CallLinkedV1,
+    DeadLetterV1,
+    DispatchCancelledV1,
+    IncidentClassifiedV1,
+    IncidentOpenedV1,
+    IncidentResolvedV1,
+    IncidentStatusChangedV1,
+    IntakeEnrichedV1,
+    IntakeReceivedV1,
+    UnitDispatchedV1,
+    UnitRegisteredV1,
+    UnitStatusReportedV1,
+    WorkOrderIssuedV1,
+)
+from services.common.logging import mask_phone
+from services.common.outbox import Outgoing
+from services.common.processing import Handler
+from services.projector import repository as rm
+
+NOTHING: Sequence[Outgoing] = ()
+
+
+def _preview(value_b64: str, limit: int = 160) -> str:
+    raw = base64.b64decode(value_b64)[:limit]
+    return raw.decode("utf-8", errors="replace").replace("\n", " ")
+
+
+@dataclass
+class Projector:
+    """Keeps the read model; produces no events."""
+
+    async def _timeline(
+        self, conn: asyncpg.Connection, event: Event, incident_id: UUID, summary: str
+    ) -> None:
+        await rm.add_timeline(
+            conn,
+            event_id=event.id,
+            incident_id=incident_id,
+            at=event.envelope.time,
+            event_type=event.envelope.type,
+            summary=summary,
+        )
+
+    async def intake_received(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """An intake as received."""
+        p = event.payload
+        assert isinstance(p, IntakeReceivedV1)
+        await rm.upsert_intake(
+            conn,
+            intake_id=p.intake_id,
+            channel=p.channel.value,
+            received_at=p.received_at,
+            caller_phone=mask_phone(p.caller.phone) if p.caller.phone else None,
+            text=p.text,
+            place_hint=p.place_hint,
+            operator_id=p.operator_id,
+        )
+        return NOTHING
+
+    async def intake_enriched(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """Where the intake is, and what is known of its caller."""
+        p = event.payload
+        assert isinstance(p, IntakeEnrichedV1)
+        await rm.upsert_intake(
+            conn,
+            intake_id=p.intake.intake_id,
+            channel=p.intake.channel.value,
+            received_at=p.intake.received_at,
+            kecamatan=p.place.kecamatan if p.place else None,
+            desa=p.place.desa if p.place else None,
+            place_confidence=p.place.confidence if p.place else None,
+            repeat_caller=p.signals.repeat_caller,
+            prank_flagged=p.signals.prank_flagged,
+            enriched_at=p.enriched_at,
+        )
+        return NOTHING
+
+    async def incident_opened(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A new incident and its first intake."""
+        p = event.payload
+        assert isinstance(p, IncidentOpenedV1)
+        await rm.upsert_incident(
+            conn,
+            incident_id=p.incident_id,
+            channel=p.channel.value,
+            text=p.text,
+            received_at=p.received_at,
+            opened_at=p.opened_at,
+        )
+        await rm.place_incident(conn, incident_id=p.incident_id, place=p.place)
+        await rm.upsert_intake(conn, intake_id=p.intake_id, incident_id=p.incident_id)
+        await self._timeline(conn, event, p.incident_id, f"opened from {p.channel.value} intake")
+        return NOTHING
+
+    async def call_linked(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """Another call about the same incident."""
+        p = event.payload
+        assert isinstance(p, CallLinkedV1)
+        await rm.upsert_intake(conn, intake_id=p.intake_id, incident_id=p.incident_id)
+        await self._timeline(conn, event, p.incident_id, f"call linked ({p.reason})")
+        return NOTHING
+
+    async def incident_classified(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """Category, priority, agency and confidence."""
+        p = event.payload
+        assert isinstance(p, IncidentClassifiedV1)
+        await rm.upsert_incident(
+            conn,
+            incident_id=p.incident_id,
+            category=p.category.value,
+            priority=p.priority.value,
+            agency=p.agency,
+            confidence=p.confidence,
+            explanation=p.explanation,
+            needs_review=p.needs_review,
+            sla_seconds=p.sla_seconds,
+            channel=p.channel.value,
+            text=p.text,
+            received_at=p.received_at,
+            classified_at=p.classified_at,
+        )
+        await rm.place_incident(conn, incident_id=p.incident_id, place=p.place)
+        review = " (needs human triage)" if p.needs_review else ""
+        await self._timeline(
+            conn,
+            event,
+            p.incident_id,
+            f"classified {p.category.value} {p.priority.value} -> {p.agency}{review}",
+        )
+        return NOTHING
+
+    async def status_changed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """The tracker's lifecycle step."""
+        p = event.payload
+        assert isinstance(p, IncidentStatusChangedV1)
+        await rm.set_incident_status(
+            conn, incident_id=p.incident_id, status=p.to_status.value, at=p.changed_at
+        )
+        await self._timeline(conn, event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
+        return NOTHING
+
+    async def incident_resolved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """All units cleared."""
+        p = event.payload
+        assert isinstance(p, IncidentResolvedV1)
+        await rm.upsert_incident(conn, incident_id=p.incident_id, resolved_at=p.resolved_at)
+        await self._timeline(conn, event, p.incident_id, f"resolved by {', '.join(p.units)}")
+        return NOTHING
+
+    async def unit_dispatched(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A unit goes to an incident."""
+        p = event.payload
+        assert isinstance(p, UnitDispatchedV1)
+        await rm.unit_dispatched(
+            conn,
+            incident_id=p.incident_id,
+            unit_id=p.unit_id,
+            unit_type=p.unit_type.value,
+            dispatch_id=p.dispatch_id,
+            at=p.dispatched_at,
+            eta_seconds=p.eta_seconds,
+        )
+        await rm.first_dispatch(conn, incident_id=p.incident_id, at=p.dispatched_at)
+        eta = f", ETA {p.eta_seconds // 60} min" if p.eta_seconds is not None else ""
+        await self._timeline(conn, event, p.incident_id, f"{p.unit_id} dispatched{eta}")
+        return NOTHING
+
+    async def dispatch_cancelled(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """An order withdrawn."""
+        p = event.payload
+        assert isinstance(p, DispatchCancelledV1)
+        await rm.unit_status(
+            conn,
+            unit_id=p.unit_id,
+            status="cancelled",
+            at=p.cancelled_at,
+            incident_id=p.incident_id,
+            lat=None,
+            lon=None,
+        )
+        await self._timeline(conn, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
+        return NOTHING
+
+    async def work_order_issued(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A complaint in an agency's queue."""
+        p = event.payload
+        assert isinstance(p, WorkOrderIssuedV1)
+        await rm.add_work_order(
+            conn,
+            work_order_id=p.work_order_id,
+            incident_id=p.incident_id,
+            agency=p.agency,
+            category=p.category.value,
+            priority=p.priority.value,
+            summary=p.summary,
+            issued_at=p.issued_at,
+            due_at=p.due_at,
+        )
+        await self._timeline(
+            conn, event, p.incident_id, f"work order to {p.agency}, due {p.due_at:%Y-%m-%d %H:%M}"
+        )
+        return NOTHING
+
+    async def unit_registered(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A unit on the board."""
+        p = event.payload
+        assert isinstance(p, UnitRegisteredV1)
+        await rm.unit_registered(
+            conn,
+            unit_id=p.unit_id,
+            unit_type=p.unit_type.value,
+            agency=p.agency,
+            base=p.base,
+            lat=p.location.lat,
+            lon=p.location.lon,
+            at=p.registered_at,
+        )
+        return NOTHING
+
+    async def unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A unit's report, on the board and on its incident."""
+        p = event.payload
+        assert isinstance(p, UnitStatusReportedV1)
+        incident_id = await rm.unit_status(
+            conn,
+            unit_id=p.unit_id,
+            status=p.status.value,
+            at=p.reported_at,
+            incident_id=p.incident_id,
+            lat=p.location.lat if p.location else None,
+            lon=p.location.lon if p.location else None,
+        )
+        if incident_id is not None:
+            await self._timeline(conn, event, incident_id, f"{p.unit_id} {p.status.value}")
+        return NOTHING
+
+    async def dead_letter(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A message some stage could not process."""
+        p = event.payload
+        assert isinstance(p, DeadLetterV1)
+        await rm.add_dead_letter(
+            conn,
+            event_id=event.id,
+            stage=p.stage,
+            reason=p.reason,
+            source_topic=p.source_topic,
+            source_partition=p.source_partition,
+            source_offset=p.source_offset,
+            at=p.dead_lettered_at,
+            preview=_preview(p.original_value_b64),
+        )
+        return NOTHING
+
+    def handlers(self) -> dict[type, Handler]:
+        """Event model -> handler, for every event the read model shows."""
+        return {
+            IntakeReceivedV1: self.intake_received,
+            IntakeEnrichedV1: self.intake_enriched,
+            IncidentOpenedV1: self.incident_opened,
+            CallLinkedV1: self.call_linked,
+            IncidentClassifiedV1: self.incident_classified,
+            IncidentStatusChangedV1: self.status_changed,
+            IncidentResolvedV1: self.incident_resolved,
+            UnitDispatchedV1: self.unit_dispatched,
+            DispatchCancelledV1: self.dispatch_cancelled,
+            WorkOrderIssuedV1: self.work_order_issued,
+            UnitRegisteredV1: self.unit_registered,
+            UnitStatusReportedV1: self.unit_status,
+            DeadLetterV1: self.dead_letter,
+        }

@@ -1,0 +1,86 @@
+"""A live, human-readable view of the pipeline for the terminal of `siaga up`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from schemas.envelope import DecodeError, Event, decode_event
+from schemas.events import (
+    CallLinkedV1,
+    DeadLetterV1,
+    DispatchCancelledV1,
+    IncidentClassifiedV1,
+    IncidentResolvedV1,
+    IncidentStatusChangedV1,
+    IntakeEnrichedV1,
+    IntakeReceivedV1,
+    UnitDispatchedV1,
+    UnitStatusReportedV1,
+    WorkOrderIssuedV1,
+)
+from services.common.kafka import records_since
+from services.common.settings import CommonSettings
+
+
+def _short(ident: object) -> str:
+    return str(ident)[:8]
+
+
+def _clip(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe(event: Event) -> str | None:
+    """One line for an event worth showing, or None."""
+    p = event.payload
+    if isinstance(p, IntakeReceivedV1):
+        return f'received    {p.channel.value:<9} intake {_short(p.intake_id)}  "{_clip(p.text)}"'
+    if isinstance(p, IntakeEnrichedV1):
+        where = (
+            f"{p.place.kecamatan} / {p.place.desa or '-'} ({p.place.method})"
+            if p.place
+            else "place unresolved"
+        )
+        flags = " repeat-caller" if p.signals.repeat_caller else ""
+        flags += " prank-flagged" if p.signals.prank_flagged else ""
+        return f"enriched    intake {_short(p.intake.intake_id)}  {where}{flags}"
+    if isinstance(p, IncidentClassifiedV1):
+        review = "  NEEDS HUMAN TRIAGE" if p.needs_review else ""
+        return (
+            f"classified  incident {_short(p.incident_id)}  {p.category.value} {p.priority.value}"
+            f" -> {p.agency} (confidence {p.confidence:.2f}){review}"
+        )
+    if isinstance(p, CallLinkedV1):
+        return f"linked      intake {_short(p.intake_id)} -> incident {_short(p.incident_id)}"
+    if isinstance(p, UnitDispatchedV1):
+        eta = f" ETA {max(1, (p.eta_seconds or 0) // 60)} min" if p.eta_seconds is not None else ""
+        return (
+            f"dispatched  incident {_short(p.incident_id)}  {p.unit_id} ({p.unit_type.value}){eta}"
+        )
+    if isinstance(p, DispatchCancelledV1):
+        return f"cancelled   incident {_short(p.incident_id)}  {p.unit_id}: {p.reason}"
+    if isinstance(p, WorkOrderIssuedV1):
+        return f"work order  incident {_short(p.incident_id)}  -> {p.agency}, due {p.due_at:%d %b %H:%M}"
+    if isinstance(p, UnitStatusReportedV1):
+        return f"unit        {p.unit_id} {p.status.value}"
+    if isinstance(p, IncidentStatusChangedV1):
+        return f"status      incident {_short(p.incident_id)}  {p.to_status.value}"
+    if isinstance(p, IncidentResolvedV1):
+        return f"resolved    incident {_short(p.incident_id)}  by {', '.join(p.units)}"
+    if isinstance(p, DeadLetterV1):
+        return f"DEAD LETTER from {p.stage}: {_clip(p.reason, 90)}"
+    return None
+
+
+async def follow(
+    settings: CommonSettings, *, since: datetime | None = None
+) -> AsyncIterator[Event]:
+    """Every event on every topic from `since` (default now), as it arrives."""
+    since_ms = int((since or datetime.now(UTC)).timestamp() * 1000)
+    async for record in records_since(settings, settings.topics.all(), since_ms=since_ms):
+        try:
+            yield decode_event(record.value)
+        except DecodeError:
+            continue

@@ -1,0 +1,39 @@
+"""One-time set-up of a deployment: migrations, topics and the starter fleet."""
+
+from __future__ import annotations
+
+from services.common.db import migrate
+from services.common.gazetteer import load_gazetteer
+from services.common.kafka import ensure_topics, producer, send_events
+from services.common.outbox import Outgoing
+from services.common.settings import CommonSettings
+from services.dispatcher.fleet import UnitSpec, registration_events, starter_fleet
+
+
+async def seed_fleet(
+    settings: CommonSettings, fleet: list[UnitSpec] | None = None
+) -> list[UnitSpec]:
+    """Publish `UnitRegistered` for each unit (the same ids each time: harmless to repeat)."""
+    gazetteer = load_gazetteer(settings.home.resolved_data_dir())
+    fleet = (
+        fleet if fleet is not None else starter_fleet(gazetteer, settings.home.resolved_data_dir())
+    )
+    client = producer(settings)
+    await client.start()
+    try:
+        await send_events(
+            client,
+            [Outgoing.of(e, settings.topics) for e in registration_events(fleet, gazetteer)],
+        )
+    finally:
+        await client.stop()
+    return fleet
+
+
+async def prepare(
+    settings: CommonSettings, *, fleet: list[UnitSpec] | None = None
+) -> list[UnitSpec]:
+    """Apply migrations, create topics, register the fleet; safe to run again."""
+    await migrate(settings.database_url())
+    await ensure_topics(settings)
+    return await seed_fleet(settings, fleet)

@@ -1,0 +1,44 @@
+"""The pipeline's stages by name, each with its composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from services.common.runtime import StageRuntime
+from services.common.settings import CommonSettings
+
+STAGES: tuple[str, ...] = ("enricher", "triage", "dispatcher", "tracker", "projector")
+
+
+def bootstrap_for(stage: str) -> Callable[..., AbstractAsyncContextManager[StageRuntime]]:
+    """The composition root of a stage (imported lazily: each process loads only its own)."""
+    if stage == "enricher":
+        from services.enricher.bootstrap import bootstrap as enricher
+
+        return enricher
+    if stage == "triage":
+        from services.triage.bootstrap import bootstrap as triage
+
+        return triage
+    if stage == "dispatcher":
+        from services.dispatcher.bootstrap import bootstrap as dispatcher
+
+        return dispatcher
+    if stage == "tracker":
+        from services.tracker.bootstrap import bootstrap as tracker
+
+        return tracker
+    if stage == "projector":
+        from services.projector.bootstrap import bootstrap as projector
+
+        return projector
+    raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
+
+
+def start_stage(
+    stage: str, common: CommonSettings, **overrides: Any
+) -> AbstractAsyncContextManager[StageRuntime]:
+    """Build one stage with shared settings and optional overrides."""
+    return bootstrap_for(stage)(common, **overrides)

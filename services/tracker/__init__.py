@@ -1,0 +1,1 @@
+"""Tracker stage: the incident lifecycle state machine and its timestamps."""

@@ -1,0 +1,138 @@
+"""The tracker's incidents (status and eTimes) and unit assignments (its own schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from schemas.vocabulary import IncidentStatus
+
+TIME_COLUMNS = frozenset(
+    {
+        "call_received_at",
+        "classified_at",
+        "unit_notified_at",
+        "acknowledged_at",
+        "en_route_at",
+        "on_scene_at",
+        "left_scene_at",
+        "at_destination_at",
+        "back_in_service_at",
+        "resolved_at",
+    }
+)
+
+
+async def status_of(conn: asyncpg.Connection, *, incident_id: UUID) -> IncidentStatus | None:
+    """Current status, locked for the rest of the transaction; None for a new incident."""
+    value = await conn.fetchval(
+        "SELECT status FROM incidents WHERE incident_id = $1 FOR UPDATE", incident_id
+    )
+    return None if value is None else IncidentStatus(value)
+
+
+async def record_step(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    status: IncidentStatus,
+    time_column: str | None,
+    at: datetime,
+) -> None:
+    """Store the status and, the first time only, when this kind of step happened."""
+    if time_column is not None and time_column not in TIME_COLUMNS:
+        raise ValueError(f"unknown eTimes column {time_column}")
+    stamp = (
+        f", {time_column} = COALESCE(incidents.{time_column}, EXCLUDED.{time_column})"
+        if time_column
+        else ""
+    )
+    columns = f", {time_column}" if time_column else ""
+    values = ", $3" if time_column else ""
+    await conn.execute(
+        f"""
+        INSERT INTO incidents (incident_id, status, updated_at{columns})
+        VALUES ($1, $2, now(){values})
+        ON CONFLICT (incident_id) DO UPDATE
+           SET status = EXCLUDED.status, updated_at = now(){stamp}
+        """,
+        incident_id,
+        status.value,
+        *([at] if time_column else []),
+    )
+
+
+async def assign(
+    conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str, at: datetime
+) -> None:
+    """A unit was ordered to an incident (a no-op when its report already opened the row)."""
+    await conn.execute(
+        "INSERT INTO assignments (incident_id, unit_id, dispatched_at) "
+        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        incident_id,
+        unit_id,
+        at,
+    )
+
+
+async def active_assignment(
+    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
+) -> dict[str, Any] | None:
+    """The unit's current order (for `incident_id` if given)."""
+    row = await conn.fetchrow(
+        """
+        SELECT incident_id, unit_id, reached_scene
+          FROM assignments
+         WHERE unit_id = $1 AND active AND ($2::uuid IS NULL OR incident_id = $2)
+         ORDER BY dispatched_at DESC
+         LIMIT 1
+        """,
+        unit_id,
+        incident_id,
+    )
+    return dict(row) if row else None
+
+
+async def mark_reached_scene(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
+    """The unit got to the scene of this incident."""
+    await conn.execute(
+        "UPDATE assignments SET reached_scene = true WHERE incident_id = $1 AND unit_id = $2",
+        incident_id,
+        unit_id,
+    )
+
+
+async def end_assignment(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
+    """The unit is done with, or released from, this incident."""
+    await conn.execute(
+        "UPDATE assignments SET active = false WHERE incident_id = $1 AND unit_id = $2",
+        incident_id,
+        unit_id,
+    )
+
+
+async def stamp(conn: asyncpg.Connection, *, incident_id: UUID, column: str, at: datetime) -> None:
+    """Record when a step happened the first time, without changing the status."""
+    if column not in TIME_COLUMNS:
+        raise ValueError(f"unknown eTimes column {column}")
+    await conn.execute(
+        f"UPDATE incidents SET {column} = COALESCE({column}, $2) WHERE incident_id = $1",
+        incident_id,
+        at,
+    )
+
+
+async def incident_progress(
+    conn: asyncpg.Connection, *, incident_id: UUID
+) -> tuple[int, list[str]]:
+    """Orders still open on the incident, and every unit that reached its scene."""
+    rows = await conn.fetch(
+        "SELECT unit_id, active, reached_scene FROM assignments WHERE incident_id = $1",
+        incident_id,
+    )
+    open_orders = sum(1 for r in rows if r["active"])
+    served = sorted({r["unit_id"] for r in rows if r["reached_scene"]})
+    return open_orders, served
