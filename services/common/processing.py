@@ -10,7 +10,7 @@ durable, and a redelivered record finds its inbox row and changes nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -55,6 +55,7 @@ class BatchProcessor:
         handlers: Mapping[type[Contract], Handler],
         inbox_key: Callable[[Event], str] = event_key,
         on_commit: Callable[[], None] | None = None,
+        owned_topics: Collection[str] | None = None,
     ) -> None:
         self.stage = stage
         self._pool = pool
@@ -62,6 +63,10 @@ class BatchProcessor:
         self._handlers = handlers
         self._inbox_key = inbox_key
         self._on_commit = on_commit
+        # Several stages read some topics; only the topic's owner dead-letters a message
+        # nobody can decode, so the ops team sees each bad message once.
+        self._owned_topics = None if owned_topics is None else frozenset(owned_topics)
+        self.skipped = 0
         self.processed = 0
         self.dead_lettered = 0
 
@@ -99,6 +104,9 @@ class BatchProcessor:
         try:
             event = decode_event(record.value)
         except DecodeError as exc:
+            if self._owned_topics is not None and record.topic not in self._owned_topics:
+                self.skipped += 1
+                return (), 0
             return self._dead(record, exc.kind, exc.reason), 1
         handler = self._handlers.get(type(event.payload))
         if handler is None:

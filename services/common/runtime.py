@@ -102,8 +102,13 @@ async def stage_runtime(
     schema: str | None = None,
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
+    owned_topics: Sequence[str] | None = None,
 ) -> AsyncIterator[StageRuntime]:
-    """Build, start and finally stop one stage; the composition roots call this."""
+    """Build, start and finally stop one stage; the composition roots call this.
+
+    `owned_topics` (default: all subscriptions) are those whose undecodable messages this
+    stage dead-letters; on the others it leaves that to the topic's owner.
+    """
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
     if pool is None:
@@ -119,6 +124,7 @@ async def stage_runtime(
         handlers=handlers,
         inbox_key=inbox_key,
         on_commit=relay.wake,
+        owned_topics=subscriptions if owned_topics is None else owned_topics,
     )
     subscribe(
         broker,

@@ -42,6 +42,7 @@ async def bootstrap(
         name="dispatcher",
         settings=common,
         subscriptions=[common.topics.incident_events, common.topics.unit_status],
+        owned_topics=[],  # the tracker dead-letters what nobody can decode on these
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,
             UnitRegisteredV1: dispatcher.on_unit_registered,

@@ -20,6 +20,7 @@ async def bootstrap(
         name="projector",
         settings=common,
         subscriptions=common.topics.all(),
+        owned_topics=[common.topics.deadletter],  # every other topic has a processing stage
         handlers=Projector().handlers(),
         schema=schema,
         group_id=group_id,

@@ -1,0 +1,189 @@
+"""Fixtures: real broker and database per session, a fresh pipeline (topics + database) per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+
+from services.common.logging import configure_logging
+from services.common.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    HomeSettings,
+    KafkaSettings,
+    TopicSettings,
+)
+from services.dispatcher.fleet import UnitSpec
+from schemas.vocabulary import UnitType
+from services.stack.embedded import recreate_database
+from tests.infra import Infra, containers, docker_unavailable_reason, embedded
+
+T = TypeVar("T")
+
+configure_logging(level="WARNING", json=True)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# A small fleet whose positions are known, so tests can say which unit must go.
+TEST_FLEET: list[UnitSpec] = [
+    UnitSpec("AMB-LIMPUNG", UnitType.AMBULANCE, "RSUD Limpung", "RSUD Limpung", "Limpung", ("ALS",)),
+    UnitSpec("AMB-BATANG", UnitType.AMBULANCE, "PSC 119", "PSC 119", "Batang", ("ALS",)),
+    UnitSpec("AMB-GRINGSING", UnitType.AMBULANCE, "Puskesmas", "Puskesmas Gringsing I", "Gringsing", ("BLS",)),
+    UnitSpec("FIRE-BATANG", UnitType.FIRE_TRUCK, "Damkar", "Mako Damkar", "Batang", ("water",)),
+    UnitSpec("POL-LIMPUNG", UnitType.POLICE, "Polsek Limpung", "Polsek Limpung", "Limpung"),
+    UnitSpec("POL-BATANG", UnitType.POLICE, "Polres Batang", "Polres Batang", "Batang"),
+]
+
+
+@pytest.fixture(scope="session", params=["embedded", "containers"])
+def infra(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """The session's broker and PostgreSQL server: embedded always, containers with Docker."""
+    if request.param == "containers":
+        reason = docker_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        with containers() as found:
+            yield found
+        return
+    with embedded(tmp_path_factory.mktemp("siaga-home")) as found:
+        yield found
+
+
+def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> CommonSettings:
+    """Settings of one isolated pipeline: its own topic prefix and database."""
+    return CommonSettings(
+        home=HomeSettings(home=home, data_dir=SHARED_DATA if SHARED_DATA.is_dir() else None),
+        kafka=KafkaSettings(bootstrap=infra.kafka_bootstrap, partitions=3),
+        topic=TopicSettings(prefix=prefix),
+        database=DatabaseSettings(url=infra.database_url(database), pool_max=8),
+    )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class Pipeline:
+    """A running pipeline under test, with helpers to feed it and look into it."""
+
+    def __init__(self, settings: CommonSettings, db: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.db = db
+        self.topics = settings.topics
+        self.started_ms = int(time.time() * 1000)
+        self._stages = AsyncExitStack()
+        self.runtimes: dict[str, list[Any]] = {}
+
+    async def start(self, stage: str, **overrides: Any) -> Any:
+        """Start one more instance of a stage (several share the consumer group)."""
+        from services.stages import start_stage
+
+        runtime = await self._stages.enter_async_context(start_stage(stage, self.settings, **overrides))
+        self.runtimes.setdefault(stage, []).append(runtime)
+        return runtime
+
+    async def stop(self) -> None:
+        """Stop every stage instance."""
+        await self._stages.aclose()
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows from any stage's schema (name it in the SQL)."""
+        async with self.db.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """One value from the database."""
+        async with self.db.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def records(self, topic: str, *, settle_s: float = 1.0) -> list[Any]:
+        """Every record on a topic of this pipeline, read until quiet for `settle_s`."""
+        from services.common.kafka import records_since
+
+        found: list[Any] = []
+        stream = records_since(self.settings, [topic], since_ms=0)
+        try:
+            while True:
+                try:
+                    found.append(await asyncio.wait_for(anext(stream), timeout=settle_s))
+                except TimeoutError:
+                    return found
+        finally:
+            await stream.aclose()
+
+    async def events(self, topic: str, *, settle_s: float = 1.0) -> list[Any]:
+        """Decoded events on a topic (undecodable records are skipped)."""
+        from schemas.envelope import DecodeError, decode_event
+
+        out = []
+        for record in await self.records(topic, settle_s=settle_s):
+            try:
+                out.append(decode_event(record.value))
+            except DecodeError:
+                continue
+        return out
+
+    async def incident_for_intake(self, intake_id: uuid.UUID, *, with_units: int = 1, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait until the read model shows the intake's incident with `with_units` units."""
+        from services.projector.queries import find_incident
+
+        async def probe() -> dict[str, Any] | None:
+            async with self.db.acquire() as conn:
+                await conn.execute("SET search_path TO readmodel")
+                found = await find_incident(conn, str(intake_id))
+            if found and len(found["units"]) >= with_units and found["category"]:
+                return found
+            return None
+
+        return await eventually(probe, timeout=timeout, what=f"incident of intake {intake_id}")
+
+
+@pytest.fixture
+def fleet() -> list[UnitSpec]:
+    """The fleet a test's pipeline starts with; override in a module for another."""
+    return TEST_FLEET
+
+
+@pytest.fixture
+async def pipeline(infra: Infra, fleet: list[UnitSpec], tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """All five stages running in this process against the real broker and database,
+    isolated by a topic prefix and a database of their own."""
+    from services.stack.setup import prepare
+    from services.stages import STAGES
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    await recreate_database(infra.server_url, name)
+    settings = settings_for(infra, prefix=name, database=name, home=tmp_path / ".siaga")
+    await prepare(settings, fleet=fleet)
+    db = await asyncpg.create_pool(settings.database_url(), min_size=1, max_size=4)
+    assert db is not None
+    pipe = Pipeline(settings, db)
+    try:
+        await asyncio.gather(*(pipe.start(stage) for stage in STAGES))
+        yield pipe
+    finally:
+        await pipe.stop()
+        await db.close()
+        conn = await asyncpg.connect(infra.server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
