@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 
+from schemas.vocabulary import UnitType
 from services.common.logging import configure_logging
 from services.common.settings import (
     CommonSettings,
@@ -22,7 +23,6 @@ from services.common.settings import (
     TopicSettings,
 )
 from services.dispatcher.fleet import UnitSpec
-from schemas.vocabulary import UnitType
 from services.stack.embedded import recreate_database
 from tests.infra import Infra, containers, docker_unavailable_reason, embedded
 
@@ -34,9 +34,18 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # A small fleet whose positions are known, so tests can say which unit must go.
 TEST_FLEET: list[UnitSpec] = [
-    UnitSpec("AMB-LIMPUNG", UnitType.AMBULANCE, "RSUD Limpung", "RSUD Limpung", "Limpung", ("ALS",)),
+    UnitSpec(
+        "AMB-LIMPUNG", UnitType.AMBULANCE, "RSUD Limpung", "RSUD Limpung", "Limpung", ("ALS",)
+    ),
     UnitSpec("AMB-BATANG", UnitType.AMBULANCE, "PSC 119", "PSC 119", "Batang", ("ALS",)),
-    UnitSpec("AMB-GRINGSING", UnitType.AMBULANCE, "Puskesmas", "Puskesmas Gringsing I", "Gringsing", ("BLS",)),
+    UnitSpec(
+        "AMB-GRINGSING",
+        UnitType.AMBULANCE,
+        "Puskesmas",
+        "Puskesmas Gringsing I",
+        "Gringsing",
+        ("BLS",),
+    ),
     UnitSpec("FIRE-BATANG", UnitType.FIRE_TRUCK, "Damkar", "Mako Damkar", "Batang", ("water",)),
     UnitSpec("POL-LIMPUNG", UnitType.POLICE, "Polsek Limpung", "Polsek Limpung", "Limpung"),
     UnitSpec("POL-BATANG", UnitType.POLICE, "Polres Batang", "Polres Batang", "Batang"),
@@ -44,7 +53,9 @@ TEST_FLEET: list[UnitSpec] = [
 
 
 @pytest.fixture(scope="session", params=["embedded", "containers"])
-def infra(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def infra(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Infra]:
     """The session's broker and PostgreSQL server: embedded always, containers with Docker."""
     if request.param == "containers":
         reason = docker_unavailable_reason()
@@ -96,7 +107,9 @@ class Pipeline:
         """Start one more instance of a stage (several share the consumer group)."""
         from services.stages import start_stage
 
-        runtime = await self._stages.enter_async_context(start_stage(stage, self.settings, **overrides))
+        runtime = await self._stages.enter_async_context(
+            start_stage(stage, self.settings, **overrides)
+        )
         self.runtimes.setdefault(stage, []).append(runtime)
         return runtime
 
@@ -141,7 +154,9 @@ class Pipeline:
                 continue
         return out
 
-    async def incident_for_intake(self, intake_id: uuid.UUID, *, with_units: int = 1, timeout: float = 15.0) -> dict[str, Any]:
+    async def incident_for_intake(
+        self, intake_id: uuid.UUID, *, with_units: int = 1, timeout: float = 15.0
+    ) -> dict[str, Any]:
         """Wait until the read model shows the intake's incident with `with_units` units."""
         from services.projector.queries import find_incident
 

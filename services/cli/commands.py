@@ -238,8 +238,9 @@ async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int
     from schemas.events import UnitDispatchedV1
     from services.clients.field_unit import watch_orders
 
+    since = _duration(args.since)
     print(f"watching orders for {args.unit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    async for order in watch_orders(settings, unit_id=args.unit, since=_duration(args.since)):
+    async for order in watch_orders(settings, unit_id=args.unit, since=since):
         if isinstance(order, UnitDispatchedV1):
             where = (
                 f"{order.place.kecamatan} / {order.place.desa or '-'} ({order.place.lat:.5f}, {order.place.lon:.5f})"

@@ -110,9 +110,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         "unit": commands.unit,
         "incident": commands.incident,
     }[args.command]
-    result = handler(args)
+    result: Any = handler(args)
     if asyncio.iscoroutine(result):
-        return int(asyncio.run(result))
+        result = asyncio.run(result)
     return int(result)
 
 
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first: dict[str, Any] = exc.errors()[0]
+        first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"invalid {where}: {first['msg']}"
     text = str(exc).strip().splitlines()

@@ -75,7 +75,7 @@ def wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{Path(proc.args[0]).name} exited early: {tail(log)}")  # type: ignore[index]
+            raise RuntimeError(f"{log.stem} exited early: {tail(log)}")
         try:
             socket.create_connection((host, port), timeout=0.2).close()
             return

@@ -49,7 +49,7 @@ class Triage:
             place=enriched.place,
             at=now,
         )
-        meta = {"source": SOURCE, "correlationid": str(intake.intake_id), "causationid": event.id}
+        correlation = str(intake.intake_id)
         opened = IncidentOpenedV1(
             incident_id=incident_id,
             intake_id=intake.intake_id,
@@ -76,9 +76,23 @@ class Triage:
         )
         return [
             Outgoing.of(
-                new_event(opened, id=derive_id(incident_id, "opened"), **meta), self.topics
+                new_event(
+                    opened,
+                    id=derive_id(incident_id, "opened"),
+                    source=SOURCE,
+                    correlationid=correlation,
+                    causationid=event.id,
+                ),
+                self.topics,
             ),
             Outgoing.of(
-                new_event(classified, id=derive_id(incident_id, "classified"), **meta), self.topics
+                new_event(
+                    classified,
+                    id=derive_id(incident_id, "classified"),
+                    source=SOURCE,
+                    correlationid=correlation,
+                    causationid=event.id,
+                ),
+                self.topics,
             ),
         ]

@@ -30,7 +30,9 @@ def _dispatches(events: list, incident_id: uuid.UUID | None = None) -> list[Unit
     ]
 
 
-async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(pipeline: Pipeline) -> None:
+async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(
+    pipeline: Pipeline,
+) -> None:
     intake = new_intake(
         channel=Channel.PSC119,
         text="Tolong, bapak saya pingsan tidak sadar di rumah, mohon ambulan",
@@ -49,7 +51,8 @@ async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(pipe
     assert incident["intake_ids"] == [intake.intake_id]
 
     opened = [
-        e for e in await pipeline.events(pipeline.topics.incident_events)
+        e
+        for e in await pipeline.events(pipeline.topics.incident_events)
         if isinstance(e.payload, IncidentOpenedV1)
     ]
     assert len(opened) == 1
@@ -57,13 +60,19 @@ async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(pipe
     assert len(orders) == 1 and orders[0].unit_type.value == "ambulance"
     assert orders[0].incident_id == incident["incident_id"]
     # the envelope links every event back to the intake that started the chain
-    assert await pipeline.fetchval(
-        "SELECT count(*) FROM readmodel.timeline WHERE incident_id = $1", incident["incident_id"]
-    ) >= 4
+    assert (
+        await pipeline.fetchval(
+            "SELECT count(*) FROM readmodel.timeline WHERE incident_id = $1",
+            incident["incident_id"],
+        )
+        >= 4
+    )
     assert await pipeline.fetchval("SELECT caller_phone FROM readmodel.intakes") == "+6281*******90"
 
 
-async def test_same_intake_delivered_twice_gives_one_incident_one_dispatch(pipeline: Pipeline) -> None:
+async def test_same_intake_delivered_twice_gives_one_incident_one_dispatch(
+    pipeline: Pipeline,
+) -> None:
     intake = new_intake(
         channel=Channel.CALL112, text="kebakaran rumah di Batang, api besar", phone="+6281300000001"
     )
@@ -129,9 +138,9 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_next_is_pr
     assert {d.source_topic for d in dead} == {pipeline.topics.intake_received}
     import base64
 
-    assert base64.b64decode(next(d for d in dead if d.reason.startswith("not_json")).original_value_b64) == (
-        b"this is {not json"
-    )
+    assert base64.b64decode(
+        next(d for d in dead if d.reason.startswith("not_json")).original_value_b64
+    ) == (b"this is {not json")
     # the read model lists them for the ops team
     await eventually(
         lambda: pipeline.fetchval("SELECT count(*) = 2 FROM readmodel.dead_letters"),
@@ -139,7 +148,9 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_next_is_pr
     )
 
 
-async def test_intake_from_any_kafka_client_is_handled_like_one_from_the_cli(pipeline: Pipeline) -> None:
+async def test_intake_from_any_kafka_client_is_handled_like_one_from_the_cli(
+    pipeline: Pipeline,
+) -> None:
     intake_id = str(uuid.uuid4())
     cloud_event = {
         "specversion": "1.0",
@@ -163,7 +174,9 @@ async def test_intake_from_any_kafka_client_is_handled_like_one_from_the_cli(pip
     await client.start()
     try:
         await client.send_and_wait(
-            pipeline.topics.intake_received, json.dumps(cloud_event).encode(), key=intake_id.encode()
+            pipeline.topics.intake_received,
+            json.dumps(cloud_event).encode(),
+            key=intake_id.encode(),
         )
     finally:
         await client.stop()
@@ -177,19 +190,31 @@ async def test_intake_from_any_kafka_client_is_handled_like_one_from_the_cli(pip
 async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_refused(
     pipeline: Pipeline,
 ) -> None:
-    intake = new_intake(channel=Channel.PSC119, text="ibu hamil mau melahirkan, pendarahan", place_hint="Gringsing")
+    intake = new_intake(
+        channel=Channel.PSC119, text="ibu hamil mau melahirkan, pendarahan", place_hint="Gringsing"
+    )
     await submit(pipeline.settings, intake)
     incident = await pipeline.incident_for_intake(intake.intake_id)
     unit = incident["units"][0]["unit_id"]
     assert unit == "AMB-GRINGSING"
     incident_id = incident["incident_id"]
-    for status in ("acknowledged", "en_route", "on_scene", "transporting", "at_hospital", "available"):
-        await report_status(pipeline.settings, unit_id=unit, status=UnitStatus(status), incident_id=incident_id)
+    for status in (
+        "acknowledged",
+        "en_route",
+        "on_scene",
+        "transporting",
+        "at_hospital",
+        "available",
+    ):
+        await report_status(
+            pipeline.settings, unit_id=unit, status=UnitStatus(status), incident_id=incident_id
+        )
 
     async def resolved() -> bool:
         return bool(
             await pipeline.fetchval(
-                "SELECT status = 'resolved' FROM readmodel.incidents WHERE incident_id = $1", incident_id
+                "SELECT status = 'resolved' FROM readmodel.incidents WHERE incident_id = $1",
+                incident_id,
             )
         )
 
@@ -197,18 +222,31 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
     times = (
         await pipeline.fetch("SELECT * FROM tracker.incidents WHERE incident_id = $1", incident_id)
     )[0]
-    for column in ("call_received_at", "unit_notified_at", "acknowledged_at", "en_route_at",
-                   "on_scene_at", "left_scene_at", "at_destination_at", "back_in_service_at"):
+    for column in (
+        "call_received_at",
+        "unit_notified_at",
+        "acknowledged_at",
+        "en_route_at",
+        "on_scene_at",
+        "left_scene_at",
+        "at_destination_at",
+        "back_in_service_at",
+    ):
         assert times[column] is not None, column
-    board = await pipeline.fetch("SELECT status, incident_id FROM readmodel.units WHERE unit_id = $1", unit)
+    board = await pipeline.fetch(
+        "SELECT status, incident_id FROM readmodel.units WHERE unit_id = $1", unit
+    )
     assert board[0]["status"] == "available" and board[0]["incident_id"] is None
 
     # A unit claiming to be en route to a resolved incident is an illegal transition.
-    await report_status(pipeline.settings, unit_id=unit, status=UnitStatus.EN_ROUTE, incident_id=incident_id)
+    await report_status(
+        pipeline.settings, unit_id=unit, status=UnitStatus.EN_ROUTE, incident_id=incident_id
+    )
 
     async def refused() -> list | None:
         found = [
-            e.payload for e in await pipeline.events(pipeline.topics.deadletter, settle_s=0.5)
+            e.payload
+            for e in await pipeline.events(pipeline.topics.deadletter, settle_s=0.5)
             if isinstance(e.payload, DeadLetterV1) and e.payload.stage == "tracker"
         ]
         return found or None
@@ -218,8 +256,12 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
 
 
 async def test_a_freed_unit_serves_the_incident_that_waited_for_it(pipeline: Pipeline) -> None:
-    fire_one = new_intake(channel=Channel.CALL112, text="kebakaran gudang di Batang", phone="+6281300000011")
-    fire_two = new_intake(channel=Channel.CALL112, text="rumah terbakar di Subah", phone="+6281300000012")
+    fire_one = new_intake(
+        channel=Channel.CALL112, text="kebakaran gudang di Batang", phone="+6281300000011"
+    )
+    fire_two = new_intake(
+        channel=Channel.CALL112, text="rumah terbakar di Subah", phone="+6281300000012"
+    )
     await submit(pipeline.settings, fire_one)
     first = await pipeline.incident_for_intake(fire_one.intake_id)
     await submit(pipeline.settings, fire_two)
@@ -236,8 +278,12 @@ async def test_simultaneous_incidents_never_share_a_unit_even_with_two_dispatche
 ) -> None:
     await pipeline.start("dispatcher")  # a second instance in the same consumer group
     intakes = [
-        new_intake(channel=Channel.PSC119, text=f"pasien {i} sesak napas berat", place_hint="Limpung",
-                   phone=f"+62812000001{i:02d}")
+        new_intake(
+            channel=Channel.PSC119,
+            text=f"pasien {i} sesak napas berat",
+            place_hint="Limpung",
+            phone=f"+62812000001{i:02d}",
+        )
         for i in range(8)
     ]
     client = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap())
@@ -248,7 +294,12 @@ async def test_simultaneous_incidents_never_share_a_unit_even_with_two_dispatche
         await client.stop()
 
     async def all_classified() -> bool:
-        return await pipeline.fetchval("SELECT count(*) FROM readmodel.incidents WHERE category IS NOT NULL") == 8
+        return (
+            await pipeline.fetchval(
+                "SELECT count(*) FROM readmodel.incidents WHERE category IS NOT NULL"
+            )
+            == 8
+        )
 
     await eventually(all_classified, what="eight classified incidents")
     await asyncio.sleep(2)

@@ -1,0 +1,39 @@
+# Siaga: `make run` runs the backend with a demo, `make test` runs the suite.
+# Everything is installed into .venv from pyproject.toml; nothing else is needed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## install: create .venv and install Siaga with its dev extras
+install: $(STAMP)
+
+## run: the whole backend on the embedded broker and PostgreSQL, with the Batang demo
+run: install
+	$(BIN)/siaga up --demo
+
+## test: lint, type-check and the whole test suite (CI runs exactly this)
+test: install lint typecheck
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check schemas services tests
+
+typecheck: install
+	$(BIN)/mypy
+
+## schemas: regenerate the committed JSON Schema files from the pydantic models
+schemas: install
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf $(VENV) .siaga .pytest_cache .mypy_cache .ruff_cache

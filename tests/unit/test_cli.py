@@ -1,0 +1,96 @@
+"""The command line as a user meets it: bad input is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def siaga(*args: str, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+    env["SIAGA_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("frobnicate",),
+        ("run", "nonexistent-stage"),
+        ("report", "--channel", "pigeon", "--text", "x"),
+        ("report", "--caller", "0812", "--text", "x"),
+        ("report", "--lat", "-7.0", "--text", "x"),
+        ("unit", "status", "AMB-1", "flying"),
+        ("incident", "show", "not-a-uuid"),
+        ("incident", "show", "5f0c1b8e-0000-4000-8000-000000000000"),
+        ("unit", "watch", "AMB-1", "--since", "yesterday"),
+        ("triage",),
+        ("triage", "--jsonl", "/no/such/file.jsonl"),
+        ("report", "--lat", "north", "--text", "x"),
+    ],
+)
+def test_bad_input_gets_one_line_and_a_non_zero_exit(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = siaga(*args, home=tmp_path)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert lines[0].startswith("siaga")
+
+
+def test_report_without_a_broker_keeps_the_report_and_says_so(tmp_path: Path) -> None:
+    done = siaga("report", "--channel", "call112", "--text", "kebakaran di Batang", home=tmp_path)
+    assert done.returncode == 0
+    intake_id = done.stdout.strip()
+    assert len(intake_id) == 36
+    assert "kept in the spool" in done.stderr
+    spooled = list((tmp_path / "spool").glob("*.json"))
+    assert len(spooled) == 1 and intake_id in spooled[0].read_text()
+
+
+def test_triage_json_follows_the_contract(tmp_path: Path) -> None:
+    done = siaga(
+        "triage",
+        "ada kecelakaan motor di depan pasar Limpung, korban luka parah",
+        "--json",
+        home=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"category", "priority", "agency", "confidence", "explanation", "place"} <= set(result)
+    assert result["category"] == "traffic_accident" and result["priority"] == "P1"
+    assert result["place"]["kecamatan"] == "Limpung"
+    assert {"kecamatan", "desa", "lat", "lon", "confidence"} <= set(result["place"])
+
+
+def test_triage_jsonl_keeps_the_order_of_its_input(tmp_path: Path) -> None:
+    reports = tmp_path / "reports.jsonl"
+    reports.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "rumah terbakar", "channel": "call112", "place_hint": "Subah"},
+                {"text": "jalan berlubang besar", "channel": "whatsapp"},
+                {"text": "halo", "channel": "sms"},
+            ]
+        )
+        + "\n"
+    )
+    done = siaga("triage", "--jsonl", str(reports), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["category"] for r in results] == ["fire", "infrastructure", "information"]
+    assert results[0]["place"]["kecamatan"] == "Subah"
+    assert results[1]["place"] is None

@@ -1,0 +1,147 @@
+"""The classifier on hard cases and the place resolver on Batang's gazetteer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.common import Location
+from schemas.events import CallerSignals
+from schemas.vocabulary import Category, Channel, Priority
+from services.common.gazetteer import builtin_batang, load_gazetteer, load_regions
+from services.enricher.places import PlaceResolver
+from services.triage.classifier import Classifier
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+
+
+def _signals(**flags: object) -> CallerSignals:
+    base: dict[str, object] = {
+        "prior_reports": 0,
+        "prior_pranks": 0,
+        "repeat_caller": False,
+        "prank_flagged": False,
+        "ghost": False,
+    }
+    base.update(flags)
+    return CallerSignals.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("text", "channel", "category", "priority"),
+    [
+        (
+            "ada kecelakaan motor di depan pasar Limpung, korban luka parah",
+            Channel.CALL112,
+            Category.TRAFFIC_ACCIDENT,
+            Priority.P1,
+        ),
+        ("omah kobong ning Tumbrep, tulung", Channel.CALL112, Category.FIRE, Priority.P1),
+        ("bapak saya pingsan tidak sadar", Channel.PSC119, Category.MEDICAL, Priority.P1),
+        (
+            "banjir bandang, warga terjebak di atap",
+            Channel.WHATSAPP,
+            Category.DISASTER,
+            Priority.P1,
+        ),
+        (
+            "lampu jalan mati di depan SD, mohon diperbaiki",
+            Channel.WHATSAPP,
+            Category.INFRASTRUCTURE,
+            Priority.P3,
+        ),
+        (
+            "sampah menumpuk di pasar, baunya menyengat",
+            Channel.INSTAGRAM,
+            Category.ENVIRONMENT,
+            Priority.P3,
+        ),
+        (
+            "bagaimana cara mengurus akta kelahiran anak",
+            Channel.WEB,
+            Category.CIVIL_REGISTRY,
+            Priority.P3,
+        ),
+        ("anak tenggelam di sungai", Channel.SMS, Category.RESCUE, Priority.P1),
+    ],
+)
+def test_classifies_reports_as_people_say_them(
+    text: str, channel: Channel, category: Category, priority: Priority
+) -> None:
+    decision = Classifier().classify(text=text, channel=channel, signals=_signals())
+    assert (decision.category, decision.priority) == (category, priority), decision.explanation
+    assert decision.explanation  # always says which words decided
+
+
+def test_life_threat_is_p1_on_a_complaint_channel_too() -> None:
+    decision = Classifier().classify(
+        text="tetangga saya tidak sadarkan diri, pingsan", channel=Channel.WHATSAPP
+    )
+    assert decision.priority is Priority.P1
+    assert "life at risk" in decision.explanation
+
+
+def test_ghost_call_is_an_incident_not_dropped() -> None:
+    decision = Classifier().classify(text="", channel=Channel.CALL112, signals=_signals(ghost=True))
+    assert decision.category is Category.GHOST and decision.priority is Priority.P4
+    assert not decision.dispatches_units
+
+
+def test_flagged_prank_caller_still_gets_p1_when_a_life_is_at_risk() -> None:
+    classifier = Classifier()
+    flagged = _signals(prank_flagged=True, prior_pranks=5)
+    risky = classifier.classify(
+        text="ada kebakaran, orang terjebak", channel=Channel.CALL112, signals=flagged
+    )
+    assert risky.category is Category.FIRE and risky.priority is Priority.P1
+    assert risky.dispatches_units
+    calm = classifier.classify(text="ada kebakaran", channel=Channel.CALL112, signals=flagged)
+    assert calm.priority is Priority.P3  # lowered, still an incident
+
+
+def test_nothing_recognised_goes_to_a_human() -> None:
+    decision = Classifier().classify(text="halo halo", channel=Channel.CALL112)
+    assert decision.needs_review and decision.confidence < 0.5
+
+
+def test_builtin_gazetteer_has_all_fifteen_kecamatan() -> None:
+    gazetteer = builtin_batang()
+    assert len(gazetteer.kecamatan) == 15
+    place = PlaceResolver(gazetteer).resolve(text="kecelakaan di Gringsing")
+    assert place is not None and place.kecamatan == "Gringsing" and place.desa is None
+
+
+@needs_shared
+def test_official_region_file_loads_every_desa() -> None:
+    gazetteer = load_regions(SHARED / "regions" / "batang_regions.csv")
+    assert len(gazetteer.kecamatan) == 15
+    assert len(gazetteer.desa) == 248
+    assert gazetteer.regency == "Kabupaten Batang"
+
+
+@needs_shared
+def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
+    resolver = PlaceResolver(load_gazetteer(SHARED))
+    sendang = [a for a in resolver.gazetteer.desa if a.name == "Sendang"]
+    assert len(sendang) >= 2
+    for desa in sendang:
+        kecamatan = resolver.gazetteer.kecamatan_of(desa).name
+        place = resolver.resolve(text=f"banjir di desa Sendang kecamatan {kecamatan}")
+        assert place is not None
+        assert (place.desa_code, place.kecamatan) == (desa.code, kecamatan)
+
+
+@needs_shared
+def test_coordinates_resolve_to_the_nearest_desa() -> None:
+    gazetteer = load_gazetteer(SHARED)
+    limpung = next(a for a in gazetteer.kecamatan if a.name == "Limpung")
+    place = PlaceResolver(gazetteer).resolve(
+        text="", location=Location(lat=limpung.lat, lon=limpung.lon, accuracy_m=20)
+    )
+    assert place.kecamatan == "Limpung" and place.method == "coordinates"
+
+
+def test_unknown_place_is_unresolved_not_guessed() -> None:
+    assert PlaceResolver(builtin_batang()).resolve(text="tolong ada orang pingsan") is None
