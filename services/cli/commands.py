@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from schemas.common import Location
 from schemas.vocabulary import Channel, UnitStatus
 from services.common.db import STAGE_SCHEMAS, connect
@@ -214,7 +216,7 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
             conn = await connect(
                 settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli"
             )
-        except OSError:
+        except (OSError, asyncpg.PostgresError):
             conn = None  # no read model at hand: the tracker finds the order itself
         if conn is not None:
             try:
