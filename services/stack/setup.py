@@ -34,6 +34,6 @@ async def prepare(
     settings: CommonSettings, *, fleet: list[UnitSpec] | None = None
 ) -> list[UnitSpec]:
     """Apply migrations, create topics, register the fleet; safe to run again."""
-    await migrate(settings.database_url())
+    await migrate(settings)
     await ensure_topics(settings)
     return await seed_fleet(settings, fleet)
