@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ class CloudEvent(BaseModel):
     )
 
 
+# An escaped NUL: `\u0000` preceded by an even number of backslashes.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _OPTIONAL_ATTRIBUTES = ("subject", "dataschema", "correlationid", "causationid")
 
 
@@ -81,6 +84,9 @@ def decode_event(raw: bytes | None) -> Event:
         raise DecodeError("empty", "message has no value")
     if len(raw) > MAX_EVENT_BYTES:
         raise DecodeError("oversize", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}")
+    if b"\\u0000" in raw and _JSON_NUL.search(raw):
+        # Valid JSON, but no PostgreSQL text column can hold it: refuse at the door.
+        raise DecodeError("bad_payload", "NUL character (\\u0000) in a string")
     try:
         envelope = CloudEvent.model_validate_json(raw)
     except ValidationError as exc:

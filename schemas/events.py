@@ -201,5 +201,11 @@ class DeadLetterV1(Contract):
     source_offset: int = Field(description="Offset it was read from")
     original_key_b64: str | None = Field(description="Original key, base64")
     original_headers: list[tuple[str, str]] = Field(description="Original headers (values base64)")
-    original_value_b64: str = Field(description="Original bytes, base64")
+    original_value_b64: str = Field(
+        description="Original bytes, base64 (the first `MAX_ORIGINAL` bytes when truncated)"
+    )
+    original_size: int = Field(description="Size of the original value in bytes", ge=0)
+    original_truncated: bool = Field(
+        description="True when the original was too large to keep whole in a dead letter"
+    )
     dead_lettered_at: datetime = Field(description="When")

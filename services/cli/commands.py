@@ -57,7 +57,12 @@ def _duration(text: str) -> timedelta:
         raise CommandError(f"bad duration {text!r}; use e.g. 30s, 10m, 1h, 2d")
     amount, unit = int(match[1]), match[2]
     field = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]
-    return timedelta(**{field: amount})
+    try:
+        duration = timedelta(**{field: amount})
+        _ = datetime.now() - duration
+    except OverflowError:
+        raise CommandError(f"duration {text!r} is too long") from None
+    return duration
 
 
 def _location(
@@ -158,17 +163,12 @@ def triage(args: argparse.Namespace) -> int:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                try:
-                    item = json.loads(line)
-                    result = engine.triage(
-                        text=str(item["text"]),
-                        channel=_channel(item.get("channel", "call112")),
-                        place_hint=item.get("place_hint"),
-                    )
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise CommandError(
-                        f"{path}:{number}: not a {{text, channel}} object ({exc})"
-                    ) from None
+                item = _jsonl_item(line, where=f"{path}:{number}")
+                result = engine.triage(
+                    text=item["text"],
+                    channel=_channel(item.get("channel") or "call112"),
+                    place_hint=item.get("place_hint"),
+                )
                 _print_json(result)
         return 0
     if args.text is None:
@@ -185,6 +185,19 @@ def triage(args: argparse.Namespace) -> int:
         )
         print(f"because: {result['explanation']}")
     return 0
+
+
+def _jsonl_item(line: str, *, where: str) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{where}: not JSON ({exc.msg})") from None
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        raise CommandError(f"{where}: expected an object with a string `text`")
+    for key in ("channel", "place_hint"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise CommandError(f"{where}: `{key}` must be a string or null")
+    return item
 
 
 # ---------------------------------------------------------------- field units
@@ -210,8 +223,13 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
         raise CommandError(
             f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
         ) from None
-    incident_id = uuid.UUID(args.incident) if args.incident else None
-    if incident_id is None and status not in (UnitStatus.AVAILABLE, UnitStatus.OUT_OF_SERVICE):
+    try:
+        incident_id = uuid.UUID(args.incident) if args.incident else None
+    except ValueError:
+        raise CommandError(f"not an incident id: {args.incident!r}") from None
+    if incident_id is None:
+        # Name the order the unit is on, as the crew's tablet would: the dispatcher frees a
+        # unit only on a report naming the incident it is clearing.
         try:
             conn = await connect(
                 settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli"

@@ -17,7 +17,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from schemas.common import Caller, Location
-from schemas.envelope import Event, decode_event, encode_event, new_event
+from schemas.envelope import DecodeError, Event, decode_event, encode_event, new_event
 from schemas.events import IntakeReceivedV1
 from schemas.ids import derive_id
 from schemas.vocabulary import Channel
@@ -80,6 +80,16 @@ class Spool:
         os.replace(tmp, path)
         return path
 
+    def set_aside(self, path: Path, *, reason: str) -> Path:
+        """Move a file that is not a report (damaged, hand-edited) out of the way, so it
+        cannot block the reports behind it; `bad/` keeps it for a person to look at."""
+        bad = self.folder / "bad"
+        bad.mkdir(exist_ok=True)
+        target = bad / path.name
+        os.replace(path, target)
+        target.with_suffix(".reason").write_text(reason + "\n")
+        return target
+
     def pending(self) -> list[Path]:
         """Spooled files, oldest first."""
         if not self.folder.is_dir():
@@ -109,7 +119,11 @@ async def flush(settings: CommonSettings, spool: Spool, *, timeout_s: float = 10
     try:
         await asyncio.wait_for(client.start(), timeout=timeout_s)
         for path in files:
-            event = decode_event(path.read_bytes())
+            try:
+                event = decode_event(path.read_bytes())
+            except DecodeError as exc:
+                spool.set_aside(path, reason=str(exc))
+                continue
             await asyncio.wait_for(
                 send_events(client, [Outgoing.of(event, settings.topics)]), timeout=timeout_s
             )

@@ -19,17 +19,19 @@ STAGE_SCHEMAS: dict[str, str] = {
     "projector": "readmodel",
 }
 
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
-)
+# SQLSTATE classes that say "the database is unwell, try again", not "this input is bad":
+# connection exceptions, transaction rollback (serialization, deadlock), insufficient
+# resources, operator intervention (shutdown, cancel), system errors.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_TRANSIENT_STATES = frozenset({"25006", "55P03"})  # read-only after failover, lock timeout
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later can succeed: the database or the network is unwell."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+    return isinstance(exc, asyncpg.InterfaceError | OSError | asyncio.TimeoutError)
 
 
 def _server_settings(schema: str, application: str) -> dict[str, str]:

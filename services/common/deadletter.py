@@ -13,6 +13,9 @@ from schemas.topics import Topics
 from services.common.outbox import Outgoing
 
 MAX_REASON = 500
+# Keeps a dead letter well under the broker's message limit and our own decode limit,
+# so a dead letter of a huge message can itself be read back and redriven.
+MAX_ORIGINAL = 96 * 1024
 
 
 def _b64(value: bytes | None) -> str | None:
@@ -22,6 +25,9 @@ def _b64(value: bytes | None) -> str | None:
 def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
     """The dead-letter event for a consumer record, keyed like the original."""
     position = f"{record.topic}:{record.partition}:{record.offset}"
+    value: bytes = record.value or b""
+    # FastStream gets a UTF-8-safe copy of the headers; keep the true bytes.
+    headers = getattr(record, "raw_headers", record.headers) or ()
     payload = DeadLetterV1(
         stage=stage,
         reason=f"{kind}: {reason}"[:MAX_REASON],
@@ -30,8 +36,10 @@ def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topi
         source_partition=record.partition,
         source_offset=record.offset,
         original_key_b64=_b64(record.key),
-        original_headers=[(k, _b64(v) or "") for k, v in (record.headers or ())],
-        original_value_b64=_b64(record.value) or "",
+        original_headers=[(k, _b64(v) or "") for k, v in headers],
+        original_value_b64=_b64(value[:MAX_ORIGINAL]) or "",
+        original_size=len(value),
+        original_truncated=len(value) > MAX_ORIGINAL,
         dead_lettered_at=datetime.now(UTC),
     )
     event = new_event(

@@ -12,7 +12,6 @@ from faststream.kafka import KafkaBroker
 
 from schemas.envelope import CONTENT_TYPE, Event, encode_event, event_type_of
 from schemas.topics import Topics
-from services.common.db import TRANSIENT_DB_ERRORS
 from services.common.logging import get_logger
 
 log = get_logger("outbox")
@@ -77,8 +76,15 @@ class OutboxRelay:
                 while await self.drain_once() == self._batch_size:
                     pass
                 backoff = 0.1
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("outbox relay waiting for database", error=str(exc), retry_in=backoff)
+            except Exception as exc:
+                # Broker or database unwell: nothing is lost (rows stay until published),
+                # so wait and try again rather than let the relay die.
+                log.warning(
+                    "outbox relay retrying",
+                    schema=self._lock_key,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 self._wake.set()

@@ -19,7 +19,7 @@ import structlog
 from schemas.common import Contract
 from schemas.envelope import DecodeError, Event, decode_event
 from schemas.topics import Topics
-from services.common.db import TRANSIENT_DB_ERRORS
+from services.common.db import is_transient
 from services.common.deadletter import dead_letter
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing, write_outbox
@@ -77,7 +77,9 @@ class BatchProcessor:
             try:
                 dead = await self._apply(records)
                 break
-            except TRANSIENT_DB_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 log.warning(
                     "database unavailable, batch will be retried",
                     stage=self.stage,
@@ -129,9 +131,9 @@ class BatchProcessor:
                     return list(await handler(conn, event)), 0
             except Rejected as exc:
                 return self._dead(record, exc.kind, exc.reason), 1
-            except TRANSIENT_DB_ERRORS:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
                 return self._dead(record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
 

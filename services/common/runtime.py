@@ -59,6 +59,7 @@ def subscribe(
 ) -> None:
     """Register a batch subscriber whose offsets are committed only after `processor` succeeds."""
     kafka = settings.kafka
+    failures = {"in_a_row": 0}
 
     @broker.subscriber(
         *topics,
@@ -75,7 +76,22 @@ def subscribe(
         heartbeat_interval_ms=1_000,
     )
     async def consume(message: KafkaMessage) -> None:
-        await processor.process(message.raw_message)
+        try:
+            await processor.process(message.raw_message)
+        except Exception as exc:
+            # The batch is rewound (nack) and fetched again; a pause keeps a persistent
+            # fault from spinning, and the log says what is wrong.
+            failures["in_a_row"] += 1
+            pause = min(0.1 * 2 ** failures["in_a_row"], 10.0)
+            log.error(
+                "batch failed, will be redelivered",
+                stage=processor.stage,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=pause,
+            )
+            await asyncio.sleep(pause)
+            raise
+        failures["in_a_row"] = 0
 
 
 @dataclass

@@ -9,7 +9,13 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import IncidentClassifiedV1, UnitRegisteredV1, UnitStatusReportedV1
+from schemas.events import (
+    IncidentClassifiedV1,
+    IncidentResolvedV1,
+    IncidentStatusChangedV1,
+    UnitRegisteredV1,
+    UnitStatusReportedV1,
+)
 from services.common.gazetteer import BATANG_CENTRE
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
@@ -45,6 +51,8 @@ async def bootstrap(
         owned_topics=[],  # the tracker dead-letters what nobody can decode on these
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,
+            IncidentStatusChangedV1: dispatcher.on_incident_finished,
+            IncidentResolvedV1: dispatcher.on_incident_finished,
             UnitRegisteredV1: dispatcher.on_unit_registered,
             UnitStatusReportedV1: dispatcher.on_unit_status,
         },

@@ -13,6 +13,8 @@ from schemas.common import Place
 from schemas.envelope import Event, new_event
 from schemas.events import (
     IncidentClassifiedV1,
+    IncidentResolvedV1,
+    IncidentStatusChangedV1,
     UnitDispatchedV1,
     UnitRegisteredV1,
     UnitStatusReportedV1,
@@ -20,13 +22,23 @@ from schemas.events import (
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import Category, Priority, UnitType
+from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus, UnitType
 from services.common.geo import haversine_km
+from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.dispatcher import repository
 from services.dispatcher.runcards import run_card, travel
 
 SOURCE = "/siaga/dispatcher"
+FINISHED = frozenset(
+    {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.CLOSED,
+        IncidentStatus.CANCELLED,
+        IncidentStatus.MERGED,
+    }
+)
+log = get_logger("dispatcher")
 NO_WORK_ORDER = frozenset({Category.PRANK, Category.GHOST})
 
 
@@ -80,17 +92,42 @@ class Dispatcher:
         """Track the unit; when it frees up, give it to the most urgent waiting incident."""
         report = event.payload
         assert isinstance(report, UnitStatusReportedV1)
-        unit_type = await repository.update_unit_status(
+        unit_type = await repository.unit_type_of(conn, unit_id=report.unit_id)
+        if unit_type is None:
+            log.warning("report from a unit not in the fleet", unit_id=report.unit_id)
+            return []
+        await repository.lock_unit_type(conn, unit_type=unit_type)
+        applied = await repository.update_unit_status(
             conn,
             unit_id=report.unit_id,
             status=report.status.value,
+            incident_id=report.incident_id,
             at=report.reported_at,
             lat=report.location.lat if report.location else None,
             lon=report.location.lon if report.location else None,
         )
-        if unit_type is None or report.status.value != "available":
+        if not applied:
+            log.warning(
+                "unit stays on its order: the report does not name that incident",
+                unit_id=report.unit_id,
+                status=report.status.value,
+                named_incident=str(report.incident_id),
+            )
+            return []
+        if report.status is not UnitStatus.AVAILABLE:
             return []
         return await self._serve_pending(conn, unit_type=unit_type, cause=event)
+
+    async def on_incident_finished(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A resolved, closed, cancelled or merged incident stops waiting for units."""
+        payload = event.payload
+        if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in FINISHED:
+            return []
+        assert isinstance(payload, IncidentStatusChangedV1 | IncidentResolvedV1)
+        await repository.withdraw_pending(conn, incident_id=payload.incident_id)
+        return []
 
     async def _dispatch(
         self,
@@ -106,6 +143,7 @@ class Dispatcher:
     ) -> Outgoing | None:
         lat, lon = (place.lat, place.lon) if place else self.fallback_point
         now = datetime.now(UTC)
+        await repository.lock_unit_type(conn, unit_type=unit_type.value)
         unit = await repository.claim_unit(
             conn, incident_id=incident_id, unit_type=unit_type.value, lat=lat, lon=lon, at=now
         )

@@ -156,17 +156,37 @@ async def remove_pending(conn: asyncpg.Connection, *, incident_id: UUID, slot: i
     )
 
 
+async def unit_type_of(conn: asyncpg.Connection, *, unit_id: str) -> str | None:
+    """The kind of a known unit, or None."""
+    value = await conn.fetchval("SELECT unit_type FROM units WHERE unit_id = $1", unit_id)
+    return None if value is None else str(value)
+
+
+async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
+    """Serialise, across dispatcher instances, who claims and who frees units of a type.
+
+    Without it, one instance's claim can skip a unit another instance is freeing and
+    queue its incident as pending, while the other, not yet seeing that pending row,
+    finds nothing to serve: the incident would wait with a free unit at hand.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('siaga.dispatch.' || $1))", unit_type)
+
+
 async def update_unit_status(
     conn: asyncpg.Connection,
     *,
     unit_id: str,
     status: str,
+    incident_id: UUID | None,
     at: datetime,
     lat: float | None,
     lon: float | None,
-) -> str | None:
-    """Apply a unit's report; returns the unit type, or None when the unit is unknown.
-    Becoming available or out of service ends its assignment."""
+) -> bool:
+    """Apply a unit's report; False when it was not applied.
+
+    A unit on an order is freed (available, out of service) only by a report naming that
+    order's incident: a report sent before the crew saw a new order must not free it.
+    """
     row = await conn.fetchrow(
         """
         UPDATE units
@@ -177,31 +197,38 @@ async def update_unit_status(
                incident_id = CASE WHEN $2 IN ('available', 'out_of_service') THEN NULL
                                   ELSE incident_id END
          WHERE unit_id = $1
-           -- a late 'available' from before the latest claim must not free the unit
-           AND ($2 NOT IN ('available', 'out_of_service') OR status_at <= $3)
-        RETURNING unit_type
+           AND ($2 NOT IN ('available', 'out_of_service')
+                OR incident_id IS NULL OR incident_id = $6::uuid)
+        RETURNING unit_id
         """,
         unit_id,
         status,
         at,
         lat,
         lon,
+        incident_id,
     )
-    if row is not None:
-        if status == "acknowledged":
-            await conn.execute(
-                "UPDATE dispatches SET status = 'acknowledged', acknowledged_at = $2 "
-                "WHERE unit_id = $1 AND status = 'dispatched'",
-                unit_id,
-                at,
-            )
-        elif status in ("available", "out_of_service"):
-            await conn.execute(
-                "UPDATE dispatches SET status = 'closed' WHERE unit_id = $1 AND status <> 'closed'",
-                unit_id,
-            )
-        return str(row["unit_type"])
-    return await conn.fetchval("SELECT unit_type FROM units WHERE unit_id = $1", unit_id)
+    if row is None:
+        return False
+    if status == "acknowledged":
+        await conn.execute(
+            "UPDATE dispatches SET status = 'acknowledged', acknowledged_at = $2 "
+            "WHERE unit_id = $1 AND status = 'dispatched'",
+            unit_id,
+            at,
+        )
+    elif status in ("available", "out_of_service"):
+        await conn.execute(
+            "UPDATE dispatches SET status = 'closed' WHERE unit_id = $1 AND status <> 'closed'",
+            unit_id,
+        )
+    return True
+
+
+async def withdraw_pending(conn: asyncpg.Connection, *, incident_id: UUID) -> int:
+    """A finished incident no longer waits for units; returns how many slots were dropped."""
+    dropped = await conn.execute("DELETE FROM pending WHERE incident_id = $1", incident_id)
+    return int(dropped.split()[-1])
 
 
 async def issue_work_order(

@@ -20,7 +20,9 @@ async def bootstrap(
         name="projector",
         settings=common,
         subscriptions=common.topics.all(),
-        owned_topics=[common.topics.deadletter],  # every other topic has a processing stage
+        # Every other topic has a stage that dead-letters what it cannot decode; what
+        # cannot be decoded on the dead-letter topic itself is never sent back into it.
+        owned_topics=[],
         handlers=Projector().handlers(),
         schema=schema,
         group_id=group_id,

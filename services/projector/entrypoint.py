@@ -29,13 +29,15 @@ from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
 from services.common.processing import Handler
 from services.projector import repository as rm
+from services.projector.board import UnitChange
 
 NOTHING: Sequence[Outgoing] = ()
 
 
 def _preview(value_b64: str, limit: int = 160) -> str:
     raw = base64.b64decode(value_b64)[:limit]
-    return raw.decode("utf-8", errors="replace").replace("\n", " ")
+    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return " ".join(text.split())
 
 
 @dataclass
@@ -166,14 +168,21 @@ class Projector:
         """A unit goes to an incident."""
         p = event.payload
         assert isinstance(p, UnitDispatchedV1)
-        await rm.unit_dispatched(
+        await rm.unit_on_incident(
             conn,
             incident_id=p.incident_id,
             unit_id=p.unit_id,
+            status="dispatched",
+            at=p.dispatched_at,
             unit_type=p.unit_type.value,
             dispatch_id=p.dispatch_id,
-            at=p.dispatched_at,
             eta_seconds=p.eta_seconds,
+        )
+        await rm.move_on_board(
+            conn,
+            unit_id=p.unit_id,
+            change=UnitChange("dispatched", p.dispatched_at, p.incident_id),
+            unit_type=p.unit_type.value,
         )
         await rm.first_dispatch(conn, incident_id=p.incident_id, at=p.dispatched_at)
         eta = f", ETA {p.eta_seconds // 60} min" if p.eta_seconds is not None else ""
@@ -183,17 +192,18 @@ class Projector:
     async def dispatch_cancelled(
         self, conn: asyncpg.Connection, event: Event
     ) -> Sequence[Outgoing]:
-        """An order withdrawn."""
+        """An order withdrawn: the unit is released from the incident."""
         p = event.payload
         assert isinstance(p, DispatchCancelledV1)
-        await rm.unit_status(
+        await rm.unit_on_incident(
             conn,
+            incident_id=p.incident_id,
             unit_id=p.unit_id,
             status="cancelled",
             at=p.cancelled_at,
-            incident_id=p.incident_id,
-            lat=None,
-            lon=None,
+        )
+        await rm.move_on_board(
+            conn, unit_id=p.unit_id, change=UnitChange("available", p.cancelled_at, p.incident_id)
         )
         await self._timeline(conn, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
@@ -235,20 +245,25 @@ class Projector:
         return NOTHING
 
     async def unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
-        """A unit's report, on the board and on its incident."""
+        """A unit's report: on the board, and on the incident it names."""
         p = event.payload
         assert isinstance(p, UnitStatusReportedV1)
-        incident_id = await rm.unit_status(
+        await rm.move_on_board(
             conn,
             unit_id=p.unit_id,
-            status=p.status.value,
-            at=p.reported_at,
-            incident_id=p.incident_id,
+            change=UnitChange(p.status.value, p.reported_at, p.incident_id),
             lat=p.location.lat if p.location else None,
             lon=p.location.lon if p.location else None,
         )
-        if incident_id is not None:
-            await self._timeline(conn, event, incident_id, f"{p.unit_id} {p.status.value}")
+        if p.incident_id is not None:
+            await rm.unit_on_incident(
+                conn,
+                incident_id=p.incident_id,
+                unit_id=p.unit_id,
+                status=p.status.value,
+                at=p.reported_at,
+            )
+            await self._timeline(conn, event, p.incident_id, f"{p.unit_id} {p.status.value}")
         return NOTHING
 
     async def dead_letter(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
+from services.projector.board import STEPS, BoardRow, UnitChange, apply
 
 
 def _place_values(place: Place | None) -> list[Any]:
@@ -96,54 +97,92 @@ async def set_incident_status(
     )
 
 
-async def unit_dispatched(
+_STEPS_SQL = "ARRAY[" + ", ".join(f"'{step}'" for step in STEPS) + "]"
+
+
+async def unit_on_incident(
     conn: asyncpg.Connection,
     *,
     incident_id: UUID,
     unit_id: str,
-    unit_type: str,
-    dispatch_id: UUID,
+    status: str,
     at: datetime,
-    eta_seconds: int | None,
+    unit_type: str | None = None,
+    dispatch_id: UUID | None = None,
+    eta_seconds: int | None = None,
 ) -> None:
-    """A unit joins an incident; its board row points at it unless it has moved on since."""
+    """A unit's step on one incident; the furthest step wins, in whatever order they come."""
     await conn.execute(
-        """
-        INSERT INTO incident_units
+        f"""
+        INSERT INTO incident_units AS iu
             (incident_id, unit_id, unit_type, dispatch_id, dispatched_at, eta_seconds, status, status_at)
-        VALUES ($1, $2, $3, $4, $5, $6, 'dispatched', $5)
+        VALUES ($1, $2, $3, $4, CASE WHEN $4::uuid IS NULL THEN NULL ELSE $6::timestamptz END, $5, $7, $6)
         ON CONFLICT (incident_id, unit_id) DO UPDATE
-           SET unit_type = EXCLUDED.unit_type, dispatch_id = EXCLUDED.dispatch_id,
-               dispatched_at = EXCLUDED.dispatched_at, eta_seconds = EXCLUDED.eta_seconds
+           SET unit_type = COALESCE(EXCLUDED.unit_type, iu.unit_type),
+               dispatch_id = COALESCE(EXCLUDED.dispatch_id, iu.dispatch_id),
+               dispatched_at = COALESCE(EXCLUDED.dispatched_at, iu.dispatched_at),
+               eta_seconds = COALESCE(EXCLUDED.eta_seconds, iu.eta_seconds),
+               status = CASE WHEN array_position({_STEPS_SQL}, EXCLUDED.status)
+                                  > array_position({_STEPS_SQL}, iu.status)
+                             THEN EXCLUDED.status ELSE iu.status END,
+               status_at = GREATEST(iu.status_at, EXCLUDED.status_at)
         """,
         incident_id,
         unit_id,
         unit_type,
         dispatch_id,
-        at,
         eta_seconds,
+        at,
+        status,
     )
+
+
+async def move_on_board(
+    conn: asyncpg.Connection,
+    *,
+    unit_id: str,
+    change: UnitChange,
+    unit_type: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> None:
+    """Apply an order or report to the unit board (rule: `board.apply`)."""
     await conn.execute(
-        """
-        INSERT INTO units (unit_id, unit_type, status, status_at, incident_id, assigned_at)
-        VALUES ($1, $2, 'dispatched', $3, $4, $3)
-        ON CONFLICT (unit_id) DO UPDATE
-           SET incident_id = CASE WHEN units.assigned_at IS NULL OR units.assigned_at <= EXCLUDED.assigned_at
-                                  THEN EXCLUDED.incident_id ELSE units.incident_id END,
-               assigned_at = GREATEST(units.assigned_at, EXCLUDED.assigned_at),
-               status = CASE WHEN units.status_at IS NULL OR units.status_at <= EXCLUDED.status_at
-                             THEN 'dispatched' ELSE units.status END,
-               status_at = GREATEST(units.status_at, EXCLUDED.status_at)
-        """,
+        "INSERT INTO units (unit_id, unit_type) VALUES ($1, $2) ON CONFLICT (unit_id) DO NOTHING",
         unit_id,
         unit_type,
-        at,
-        incident_id,
+    )
+    row = await conn.fetchrow(
+        "SELECT status, status_at, incident_id, assigned_at FROM units WHERE unit_id = $1 FOR UPDATE",
+        unit_id,
+    )
+    assert row is not None
+    before = BoardRow(row["status"], row["status_at"], row["incident_id"], row["assigned_at"])
+    after = apply(before, change)
+    newer = before.status_at is None or change.at >= before.status_at
+    await conn.execute(
+        """
+        UPDATE units
+           SET status = $2, status_at = $3, incident_id = $4, assigned_at = $5,
+               unit_type = COALESCE($6, unit_type),
+               lat = CASE WHEN $9 AND $7::float8 IS NOT NULL THEN $7 ELSE lat END,
+               lon = CASE WHEN $9 AND $8::float8 IS NOT NULL THEN $8 ELSE lon END
+         WHERE unit_id = $1
+        """,
+        unit_id,
+        after.status,
+        after.status_at,
+        after.incident_id,
+        after.assigned_at,
+        unit_type,
+        lat,
+        lon,
+        newer,
     )
 
 
 async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:
-    """Unit details from the fleet register; status starts as available."""
+    """Unit details from the fleet register; a unit first seen here is available at base."""
     await conn.execute(
         """
         INSERT INTO units (unit_id, unit_type, agency, base, lat, lon, status, status_at)
@@ -162,54 +201,6 @@ async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:
         fields["lon"],
         fields["at"],
     )
-
-
-async def unit_status(
-    conn: asyncpg.Connection,
-    *,
-    unit_id: str,
-    status: str,
-    at: datetime,
-    incident_id: UUID | None,
-    lat: float | None,
-    lon: float | None,
-) -> UUID | None:
-    """Apply a unit's report to the board and to its incident; returns that incident."""
-    row = await conn.fetchrow(
-        """
-        WITH before AS (SELECT incident_id FROM units WHERE unit_id = $1)
-        INSERT INTO units (unit_id, status, status_at, lat, lon)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (unit_id) DO UPDATE
-           SET status = CASE WHEN units.status_at IS NULL OR units.status_at <= EXCLUDED.status_at
-                             THEN EXCLUDED.status ELSE units.status END,
-               incident_id = CASE WHEN (units.status_at IS NULL OR units.status_at <= EXCLUDED.status_at)
-                                       AND EXCLUDED.status IN ('available', 'out_of_service')
-                                  THEN NULL ELSE units.incident_id END,
-               status_at = GREATEST(units.status_at, EXCLUDED.status_at),
-               lat = COALESCE(EXCLUDED.lat, units.lat),
-               lon = COALESCE(EXCLUDED.lon, units.lon)
-        RETURNING (SELECT incident_id FROM before) AS incident_id
-        """,
-        unit_id,
-        status,
-        at,
-        lat,
-        lon,
-    )
-    target = incident_id or (row["incident_id"] if row else None)
-    if target is not None:
-        await conn.execute(
-            """
-            UPDATE incident_units SET status = $3, status_at = $4
-             WHERE incident_id = $1 AND unit_id = $2 AND (status_at IS NULL OR status_at <= $4)
-            """,
-            target,
-            unit_id,
-            status,
-            at,
-        )
-    return target
 
 
 async def add_timeline(

@@ -110,10 +110,6 @@ def _write_stack_file(path: Path, info: dict[str, object]) -> None:
 async def _run(
     stack: Stack, settings: CommonSettings, *, demo: bool, stop_event: asyncio.Event
 ) -> None:
-    fleet = await prepare(settings)
-    _say(
-        f"fleet       {len(fleet)} units registered; gazetteer from {settings.home.resolved_data_dir() or 'built-in list'}"
-    )
     tasks = [asyncio.create_task(_show(settings))]
     if demo:
         from services.stack.demo import play
@@ -167,6 +163,10 @@ def up(settings: CommonSettings, *, demo: bool) -> int:
                 "started_at": datetime.now(UTC).isoformat(),
             },
         )
+        # Tables and topics exist before any stage starts, so none races the migrations.
+        fleet = asyncio.run(prepare(live))
+        source = live.home.resolved_data_dir() or "built-in list"
+        _say(f"fleet       {len(fleet)} units registered; gazetteer from {source}")
         stack.start_stages(env)
 
         async def main() -> None:

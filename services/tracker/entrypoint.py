@@ -139,7 +139,16 @@ class Tracker:
                     f"unit {report.unit_id} reported {report.status.value} without an open order"
                     + (f" on incident {report.incident_id}" if report.incident_id else ""),
                 )
-            return []  # e.g. available at base: nothing to do with any incident
+            if report.status is UnitStatus.AVAILABLE:
+                # back in service after `returning` closed the order: the eTimes still want it
+                last = await repository.last_assignment(
+                    conn, unit_id=report.unit_id, incident_id=report.incident_id
+                )
+                if last is not None:
+                    await repository.stamp(
+                        conn, incident_id=last, column="back_in_service_at", at=report.reported_at
+                    )
+            return []  # nothing else to do with any incident
         incident_id: UUID = assignment["incident_id"]
         if progress is not None:
             if report.status in ON_OR_PAST_SCENE:

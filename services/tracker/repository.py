@@ -96,6 +96,22 @@ async def active_assignment(
     return dict(row) if row else None
 
 
+async def last_assignment(
+    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
+) -> UUID | None:
+    """The incident of the unit's most recent order, open or not."""
+    value = await conn.fetchval(
+        """
+        SELECT incident_id FROM assignments
+         WHERE unit_id = $1 AND ($2::uuid IS NULL OR incident_id = $2)
+         ORDER BY dispatched_at DESC LIMIT 1
+        """,
+        unit_id,
+        incident_id,
+    )
+    return value if isinstance(value, UUID) else None
+
+
 async def mark_reached_scene(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
     """The unit got to the scene of this incident."""
     await conn.execute(

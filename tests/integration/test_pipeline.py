@@ -267,7 +267,17 @@ async def test_a_freed_unit_serves_the_incident_that_waited_for_it(pipeline: Pip
     await submit(pipeline.settings, fire_two)
     second = await pipeline.incident_for_intake(fire_two.intake_id, with_units=0)
     assert second["units"] == []  # the only fire truck is busy
+    # A report not naming the truck's incident (sent before the crew saw the order, say)
+    # does not free it.
     await report_status(pipeline.settings, unit_id="FIRE-BATANG", status=UnitStatus.AVAILABLE)
+    await asyncio.sleep(2)
+    assert await pipeline.fetchval("SELECT count(*) FROM dispatcher.pending") == 1
+    await report_status(
+        pipeline.settings,
+        unit_id="FIRE-BATANG",
+        status=UnitStatus.AVAILABLE,
+        incident_id=first["incident_id"],
+    )
     second = await pipeline.incident_for_intake(fire_two.intake_id, with_units=1)
     assert second["units"][0]["unit_id"] == "FIRE-BATANG"
     assert first["incident_id"] != second["incident_id"]

@@ -94,3 +94,20 @@ def test_triage_jsonl_keeps_the_order_of_its_input(tmp_path: Path) -> None:
     assert [r["category"] for r in results] == ["fire", "infrastructure", "information"]
     assert results[0]["place"]["kecamatan"] == "Subah"
     assert results[1]["place"] is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"text": 5}', '{"text": "x", "place_hint": 3}', "[1, 2]", "{half"],
+)
+def test_triage_jsonl_with_a_bad_line_says_where(line: str, tmp_path: Path) -> None:
+    reports = tmp_path / "reports.jsonl"
+    reports.write_text('{"text": "rumah terbakar"}\n' + line + "\n")
+    done = siaga("triage", "--jsonl", str(reports), home=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and ":2:" in done.stderr
+
+
+def test_an_absurd_duration_is_refused(tmp_path: Path) -> None:
+    done = siaga("unit", "watch", "AMB-1", "--since", "99999999999d", home=tmp_path)
+    assert done.returncode == 1 and "too long" in done.stderr

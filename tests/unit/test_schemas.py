@@ -140,3 +140,12 @@ def test_channels_of_design_are_all_known() -> None:
         "web",
         "sms",
     }
+
+
+def test_an_escaped_nul_is_refused_but_an_escaped_backslash_is_not() -> None:
+    event = new_event(_intake(text="ok"), id="x", source="/test")
+    body = encode_event(event)
+    with pytest.raises(DecodeError) as caught:
+        decode_event(body.replace(b'"text":"ok"', b'"text":"o\\u0000k"'))
+    assert "NUL" in caught.value.reason
+    assert decode_event(body.replace(b'"text":"ok"', b'"text":"o\\\\u0000k"')).payload

@@ -1,0 +1,56 @@
+"""The unit board gives the same row whatever order a unit's events arrive in."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.projector.board import BoardRow, UnitChange, apply
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def _replay(changes: list[UnitChange]) -> BoardRow:
+    row: BoardRow | None = None
+    for change in changes:
+        row = apply(row, change)
+    assert row is not None
+    return row
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_one_assignment_gives_one_row_in_any_order_even_with_a_slow_device_clock() -> None:
+    x = uuid.uuid4()
+    changes = [
+        UnitChange("dispatched", _at(10), x),
+        UnitChange("acknowledged", _at(9), x),  # the device's clock is behind the dispatcher's
+        UnitChange("en_route", _at(20), x),
+        UnitChange("available", _at(60), x),
+    ]
+    rows = {_replay(list(order)) for order in itertools.permutations(changes)}
+    assert len(rows) == 1
+    (row,) = rows
+    assert row.status == "available" and row.incident_id is None
+
+
+def test_live_order_shows_progress_despite_the_slow_clock() -> None:
+    x = uuid.uuid4()
+    row = _replay([UnitChange("dispatched", _at(10), x), UnitChange("acknowledged", _at(9), x)])
+    assert row.status == "acknowledged" and row.incident_id == x
+
+
+def test_two_assignments_in_any_order_end_on_the_second() -> None:
+    x, y = uuid.uuid4(), uuid.uuid4()
+    changes = [
+        UnitChange("dispatched", _at(0), x),
+        UnitChange("on_scene", _at(30), x),
+        UnitChange("available", _at(100), x),
+        UnitChange("dispatched", _at(200), y),
+        UnitChange("acknowledged", _at(205), y),
+    ]
+    rows = {_replay(list(order)) for order in itertools.permutations(changes)}
+    assert rows == {BoardRow("acknowledged", _at(205), y, _at(200))}
