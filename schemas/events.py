@@ -118,6 +118,29 @@ class IncidentResolvedV1(Contract):
     units: list[str] = Field(description="Units that served it")
 
 
+class IncidentEscalatedV1(Contract):
+    """No suitable unit was free: the incident waits in the queue and supervisors are told."""
+
+    incident_id: UUID = Field(description="The incident")
+    unit_type: UnitType = Field(description="The kind of unit it waits for")
+    priority: Priority = Field(description="Incident priority")
+    reason: str = Field(description="Why, in one line")
+    escalated_at: datetime = Field(description="When")
+
+
+class SlaBreachedV1(Contract):
+    """An incident missed a service-level target (raised once per incident and target)."""
+
+    incident_id: UUID = Field(description="The incident")
+    target: str = Field(description="dispatch (unit notified) or first_response (agency answer)")
+    priority: Priority = Field(description="Incident priority")
+    channel: Channel = Field(description="Channel of the opening intake")
+    category: Category = Field(description="Incident category")
+    received_at: datetime = Field(description="When the opening intake was received")
+    due_at: datetime = Field(description="When the target fell due")
+    breached_at: datetime = Field(description="When the tracker noticed")
+
+
 # ---------------------------------------------------------------- dispatch
 
 
@@ -143,6 +166,9 @@ class DispatchCancelledV1(Contract):
     incident_id: UUID = Field(description="The incident")
     unit_id: str = Field(description="The unit released")
     reason: str = Field(description="Why (ack timeout, supervisor, incident cancelled)")
+    unit_status_after: UnitStatus = Field(
+        description="The unit afterwards: available, or out_of_service when it did not answer"
+    )
     cancelled_at: datetime = Field(description="When")
 
 
@@ -159,6 +185,48 @@ class WorkOrderIssuedV1(Contract):
     due_at: datetime = Field(description="First response due (default 3 days)")
 
 
+class WorkOrderReminderSentV1(Contract):
+    """A work order nears its due time unanswered: the agency is reminded."""
+
+    work_order_id: UUID = Field(description="The work order")
+    incident_id: UUID = Field(description="The incident")
+    agency: str = Field(description="Agency reminded")
+    due_at: datetime = Field(description="First response due")
+    reminded_at: datetime = Field(description="When")
+
+
+class WorkOrderEscalatedV1(Contract):
+    """A work order passed its due time unanswered: it is overdue and escalated."""
+
+    work_order_id: UUID = Field(description="The work order")
+    incident_id: UUID = Field(description="The incident")
+    agency: str = Field(description="Agency that missed it")
+    due_at: datetime = Field(description="First response was due")
+    escalated_at: datetime = Field(description="When")
+
+
+class WorkOrderAnsweredV1(Contract):
+    """The agency gave its first response to the citizen."""
+
+    work_order_id: UUID = Field(description="The work order")
+    incident_id: UUID = Field(description="The incident")
+    agency: str = Field(description="Answering agency")
+    response: str = Field(description="What the agency answered", max_length=MAX_TEXT)
+    answered_by: str = Field(description="Who answered", max_length=MAX_NAME)
+    answered_at: datetime = Field(description="When")
+
+
+class WorkOrderClosedV1(Contract):
+    """The agency finished the work order."""
+
+    work_order_id: UUID = Field(description="The work order")
+    incident_id: UUID = Field(description="The incident")
+    agency: str = Field(description="Agency")
+    resolution: str = Field(description="How it was resolved", max_length=MAX_TEXT)
+    closed_by: str = Field(description="Who closed it", max_length=MAX_NAME)
+    closed_at: datetime = Field(description="When")
+
+
 # ---------------------------------------------------------------- units
 
 
@@ -172,6 +240,15 @@ class UnitRegisteredV1(Contract):
     location: Location = Field(description="Home base position")
     capabilities: list[str] = Field(default_factory=list, description="e.g. ALS, BLS, water")
     registered_at: datetime = Field(description="When")
+
+
+class UnitMovedV1(Contract):
+    """A unit's position (or home base) changed, outside of a status report."""
+
+    unit_id: str = Field(description="The unit", max_length=64)
+    location: Location = Field(description="Where it is now")
+    base: str | None = Field(default=None, description="New home base, if it was re-based")
+    moved_at: AwareDatetime = Field(description="When")
 
 
 class UnitStatusReportedV1(Contract):

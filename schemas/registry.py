@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from schemas import commands as cmd
 from schemas import events as ev
 from schemas.common import Contract
 from schemas.topics import Topics
@@ -83,7 +84,85 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
         "siaga.unit.status_reported", 1, ev.UnitStatusReportedV1, _t("unit_status"), "unit_id"
     ),
+    EventType(
+        "siaga.incident.escalated", 1, ev.IncidentEscalatedV1, _t("incident_events"), "incident_id"
+    ),
+    EventType(
+        "siaga.incident.sla_breached", 1, ev.SlaBreachedV1, _t("incident_events"), "incident_id"
+    ),
+    EventType(
+        "siaga.dispatch.work_order_reminder_sent",
+        1,
+        ev.WorkOrderReminderSentV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.dispatch.work_order_escalated",
+        1,
+        ev.WorkOrderEscalatedV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.dispatch.work_order_answered",
+        1,
+        ev.WorkOrderAnsweredV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.dispatch.work_order_closed",
+        1,
+        ev.WorkOrderClosedV1,
+        _t("dispatch_orders"),
+        "incident_id",
+    ),
+    EventType("siaga.unit.moved", 1, ev.UnitMovedV1, _t("unit_status"), "unit_id"),
     EventType("siaga.deadletter", 1, ev.DeadLetterV1, _t("deadletter"), "stage"),
+    # Commands (imperative), on the commands topic, keyed by incident id.
+    EventType(
+        "siaga.command.cancel_dispatch",
+        1,
+        cmd.CancelDispatchV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.reassign_dispatch",
+        1,
+        cmd.ReassignDispatchV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.cancel_incident",
+        1,
+        cmd.CancelIncidentV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.close_incident",
+        1,
+        cmd.CloseIncidentV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.answer_work_order",
+        1,
+        cmd.AnswerWorkOrderV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.close_work_order",
+        1,
+        cmd.CloseWorkOrderV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
 )
 
 _BY_TYPE: dict[str, EventType] = {et.type: et for et in EVENT_TYPES}

@@ -34,6 +34,11 @@ class Topics:
         return f"{self.prefix}.dispatch.orders"
 
     @property
+    def dispatch_commands(self) -> str:
+        """Supervisor and agency commands (cancel, reassign, answer, close), keyed by incident id."""
+        return f"{self.prefix}.dispatch.commands"
+
+    @property
     def unit_status(self) -> str:
         """Field-unit reports and fleet changes, keyed by unit id."""
         return f"{self.prefix}.unit.status"
@@ -50,6 +55,7 @@ class Topics:
             self.intake_enriched,
             self.incident_events,
             self.dispatch_orders,
+            self.dispatch_commands,
             self.unit_status,
             self.deadletter,
         ]

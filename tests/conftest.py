@@ -100,22 +100,34 @@ class Pipeline:
         self.db = db
         self.topics = settings.topics
         self.started_ms = int(time.time() * 1000)
-        self._stages = AsyncExitStack()
         self.runtimes: dict[str, list[Any]] = {}
+        self._running: dict[str, list[AsyncExitStack]] = {}
+        self.overrides: dict[str, dict[str, Any]] = {}
 
     async def start(self, stage: str, **overrides: Any) -> Any:
-        """Start one more instance of a stage (several share the consumer group)."""
+        """Start one more instance of a stage (several share the consumer group); without
+        overrides it gets those its first instance had."""
         from services.stages import start_stage
 
-        runtime = await self._stages.enter_async_context(
-            start_stage(stage, self.settings, **overrides)
-        )
+        overrides = overrides or self.overrides.get(stage, {})
+        self.overrides.setdefault(stage, overrides)
+        instance = AsyncExitStack()
+        runtime = await instance.enter_async_context(start_stage(stage, self.settings, **overrides))
         self.runtimes.setdefault(stage, []).append(runtime)
+        self._running.setdefault(stage, []).append(instance)
         return runtime
+
+    async def stop_stage(self, stage: str) -> None:
+        """Stop the most recently started instance of a stage (as a restart would)."""
+        instance = self._running[stage].pop()
+        self.runtimes[stage].pop()
+        await instance.aclose()
 
     async def stop(self) -> None:
         """Stop every stage instance."""
-        await self._stages.aclose()
+        for stage in list(self._running):
+            while self._running[stage]:
+                await self.stop_stage(stage)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Rows from any stage's schema (name it in the SQL)."""
@@ -178,7 +190,19 @@ def fleet() -> list[UnitSpec]:
 
 
 @pytest.fixture
-async def pipeline(infra: Infra, fleet: list[UnitSpec], tmp_path: Path) -> AsyncIterator[Pipeline]:
+def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """Overrides per stage, e.g. {"dispatcher": {"settings": DispatcherSettings(...)}}; a test
+    passes them with `@pytest.mark.parametrize("stage_settings", [...], indirect=True)`."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+async def pipeline(
+    infra: Infra,
+    fleet: list[UnitSpec],
+    stage_settings: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> AsyncIterator[Pipeline]:
     """All five stages running in this process against the real broker and database,
     isolated by a topic prefix and a database of their own."""
     from services.stack.setup import prepare
@@ -192,7 +216,9 @@ async def pipeline(infra: Infra, fleet: list[UnitSpec], tmp_path: Path) -> Async
     assert db is not None
     pipe = Pipeline(settings, db)
     try:
-        await asyncio.gather(*(pipe.start(stage) for stage in STAGES))
+        await asyncio.gather(
+            *(pipe.start(stage, **stage_settings.get(stage, {})) for stage in STAGES)
+        )
         yield pipe
     finally:
         await pipe.stop()

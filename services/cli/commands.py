@@ -40,7 +40,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, default=_json_default, ensure_ascii=False))
 
 
@@ -169,13 +169,13 @@ def triage(args: argparse.Namespace) -> int:
                     channel=_channel(item.get("channel") or "call112"),
                     place_hint=item.get("place_hint"),
                 )
-                _print_json(result)
+                print_json(result)
         return 0
     if args.text is None:
         raise CommandError("give TEXT or --jsonl FILE")
     result = engine.triage(text=args.text, channel=_channel(args.channel), place_hint=args.place)
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         place = result["place"]
         where = f"{place['kecamatan']} / {place['desa'] or '-'}" if place else "place unresolved"
@@ -298,7 +298,7 @@ async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     for r in rows:
         incident = f" incident {r['incident_id']}" if r["incident_id"] else ""
@@ -358,13 +358,13 @@ async def incident(args: argparse.Namespace) -> int:
                 return 1
             shown = _incident_json(row)
             if args.json:
-                _print_json(shown)
+                print_json(shown)
             else:
                 _print_incident(shown)
             return 0
         rows = await list_incidents(conn, limit=args.limit, status=args.status)
         if args.json:
-            _print_json(rows)
+            print_json(rows)
         else:
             for r in rows:
                 review = " REVIEW" if r["needs_review"] else ""

@@ -83,6 +83,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = unit.add_parser("list", help="the unit board")
     p.add_argument("--json", action="store_true")
+    p = unit.add_parser("add", help="register a unit (or change its details)")
+    p.add_argument("unit")
+    p.add_argument("--type", required=True, help="ambulance, fire_truck, police, rescue, ...")
+    p.add_argument("--agency", required=True)
+    p.add_argument("--base", required=True, help="home base name")
+    p.add_argument("--lat", type=float, required=True)
+    p.add_argument("--lon", type=float, required=True)
+    p.add_argument("--capability", action="append", help="e.g. ALS, BLS, water (repeatable)")
+    p = unit.add_parser("move", help="a unit's new position (and base)")
+    p.add_argument("unit")
+    p.add_argument("--lat", type=float, required=True)
+    p.add_argument("--lon", type=float, required=True)
+    p.add_argument("--base", help="new home base")
+
+    dispatch = sub.add_parser(
+        "dispatch", help="supervisor: cancel or reassign an order"
+    ).add_subparsers(dest="dispatch_command", required=True, parser_class=_Parser)
+    p = dispatch.add_parser("cancel", help="withdraw a unit's order (the next best unit goes)")
+    p.add_argument("incident", help="incident or intake id")
+    p.add_argument("unit")
+    p.add_argument("--reason", default="supervisor decision")
+    p.add_argument("--no-redispatch", action="store_true", help="do not send another unit")
+    p.add_argument("--by", default="supervisor")
+    p = dispatch.add_parser("reassign", help="give a unit's order to another unit")
+    p.add_argument("incident", help="incident or intake id")
+    p.add_argument("unit")
+    p.add_argument("--to", help="the unit to send (default: the next best)")
+    p.add_argument("--reason", default="supervisor decision")
+    p.add_argument("--by", default="supervisor")
+
+    wo = sub.add_parser("workorder", help="agency queues").add_subparsers(
+        dest="workorder_command", required=True, parser_class=_Parser
+    )
+    p = wo.add_parser("list", help="work orders, open first, with overdue flags")
+    p.add_argument("--agency")
+    p.add_argument("--overdue", action="store_true")
+    p.add_argument("--json", action="store_true")
+    for verb in ("answer", "close"):
+        p = wo.add_parser(verb, help=f"{verb} the work order of an incident")
+        p.add_argument("incident", help="incident or intake id")
+        p.add_argument("--text", required=True, help="the answer / what was done")
+        p.add_argument("--by", default="agency officer")
+
+    stats = sub.add_parser("stats", help="figures").add_subparsers(
+        dest="stats_command", required=True, parser_class=_Parser
+    )
+    p = stats.add_parser("sla", help="daily SLA statistics per channel, category, kecamatan")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--json", action="store_true")
 
     incident = sub.add_parser("incident", help="read-model look-ups").add_subparsers(
         dest="incident_command", required=True, parser_class=_Parser
@@ -91,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
     p.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it")
+    p = incident.add_parser("cancel", help="supervisor: cancel an incident, release its units")
+    p.add_argument("id", help="incident or intake id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", default="supervisor")
+    p = incident.add_parser("close", help="supervisor: close a resolved incident")
+    p.add_argument("id", help="incident or intake id")
+    p.add_argument("--note", default="")
+    p.add_argument("--by", default="supervisor")
     p = incident.add_parser("list", help="newest incidents")
     p.add_argument("--status")
     p.add_argument("--limit", type=int, default=20)
@@ -99,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from services.cli import commands
+    from services.cli import commands, supervisor
 
     handler = {
         "up": commands.up,
@@ -107,8 +164,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         "init": commands.init,
         "report": commands.report,
         "triage": commands.triage,
-        "unit": commands.unit,
-        "incident": commands.incident,
+        "unit": {"add": supervisor.unit_add, "move": supervisor.unit_move}.get(
+            getattr(args, "unit_command", ""), commands.unit
+        ),
+        "incident": {
+            "cancel": supervisor.incident_lifecycle,
+            "close": supervisor.incident_lifecycle,
+        }.get(getattr(args, "incident_command", ""), commands.incident),
+        "dispatch": supervisor.dispatch,
+        "workorder": supervisor.workorder,
+        "stats": supervisor.stats,
     }[args.command]
     result: Any = handler(args)
     if asyncio.iscoroutine(result):

@@ -20,6 +20,7 @@ from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, Handler, event_key
 from services.common.settings import CommonSettings
+from services.common.timers import PeriodicJob, run_periodically
 
 log = get_logger("runtime")
 
@@ -119,11 +120,13 @@ async def stage_runtime(
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
     owned_topics: Sequence[str] | None = None,
+    jobs: Sequence[PeriodicJob] = (),
 ) -> AsyncIterator[StageRuntime]:
     """Build, start and finally stop one stage; the composition roots call this.
 
     `owned_topics` (default: all subscriptions) are those whose undecodable messages this
-    stage dead-letters; on the others it leaves that to the topic's owner.
+    stage dead-letters; on the others it leaves that to the topic's owner. `jobs` are the
+    stage's database timers (ack timeouts, SLA breaches, due dates).
     """
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
@@ -153,6 +156,13 @@ async def stage_runtime(
     try:
         await broker.start()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
+        for job in jobs:
+            runtime.tasks.append(
+                asyncio.create_task(
+                    run_periodically(job, pool=pool, on_commit=relay.wake),
+                    name=f"{name}-{job.name}",
+                )
+            )
         log.info("stage started", stage=name, topics=list(subscriptions))
         yield runtime
     finally:

@@ -1,4 +1,4 @@
-"""Composition root of the dispatcher: run cards, handlers and the running stage."""
+"""Composition root of the dispatcher: run cards, timers, handlers and the running stage."""
 
 from __future__ import annotations
 
@@ -9,27 +9,58 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.commands import (
+    AnswerWorkOrderV1,
+    CancelDispatchV1,
+    CloseWorkOrderV1,
+    ReassignDispatchV1,
+)
 from schemas.events import (
     IncidentClassifiedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
+    UnitMovedV1,
     UnitRegisteredV1,
     UnitStatusReportedV1,
 )
+from schemas.vocabulary import Priority
 from services.common.gazetteer import BATANG_CENTRE
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.common.timers import PeriodicJob
 from services.dispatcher.entrypoint import Dispatcher
+from services.dispatcher.runcards import RunCards
 
 
 class DispatcherSettings(BaseSettings):
-    """`SIAGA_DISPATCHER_*`: work-order due time and where to rank from without a place."""
+    """`SIAGA_DISPATCHER_*`: run cards, acknowledgement and work-order timers."""
 
     model_config = SettingsConfigDict(env_prefix="SIAGA_DISPATCHER_")
 
-    work_order_due_s: int = Field(default=3 * 24 * 3600, ge=60, description="First response due")
+    run_cards: str | None = Field(
+        default=None,
+        description='JSON overrides, e.g. {"fire/P1": ["fire_truck", "fire_truck", "ambulance:ALS"]}',
+    )
+    ack_timeout_p1_s: float = Field(default=30, gt=0, description="Acknowledge a P1 order within")
+    ack_timeout_p2_s: float = Field(default=60, gt=0, description="Acknowledge a P2 order within")
+    ack_timeout_other_s: float = Field(default=120, gt=0, description="Acknowledge P3/P4 within")
+    work_order_due_s: float = Field(default=3 * 24 * 3600, gt=0, description="First response due")
+    work_order_reminder_s: float = Field(
+        default=24 * 3600, ge=0, description="Remind the agency this long before it is due"
+    )
+    timer_interval_s: float = Field(default=1.0, gt=0, description="How often timers are checked")
     fallback_lat: float = Field(default=BATANG_CENTRE[0], description="Rank units from here...")
     fallback_lon: float = Field(default=BATANG_CENTRE[1], description="...when no place is known")
+
+    def ack_timeouts(self) -> dict[Priority, timedelta]:
+        """Acknowledgement time per priority."""
+        other = timedelta(seconds=self.ack_timeout_other_s)
+        return {
+            Priority.P1: timedelta(seconds=self.ack_timeout_p1_s),
+            Priority.P2: timedelta(seconds=self.ack_timeout_p2_s),
+            Priority.P3: other,
+            Priority.P4: other,
+        }
 
 
 @contextlib.asynccontextmanager
@@ -41,20 +72,39 @@ async def bootstrap(
     settings = settings or DispatcherSettings()
     dispatcher = Dispatcher(
         topics=common.topics,
+        run_cards=RunCards.from_json(settings.run_cards),
         fallback_point=(settings.fallback_lat, settings.fallback_lon),
+        ack_timeouts=settings.ack_timeouts(),
         work_order_due=timedelta(seconds=settings.work_order_due_s),
+        work_order_reminder=timedelta(seconds=settings.work_order_reminder_s),
     )
+    topics = common.topics
     async with stage_runtime(
         name="dispatcher",
         settings=common,
-        subscriptions=[common.topics.incident_events, common.topics.unit_status],
+        subscriptions=[topics.incident_events, topics.unit_status, topics.dispatch_commands],
         owned_topics=[],  # the tracker dead-letters what nobody can decode on these
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,
             IncidentStatusChangedV1: dispatcher.on_incident_finished,
             IncidentResolvedV1: dispatcher.on_incident_finished,
             UnitRegisteredV1: dispatcher.on_unit_registered,
+            UnitMovedV1: dispatcher.on_unit_moved,
             UnitStatusReportedV1: dispatcher.on_unit_status,
+            CancelDispatchV1: dispatcher.on_cancel_dispatch,
+            ReassignDispatchV1: dispatcher.on_reassign_dispatch,
+            AnswerWorkOrderV1: dispatcher.on_answer_work_order,
+            CloseWorkOrderV1: dispatcher.on_close_work_order,
         },
+        jobs=[
+            PeriodicJob(
+                "ack-timeouts", settings.timer_interval_s, dispatcher.expire_unacknowledged
+            ),
+            PeriodicJob(
+                "work-order-timers",
+                settings.timer_interval_s,
+                dispatcher.remind_and_escalate_work_orders,
+            ),
+        ],
     ) as runtime:
         yield runtime

@@ -1,24 +1,39 @@
-"""Dispatcher handlers: classified incidents get units or work orders; units report back."""
+"""Dispatcher handlers: units for emergencies, work orders for complaints, and the timers
+and supervisor commands that keep both moving."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from schemas.common import Place
+from schemas.commands import (
+    AnswerWorkOrderV1,
+    CancelDispatchV1,
+    CloseWorkOrderV1,
+    ReassignDispatchV1,
+)
+from schemas.common import Contract, Place
 from schemas.envelope import Event, new_event
 from schemas.events import (
+    DispatchCancelledV1,
     IncidentClassifiedV1,
+    IncidentEscalatedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
     UnitDispatchedV1,
+    UnitMovedV1,
     UnitRegisteredV1,
     UnitStatusReportedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderClosedV1,
+    WorkOrderEscalatedV1,
     WorkOrderIssuedV1,
+    WorkOrderReminderSentV1,
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
@@ -26,8 +41,10 @@ from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus, U
 from services.common.geo import haversine_km
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
+from services.common.processing import Rejected
 from services.dispatcher import repository
-from services.dispatcher.runcards import run_card, travel
+from services.dispatcher.repository import ClaimedUnit, Order
+from services.dispatcher.runcards import RunCards, Slot, travel
 
 SOURCE = "/siaga/dispatcher"
 FINISHED = frozenset(
@@ -38,8 +55,32 @@ FINISHED = frozenset(
         IncidentStatus.MERGED,
     }
 )
-log = get_logger("dispatcher")
 NO_WORK_ORDER = frozenset({Category.PRANK, Category.GHOST})
+log = get_logger("dispatcher")
+
+
+@dataclass(frozen=True)
+class Need:
+    """A run-card slot of an incident, with what it takes to fill it."""
+
+    incident_id: UUID
+    slot: int
+    wanted: Slot
+    category: Category
+    priority: Priority
+    place: Place | None
+
+    @classmethod
+    def of_order(cls, order: Order) -> Need:
+        """The slot an order was filling, to fill it again."""
+        return cls(
+            incident_id=order.incident_id,
+            slot=order.slot,
+            wanted=Slot(UnitType(order.unit_type), order.capability),
+            category=Category(order.category),
+            priority=Priority(order.priority),
+            place=order.place,
+        )
 
 
 @dataclass
@@ -47,8 +88,13 @@ class Dispatcher:
     """Claims the nearest free units for emergencies; queues complaints with agencies."""
 
     topics: Topics
+    run_cards: RunCards
     fallback_point: tuple[float, float]
+    ack_timeouts: dict[Priority, timedelta]
     work_order_due: timedelta
+    work_order_reminder: timedelta
+
+    # ------------------------------------------------------------ incidents
 
     async def on_incident_classified(
         self, conn: asyncpg.Connection, event: Event
@@ -58,26 +104,50 @@ class Dispatcher:
         assert isinstance(incident, IncidentClassifiedV1)
         if incident.needs_review:
             return []  # a human triages first; nothing is guessed
-        card = run_card(incident.category, incident.priority)
-        if card:
-            out = []
-            for slot, unit_type in enumerate(card):
-                order = await self._dispatch(
-                    conn,
-                    incident_id=incident.incident_id,
-                    slot=slot,
-                    unit_type=unit_type,
-                    category=incident.category,
-                    priority=incident.priority,
-                    place=incident.place,
-                    cause=event,
-                )
-                if order is not None:
-                    out.append(order)
-            return out
-        if incident.category in NO_WORK_ORDER:
+        slots = self.run_cards.slots(incident.category, incident.priority)
+        if not slots:
+            if incident.category in NO_WORK_ORDER:
+                return []
+            return await self._work_order(conn, incident, event)
+        out: list[Outgoing] = []
+        for number, wanted in enumerate(slots):
+            need = Need(
+                incident.incident_id,
+                number,
+                wanted,
+                incident.category,
+                incident.priority,
+                incident.place,
+            )
+            out += await self._fill(conn, need, cause=event)
+        return out
+
+    async def on_incident_finished(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A finished incident stops waiting for units; a cancelled one releases its units."""
+        payload = event.payload
+        if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in FINISHED:
             return []
-        return await self._work_order(conn, incident, event)
+        assert isinstance(payload, IncidentStatusChangedV1 | IncidentResolvedV1)
+        await repository.withdraw_pending(conn, incident_id=payload.incident_id)
+        if not (
+            isinstance(payload, IncidentStatusChangedV1)
+            and payload.to_status in (IncidentStatus.CANCELLED, IncidentStatus.MERGED)
+        ):
+            return []
+        out: list[Outgoing] = []
+        for order in await repository.active_orders(conn, incident_id=payload.incident_id):
+            out += await self._withdraw(
+                conn,
+                order,
+                reason=f"incident {payload.to_status.value}",
+                unit_after=UnitStatus.AVAILABLE,
+                cause=event,
+            )
+        return out
+
+    # ------------------------------------------------------------ units
 
     async def on_unit_registered(
         self, conn: asyncpg.Connection, event: Event
@@ -85,8 +155,24 @@ class Dispatcher:
         """A unit joins the fleet (or changes details) and may serve a waiting incident."""
         unit = event.payload
         assert isinstance(unit, UnitRegisteredV1)
+        await repository.lock_unit_type(conn, unit_type=unit.unit_type.value)
         await repository.register_unit(conn, unit=unit)
-        return await self._serve_pending(conn, unit_type=unit.unit_type.value, cause=event)
+        return await self._serve_waiting(conn, unit_type=unit.unit_type.value, cause=event)
+
+    async def on_unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A unit's position changed: the next ranking uses it."""
+        moved = event.payload
+        assert isinstance(moved, UnitMovedV1)
+        known = await repository.move_unit(
+            conn,
+            unit_id=moved.unit_id,
+            lat=moved.location.lat,
+            lon=moved.location.lon,
+            base=moved.base,
+        )
+        if not known:
+            raise Rejected("unknown_unit", f"unit {moved.unit_id} is not in the fleet")
+        return []
 
     async def on_unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """Track the unit; when it frees up, give it to the most urgent waiting incident."""
@@ -116,62 +202,232 @@ class Dispatcher:
             return []
         if report.status is not UnitStatus.AVAILABLE:
             return []
-        return await self._serve_pending(conn, unit_type=unit_type, cause=event)
+        return await self._serve_waiting(conn, unit_type=unit_type, cause=event)
 
-    async def on_incident_finished(
+    # ------------------------------------------------------------ supervisor commands
+
+    async def on_cancel_dispatch(
         self, conn: asyncpg.Connection, event: Event
     ) -> Sequence[Outgoing]:
-        """A resolved, closed, cancelled or merged incident stops waiting for units."""
-        payload = event.payload
-        if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in FINISHED:
-            return []
-        assert isinstance(payload, IncidentStatusChangedV1 | IncidentResolvedV1)
-        await repository.withdraw_pending(conn, incident_id=payload.incident_id)
-        return []
+        """Withdraw a unit's order; by default the next best unit fills the slot."""
+        command = event.payload
+        assert isinstance(command, CancelDispatchV1)
+        order = await self._active_order(conn, command.incident_id, command.unit_id)
+        out = await self._withdraw(
+            conn,
+            order,
+            reason=f"cancelled by {command.requested_by}: {command.reason}",
+            unit_after=UnitStatus.AVAILABLE,
+            cause=event,
+        )
+        if command.redispatch:
+            out += await self._fill(conn, Need.of_order(order), cause=event)
+        return out
 
-    async def _dispatch(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        incident_id: UUID,
-        slot: int,
-        unit_type: UnitType,
-        category: Category,
-        priority: Priority,
-        place: Place | None,
-        cause: Event,
-    ) -> Outgoing | None:
-        lat, lon = (place.lat, place.lon) if place else self.fallback_point
-        now = datetime.now(UTC)
-        await repository.lock_unit_type(conn, unit_type=unit_type.value)
-        unit = await repository.claim_unit(
-            conn, incident_id=incident_id, unit_type=unit_type.value, lat=lat, lon=lon, at=now
+    async def on_reassign_dispatch(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """Give a unit's order to a named unit (which must be free) or to the next best."""
+        command = event.payload
+        assert isinstance(command, ReassignDispatchV1)
+        order = await self._active_order(conn, command.incident_id, command.unit_id)
+        out = list(
+            await self._withdraw(
+                conn,
+                order,
+                reason=f"reassigned by {command.requested_by}: {command.reason}",
+                unit_after=UnitStatus.AVAILABLE,
+                cause=event,
+            )
+        )
+        need = Need.of_order(order)
+        if command.to_unit_id is None:
+            return out + list(await self._fill(conn, need, cause=event))
+        unit_type = await repository.unit_type_of(conn, unit_id=command.to_unit_id)
+        if unit_type is None:
+            raise Rejected("unknown_unit", f"unit {command.to_unit_id} is not in the fleet")
+        await repository.lock_unit_type(conn, unit_type=unit_type)
+        unit = await repository.claim_named_unit(
+            conn, unit_id=command.to_unit_id, incident_id=order.incident_id, at=datetime.now(UTC)
         )
         if unit is None:
-            await repository.queue_pending(
-                conn,
-                incident_id=incident_id,
-                slot=slot,
-                unit_type=unit_type.value,
-                priority=priority.value,
-                category=category.value,
-                place=place,
-                at=now,
+            raise Rejected("unit_busy", f"unit {command.to_unit_id} is not available")
+        return [*out, await self._order(conn, need, unit, cause=event)]
+
+    async def on_answer_work_order(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """An agency's first response; answering twice is refused."""
+        command = event.payload
+        assert isinstance(command, AnswerWorkOrderV1)
+        order = await self._open_work_order(conn, command.incident_id)
+        if order["answered_at"] is not None:
+            raise Rejected("already_answered", f"work order of {command.incident_id} was answered")
+        await repository.mark_work_order(
+            conn,
+            work_order_id=order["work_order_id"],
+            column="answered_at",
+            at=command.requested_at,
+        )
+        answered = WorkOrderAnsweredV1(
+            work_order_id=order["work_order_id"],
+            incident_id=command.incident_id,
+            agency=order["agency"],
+            response=command.response,
+            answered_by=command.requested_by,
+            answered_at=command.requested_at,
+        )
+        return [self._emit(answered, cause=event, role="answered")]
+
+    async def on_close_work_order(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """An agency finished the work (closing also counts as the first response)."""
+        command = event.payload
+        assert isinstance(command, CloseWorkOrderV1)
+        order = await self._open_work_order(conn, command.incident_id)
+        for column in ("answered_at", "closed_at"):
+            await repository.mark_work_order(
+                conn, work_order_id=order["work_order_id"], column=column, at=command.requested_at
             )
-            return None
-        distance_km, eta = travel(haversine_km(unit.lat, unit.lon, lat, lon), unit_type, priority)
-        dispatch_id = derive_id(cause.id, f"dispatch/{incident_id}/{slot}")
+        closed = WorkOrderClosedV1(
+            work_order_id=order["work_order_id"],
+            incident_id=command.incident_id,
+            agency=order["agency"],
+            resolution=command.resolution,
+            closed_by=command.requested_by,
+            closed_at=command.requested_at,
+        )
+        return [self._emit(closed, cause=event, role="closed")]
+
+    # ------------------------------------------------------------ timers
+
+    async def expire_unacknowledged(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
+        """Orders not acknowledged in time go to the next best unit; the silent unit is set
+        out of service until it reports again, so it is not offered the next call either."""
+        out: list[Outgoing] = []
+        now = datetime.now(UTC)
+        for order in await repository.unacknowledged(conn, now=now):
+            await repository.lock_unit_type(conn, unit_type=order.unit_type)
+            cancelled = await self._withdraw(
+                conn,
+                order,
+                reason="no acknowledgement in time",
+                unit_after=UnitStatus.OUT_OF_SERVICE,
+                cause=None,
+            )
+            out += cancelled
+            out += await self._fill(conn, Need.of_order(order), cause=cancelled[0].event)
+        return out
+
+    async def remind_and_escalate_work_orders(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
+        """Remind agencies before a work order falls due; escalate it once it is overdue."""
+        now = datetime.now(UTC)
+        out: list[Outgoing] = []
+        for row in await repository.due_work_orders(
+            conn, step="reminded_at", when_due_before=now + self.work_order_reminder
+        ):
+            reminder = WorkOrderReminderSentV1(
+                work_order_id=row["work_order_id"],
+                incident_id=row["incident_id"],
+                agency=row["agency"],
+                due_at=row["due_at"],
+                reminded_at=row["at"],
+            )
+            out.append(self._emit(reminder, cause=None, role=f"{row['work_order_id']}/reminder"))
+        for row in await repository.due_work_orders(conn, step="escalated_at", when_due_before=now):
+            escalated = WorkOrderEscalatedV1(
+                work_order_id=row["work_order_id"],
+                incident_id=row["incident_id"],
+                agency=row["agency"],
+                due_at=row["due_at"],
+                escalated_at=row["at"],
+            )
+            out.append(self._emit(escalated, cause=None, role=f"{row['work_order_id']}/escalated"))
+        return out
+
+    # ------------------------------------------------------------ the mechanics
+
+    async def _fill(self, conn: asyncpg.Connection, need: Need, *, cause: Event) -> list[Outgoing]:
+        """Claim the best free unit for a slot, or queue the slot and escalate."""
+        unit = await self._claim(conn, need)
+        if unit is not None:
+            return [await self._order(conn, need, unit, cause=cause)]
+        queued = await repository.queue_pending(
+            conn,
+            incident_id=need.incident_id,
+            slot=need.slot,
+            unit_type=need.wanted.unit_type.value,
+            capability=need.wanted.capability,
+            priority=need.priority.value,
+            category=need.category.value,
+            place=need.place,
+            at=datetime.now(UTC),
+        )
+        if not queued:
+            return []
+        escalated = IncidentEscalatedV1(
+            incident_id=need.incident_id,
+            unit_type=need.wanted.unit_type,
+            priority=need.priority,
+            reason=f"no {need.wanted.unit_type.value} free; waiting for the first to clear",
+            escalated_at=datetime.now(UTC),
+        )
+        return [
+            self._emit(escalated, cause=cause, role=f"escalated/{need.incident_id}/{need.slot}")
+        ]
+
+    async def _claim(self, conn: asyncpg.Connection, need: Need) -> ClaimedUnit | None:
+        lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
+        unit_type = need.wanted.unit_type.value
+        await repository.lock_unit_type(conn, unit_type=unit_type)
+        # Prefer the capability (an ALS ambulance for a P1); any unit of the type beats none.
+        for capability in dict.fromkeys((need.wanted.capability, None)):
+            unit = await repository.claim_unit(
+                conn,
+                incident_id=need.incident_id,
+                unit_type=unit_type,
+                capability=capability,
+                lat=lat,
+                lon=lon,
+                at=datetime.now(UTC),
+            )
+            if unit is not None:
+                return unit
+        return None
+
+    async def _order(
+        self, conn: asyncpg.Connection, need: Need, unit: ClaimedUnit, *, cause: Event
+    ) -> Outgoing:
+        now = datetime.now(UTC)
+        lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
+        unit_type = UnitType(unit.unit_type)
+        distance_km, eta = travel(
+            haversine_km(unit.lat, unit.lon, lat, lon), unit_type, need.priority
+        )
+        dispatch_id = derive_id(cause.id, f"dispatch/{need.incident_id}/{need.slot}")
         await repository.record_dispatch(
-            conn, dispatch_id=dispatch_id, incident_id=incident_id, unit_id=unit.unit_id, at=now
+            conn,
+            dispatch_id=dispatch_id,
+            incident_id=need.incident_id,
+            unit_id=unit.unit_id,
+            slot=need.slot,
+            unit_type=need.wanted.unit_type.value,
+            capability=need.wanted.capability,
+            category=need.category.value,
+            priority=need.priority.value,
+            place=need.place,
+            at=now,
+            ack_due_at=now + self.ack_timeouts[need.priority],
         )
         order = UnitDispatchedV1(
             dispatch_id=dispatch_id,
-            incident_id=incident_id,
+            incident_id=need.incident_id,
             unit_id=unit.unit_id,
             unit_type=unit_type,
-            category=category,
-            priority=priority,
-            place=place,
+            category=need.category,
+            priority=need.priority,
+            place=need.place,
             distance_km=distance_km,
             eta_seconds=eta,
             dispatched_at=now,
@@ -187,28 +443,92 @@ class Dispatcher:
             self.topics,
         )
 
-    async def _serve_pending(
+    async def _withdraw(
+        self,
+        conn: asyncpg.Connection,
+        order: Order,
+        *,
+        reason: str,
+        unit_after: UnitStatus,
+        cause: Event | None,
+    ) -> list[Outgoing]:
+        now = datetime.now(UTC)
+        await repository.end_order(conn, dispatch_id=order.dispatch_id, reason=reason, at=now)
+        await repository.release_unit(
+            conn,
+            unit_id=order.unit_id,
+            incident_id=order.incident_id,
+            status=unit_after.value,
+            at=now,
+        )
+        await repository.pass_over(conn, incident_id=order.incident_id, unit_id=order.unit_id)
+        cancelled = DispatchCancelledV1(
+            dispatch_id=order.dispatch_id,
+            incident_id=order.incident_id,
+            unit_id=order.unit_id,
+            reason=reason,
+            unit_status_after=unit_after,
+            cancelled_at=now,
+        )
+        out = [self._emit(cancelled, cause=cause, role=f"cancelled/{order.dispatch_id}")]
+        if unit_after is UnitStatus.AVAILABLE:
+            out += await self._serve_waiting(conn, unit_type=order.unit_type, cause=out[0].event)
+        return out
+
+    async def _serve_waiting(
         self, conn: asyncpg.Connection, *, unit_type: str, cause: Event
-    ) -> Sequence[Outgoing]:
+    ) -> list[Outgoing]:
+        """Free units of a type go to the waiting slots, most urgent and oldest first."""
         out: list[Outgoing] = []
-        while (waiting := await repository.next_pending(conn, unit_type=unit_type)) is not None:
-            order = await self._dispatch(
-                conn,
+        skip = 0
+        while (
+            waiting := await repository.next_pending(conn, unit_type=unit_type, skip=skip)
+        ) is not None:
+            need = Need(
                 incident_id=waiting["incident_id"],
                 slot=waiting["slot"],
-                unit_type=UnitType(waiting["unit_type"]),
+                wanted=Slot(UnitType(waiting["unit_type"]), waiting["capability"]),
                 category=Category(waiting["category"]),
                 priority=Priority(waiting["priority"]),
                 place=waiting["place"],
-                cause=cause,
             )
-            if order is None:
-                break  # still nothing free; the slot stays queued
-            await repository.remove_pending(
-                conn, incident_id=waiting["incident_id"], slot=waiting["slot"]
-            )
-            out.append(order)
+            unit = await self._claim(conn, need)
+            if unit is None:
+                # Nothing free for this slot (the free unit may have been passed over for
+                # this incident): try the next waiting slot, until one is served or none is.
+                if not await self._any_free(conn, unit_type):
+                    break
+                skip += 1
+                continue
+            await repository.remove_pending(conn, incident_id=need.incident_id, slot=need.slot)
+            out.append(await self._order(conn, need, unit, cause=cause))
         return out
+
+    async def _any_free(self, conn: asyncpg.Connection, unit_type: str) -> bool:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM units WHERE status = 'available' AND unit_type = $1)",
+                unit_type,
+            )
+        )
+
+    async def _active_order(
+        self, conn: asyncpg.Connection, incident_id: UUID, unit_id: str
+    ) -> Order:
+        orders = await repository.active_orders(conn, incident_id=incident_id, unit_id=unit_id)
+        if not orders:
+            raise Rejected(
+                "no_such_order", f"unit {unit_id} has no open order on incident {incident_id}"
+            )
+        return orders[0]
+
+    async def _open_work_order(self, conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Any]:
+        order = await repository.work_order_of(conn, incident_id=incident_id)
+        if order is None:
+            raise Rejected("no_such_work_order", f"incident {incident_id} has no work order")
+        if order["closed_at"] is not None:
+            raise Rejected("work_order_closed", f"work order of {incident_id} is closed")
+        return order
 
     async def _work_order(
         self, conn: asyncpg.Connection, incident: IncidentClassifiedV1, cause: Event
@@ -221,6 +541,8 @@ class Dispatcher:
             work_order_id=work_order_id,
             incident_id=incident.incident_id,
             agency=incident.agency,
+            category=incident.category.value,
+            priority=incident.priority.value,
             at=now,
             due_at=due,
         )
@@ -248,3 +570,16 @@ class Dispatcher:
                 self.topics,
             )
         ]
+
+    def _emit(self, payload: Contract, *, cause: Event | None, role: str) -> Outgoing:
+        """An event whose id follows from its cause (or, for timers, from what fired)."""
+        return Outgoing.of(
+            new_event(
+                payload,
+                id=derive_id(cause.id if cause else "timer", role),
+                source=SOURCE,
+                correlationid=cause.envelope.correlationid if cause else None,
+                causationid=cause.id if cause else None,
+            ),
+            self.topics,
+        )

@@ -1,4 +1,4 @@
-"""The dispatcher's fleet, dispatches, pending slots and work orders (its own schema)."""
+"""The dispatcher's fleet, orders, waiting slots and work orders (its own schema)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.events import UnitRegisteredV1
+
+# ---------------------------------------------------------------- fleet
 
 
 @dataclass(frozen=True)
@@ -45,115 +47,18 @@ async def register_unit(conn: asyncpg.Connection, *, unit: UnitRegisteredV1) -> 
     )
 
 
-async def claim_unit(
-    conn: asyncpg.Connection,
-    *,
-    incident_id: UUID,
-    unit_type: str,
-    lat: float,
-    lon: float,
-    at: datetime,
-) -> ClaimedUnit | None:
-    """Atomically take the nearest free unit of a type for an incident, or None if none is free.
-
-    One statement: rows locked by a concurrent claim are skipped, and a row another claim
-    committed meanwhile fails the re-checked `status = 'available'`, so no unit is ever
-    given to two incidents, however many dispatchers run.
-    """
-    row = await conn.fetchrow(
-        """
-        WITH candidate AS (
-            SELECT unit_id
-              FROM units
-             WHERE status = 'available' AND unit_type = $2
-             ORDER BY (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2, unit_id
-             LIMIT 1
-               FOR UPDATE SKIP LOCKED
-        )
-        UPDATE units AS u
-           SET status = 'dispatched', incident_id = $1, status_at = $5
-          FROM candidate
-         WHERE u.unit_id = candidate.unit_id AND u.status = 'available'
-        RETURNING u.unit_id, u.unit_type, u.lat, u.lon
-        """,
-        incident_id,
-        unit_type,
+async def move_unit(
+    conn: asyncpg.Connection, *, unit_id: str, lat: float, lon: float, base: str | None
+) -> bool:
+    """A unit's new position (and base); False for an unknown unit."""
+    done = await conn.execute(
+        "UPDATE units SET lat = $2, lon = $3, base = COALESCE($4, base) WHERE unit_id = $1",
+        unit_id,
         lat,
         lon,
-        at,
+        base,
     )
-    if row is None:
-        return None
-    return ClaimedUnit(row["unit_id"], row["unit_type"], row["lat"], row["lon"])
-
-
-async def record_dispatch(
-    conn: asyncpg.Connection, *, dispatch_id: UUID, incident_id: UUID, unit_id: str, at: datetime
-) -> None:
-    """Keep the order given to a unit."""
-    await conn.execute(
-        "INSERT INTO dispatches (dispatch_id, incident_id, unit_id, status, dispatched_at) "
-        "VALUES ($1, $2, $3, 'dispatched', $4) ON CONFLICT (dispatch_id) DO NOTHING",
-        dispatch_id,
-        incident_id,
-        unit_id,
-        at,
-    )
-
-
-async def queue_pending(
-    conn: asyncpg.Connection,
-    *,
-    incident_id: UUID,
-    slot: int,
-    unit_type: str,
-    priority: str,
-    category: str,
-    place: Place | None,
-    at: datetime,
-) -> None:
-    """Remember a run-card slot that no free unit could fill."""
-    await conn.execute(
-        """
-        INSERT INTO pending (incident_id, slot, unit_type, priority, category, place, queued_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-        ON CONFLICT DO NOTHING
-        """,
-        incident_id,
-        slot,
-        unit_type,
-        priority,
-        category,
-        place.model_dump_json() if place else None,
-        at,
-    )
-
-
-async def next_pending(conn: asyncpg.Connection, *, unit_type: str) -> dict[str, Any] | None:
-    """The most urgent, oldest waiting slot for a unit type, locked for this transaction."""
-    row = await conn.fetchrow(
-        """
-        SELECT incident_id, slot, unit_type, priority, category, place, queued_at
-          FROM pending
-         WHERE unit_type = $1
-         ORDER BY priority, queued_at
-         LIMIT 1
-           FOR UPDATE SKIP LOCKED
-        """,
-        unit_type,
-    )
-    if row is None:
-        return None
-    result = dict(row)
-    result["place"] = Place.model_validate(json.loads(row["place"])) if row["place"] else None
-    return result
-
-
-async def remove_pending(conn: asyncpg.Connection, *, incident_id: UUID, slot: int) -> None:
-    """A waiting slot was served."""
-    await conn.execute(
-        "DELETE FROM pending WHERE incident_id = $1 AND slot = $2", incident_id, slot
-    )
+    return done != "UPDATE 0"
 
 
 async def unit_type_of(conn: asyncpg.Connection, *, unit_id: str) -> str | None:
@@ -170,6 +75,97 @@ async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     finds nothing to serve: the incident would wait with a free unit at hand.
     """
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('siaga.dispatch.' || $1))", unit_type)
+
+
+async def claim_unit(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    unit_type: str,
+    capability: str | None,
+    lat: float,
+    lon: float,
+    at: datetime,
+) -> ClaimedUnit | None:
+    """Atomically take the nearest free unit of a type (with `capability`, if given) for an
+    incident, never one already passed over for it; None if none is free.
+
+    One statement: rows locked by a concurrent claim are skipped, and a row another claim
+    committed meanwhile fails the re-checked `status = 'available'`, so no unit is ever
+    given to two incidents, however many dispatchers run.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH candidate AS (
+            SELECT unit_id
+              FROM units
+             WHERE status = 'available' AND unit_type = $2
+               AND ($6::text IS NULL OR $6 = ANY (capabilities))
+               AND unit_id NOT IN (SELECT unit_id FROM passed_over WHERE incident_id = $1)
+             ORDER BY (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2, unit_id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE units AS u
+           SET status = 'dispatched', incident_id = $1, status_at = $5
+          FROM candidate
+         WHERE u.unit_id = candidate.unit_id AND u.status = 'available'
+        RETURNING u.unit_id, u.unit_type, u.lat, u.lon
+        """,
+        incident_id,
+        unit_type,
+        lat,
+        lon,
+        at,
+        capability,
+    )
+    if row is None:
+        return None
+    return ClaimedUnit(row["unit_id"], row["unit_type"], row["lat"], row["lon"])
+
+
+async def claim_named_unit(
+    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID, at: datetime
+) -> ClaimedUnit | None:
+    """Take a supervisor's chosen unit, if it is free (same atomic rule as `claim_unit`)."""
+    row = await conn.fetchrow(
+        """
+        UPDATE units SET status = 'dispatched', incident_id = $2, status_at = $3
+         WHERE unit_id = $1 AND status = 'available'
+        RETURNING unit_id, unit_type, lat, lon
+        """,
+        unit_id,
+        incident_id,
+        at,
+    )
+    if row is None:
+        return None
+    return ClaimedUnit(row["unit_id"], row["unit_type"], row["lat"], row["lon"])
+
+
+async def release_unit(
+    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID, status: str, at: datetime
+) -> None:
+    """Take a unit off an incident (if it is still on it), leaving it `status`."""
+    await conn.execute(
+        """
+        UPDATE units SET status = $3, incident_id = NULL, status_at = GREATEST(status_at, $4)
+         WHERE unit_id = $1 AND incident_id = $2
+        """,
+        unit_id,
+        incident_id,
+        status,
+        at,
+    )
+
+
+async def pass_over(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
+    """Do not offer this unit to this incident again."""
+    await conn.execute(
+        "INSERT INTO passed_over (incident_id, unit_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        incident_id,
+        unit_id,
+    )
 
 
 async def update_unit_status(
@@ -219,10 +215,202 @@ async def update_unit_status(
         )
     elif status in ("available", "out_of_service"):
         await conn.execute(
-            "UPDATE dispatches SET status = 'closed' WHERE unit_id = $1 AND status <> 'closed'",
+            "UPDATE dispatches SET status = 'closed', ended_at = $2, end_reason = $3 "
+            "WHERE unit_id = $1 AND status IN ('dispatched', 'acknowledged')",
             unit_id,
+            at,
+            f"unit reported {status}",
         )
     return True
+
+
+# ---------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order given to a unit, with what it takes to give it to another."""
+
+    dispatch_id: UUID
+    incident_id: UUID
+    unit_id: str
+    slot: int
+    unit_type: str
+    capability: str | None
+    category: str
+    priority: str
+    place: Place | None
+
+
+def _order(row: asyncpg.Record) -> Order:
+    return Order(
+        dispatch_id=row["dispatch_id"],
+        incident_id=row["incident_id"],
+        unit_id=row["unit_id"],
+        slot=row["slot"],
+        unit_type=row["unit_type"],
+        capability=row["capability"],
+        category=row["category"],
+        priority=row["priority"],
+        place=Place.model_validate(json.loads(row["place"])) if row["place"] else None,
+    )
+
+
+_ORDER_COLUMNS = (
+    "dispatch_id, incident_id, unit_id, slot, unit_type, capability, category, priority, place"
+)
+
+
+async def record_dispatch(
+    conn: asyncpg.Connection,
+    *,
+    dispatch_id: UUID,
+    incident_id: UUID,
+    unit_id: str,
+    slot: int,
+    unit_type: str,
+    capability: str | None,
+    category: str,
+    priority: str,
+    place: Place | None,
+    at: datetime,
+    ack_due_at: datetime,
+) -> None:
+    """Keep the order given to a unit, due to be acknowledged by `ack_due_at`."""
+    await conn.execute(
+        """
+        INSERT INTO dispatches (dispatch_id, incident_id, unit_id, status, dispatched_at, slot,
+                                unit_type, capability, category, priority, place, ack_due_at)
+        VALUES ($1, $2, $3, 'dispatched', $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+        ON CONFLICT (dispatch_id) DO NOTHING
+        """,
+        dispatch_id,
+        incident_id,
+        unit_id,
+        at,
+        slot,
+        unit_type,
+        capability,
+        category,
+        priority,
+        place.model_dump_json() if place else None,
+        ack_due_at,
+    )
+
+
+async def unacknowledged(
+    conn: asyncpg.Connection, *, now: datetime, limit: int = 100
+) -> list[Order]:
+    """Orders past their acknowledgement time, locked for this transaction."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_ORDER_COLUMNS} FROM dispatches
+         WHERE status = 'dispatched' AND ack_due_at <= $1
+         ORDER BY ack_due_at
+         LIMIT $2
+           FOR UPDATE SKIP LOCKED
+        """,
+        now,
+        limit,
+    )
+    return [_order(r) for r in rows]
+
+
+async def active_orders(
+    conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str | None = None
+) -> list[Order]:
+    """Orders of an incident not yet ended (of one unit, if given), locked."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_ORDER_COLUMNS} FROM dispatches
+         WHERE incident_id = $1 AND status IN ('dispatched', 'acknowledged')
+           AND ($2::text IS NULL OR unit_id = $2)
+         ORDER BY slot
+           FOR UPDATE
+        """,
+        incident_id,
+        unit_id,
+    )
+    return [_order(r) for r in rows]
+
+
+async def end_order(
+    conn: asyncpg.Connection, *, dispatch_id: UUID, reason: str, at: datetime
+) -> None:
+    """An order is withdrawn."""
+    await conn.execute(
+        "UPDATE dispatches SET status = 'cancelled', ended_at = $2, end_reason = $3 "
+        "WHERE dispatch_id = $1",
+        dispatch_id,
+        at,
+        reason,
+    )
+
+
+# ---------------------------------------------------------------- waiting slots
+
+
+async def queue_pending(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    slot: int,
+    unit_type: str,
+    capability: str | None,
+    priority: str,
+    category: str,
+    place: Place | None,
+    at: datetime,
+) -> bool:
+    """Remember a run-card slot that no free unit could fill; False if it already waits."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO pending (incident_id, slot, unit_type, capability, priority, category, place, queued_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+        ON CONFLICT DO NOTHING
+        RETURNING true
+        """,
+        incident_id,
+        slot,
+        unit_type,
+        capability,
+        priority,
+        category,
+        place.model_dump_json() if place else None,
+        at,
+    )
+    return bool(inserted)
+
+
+async def next_pending(
+    conn: asyncpg.Connection, *, unit_type: str, skip: int = 0
+) -> dict[str, Any] | None:
+    """The most urgent, oldest waiting slot for a unit type (after `skip` others), locked."""
+    row = await conn.fetchrow(
+        """
+        SELECT incident_id, slot, unit_type, capability, priority, category, place, queued_at
+          FROM pending
+         WHERE unit_type = $1
+         ORDER BY priority, queued_at, incident_id, slot
+         OFFSET $2
+         LIMIT 1
+           FOR UPDATE SKIP LOCKED
+        """,
+        unit_type,
+        skip,
+    )
+    if row is None:
+        return None
+    result = dict(row)
+    result["place"] = Place.model_validate(json.loads(row["place"])) if row["place"] else None
+    return result
+
+
+async def remove_pending(conn: asyncpg.Connection, *, incident_id: UUID, slot: int) -> None:
+    """A waiting slot was served."""
+    await conn.execute(
+        "DELETE FROM pending WHERE incident_id = $1 AND slot = $2", incident_id, slot
+    )
 
 
 async def withdraw_pending(conn: asyncpg.Connection, *, incident_id: UUID) -> int:
@@ -231,25 +419,79 @@ async def withdraw_pending(conn: asyncpg.Connection, *, incident_id: UUID) -> in
     return int(dropped.split()[-1])
 
 
+# ---------------------------------------------------------------- work orders
+
+
 async def issue_work_order(
     conn: asyncpg.Connection,
     *,
     work_order_id: UUID,
     incident_id: UUID,
     agency: str,
+    category: str,
+    priority: str,
     at: datetime,
     due_at: datetime,
 ) -> bool:
     """Record a work order; False when the incident already has one."""
     inserted = await conn.fetchval(
         """
-        INSERT INTO work_orders (work_order_id, incident_id, agency, issued_at, due_at)
-        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true
+        INSERT INTO work_orders (work_order_id, incident_id, agency, category, priority, issued_at, due_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true
         """,
         work_order_id,
         incident_id,
         agency,
+        category,
+        priority,
         at,
         due_at,
     )
     return bool(inserted)
+
+
+async def work_order_of(conn: asyncpg.Connection, *, incident_id: UUID) -> dict[str, Any] | None:
+    """An incident's work order, locked for this transaction."""
+    row = await conn.fetchrow(
+        "SELECT * FROM work_orders WHERE incident_id = $1 FOR UPDATE", incident_id
+    )
+    return dict(row) if row else None
+
+
+async def mark_work_order(
+    conn: asyncpg.Connection, *, work_order_id: UUID, column: str, at: datetime
+) -> None:
+    """Stamp a step of a work order (answered, closed)."""
+    if column not in ("answered_at", "closed_at"):
+        raise ValueError(f"not a work order step: {column}")
+    await conn.execute(
+        f"UPDATE work_orders SET {column} = COALESCE({column}, $2) WHERE work_order_id = $1",
+        work_order_id,
+        at,
+    )
+
+
+async def due_work_orders(
+    conn: asyncpg.Connection, *, step: str, when_due_before: datetime, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Open work orders whose reminder (or escalation) falls due, stamped now, exactly once."""
+    if step not in ("reminded_at", "escalated_at"):
+        raise ValueError(f"not a work order timer: {step}")
+    rows = await conn.fetch(
+        f"""
+        WITH due AS (
+            SELECT work_order_id FROM work_orders
+             WHERE answered_at IS NULL AND closed_at IS NULL AND {step} IS NULL
+               AND due_at <= $1
+             ORDER BY due_at
+             LIMIT $2
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE work_orders w SET {step} = now()
+          FROM due WHERE w.work_order_id = due.work_order_id
+        RETURNING w.work_order_id, w.incident_id, w.agency, w.due_at, w.{step} AS at
+        """,
+        when_due_before,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -15,15 +15,22 @@ from schemas.events import (
     DeadLetterV1,
     DispatchCancelledV1,
     IncidentClassifiedV1,
+    IncidentEscalatedV1,
     IncidentOpenedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
     IntakeEnrichedV1,
     IntakeReceivedV1,
+    SlaBreachedV1,
     UnitDispatchedV1,
+    UnitMovedV1,
     UnitRegisteredV1,
     UnitStatusReportedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderClosedV1,
+    WorkOrderEscalatedV1,
     WorkOrderIssuedV1,
+    WorkOrderReminderSentV1,
 )
 from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
@@ -203,7 +210,9 @@ class Projector:
             at=p.cancelled_at,
         )
         await rm.move_on_board(
-            conn, unit_id=p.unit_id, change=UnitChange("available", p.cancelled_at, p.incident_id)
+            conn,
+            unit_id=p.unit_id,
+            change=UnitChange(p.unit_status_after.value, p.cancelled_at, p.incident_id),
         )
         await self._timeline(conn, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
@@ -266,6 +275,105 @@ class Projector:
             await self._timeline(conn, event, p.incident_id, f"{p.unit_id} {p.status.value}")
         return NOTHING
 
+    async def incident_escalated(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The incident waits for a unit."""
+        p = event.payload
+        assert isinstance(p, IncidentEscalatedV1)
+        await rm.escalate_incident(conn, incident_id=p.incident_id, at=p.escalated_at)
+        await self._timeline(conn, event, p.incident_id, f"ESCALATED: {p.reason}")
+        return NOTHING
+
+    async def sla_breached(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A missed target."""
+        p = event.payload
+        assert isinstance(p, SlaBreachedV1)
+        await rm.add_sla_breach(
+            conn,
+            incident_id=p.incident_id,
+            target=p.target,
+            priority=p.priority.value,
+            channel=p.channel.value,
+            category=p.category.value,
+            received_at=p.received_at,
+            due_at=p.due_at,
+            breached_at=p.breached_at,
+        )
+        await self._timeline(
+            conn, event, p.incident_id, f"SLA BREACHED: {p.target} due {p.due_at:%H:%M:%S}"
+        )
+        return NOTHING
+
+    async def work_order_reminded(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The agency was reminded."""
+        p = event.payload
+        assert isinstance(p, WorkOrderReminderSentV1)
+        await rm.work_order_step(
+            conn, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
+        )
+        await self._timeline(conn, event, p.incident_id, f"reminder to {p.agency}")
+        return NOTHING
+
+    async def work_order_escalated(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The work order is overdue."""
+        p = event.payload
+        assert isinstance(p, WorkOrderEscalatedV1)
+        await rm.work_order_step(
+            conn, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
+        )
+        await self._timeline(conn, event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
+        return NOTHING
+
+    async def work_order_answered(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The agency's first response."""
+        p = event.payload
+        assert isinstance(p, WorkOrderAnsweredV1)
+        await rm.work_order_step(
+            conn,
+            work_order_id=p.work_order_id,
+            at=p.answered_at,
+            step="answered",
+            answered_by=p.answered_by,
+            response=p.response,
+        )
+        await self._timeline(conn, event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
+        return NOTHING
+
+    async def work_order_closed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """The agency finished."""
+        p = event.payload
+        assert isinstance(p, WorkOrderClosedV1)
+        await rm.work_order_step(
+            conn,
+            work_order_id=p.work_order_id,
+            at=p.closed_at,
+            step="closed",
+            resolution=p.resolution,
+        )
+        await self._timeline(conn, event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
+        return NOTHING
+
+    async def unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A unit's new position."""
+        p = event.payload
+        assert isinstance(p, UnitMovedV1)
+        await rm.move_unit(
+            conn,
+            unit_id=p.unit_id,
+            lat=p.location.lat,
+            lon=p.location.lon,
+            base=p.base,
+            at=p.moved_at,
+        )
+        return NOTHING
+
     async def dead_letter(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A message some stage could not process."""
         p = event.payload
@@ -299,4 +407,11 @@ class Projector:
             UnitRegisteredV1: self.unit_registered,
             UnitStatusReportedV1: self.unit_status,
             DeadLetterV1: self.dead_letter,
+            IncidentEscalatedV1: self.incident_escalated,
+            SlaBreachedV1: self.sla_breached,
+            WorkOrderReminderSentV1: self.work_order_reminded,
+            WorkOrderEscalatedV1: self.work_order_escalated,
+            WorkOrderAnsweredV1: self.work_order_answered,
+            WorkOrderClosedV1: self.work_order_closed,
+            UnitMovedV1: self.unit_moved,
         }

@@ -78,3 +78,67 @@ async def current_order(conn: asyncpg.Connection, unit_id: str) -> UUID | None:
     """The incident a unit is serving now, per the read model."""
     value = await conn.fetchval("SELECT incident_id FROM units WHERE unit_id = $1", unit_id)
     return value if isinstance(value, UUID) else None
+
+
+async def agency_queue(
+    conn: asyncpg.Connection, *, agency: str | None = None, overdue_only: bool = False
+) -> list[dict[str, Any]]:
+    """Work orders per agency, open ones first, with their overdue flag."""
+    rows = await conn.fetch(
+        """
+        SELECT w.work_order_id, w.incident_id, w.agency, w.category, w.priority, w.summary,
+               w.issued_at, w.due_at, w.reminded_at, w.answered_at, w.closed_at, w.response,
+               CASE WHEN w.closed_at IS NOT NULL THEN 'closed'
+                    WHEN w.answered_at IS NOT NULL THEN 'answered'
+                    ELSE 'open' END AS state,
+               (w.overdue_at IS NOT NULL
+                OR (w.answered_at IS NULL AND w.closed_at IS NULL AND w.due_at < now())) AS overdue,
+               i.kecamatan, i.channel
+          FROM work_orders w LEFT JOIN incidents i USING (incident_id)
+         WHERE ($1::text IS NULL OR w.agency = $1)
+         ORDER BY (w.closed_at IS NOT NULL), w.due_at
+        """,
+        agency,
+    )
+    found = [dict(r) for r in rows]
+    return [r for r in found if r["overdue"]] if overdue_only else found
+
+
+async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dict[str, Any]]:
+    """Daily SLA figures (Asia/Jakarta days) per channel, per category and per kecamatan:
+    P1 intake-to-dispatch percentiles and the share of complaints answered within 3 days."""
+    rows = await conn.fetch(
+        """
+        WITH facts AS (
+            SELECT (i.received_at AT TIME ZONE 'Asia/Jakarta')::date AS day,
+                   i.channel, i.category, COALESCE(i.kecamatan, '(unknown)') AS kecamatan,
+                   i.priority,
+                   EXTRACT(EPOCH FROM i.first_dispatched_at - i.received_at) AS to_dispatch_s,
+                   w.work_order_id IS NOT NULL AS complaint,
+                   w.answered_at IS NOT NULL
+                       AND w.answered_at - i.received_at <= interval '3 days' AS answered_in_3_days,
+                   i.sla_breached
+              FROM incidents i LEFT JOIN work_orders w USING (incident_id)
+             WHERE i.received_at >= now() - make_interval(days => $1)
+        )
+        SELECT day,
+               CASE WHEN GROUPING(channel) = 0 THEN 'channel'
+                    WHEN GROUPING(category) = 0 THEN 'category'
+                    ELSE 'kecamatan' END AS dimension,
+               COALESCE(channel, category, kecamatan) AS value,
+               count(*) AS incidents,
+               count(*) FILTER (WHERE priority = 'P1') AS p1,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY to_dispatch_s)
+                   FILTER (WHERE priority = 'P1') AS p1_dispatch_p50_s,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY to_dispatch_s)
+                   FILTER (WHERE priority = 'P1') AS p1_dispatch_p90_s,
+               count(*) FILTER (WHERE complaint) AS complaints,
+               avg(answered_in_3_days::int) FILTER (WHERE complaint) AS answered_in_3_days_share,
+               count(*) FILTER (WHERE sla_breached) AS sla_breaches
+          FROM facts
+         GROUP BY GROUPING SETS ((day, channel), (day, category), (day, kecamatan))
+         ORDER BY day DESC, dimension, value
+        """,
+        days,
+    )
+    return [dict(r) for r in rows]

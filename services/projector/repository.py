@@ -159,14 +159,11 @@ async def move_on_board(
     assert row is not None
     before = BoardRow(row["status"], row["status_at"], row["incident_id"], row["assigned_at"])
     after = apply(before, change)
-    newer = before.status_at is None or change.at >= before.status_at
     await conn.execute(
         """
         UPDATE units
            SET status = $2, status_at = $3, incident_id = $4, assigned_at = $5,
-               unit_type = COALESCE($6, unit_type),
-               lat = CASE WHEN $9 AND $7::float8 IS NOT NULL THEN $7 ELSE lat END,
-               lon = CASE WHEN $9 AND $8::float8 IS NOT NULL THEN $8 ELSE lon END
+               unit_type = COALESCE($6, unit_type)
          WHERE unit_id = $1
         """,
         unit_id,
@@ -175,10 +172,9 @@ async def move_on_board(
         after.incident_id,
         after.assigned_at,
         unit_type,
-        lat,
-        lon,
-        newer,
     )
+    if lat is not None and lon is not None:
+        await move_unit(conn, unit_id=unit_id, lat=lat, lon=lon, base=None, at=change.at)
 
 
 async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:
@@ -243,4 +239,87 @@ async def add_dead_letter(conn: asyncpg.Connection, **fields: Any) -> None:
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING
         """,
         *fields.values(),
+    )
+
+
+async def escalate_incident(conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
+    """The incident waited for a unit: keep when it first did."""
+    await conn.execute(
+        """
+        INSERT INTO incidents (incident_id, escalated_at) VALUES ($1, $2)
+        ON CONFLICT (incident_id) DO UPDATE
+           SET escalated_at = LEAST(incidents.escalated_at, EXCLUDED.escalated_at)
+        """,
+        incident_id,
+        at,
+    )
+
+
+async def add_sla_breach(conn: asyncpg.Connection, **fields: Any) -> None:
+    """A missed target, once per incident and target."""
+    await conn.execute(
+        """
+        INSERT INTO sla_breaches
+            (incident_id, target, priority, channel, category, received_at, due_at, breached_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
+        """,
+        fields["incident_id"],
+        fields["target"],
+        fields["priority"],
+        fields["channel"],
+        fields["category"],
+        fields["received_at"],
+        fields["due_at"],
+        fields["breached_at"],
+    )
+    await upsert_incident(conn, incident_id=fields["incident_id"], sla_breached=True)
+
+
+async def work_order_step(
+    conn: asyncpg.Connection, *, work_order_id: UUID, at: datetime, step: str, **details: Any
+) -> None:
+    """Stamp a step of a work order (the first time counts) with its details."""
+    columns = {
+        "reminded": ("reminded_at", ()),
+        "overdue": ("overdue_at", ()),
+        "answered": ("answered_at", ("answered_by", "response")),
+        "closed": ("closed_at", ("resolution",)),
+    }
+    stamp, extra = columns[step]
+    sets = [f"{stamp} = LEAST({stamp}, $2)"]
+    values: list[Any] = [work_order_id, at]
+    for name in extra:
+        values.append(details[name])
+        sets.append(f"{name} = COALESCE({name}, ${len(values)})")
+    if step == "closed":  # closing is also a response, if none came before
+        sets.append("answered_at = COALESCE(answered_at, $2)")
+    await conn.execute(
+        f"UPDATE work_orders SET {', '.join(sets)} WHERE work_order_id = $1", *values
+    )
+
+
+async def move_unit(
+    conn: asyncpg.Connection,
+    *,
+    unit_id: str,
+    lat: float,
+    lon: float,
+    base: str | None,
+    at: datetime,
+) -> None:
+    """A unit's new position (the latest one wins, whatever order they come in)."""
+    await conn.execute(
+        """
+        INSERT INTO units (unit_id, lat, lon, base, position_at) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (unit_id) DO UPDATE
+           SET lat = CASE WHEN units.position_at IS NULL OR units.position_at <= $5 THEN $2 ELSE units.lat END,
+               lon = CASE WHEN units.position_at IS NULL OR units.position_at <= $5 THEN $3 ELSE units.lon END,
+               base = COALESCE($4, units.base),
+               position_at = GREATEST(units.position_at, $5)
+        """,
+        unit_id,
+        lat,
+        lon,
+        base,
+        at,
     )

@@ -11,13 +11,19 @@ from schemas.events import (
     DeadLetterV1,
     DispatchCancelledV1,
     IncidentClassifiedV1,
+    IncidentEscalatedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
     IntakeEnrichedV1,
     IntakeReceivedV1,
+    SlaBreachedV1,
     UnitDispatchedV1,
     UnitStatusReportedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderClosedV1,
+    WorkOrderEscalatedV1,
     WorkOrderIssuedV1,
+    WorkOrderReminderSentV1,
 )
 from services.common.kafka import records_since
 from services.common.settings import CommonSettings
@@ -69,6 +75,18 @@ def describe(event: Event) -> str | None:
         return f"status      incident {_short(p.incident_id)}  {p.to_status.value}"
     if isinstance(p, IncidentResolvedV1):
         return f"resolved    incident {_short(p.incident_id)}  by {', '.join(p.units)}"
+    if isinstance(p, IncidentEscalatedV1):
+        return f"ESCALATED   incident {_short(p.incident_id)}  {p.reason}"
+    if isinstance(p, SlaBreachedV1):
+        return f"SLA BREACH  incident {_short(p.incident_id)}  {p.target} ({p.priority.value} {p.category.value})"
+    if isinstance(p, WorkOrderReminderSentV1):
+        return f"reminder    incident {_short(p.incident_id)}  -> {p.agency}, due {p.due_at:%d %b %H:%M}"
+    if isinstance(p, WorkOrderEscalatedV1):
+        return f"OVERDUE     incident {_short(p.incident_id)}  at {p.agency}"
+    if isinstance(p, WorkOrderAnsweredV1):
+        return f'answered    incident {_short(p.incident_id)}  by {p.agency}: "{_clip(p.response)}"'
+    if isinstance(p, WorkOrderClosedV1):
+        return f"closed      incident {_short(p.incident_id)}  by {p.agency}"
     if isinstance(p, DeadLetterV1):
         return f"DEAD LETTER from {p.stage}: {_clip(p.reason, 90)}"
     return None

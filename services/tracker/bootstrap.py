@@ -1,38 +1,68 @@
-"""Composition root of the tracker: handlers and the running stage."""
+"""Composition root of the tracker: handlers, SLA timers and the running stage."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.commands import CancelIncidentV1, CloseIncidentV1
 from schemas.events import (
     DispatchCancelledV1,
     IncidentClassifiedV1,
     IncidentOpenedV1,
     UnitDispatchedV1,
     UnitStatusReportedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderClosedV1,
+    WorkOrderIssuedV1,
 )
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.common.timers import PeriodicJob
 from services.tracker.entrypoint import Tracker
 
 
+class TrackerSettings(BaseSettings):
+    """`SIAGA_TRACKER_*`: how often SLA timers are checked."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_TRACKER_")
+
+    timer_interval_s: float = Field(default=1.0, gt=0, description="SLA timer check interval")
+
+
 @contextlib.asynccontextmanager
-async def bootstrap(common: CommonSettings | None = None) -> AsyncIterator[StageRuntime]:
+async def bootstrap(
+    common: CommonSettings | None = None, settings: TrackerSettings | None = None
+) -> AsyncIterator[StageRuntime]:
     """Run the tracker until the context exits."""
     common = common or CommonSettings()
+    settings = settings or TrackerSettings()
     tracker = Tracker(topics=common.topics)
     topics = common.topics
     async with stage_runtime(
         name="tracker",
         settings=common,
-        subscriptions=[topics.incident_events, topics.dispatch_orders, topics.unit_status],
+        subscriptions=[
+            topics.incident_events,
+            topics.dispatch_orders,
+            topics.unit_status,
+            topics.dispatch_commands,
+        ],
         handlers={
             IncidentOpenedV1: tracker.on_incident_opened,
             IncidentClassifiedV1: tracker.on_incident_classified,
             UnitDispatchedV1: tracker.on_unit_dispatched,
             DispatchCancelledV1: tracker.on_dispatch_cancelled,
             UnitStatusReportedV1: tracker.on_unit_status,
+            WorkOrderIssuedV1: tracker.on_work_order_issued,
+            WorkOrderAnsweredV1: tracker.on_work_order_answered,
+            WorkOrderClosedV1: tracker.on_work_order_closed,
+            CancelIncidentV1: tracker.on_cancel_incident,
+            CloseIncidentV1: tracker.on_close_incident,
         },
+        jobs=[PeriodicJob("sla-breaches", settings.timer_interval_s, tracker.raise_sla_breaches)],
     ) as runtime:
         yield runtime

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
+from schemas.commands import CancelIncidentV1, CloseIncidentV1
 from schemas.envelope import Event, new_event
 from schemas.events import (
     DispatchCancelledV1,
@@ -16,12 +17,16 @@ from schemas.events import (
     IncidentOpenedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
+    SlaBreachedV1,
     UnitDispatchedV1,
     UnitStatusReportedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderClosedV1,
+    WorkOrderIssuedV1,
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import IncidentStatus, UnitStatus
+from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.tracker import repository
@@ -34,6 +39,13 @@ from services.tracker.lifecycle import (
 )
 
 SOURCE = "/siaga/tracker"
+NO_SLA = frozenset({Category.PRANK, Category.GHOST})
+
+
+def sla_target(priority: Priority) -> str:
+    """Emergencies are measured to the first unit notified, complaints to the first answer."""
+    return "dispatch" if priority in (Priority.P1, Priority.P2) else "first_response"
+
 
 TIME_OF_STEP: dict[IncidentStatus, str] = {
     IncidentStatus.RECEIVED: "call_received_at",
@@ -75,6 +87,17 @@ class Tracker:
         """Triage has decided what it is."""
         classified = event.payload
         assert isinstance(classified, IncidentClassifiedV1)
+        if classified.category not in NO_SLA:
+            await repository.start_sla_timer(
+                conn,
+                incident_id=classified.incident_id,
+                target=sla_target(classified.priority),
+                due_at=classified.received_at + timedelta(seconds=classified.sla_seconds),
+                priority=classified.priority.value,
+                channel=classified.channel.value,
+                category=classified.category.value,
+                received_at=classified.received_at,
+            )
         reason = f"{classified.category.value} {classified.priority.value}"
         return await self._step(
             conn,
@@ -91,6 +114,9 @@ class Tracker:
         """A unit has its order."""
         order = event.payload
         assert isinstance(order, UnitDispatchedV1)
+        await repository.stop_sla_timer(
+            conn, incident_id=order.incident_id, target="dispatch", at=order.dispatched_at, met=True
+        )
         await repository.assign(
             conn,
             incident_id=order.incident_id,
@@ -177,6 +203,114 @@ class Tracker:
             if open_orders == 0 and served:
                 return await self._resolve(conn, incident_id, report.reported_at, served, event)
         return []
+
+    async def on_work_order_issued(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A complaint is in an agency's queue: for its lifecycle, that is its dispatch."""
+        order = event.payload
+        assert isinstance(order, WorkOrderIssuedV1)
+        return await self._step(
+            conn,
+            order.incident_id,
+            IncidentStatus.DISPATCHED,
+            order.issued_at,
+            f"work order to {order.agency}",
+            event,
+        )
+
+    async def on_work_order_answered(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The agency's first response meets the complaint's target."""
+        answered = event.payload
+        assert isinstance(answered, WorkOrderAnsweredV1)
+        await repository.stop_sla_timer(
+            conn,
+            incident_id=answered.incident_id,
+            target="first_response",
+            at=answered.answered_at,
+            met=True,
+        )
+        return await self._step(
+            conn,
+            answered.incident_id,
+            IncidentStatus.ACKNOWLEDGED,
+            answered.answered_at,
+            f"{answered.agency} answered",
+            event,
+        )
+
+    async def on_work_order_closed(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """The agency finished: the complaint is resolved."""
+        closed = event.payload
+        assert isinstance(closed, WorkOrderClosedV1)
+        await repository.stop_sla_timer(
+            conn, incident_id=closed.incident_id, target=None, at=closed.closed_at, met=True
+        )
+        return await self._resolve(conn, closed.incident_id, closed.closed_at, [], event)
+
+    async def on_cancel_incident(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A supervisor cancels the incident; the dispatcher then releases its units."""
+        command = event.payload
+        assert isinstance(command, CancelIncidentV1)
+        await repository.stop_sla_timer(
+            conn, incident_id=command.incident_id, target=None, at=command.requested_at, met=False
+        )
+        return await self._step(
+            conn,
+            command.incident_id,
+            IncidentStatus.CANCELLED,
+            command.requested_at,
+            f"cancelled by {command.requested_by}: {command.reason}",
+            event,
+        )
+
+    async def on_close_incident(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A supervisor closes a resolved incident."""
+        command = event.payload
+        assert isinstance(command, CloseIncidentV1)
+        if await repository.status_of(conn, incident_id=command.incident_id) is None:
+            raise Rejected("unknown_incident", f"no incident {command.incident_id}")
+        return await self._step(
+            conn,
+            command.incident_id,
+            IncidentStatus.CLOSED,
+            command.requested_at,
+            f"closed by {command.requested_by}" + (f": {command.note}" if command.note else ""),
+            event,
+        )
+
+    async def raise_sla_breaches(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
+        """Every target past due and unmet is breached, exactly once."""
+        out = []
+        for timer in await repository.breach_due_timers(conn, now=datetime.now(UTC)):
+            breached = SlaBreachedV1(
+                incident_id=timer["incident_id"],
+                target=timer["target"],
+                priority=Priority(timer["priority"]),
+                channel=Channel(timer["channel"]),
+                category=Category(timer["category"]),
+                received_at=timer["received_at"],
+                due_at=timer["due_at"],
+                breached_at=timer["breached_at"],
+            )
+            out.append(
+                Outgoing.of(
+                    new_event(
+                        breached,
+                        id=derive_id(timer["incident_id"], f"sla/{timer['target']}"),
+                        source=SOURCE,
+                        correlationid=None,
+                    ),
+                    self.topics,
+                )
+            )
+        return out
 
     async def _resolve(
         self,

@@ -47,11 +47,13 @@ def advance(current: S | None, proposed: S) -> S | None:
     if current is None:
         return proposed
     if current in TERMINAL:
-        if proposed in TERMINAL and RANK.get(proposed, 99) > RANK.get(current, 99):
-            return proposed  # resolved -> closed
+        if current is S.RESOLVED and proposed is S.CLOSED:
+            return proposed
         if proposed == current or proposed in (S.RECEIVED, S.CLASSIFIED, S.DISPATCHED):
             return None  # a late upstream fact about a finished incident
         raise IllegalTransition(f"{proposed.value} after the incident was {current.value}")
+    if proposed is S.CLOSED:
+        raise IllegalTransition(f"closed while {current.value}: resolve it first")
     if proposed in TERMINAL and proposed not in RANK:
         return proposed  # cancelled or merged, from any open state
     if RANK[proposed] > RANK[current]:

@@ -152,3 +152,73 @@ async def incident_progress(
     open_orders = sum(1 for r in rows if r["active"])
     served = sorted({r["unit_id"] for r in rows if r["reached_scene"]})
     return open_orders, served
+
+
+# ---------------------------------------------------------------- SLA timers
+
+
+async def start_sla_timer(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    target: str,
+    due_at: datetime,
+    priority: str,
+    channel: str,
+    category: str,
+    received_at: datetime,
+) -> None:
+    """Start the clock on a target (once per incident and target)."""
+    await conn.execute(
+        """
+        INSERT INTO sla_timers (incident_id, target, due_at, priority, channel, category, received_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+        """,
+        incident_id,
+        target,
+        due_at,
+        priority,
+        channel,
+        category,
+        received_at,
+    )
+
+
+async def stop_sla_timer(
+    conn: asyncpg.Connection, *, incident_id: UUID, target: str | None, at: datetime, met: bool
+) -> None:
+    """The target was met (or no longer applies); `target` None stops them all."""
+    column = "met_at" if met else "voided_at"
+    await conn.execute(
+        f"""
+        UPDATE sla_timers SET {column} = $3
+         WHERE incident_id = $1 AND ($2::text IS NULL OR target = $2)
+           AND met_at IS NULL AND voided_at IS NULL AND breached_at IS NULL
+        """,
+        incident_id,
+        target,
+        at,
+    )
+
+
+async def breach_due_timers(
+    conn: asyncpg.Connection, *, now: datetime, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Timers past due and unmet, stamped breached now: each is returned exactly once."""
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT incident_id, target FROM sla_timers
+             WHERE met_at IS NULL AND voided_at IS NULL AND breached_at IS NULL AND due_at <= $1
+             ORDER BY due_at
+             LIMIT $2
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE sla_timers t SET breached_at = $1
+          FROM due WHERE t.incident_id = due.incident_id AND t.target = due.target
+        RETURNING t.*
+        """,
+        now,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -9,10 +9,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import IntakeEnrichedV1
+from schemas.vocabulary import Priority
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.triage.classifier import Classifier
 from services.triage.entrypoint import Triage
+from services.triage.rules import SLA_SECONDS
 
 
 class TriageSettings(BaseSettings):
@@ -23,6 +25,23 @@ class TriageSettings(BaseSettings):
     review_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Below this confidence a human triages"
     )
+    sla_p1_s: int = Field(
+        default=SLA_SECONDS[Priority.P1], gt=0, description="P1: intake to dispatch"
+    )
+    sla_p2_s: int = Field(
+        default=SLA_SECONDS[Priority.P2], gt=0, description="P2: intake to dispatch"
+    )
+    sla_p3_s: int = Field(default=SLA_SECONDS[Priority.P3], gt=0, description="P3: first response")
+    sla_p4_s: int = Field(default=SLA_SECONDS[Priority.P4], gt=0, description="P4: first response")
+
+    def sla_seconds(self) -> dict[Priority, int]:
+        """Service-level target per priority."""
+        return {
+            Priority.P1: self.sla_p1_s,
+            Priority.P2: self.sla_p2_s,
+            Priority.P3: self.sla_p3_s,
+            Priority.P4: self.sla_p4_s,
+        }
 
 
 @contextlib.asynccontextmanager
@@ -38,6 +57,7 @@ async def bootstrap(
     triage = Triage(
         classifier=classifier or Classifier(threshold=settings.review_threshold),
         topics=common.topics,
+        sla_seconds=settings.sla_seconds(),
     )
     async with stage_runtime(
         name="triage",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,9 +12,11 @@ from schemas.envelope import Event, new_event
 from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeEnrichedV1
 from schemas.ids import derive_id
 from schemas.topics import Topics
+from schemas.vocabulary import Priority
 from services.common.outbox import Outgoing
 from services.triage import repository
 from services.triage.classifier import Classifier
+from services.triage.rules import SLA_SECONDS
 
 SOURCE = "/siaga/triage"
 
@@ -25,6 +27,7 @@ class Triage:
 
     classifier: Classifier
     topics: Topics
+    sla_seconds: dict[Priority, int] = field(default_factory=lambda: dict(SLA_SECONDS))
 
     async def on_intake_enriched(
         self, conn: asyncpg.Connection, event: Event
@@ -67,7 +70,7 @@ class Triage:
             confidence=decision.confidence,
             explanation=decision.explanation,
             needs_review=decision.needs_review,
-            sla_seconds=decision.sla_seconds,
+            sla_seconds=self.sla_seconds[decision.priority],
             text=intake.text,
             channel=intake.channel,
             received_at=intake.received_at,

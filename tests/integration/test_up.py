@@ -82,7 +82,7 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
         assert shown.returncode == 0, shown.stderr
         incident = _until(
             lambda: json.loads(_siaga("incident", "show", intake_id, "--json", home=home).stdout),
-            lambda i: len(i["units"]) == 2,
+            lambda i: len(i["units"]) == 3,  # police and two ambulances
         )
         assert incident["category"] == "traffic_accident"
         assert incident["priority"] == "P1"

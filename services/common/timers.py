@@ -1,0 +1,54 @@
+"""Timers kept in the database: a periodic job finds what is due and acts, exactly once.
+
+Due times live in a stage's own tables, so they survive a restart; a job marks what it
+fired in the same transaction as the events it writes to the outbox, so a crash either
+fires a timer completely or not at all, and several instances never fire one twice
+(rows are taken with FOR UPDATE SKIP LOCKED by the job's own SQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.common.db import is_transient
+from services.common.logging import get_logger
+from services.common.outbox import Outgoing, write_outbox
+
+log = get_logger("timers")
+
+Job = Callable[[asyncpg.Connection], Awaitable[Sequence[Outgoing]]]
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Something a stage checks every `interval_s` seconds."""
+
+    name: str
+    interval_s: float
+    run: Job
+
+
+async def run_periodically(
+    job: PeriodicJob, *, pool: asyncpg.Pool, on_commit: Callable[[], None]
+) -> None:
+    """Run `job` forever; a failing run is logged and retried at the next tick."""
+    while True:
+        await asyncio.sleep(job.interval_s)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                outgoing = await job.run(conn)
+                await write_outbox(conn, outgoing)
+        except Exception as exc:
+            level = log.warning if is_transient(exc) else log.error
+            level(
+                "timer job failed, retried next tick",
+                job=job.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            continue
+        if outgoing:
+            on_commit()
