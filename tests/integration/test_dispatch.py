@@ -410,3 +410,60 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
         )
     }
     assert board == {"AMB-LIMPUNG": "available", "AMB-GRINGSING": "available"}
+
+
+async def test_units_added_and_moved_at_run_time_take_part_and_sla_figures_add_up(
+    pipeline: Pipeline,
+) -> None:
+    from schemas.common import Location
+    from schemas.events import UnitMovedV1, UnitRegisteredV1
+    from services.projector.queries import sla_statistics
+
+    now = datetime.now(UTC)
+    # a new ALS ambulance at Puskesmas Subah, and the Batang police car moved to Subah
+    subah = (-6.96, 109.874)
+    await _publish(
+        pipeline,
+        UnitRegisteredV1(
+            unit_id="AMB-SUBAH",
+            unit_type=UnitType.AMBULANCE,
+            agency="Puskesmas Subah",
+            base="Puskesmas Subah",
+            location=Location(lat=subah[0], lon=subah[1]),
+            capabilities=["ALS"],
+            registered_at=now,
+        ),
+        UnitMovedV1(
+            unit_id="POL-BATANG", location=Location(lat=subah[0], lon=subah[1]), moved_at=now
+        ),
+    )
+
+    async def registered() -> bool:
+        return bool(
+            await pipeline.fetchval(
+                "SELECT count(*) FROM dispatcher.units WHERE unit_id = 'AMB-SUBAH'"
+            )
+        )
+
+    await eventually(registered, what="the new unit in the dispatcher's fleet")
+    crash = new_intake(
+        channel=Channel.CALL112,
+        text="tabrakan truk dan motor di Subah, korban luka parah",
+        place_hint="Subah",
+    )
+    await submit(pipeline.settings, crash)
+    incident = await pipeline.incident_for_intake(crash.intake_id, with_units=3)
+    units = [u["unit_id"] for u in incident["units"]]
+    assert "AMB-SUBAH" in units  # the new ALS ambulance is nearest
+    assert "POL-BATANG" in units  # moved next to the crash, it beats the Limpung car
+    assert incident["first_dispatched_at"] >= incident["received_at"]
+
+    async with pipeline.db.acquire() as conn:
+        await conn.execute("SET search_path TO readmodel")
+        rows = await sla_statistics(conn, days=2)
+    by_channel = [r for r in rows if r["dimension"] == "channel" and r["value"] == "call112"]
+    assert by_channel and by_channel[0]["p1"] == 1
+    assert (
+        by_channel[0]["p1_dispatch_p50_s"] is not None and by_channel[0]["p1_dispatch_p50_s"] >= 0
+    )
+    assert {r["dimension"] for r in rows} == {"channel", "category", "kecamatan"}
