@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck schemas clean
+.PHONY: install run test lint typecheck schemas bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,18 @@ test: install lint typecheck
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check schemas services tests
+	$(BIN)/ruff check schemas services tests bench
 
 typecheck: install
 	$(BIN)/mypy
+
+## bench: throughput, latency and memory of the whole pipeline vs the raw client (bench/results.json)
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## schemas: regenerate the committed JSON Schema files from the pydantic models
 schemas: install
 	$(BIN)/python -m schemas.generate
 
 clean:
-	rm -rf $(VENV) .siaga .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .siaga .siaga-bench .pytest_cache .mypy_cache .ruff_cache

