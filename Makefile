@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck schemas clean
+.PHONY: install run test lint typecheck schemas eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: install lint typecheck
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check schemas services tests
+	$(BIN)/ruff check schemas services tests eval
 
 typecheck: install
 	$(BIN)/mypy
@@ -34,6 +34,10 @@ typecheck: install
 ## schemas: regenerate the committed JSON Schema files from the pydantic models
 schemas: install
 	$(BIN)/python -m schemas.generate
+
+## eval: triage the labelled corpora offline; prints the scores and writes eval/results.json
+eval: install
+	$(BIN)/python -m eval.run
 
 clean:
 	rm -rf $(VENV) .siaga .pytest_cache .mypy_cache .ruff_cache

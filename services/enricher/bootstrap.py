@@ -13,6 +13,7 @@ from schemas.events import IntakeReceivedV1
 from services.common.gazetteer import Gazetteer, load_gazetteer
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.enricher.boundaries import load_boundaries
 from services.enricher.entrypoint import Enricher, intake_key
 from services.enricher.places import PlaceResolver
 
@@ -36,9 +37,10 @@ async def bootstrap(
     """Run the enricher until the context exits."""
     common = common or CommonSettings()
     settings = settings or EnricherSettings()
-    gazetteer = gazetteer or load_gazetteer(common.home.resolved_data_dir())
+    data_dir = common.home.resolved_data_dir()
+    gazetteer = gazetteer or load_gazetteer(data_dir)
     enricher = Enricher(
-        resolver=PlaceResolver(gazetteer),
+        resolver=PlaceResolver(gazetteer, boundaries=load_boundaries(data_dir)),
         topics=common.topics,
         repeat_window=timedelta(seconds=settings.repeat_window_s),
         prank_threshold=settings.prank_threshold,

@@ -9,6 +9,7 @@ from schemas.events import CallerSignals
 from schemas.vocabulary import Channel
 from services.common.gazetteer import load_gazetteer
 from services.common.settings import CommonSettings
+from services.enricher.boundaries import load_boundaries
 from services.enricher.places import PlaceResolver
 from services.triage.classifier import Classifier
 
@@ -25,9 +26,10 @@ class OfflineTriage:
         """Built from the same gazetteer and thresholds as the running stages."""
         from services.triage.bootstrap import TriageSettings
 
-        gazetteer = load_gazetteer(settings.home.resolved_data_dir())
+        data_dir = settings.home.resolved_data_dir()
+        resolver = PlaceResolver(load_gazetteer(data_dir), boundaries=load_boundaries(data_dir))
         threshold = TriageSettings().review_threshold
-        return cls(PlaceResolver(gazetteer), Classifier(threshold=threshold))
+        return cls(resolver, Classifier(threshold=threshold))
 
     def triage(
         self, *, text: str, channel: Channel, place_hint: str | None = None
