@@ -67,7 +67,21 @@ NEAR_CUES = frozenset({"di", "lokasi", "depan", "samping", "belakang", "at"})
 FAR_CUES = frozenset({"dari", "ke", "arah"})
 
 # Area names that are also everyday words: a place word must come before them.
-COMMON_WORD_NAMES = frozenset({"bawang", "tulis", "bandar", "sendang", "wates", "sidayu", "candi"})
+COMMON_WORD_NAMES = frozenset(
+    {
+        "bawang",
+        "tulis",
+        "bandar",
+        "sendang",
+        "wates",
+        "sidayu",
+        "candi",
+        "kauman",
+        "kluwih",
+        "boja",
+        "toso",
+    }
+)
 # ... and these need a word naming the kind of area ("desa Lobang"), or the place hint.
 EVERYDAY_WORD_NAMES = frozenset(
     {
@@ -98,27 +112,13 @@ EVERYDAY_WORD_NAMES = frozenset(
         "beji",
         "sempu",
         "kepuh",
-        "purbo",
-        "surjo",
-        "deles",
-        "cokro",
         "gemuh",
-        "toso",
         "tombo",
         "pacet",
-        "posong",
         "banteng",
-        "boja",
-        "gondo",
-        "pretek",
-        "bismo",
         "lebo",
         "sembung",
-        "luwung",
         "banaran",
-        "dlimas",
-        "kluwih",
-        "simpar",
         "babadan",
         "plumbon",
         "tegalsari",
@@ -130,16 +130,7 @@ EVERYDAY_WORD_NAMES = frozenset(
         "gondang",
         "jambangan",
         "kambangan",
-        "pungangan",
-        "kumesu",
-        "padomasan",
         "semampir",
-        "cablikan",
-        "binangun",
-        "kauman",
-        "kasepuhan",
-        "pasekaran",
-        "tambahrejo",
     }
 )
 
@@ -157,6 +148,9 @@ NOT_PLACES = frozenset(
         "batang rokok",
         "batang besi",
         "sebatang",
+        "tol batang semarang",
+        "batang semarang",
+        "semarang batang",
     }
 )
 
@@ -332,6 +326,7 @@ class PlaceResolver:
         tokens = words(text)
         taken = [False] * len(tokens)
         found: list[Mention] = []
+        doubtful: list[Mention] = []
         for size in range(min(MAX_NGRAM, len(tokens)), 0, -1):
             for start in range(len(tokens) - size + 1):
                 if any(taken[start : start + size]):
@@ -345,13 +340,37 @@ class PlaceResolver:
                 edits = 0
                 if targets is None and (cue or from_hint):
                     targets, edits = self._fuzzy(phrase)
-                if not targets or not self._allowed(phrase, cue, from_hint, edits):
+                if not targets:
                     continue
-                for i in range(start, start + size):
-                    taken[i] = True
-                found.append(Mention(start, start + size, phrase, targets, from_hint, edits, cue))
+                mention = Mention(start, start + size, phrase, targets, from_hint, edits, cue)
+                if not self._allowed(phrase, cue, from_hint, edits):
+                    doubtful.append(mention)
+                    continue
+                taken[start : start + size] = [True] * size
+                found.append(mention)
+        found += self._confirmed_by_neighbours(doubtful, found, taken)
         found.sort(key=lambda m: m.start)
         return found
+
+    @staticmethod
+    def _confirmed_by_neighbours(
+        doubtful: list[Mention], found: list[Mention], taken: list[bool]
+    ) -> list[Mention]:
+        """An everyday-word name beside a name of its own kecamatan is a place after all
+        ("Kluwih Bandar", "Simpar Bandar")."""
+        confirmed: list[Mention] = []
+        candidates = [m for m in doubtful if not any(taken[m.start : m.end])]
+        for m in candidates:
+            codes = {t.kecamatan.code for t in m.targets}
+            for other in [*found, *candidates]:
+                if other is m or not (other.end == m.start or m.end == other.start):
+                    continue
+                if codes & {t.kecamatan.code for t in other.targets}:
+                    confirmed.append(m)
+                    break
+        for m in confirmed:
+            taken[m.start : m.end] = [True] * (m.end - m.start)
+        return confirmed
 
     @staticmethod
     def _cue(tokens: list[str], start: int) -> str | None:

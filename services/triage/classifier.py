@@ -23,6 +23,7 @@ from services.triage.rules import (
     LIFE_THREAT,
     NEGATIONS,
     NEUTRAL,
+    PRANK_ADMISSIONS,
     RULES,
     SLA_SECONDS,
 )
@@ -33,6 +34,7 @@ LOWER = {Priority.P1: Priority.P2, Priority.P2: Priority.P3}
 NEUTRAL_TAG = "neutral"
 THREAT_TAG = "threat"
 CALM_TAG = "calm"
+ADMIT_TAG = "admit"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Evidence:
     matched: dict[Category, list[str]]
     threats: list[str]
     calming: list[str]
+    admissions: list[str]
 
 
 def _key(phrase: str) -> str:
@@ -86,6 +89,8 @@ def _signal_lexicon() -> dict[str, list[tuple[str, float]]]:
         lexicon[_key(phrase)] = [(THREAT_TAG, 0.0)]
     for phrase in CALMING:
         lexicon[_key(phrase)] = [(CALM_TAG, 0.0)]
+    for phrase in PRANK_ADMISSIONS:
+        lexicon[_key(phrase)] = [(ADMIT_TAG, 0.0)]
     return lexicon
 
 
@@ -131,15 +136,19 @@ class Classifier:
                     matched[Category(tag)].append(phrase)
         threats: list[str] = []
         calming: list[str] = []
+        admissions: list[str] = []
         for start, phrase, tags in _longest_first(tokens, self._signals):
             if tags[0][0] == CALM_TAG:
                 calming.append(phrase)
+                continue
+            if tags[0][0] == ADMIT_TAG:
+                admissions.append(phrase)
                 continue
             # "tidak ada korban jiwa" denies the threat; "tidak sadar" is one.
             denied = NEGATIONS & set(tokens[max(0, start - 2) : start])
             if not denied or phrase.split()[0] in NEGATIONS:
                 threats.append(phrase)
-        return Evidence(dict(scores), dict(matched), threats, calming)
+        return Evidence(dict(scores), dict(matched), threats, calming, admissions)
 
     def classify(
         self, *, text: str, channel: Channel, signals: CallerSignals | None = None
@@ -147,9 +156,12 @@ class Classifier:
         """Classify one report; pure and deterministic."""
         if (signals is not None and signals.ghost) or not words(text):
             return self._decide(
-                Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [])
+                Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [])
             )
         found = self.evidence(text)
+        if found.admissions and not found.threats:
+            said = ", ".join(found.admissions)
+            return self._decide(Category.PRANK, 0.8, f"caller owns up to a prank: {said}", found)
         if not found.scores:
             confidence = 0.3 if channel.is_emergency_line else 0.4
             category = Category.MEDICAL if found.threats else Category.INFORMATION
