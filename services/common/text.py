@@ -139,6 +139,14 @@ SHORTHAND: dict[str, str] = {
     "kok": "",
     "lho": "",
     "loh": "",
+    "banyu": "air",
+    "banyune": "air",
+    "setrum": "listrik",
+    "uwit": "pohon",
+    "wit": "pohon",
+    "omahe": "rumah",
+    "omahku": "rumah",
+    "dalane": "jalan",
     "wkwk": "haha",
     "wkwkwk": "haha",
     "hehe": "haha",
@@ -158,10 +166,25 @@ def normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", lowered).strip()
 
 
+# Possessive and definite endings ("apinya", "genine", "omahku") hide the word that matters.
+SUFFIXES = ("nya", "ne", "ku", "mu", "e")
+
+
+def stem(word: str, vocabulary: frozenset[str] | dict[str, str]) -> str | None:
+    """The word without its ending when that is in `vocabulary`, else None."""
+    for suffix in SUFFIXES:
+        base = word[: -len(suffix)]
+        if word.endswith(suffix) and len(base) >= 3 and base in vocabulary:
+            return base
+    return None
+
+
 def words(text: str) -> list[str]:
     """The normalised words of a report with shorthand spelled out."""
     out: list[str] = []
     for token in normalise(text).split():
+        if token not in SHORTHAND:
+            token = stem(token, SHORTHAND) or token
         expanded = SHORTHAND.get(token, token)
         out.extend(expanded.split())
     return out
@@ -186,6 +209,9 @@ class Speller:
         """The vocabulary word `word` was meant to be, or `word` itself."""
         if word in self.known or word.isdigit():
             return word
+        base = stem(word, self._target_set)
+        if base is not None:
+            return base
         limit = max_edits(word)
         if limit == 0:
             return word

@@ -55,6 +55,20 @@ PLACE_CUES = frozenset(
         "kawasan",
         "area",
         "perbatasan",
+        "cedhak",
+        "cedak",
+        "jurusan",
+        "menuju",
+        "simpang",
+        "perempatan",
+        "pertigaan",
+        "jalur",
+        "tanjakan",
+        "turunan",
+        "perumahan",
+        "komplek",
+        "village",
+        "towards",
         "near",
         "at",
         "in",
@@ -64,7 +78,7 @@ PLACE_CUES = frozenset(
 AREA_CUES = frozenset({"desa", "kelurahan", "kecamatan", "dukuh", "dusun", "dsn", "dk", "kampung"})
 # Where the incident is ("di pasar") weighs more than where the caller came from ("dari").
 NEAR_CUES = frozenset({"di", "lokasi", "depan", "samping", "belakang", "at"})
-FAR_CUES = frozenset({"dari", "ke", "arah"})
+FAR_CUES = frozenset({"dari", "ke", "arah", "jurusan", "menuju", "towards"})
 
 # Area names that are also everyday words: a place word must come before them.
 COMMON_WORD_NAMES = frozenset(
