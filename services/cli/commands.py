@@ -362,7 +362,7 @@ async def incident(args: argparse.Namespace) -> int:
             else:
                 _print_incident(shown)
             return 0
-        rows = await list_incidents(conn, limit=args.limit, status=args.status)
+        rows = await list_incidents(conn, limit=args.limit, status=args.status, review=args.review)
         if args.json:
             _print_json(rows)
         else:
@@ -372,6 +372,8 @@ async def incident(args: argparse.Namespace) -> int:
                     f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
                     f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
                 )
+                if args.review:
+                    print(f"    {r['text']!r}\n    because: {r['explanation']}")
         return 0
     finally:
         await conn.close()

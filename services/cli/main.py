@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it")
     p = incident.add_parser("list", help="newest incidents")
     p.add_argument("--status")
+    p.add_argument(
+        "--review", action="store_true", help="the human triage queue: low-confidence incidents"
+    )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     return root
