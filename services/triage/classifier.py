@@ -77,6 +77,16 @@ def _category_lexicon() -> dict[str, list[tuple[str, float]]]:
         for phrase, points in rule.weighted():
             tags = lexicon[_key(phrase)]
             tags[category.value] = max(points, tags.get(category.value, 0.0))
+    # A phrase is worth at least its strongest part ("truk terguling" >= "terguling"), since
+    # matching the longer phrase keeps its words from counting alone.
+    for phrase, tags in lexicon.items():
+        parts = phrase.split()
+        for size in range(1, len(parts)):
+            for start in range(len(parts) - size + 1):
+                inner = lexicon.get(" ".join(parts[start : start + size]), {})
+                for tag, points in inner.items():
+                    if tag in tags:
+                        tags[tag] = max(tags[tag], points)
     for phrase in NEUTRAL:
         lexicon[_key(phrase)][NEUTRAL_TAG] = 0.0
     return {k: sorted(v.items()) for k, v in lexicon.items()}
@@ -119,6 +129,9 @@ class Classifier:
         self.threshold = threshold
         self._categories = _category_lexicon()
         self._signals = _signal_lexicon()
+        self._threat_phrases = frozenset(
+            p for p, tags in self._signals.items() if tags[0][0] == THREAT_TAG
+        )
         vocabulary = {
             w for lex in (self._categories, self._signals) for p in lex for w in p.split()
         }
@@ -171,7 +184,9 @@ class Classifier:
             return self._decide(category, confidence, reason, found, signals)
         ranked = sorted(found.scores.items(), key=lambda kv: (-kv[1], list(RULES).index(kv[0])))
         category, top = ranked[0]
-        runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+        # Threat words ("orang terjebak" in a fire) say how bad it is, not what it is: they do
+        # not make the runner-up a rival.
+        runner_up = max((self._points_beyond_threats(c, found) for c, _ in ranked[1:]), default=0.0)
         strength = top / (top + 1.5)
         margin = (top - runner_up) / top
         confidence = round(min(0.99, strength * (0.55 + 0.45 * margin) + 0.05), 2)
@@ -180,6 +195,13 @@ class Classifier:
             other, points = ranked[1]
             explanation += f"; then {other.value} {points:g}: {', '.join(found.matched[other])}"
         return self._decide(category, confidence, explanation, found, signals)
+
+    def _points_beyond_threats(self, category: Category, found: Evidence) -> float:
+        return sum(
+            dict(self._categories[phrase])[category.value]
+            for phrase in found.matched[category]
+            if phrase not in self._threat_phrases
+        )
 
     def _decide(
         self,
@@ -203,15 +225,20 @@ class Classifier:
                 )
             elif found.threats:
                 explanation += "; number flagged for pranks, but a life is at risk"
+        needs_review = confidence < self.threshold
         if found.threats and real:
             priority = Priority.P1
             explanation += f"; life at risk: {', '.join(found.threats)} -> P1"
+            if needs_review:
+                # A human would decide too late: units go on the best reading.
+                needs_review = False
+                explanation += f"; not held for review (confidence {confidence:.2f})"
         return Classification(
             category=category,
             priority=priority,
             agency=rule.agency,
             confidence=confidence,
             explanation=explanation,
-            needs_review=confidence < self.threshold,
+            needs_review=needs_review,
             sla_seconds=SLA_SECONDS[priority],
         )
