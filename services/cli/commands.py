@@ -184,6 +184,8 @@ def triage(args: argparse.Namespace) -> int:
             f"(confidence {result['confidence']:.2f}); {where}"
         )
         print(f"because: {result['explanation']}")
+        if result["needs_review"]:
+            print("below the confidence threshold: a call-taker triages it, nothing is dispatched")
     return 0
 
 

@@ -23,17 +23,19 @@ from services.triage.rules import (
     LIFE_THREAT,
     NEGATIONS,
     NEUTRAL,
+    NOT_URGENT,
     PRANK_ADMISSIONS,
     RULES,
     SLA_SECONDS,
 )
 
 MAX_PHRASE = 4
-# One step down for an emergency that is over, small, or long past.
+# One step down for an emergency long past or reported as a complaint.
 LOWER = {Priority.P1: Priority.P2, Priority.P2: Priority.P3}
 NEUTRAL_TAG = "neutral"
 THREAT_TAG = "threat"
 CALM_TAG = "calm"
+LATE_TAG = "late"
 ADMIT_TAG = "admit"
 
 
@@ -64,6 +66,7 @@ class Evidence:
     threats: list[str]
     calming: list[str]
     admissions: list[str]
+    not_urgent: list[str]
 
 
 def _key(phrase: str) -> str:
@@ -99,6 +102,8 @@ def _signal_lexicon() -> dict[str, list[tuple[str, float]]]:
         lexicon[_key(phrase)] = [(THREAT_TAG, 0.0)]
     for phrase in CALMING:
         lexicon[_key(phrase)] = [(CALM_TAG, 0.0)]
+    for phrase in NOT_URGENT:
+        lexicon[_key(phrase)] = [(LATE_TAG, 0.0)]
     for phrase in PRANK_ADMISSIONS:
         lexicon[_key(phrase)] = [(ADMIT_TAG, 0.0)]
     return lexicon
@@ -150,9 +155,13 @@ class Classifier:
         threats: list[str] = []
         calming: list[str] = []
         admissions: list[str] = []
+        not_urgent: list[str] = []
         for start, phrase, tags in _longest_first(tokens, self._signals):
             if tags[0][0] == CALM_TAG:
                 calming.append(phrase)
+                continue
+            if tags[0][0] == LATE_TAG:
+                not_urgent.append(phrase)
                 continue
             if tags[0][0] == ADMIT_TAG:
                 admissions.append(phrase)
@@ -161,7 +170,7 @@ class Classifier:
             denied = NEGATIONS & set(tokens[max(0, start - 2) : start])
             if not denied or phrase.split()[0] in NEGATIONS:
                 threats.append(phrase)
-        return Evidence(dict(scores), dict(matched), threats, calming, admissions)
+        return Evidence(dict(scores), dict(matched), threats, calming, admissions, not_urgent)
 
     def classify(
         self, *, text: str, channel: Channel, signals: CallerSignals | None = None
@@ -169,7 +178,7 @@ class Classifier:
         """Classify one report; pure and deterministic."""
         if (signals is not None and signals.ghost) or not words(text):
             return self._decide(
-                Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [])
+                Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [], [])
             )
         found = self.evidence(text)
         if found.admissions and not found.threats:
@@ -214,9 +223,12 @@ class Classifier:
         rule = RULES[category]
         priority = rule.priority
         real = category not in (Category.PRANK, Category.GHOST)
-        if real and found.calming and not found.threats and priority in LOWER:
+        if real and found.not_urgent and not found.threats and priority in LOWER:
             priority = LOWER[priority]
-            explanation += f"; {', '.join(found.calming)} -> {priority.value}"
+            explanation += f"; {', '.join(found.not_urgent)} -> {priority.value}"
+        elif real and found.calming and not found.threats and priority is Priority.P1:
+            priority = Priority.P2
+            explanation += f"; {', '.join(found.calming)} -> P2"
         if signals is not None and signals.prank_flagged and real:
             if priority in (Priority.P1, Priority.P2) and not found.threats:
                 priority = Priority.P3

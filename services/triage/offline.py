@@ -48,6 +48,7 @@ class OfflineTriage:
             "confidence": decision.confidence,
             "explanation": decision.explanation,
             "needs_review": decision.needs_review,
+            "sla_seconds": decision.sla_seconds,
             "place": None
             if place is None
             else {
@@ -56,5 +57,7 @@ class OfflineTriage:
                 "lat": place.lat,
                 "lon": place.lon,
                 "confidence": place.confidence,
+                "method": place.method,
+                "matched": place.matched,
             },
         }

@@ -1278,7 +1278,7 @@ LIFE_THREAT: tuple[str, ...] = (
 # Words before a threat that deny it ("tidak ada korban jiwa").
 NEGATIONS = frozenset({"tidak", "tanpa", "belum", "bukan", "nihil", "no", "not", "aman"})
 
-# Words that say an emergency is over or small: urgent, not immediate.
+# Words that say an emergency is over or small: urgent, not immediate (P1 -> P2).
 CALMING: tuple[str, ...] = (
     "sudah padam",
     "sudah dipadamkan",
@@ -1288,6 +1288,18 @@ CALMING: tuple[str, ...] = (
     "sudah surut",
     "tidak ada korban",
     "tidak ada korban jiwa",
+    "ular",
+    "ular masuk",
+    "sarang tawon",
+    "tawon",
+    "sarang lebah",
+    "monyet",
+    "kucing",
+)
+
+# Words that make an emergency a complaint about the past or a request to act: one step
+# down (P1 -> P2, P2 -> P3).
+NOT_URGENT: tuple[str, ...] = (
     "penipuan online",
     "penipuan",
     "ditipu",
@@ -1298,13 +1310,6 @@ CALMING: tuple[str, ...] = (
     "kemarin",
     "minggu lalu",
     "bulan lalu",
-    "ular",
-    "ular masuk",
-    "sarang tawon",
-    "tawon",
-    "sarang lebah",
-    "monyet",
-    "kucing",
 )
 
 # Phrases that hold a keyword but mean something else ("kereta api" is a train); they score

@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas.events import (
     CallLinkedV1,
     IncidentClassifiedV1,
     IncidentOpenedV1,
     IntakeEnrichedV1,
-    IntakeReceivedV1,
     UnitDispatchedV1,
 )
 from schemas.vocabulary import Channel, UnitType
-from services.clients.operator import intake_event, new_intake, submit
-from services.common.kafka import send_events
-from services.common.outbox import Outgoing
+from services.clients.operator import new_intake, submit
 from services.dispatcher.fleet import UnitSpec
 from tests.conftest import TEST_FLEET, Pipeline, eventually
 
@@ -34,17 +30,6 @@ def fleet() -> list[UnitSpec]:
         *TEST_FLEET,
         UnitSpec("FIRE-LIMPUNG", UnitType.FIRE_TRUCK, "Damkar", "Pos Damkar Limpung", "Limpung"),
     ]
-
-
-async def _publish(pipeline: Pipeline, intakes: list[IntakeReceivedV1]) -> None:
-    """Send intakes in one go, as a busy command centre would (keys spread them over
-    partitions, so different triage instances may see them)."""
-    client = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap())
-    await client.start()
-    try:
-        await send_events(client, [Outgoing.of(intake_event(i), pipeline.topics) for i in intakes])
-    finally:
-        await client.stop()
 
 
 async def test_three_calls_about_one_fire_give_one_incident_and_one_dispatch(
@@ -68,7 +53,7 @@ async def test_three_calls_about_one_fire_give_one_incident_and_one_dispatch(
             phone="+6281311110003",
         ),
     ]
-    await _publish(pipeline, calls)
+    await pipeline.publish(calls)
 
     async def all_triaged() -> bool:
         return bool(await pipeline.fetchval("SELECT count(*) = 3 FROM triage.intakes"))
