@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
+from typing import Any
 
 import pytest
 
@@ -166,6 +170,28 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
     assert classified[0].needs_review and classified[0].explanation
     assert await pipeline.events(pipeline.topics.dispatch_orders) == []
     assert await pipeline.fetchval("SELECT count(*) FROM dispatcher.pending") == 0
+
+    # The call-taker's view of the queue.
+    shown = await _siaga(pipeline, "incident", "list", "--review", "--json")
+    assert [row["incident_id"] for row in shown] == [str(incident["incident_id"])]
+    assert shown[0]["explanation"] and shown[0]["text"] == "halo halo, pak"
+
+
+async def _siaga(pipeline: Pipeline, *args: str) -> Any:
+    """Run the `siaga` command against this pipeline's database; its JSON output."""
+    env = {**os.environ, "SIAGA_DATABASE_URL": pipeline.settings.database_url()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)
 
 
 async def test_the_same_call_redelivered_after_linking_is_not_linked_twice(
