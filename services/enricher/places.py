@@ -27,6 +27,7 @@ from services.common.text import max_edits, words
 from services.enricher.boundaries import Boundaries
 
 MAX_NGRAM = 4
+MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
 # Words that announce a place; after them a name may be misspelt or be an everyday word.
 PLACE_CUES = frozenset(
     {
@@ -273,7 +274,11 @@ class PlaceResolver:
                 continue
             for name in (landmark.name, *landmark.variants):
                 self._add(_key(name), found)
-        self._keys = sorted(self._index)
+        self._fuzzy_keys = sorted(
+            k
+            for k in self._index
+            if len(k) >= MIN_FUZZY and k not in EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
+        )
 
     def _add(self, key: str, target: Target) -> None:
         if key and target not in self._index[key]:
@@ -397,11 +402,13 @@ class PlaceResolver:
         return None
 
     def _fuzzy(self, phrase: str) -> tuple[list[Target] | None, int]:
-        limit = max_edits(phrase)
+        # Short names and names that are everyday words are only taken as written: one slip
+        # away from "Bulu" or "Reban" lie "bulus" and "rejan", words of their own.
+        limit = max_edits(phrase) if len(phrase) >= MIN_FUZZY else 0
         if limit == 0:
             return None, 0
         found = process.extractOne(
-            phrase, self._keys, scorer=Levenshtein.distance, score_cutoff=limit
+            phrase, self._fuzzy_keys, scorer=Levenshtein.distance, score_cutoff=limit
         )
         if found is None or found[0][0] != phrase[0]:
             return None, 0
