@@ -119,9 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timer = time.perf_counter()
             answers = run(engine, loader(data_dir))
             figures = score(outcomes(answers))
-            figures["seconds"] = round(time.perf_counter() - timer, 2)
             results[name] = {"all": figures}
             print_table(f"{name} corpus", figures)
+            print(f"({len(answers)} reports in {time.perf_counter() - timer:.1f}s)")
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
     return 0
