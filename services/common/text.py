@@ -170,11 +170,13 @@ def normalise(text: str) -> str:
 SUFFIXES = ("nya", "ne", "ku", "mu", "e")
 
 
-def stem(word: str, vocabulary: frozenset[str] | dict[str, str]) -> str | None:
+def stem(
+    word: str, vocabulary: frozenset[str] | dict[str, str], *, shortest: int = 3
+) -> str | None:
     """The word without its ending when that is in `vocabulary`, else None."""
     for suffix in SUFFIXES:
         base = word[: -len(suffix)]
-        if word.endswith(suffix) and len(base) >= 3 and base in vocabulary:
+        if word.endswith(suffix) and len(base) >= shortest and base in vocabulary:
             return base
     return None
 
@@ -184,7 +186,8 @@ def words(text: str) -> list[str]:
     out: list[str] = []
     for token in normalise(text).split():
         if token not in SHORTHAND:
-            token = stem(token, SHORTHAND) or token
+            # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
+            token = stem(token, SHORTHAND, shortest=4) or token
         expanded = SHORTHAND.get(token, token)
         out.extend(expanded.split())
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 from rapidfuzz import process
@@ -162,7 +162,6 @@ NOT_PLACES = frozenset(
         "batang bambu",
         "batang rokok",
         "batang besi",
-        "sebatang",
         "tol batang semarang",
         "batang semarang",
         "semarang batang",
@@ -202,7 +201,7 @@ class Mention:
     from_hint: bool
     edits: int = 0
     cue: str | None = None
-    weight: float = field(default=1.0)
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ def test_threat_words_say_how_bad_not_what(classifier: Classifier) -> None:
 def test_text_helpers_spell_out_shorthand_and_fix_typos_only_towards_keywords() -> None:
     assert normalise("Tolooong!!  Alun2 Batang") == "tolong alun alun batang"
     assert words("tlg omah kobong ning Tumbrep") == ["tolong", "rumah", "kobong", "di", "tumbrep"]
+    assert words("omahe kobong") == ["rumah", "kobong"]
+    assert words("ngancam pake parang") == ["ngancam", "pake", "parang"]  # not "bapak"
     speller = Speller({"kebakaran", "bakar", "tenggelam"}, known={"bayar"})
     assert speller.correct("kebakran") == "kebakaran"
     assert speller.correct("tengelam") == "tenggelam"
