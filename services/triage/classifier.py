@@ -3,9 +3,12 @@
 The report's words are normalised (shorthand spelled out, typos corrected towards the
 rule words), then matched against every category's phrases, longest first. The category
 with most points wins; the confidence grows with its points and with its lead over the
-runner-up. Priority is the category's default, raised to P1 when words say a life is at
-risk (on any channel, whatever the caller's history), lowered for a number flagged for
-pranks otherwise. The explanation names the words and rules that decided.
+runner-up (threat words do not count for the runner-up). A caller owning up to a prank
+makes it a prank unless a life is at risk. Priority is the category's default, one step
+down for past events and complaint phrasing, P1 -> P2 for an emergency that is over or
+small, lowered to P3 for a number flagged for pranks, and P1 whenever words say a life is
+at risk (on any channel, whatever the caller's history; such a report is never held for
+review). The explanation names the words and rules that decided.
 """
 
 from __future__ import annotations
