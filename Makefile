@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck schemas bench clean
+.PHONY: install run test lint typecheck schemas bench eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: install lint typecheck
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check schemas services tests bench
+	$(BIN)/ruff check schemas services tests bench eval
 
 typecheck: install
 	$(BIN)/mypy
@@ -38,6 +38,10 @@ bench: install
 ## schemas: regenerate the committed JSON Schema files from the pydantic models
 schemas: install
 	$(BIN)/python -m schemas.generate
+
+## eval: triage the labelled corpora offline; prints the scores and writes eval/results.json
+eval: install
+	$(BIN)/python -m eval.run
 
 clean:
 	rm -rf $(VENV) .siaga .siaga-bench .pytest_cache .mypy_cache .ruff_cache

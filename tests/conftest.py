@@ -129,6 +129,22 @@ class Pipeline:
             while self._running[stage]:
                 await self.stop_stage(stage)
 
+    async def publish(self, intakes: list[Any]) -> None:
+        """Send intakes in one go, as a busy command centre would (their keys spread them
+        over partitions, so different stage instances may handle them)."""
+        from aiokafka import AIOKafkaProducer
+
+        from services.clients.operator import intake_event
+        from services.common.kafka import send_events
+        from services.common.outbox import Outgoing
+
+        client = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap())
+        await client.start()
+        try:
+            await send_events(client, [Outgoing.of(intake_event(i), self.topics) for i in intakes])
+        finally:
+            await client.stop()
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Rows from any stage's schema (name it in the SQL)."""
         async with self.db.acquire() as conn:

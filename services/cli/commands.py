@@ -184,6 +184,8 @@ def triage(args: argparse.Namespace) -> int:
             f"(confidence {result['confidence']:.2f}); {where}"
         )
         print(f"because: {result['explanation']}")
+        if result["needs_review"]:
+            print("below the confidence threshold: a call-taker triages it, nothing is dispatched")
     return 0
 
 
@@ -362,7 +364,7 @@ async def incident(args: argparse.Namespace) -> int:
             else:
                 _print_incident(shown)
             return 0
-        rows = await list_incidents(conn, limit=args.limit, status=args.status)
+        rows = await list_incidents(conn, limit=args.limit, status=args.status, review=args.review)
         if args.json:
             print_json(rows)
         else:
@@ -372,6 +374,8 @@ async def incident(args: argparse.Namespace) -> int:
                     f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
                     f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
                 )
+                if args.review:
+                    print(f"    {r['text']!r}\n    because: {r['explanation']}")
         return 0
     finally:
         await conn.close()

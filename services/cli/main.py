@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="supervisor")
     p = incident.add_parser("list", help="newest incidents")
     p.add_argument("--status")
+    p.add_argument(
+        "--review", action="store_true", help="the human triage queue: low-confidence incidents"
+    )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     return root

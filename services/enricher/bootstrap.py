@@ -9,10 +9,11 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import IntakeReceivedV1
+from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeReceivedV1
 from services.common.gazetteer import Gazetteer, load_gazetteer
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.enricher.boundaries import load_boundaries
 from services.enricher.entrypoint import Enricher, intake_key
 from services.enricher.places import PlaceResolver
 
@@ -23,7 +24,9 @@ class EnricherSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIAGA_ENRICHER_")
 
     repeat_window_s: int = Field(default=24 * 3600, ge=0, description="Repeat-caller window")
-    prank_threshold: int = Field(default=3, ge=1, description="Pranks before a number is flagged")
+    prank_threshold: int = Field(
+        default=3, ge=1, description="Calls judged pranks before a number is flagged"
+    )
 
 
 @contextlib.asynccontextmanager
@@ -36,9 +39,10 @@ async def bootstrap(
     """Run the enricher until the context exits."""
     common = common or CommonSettings()
     settings = settings or EnricherSettings()
-    gazetteer = gazetteer or load_gazetteer(common.home.resolved_data_dir())
+    data_dir = common.home.resolved_data_dir()
+    gazetteer = gazetteer or load_gazetteer(data_dir)
     enricher = Enricher(
-        resolver=PlaceResolver(gazetteer),
+        resolver=PlaceResolver(gazetteer, boundaries=load_boundaries(data_dir)),
         topics=common.topics,
         repeat_window=timedelta(seconds=settings.repeat_window_s),
         prank_threshold=settings.prank_threshold,
@@ -46,8 +50,15 @@ async def bootstrap(
     async with stage_runtime(
         name="enricher",
         settings=common,
-        subscriptions=[common.topics.intake_received],
-        handlers={IntakeReceivedV1: enricher.on_intake_received},
+        # Incident events come back so a number's pranks are counted (the tracker owns
+        # that topic's dead letters).
+        subscriptions=[common.topics.intake_received, common.topics.incident_events],
+        owned_topics=[common.topics.intake_received],
+        handlers={
+            IntakeReceivedV1: enricher.on_intake_received,
+            IncidentOpenedV1: enricher.on_incident_opened,
+            IncidentClassifiedV1: enricher.on_incident_classified,
+        },
         inbox_key=intake_key,
     ) as runtime:
         yield runtime

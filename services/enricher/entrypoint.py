@@ -1,4 +1,5 @@
-"""Enricher handlers: an intake in, the same intake with place and caller signals out."""
+"""Enricher handlers: an intake in, the same intake with place and caller signals out; triage's
+verdicts in, so numbers that keep pranking are flagged."""
 
 from __future__ import annotations
 
@@ -9,22 +10,33 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from schemas.envelope import Event, new_event
-from schemas.events import IntakeEnrichedV1, IntakeReceivedV1
+from schemas.events import (
+    IncidentClassifiedV1,
+    IncidentOpenedV1,
+    IntakeEnrichedV1,
+    IntakeReceivedV1,
+)
 from schemas.ids import derive_id
 from schemas.topics import Topics
+from schemas.vocabulary import Category
+from services.common.logging import get_logger
 from services.common.outbox import Outgoing
+from services.common.processing import event_key
 from services.enricher.places import PlaceResolver
-from services.enricher.repository import CallerHistory, record_report
+from services.enricher.repository import CallerHistory, record_report, record_verdict
 from services.enricher.signals import caller_signals, is_ghost
 
 SOURCE = "/siaga/enricher"
+log = get_logger("enricher")
 
 
 def intake_key(event: Event) -> str:
-    """Inbox key: the sender's intake id, so a resent intake is enriched once."""
+    """Inbox key: the sender's intake id, so a resent intake is enriched once; other events
+    by their envelope id."""
     payload = event.payload
-    assert isinstance(payload, IntakeReceivedV1)
-    return f"intake:{payload.intake_id}"
+    if isinstance(payload, IntakeReceivedV1):
+        return f"intake:{payload.intake_id}"
+    return event_key(event)
 
 
 @dataclass
@@ -48,7 +60,11 @@ class Enricher:
         history = CallerHistory(reports=0, pranks=0, last_report_at=None)
         if intake.caller.phone:
             history = await record_report(
-                conn, phone=intake.caller.phone, at=intake.received_at, ghost=is_ghost(intake)
+                conn,
+                intake_id=intake.intake_id,
+                phone=intake.caller.phone,
+                at=intake.received_at,
+                ghost=is_ghost(intake),
             )
         enriched = IntakeEnrichedV1(
             intake=intake,
@@ -69,3 +85,25 @@ class Enricher:
             causationid=event.id,
         )
         return [Outgoing.of(out, self.topics)]
+
+    async def on_incident_opened(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """Remember which intake opened the incident, to find its caller later."""
+        opened = event.payload
+        assert isinstance(opened, IncidentOpenedV1)
+        await record_verdict(conn, incident_id=opened.incident_id, intake_id=opened.intake_id)
+        return []
+
+    async def on_incident_classified(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A prank verdict counts against the caller's number (flagged at `prank_threshold`)."""
+        classified = event.payload
+        assert isinstance(classified, IncidentClassifiedV1)
+        if classified.category is not Category.PRANK:
+            return []
+        phone = await record_verdict(conn, incident_id=classified.incident_id, prank=True)
+        if phone is not None:
+            log.info("prank counted against caller", incident_id=str(classified.incident_id))
+        return []

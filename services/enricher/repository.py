@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -18,7 +19,7 @@ class CallerHistory:
 
 
 async def record_report(
-    conn: asyncpg.Connection, *, phone: str, at: datetime, ghost: bool
+    conn: asyncpg.Connection, *, intake_id: UUID, phone: str, at: datetime, ghost: bool
 ) -> CallerHistory:
     """Count a report from `phone` and return the history as it was before it."""
     row = await conn.fetchrow(
@@ -39,6 +40,52 @@ async def record_report(
         at,
         int(ghost),
     )
+    await conn.execute(
+        "INSERT INTO caller_intakes (intake_id, phone, received_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (intake_id) DO NOTHING",
+        intake_id,
+        phone,
+        at,
+    )
     if row is None:
         return CallerHistory(reports=0, pranks=0, last_report_at=None)
     return CallerHistory(row["reports"], row["pranks"], row["last_report_at"])
+
+
+async def record_verdict(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    intake_id: UUID | None = None,
+    prank: bool = False,
+) -> str | None:
+    """Note what an incident's opening intake was or that it was a prank; recount the pranks
+    of its caller once both are known. Returns the caller's number when it was recounted."""
+    intake = await conn.fetchval(
+        """
+        INSERT INTO incident_verdicts (incident_id, intake_id, prank) VALUES ($1, $2, $3)
+        ON CONFLICT (incident_id) DO UPDATE
+           SET intake_id = COALESCE(incident_verdicts.intake_id, EXCLUDED.intake_id),
+               prank = incident_verdicts.prank OR EXCLUDED.prank
+        RETURNING intake_id
+        """,
+        incident_id,
+        intake_id,
+        prank,
+    )
+    if intake is None:
+        return None
+    phone = await conn.fetchval("SELECT phone FROM caller_intakes WHERE intake_id = $1", intake)
+    if phone is None:
+        return None  # a withheld number: nothing to count against
+    await conn.execute(
+        """
+        UPDATE callers
+           SET pranks = (SELECT count(*) FROM incident_verdicts v
+                           JOIN caller_intakes c USING (intake_id)
+                          WHERE c.phone = $1 AND v.prank)
+         WHERE phone = $1
+        """,
+        phone,
+    )
+    return str(phone)

@@ -54,9 +54,24 @@ async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] 
 
 
 async def list_incidents(
-    conn: asyncpg.Connection, *, limit: int = 20, status: str | None = None
+    conn: asyncpg.Connection, *, limit: int = 20, status: str | None = None, review: bool = False
 ) -> list[dict[str, Any]]:
-    """The newest incidents first, optionally of one status."""
+    """The newest incidents first, optionally of one status; `review`: the human triage queue
+    (view `review_queue`), oldest first."""
+    if review:
+        rows = await conn.fetch(
+            """
+            SELECT q.incident_id, q.status, q.category, q.priority, q.agency, q.kecamatan,
+                   true AS needs_review, q.received_at, NULL::text AS units,
+                   q.confidence, q.explanation, q.text
+              FROM review_queue q
+             WHERE $2::text IS NULL OR q.status = $2
+             LIMIT $1
+            """,
+            limit,
+            status,
+        )
+        return [dict(r) for r in rows]
     rows = await conn.fetch(
         """
         SELECT i.incident_id, i.status, i.category, i.priority, i.agency, i.kecamatan,

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import IntakeEnrichedV1
-from schemas.vocabulary import Priority
+from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1, IntakeEnrichedV1
+from schemas.vocabulary import Category, Priority
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.triage.classifier import Classifier
+from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
 from services.triage.rules import SLA_SECONDS
 
+# Calls about one fire or crash are many; two sick people in one desa are two patients, so
+# medical, crime and complaints about people are never merged unless configured.
+DEFAULT_DUPLICATE_CATEGORIES = (
+    "fire,traffic_accident,disaster,rescue,infrastructure,environment,utilities"
+)
+
 
 class TriageSettings(BaseSettings):
-    """`SIAGA_TRIAGE_*`: classification thresholds."""
+    """`SIAGA_TRIAGE_*`: classification threshold and duplicate-call correlation."""
 
     model_config = SettingsConfigDict(env_prefix="SIAGA_TRIAGE_")
 
@@ -43,6 +51,34 @@ class TriageSettings(BaseSettings):
             Priority.P4: self.sla_p4_s,
         }
 
+    duplicate_window_s: int = Field(
+        default=30 * 60, ge=0, description="Calls this close in time may be one incident"
+    )
+    duplicate_radius_km: float = Field(
+        default=1.5, ge=0, description="Calls this close in space may be one incident"
+    )
+    duplicate_categories: str = Field(
+        default=DEFAULT_DUPLICATE_CATEGORIES,
+        description="Comma-separated categories whose repeat calls join one incident",
+    )
+
+    @field_validator("duplicate_categories")
+    @classmethod
+    def _known_categories(cls, value: str) -> str:
+        unknown = [c.strip() for c in value.split(",") if c.strip() not in {*Category, ""}]
+        if unknown:
+            raise ValueError(f"unknown categories: {', '.join(unknown)}")
+        return value
+
+    def duplicate_rule(self) -> DuplicateRule:
+        """The correlation rule these settings describe."""
+        names = [c.strip() for c in self.duplicate_categories.split(",") if c.strip()]
+        return DuplicateRule(
+            window=timedelta(seconds=self.duplicate_window_s),
+            radius_km=self.duplicate_radius_km,
+            categories=frozenset(Category(n) for n in names),
+        )
+
 
 @contextlib.asynccontextmanager
 async def bootstrap(
@@ -57,12 +93,20 @@ async def bootstrap(
     triage = Triage(
         classifier=classifier or Classifier(threshold=settings.review_threshold),
         topics=common.topics,
+        duplicates=settings.duplicate_rule(),
         sla_seconds=settings.sla_seconds(),
     )
     async with stage_runtime(
         name="triage",
         settings=common,
-        subscriptions=[common.topics.intake_enriched],
-        handlers={IntakeEnrichedV1: triage.on_intake_enriched},
+        # Incident events come back so ended incidents stop taking duplicate calls (the
+        # tracker owns that topic's dead letters).
+        subscriptions=[common.topics.intake_enriched, common.topics.incident_events],
+        owned_topics=[common.topics.intake_enriched],
+        handlers={
+            IntakeEnrichedV1: triage.on_intake_enriched,
+            IncidentResolvedV1: triage.on_incident_ended,
+            IncidentStatusChangedV1: triage.on_incident_ended,
+        },
     ) as runtime:
         yield runtime

@@ -1,38 +1,58 @@
-"""Triage handlers: an enriched intake in, an opened and classified incident out."""
+"""Triage handlers: an enriched intake in, an opened and classified incident out, or a link
+to the open incident it repeats; ended incidents stop taking duplicate calls."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 
+from schemas.common import Contract
 from schemas.envelope import Event, new_event
-from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeEnrichedV1
+from schemas.events import (
+    CallLinkedV1,
+    IncidentClassifiedV1,
+    IncidentOpenedV1,
+    IncidentResolvedV1,
+    IncidentStatusChangedV1,
+    IntakeEnrichedV1,
+)
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import Priority
+from schemas.vocabulary import IncidentStatus, Priority
 from services.common.outbox import Outgoing
 from services.triage import repository
-from services.triage.classifier import Classifier
+from services.triage.classifier import Classification, Classifier
+from services.triage.correlation import Call, DuplicateRule, find_link, may_repeat
 from services.triage.rules import SLA_SECONDS
 
 SOURCE = "/siaga/triage"
+ENDED = frozenset(
+    {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.CLOSED,
+        IncidentStatus.CANCELLED,
+        IncidentStatus.MERGED,
+    }
+)
 
 
 @dataclass
 class Triage:
-    """Opens one incident per new intake and classifies it."""
+    """Opens one incident per new emergency and classifies it; repeat calls join it."""
 
     classifier: Classifier
     topics: Topics
+    duplicates: DuplicateRule
     sla_seconds: dict[Priority, int] = field(default_factory=lambda: dict(SLA_SECONDS))
 
     async def on_intake_enriched(
         self, conn: asyncpg.Connection, event: Event
     ) -> Sequence[Outgoing]:
-        """Classify the report and open its incident (once per intake id)."""
+        """Classify the report, then link it to the incident it repeats or open its own."""
         enriched = event.payload
         assert isinstance(enriched, IntakeEnrichedV1)
         intake = enriched.intake
@@ -41,8 +61,55 @@ class Triage:
         decision = self.classifier.classify(
             text=intake.text, channel=intake.channel, signals=enriched.signals
         )
-        incident_id = derive_id(intake.intake_id, "incident")
+        call = Call(
+            category=decision.category,
+            priority=decision.priority,
+            place=enriched.place,
+            received_at=intake.received_at,
+            needs_review=decision.needs_review,
+        )
         now = datetime.now(UTC)
+        if may_repeat(call, self.duplicates):
+            await repository.lock_category(conn, category=call.category.value)
+            candidates = await repository.open_incidents(
+                conn,
+                category=call.category.value,
+                around=call.received_at,
+                window=self.duplicates.window,
+            )
+            link = find_link(call, candidates, self.duplicates)
+            if link is not None:
+                await repository.link_intake(
+                    conn,
+                    intake_id=intake.intake_id,
+                    incident_id=link.incident_id,
+                    at=now,
+                    reason=link.reason,
+                )
+                linked = CallLinkedV1(
+                    incident_id=link.incident_id,
+                    intake_id=intake.intake_id,
+                    channel=intake.channel,
+                    linked_at=now,
+                    reason=link.reason,
+                )
+                return [
+                    self._out(
+                        linked, derive_id(intake.intake_id, "linked"), event, intake.intake_id
+                    )
+                ]
+        return await self._open(conn, enriched, decision, event, now)
+
+    async def _open(
+        self,
+        conn: asyncpg.Connection,
+        enriched: IntakeEnrichedV1,
+        decision: Classification,
+        cause: Event,
+        now: datetime,
+    ) -> Sequence[Outgoing]:
+        intake = enriched.intake
+        incident_id = derive_id(intake.intake_id, "incident")
         await repository.open_incident(
             conn,
             incident_id=incident_id,
@@ -50,9 +117,10 @@ class Triage:
             category=decision.category.value,
             priority=decision.priority.value,
             place=enriched.place,
+            received_at=intake.received_at,
+            needs_review=decision.needs_review,
             at=now,
         )
-        correlation = str(intake.intake_id)
         opened = IncidentOpenedV1(
             incident_id=incident_id,
             intake_id=intake.intake_id,
@@ -78,24 +146,29 @@ class Triage:
             classified_at=now,
         )
         return [
-            Outgoing.of(
-                new_event(
-                    opened,
-                    id=derive_id(incident_id, "opened"),
-                    source=SOURCE,
-                    correlationid=correlation,
-                    causationid=event.id,
-                ),
-                self.topics,
-            ),
-            Outgoing.of(
-                new_event(
-                    classified,
-                    id=derive_id(incident_id, "classified"),
-                    source=SOURCE,
-                    correlationid=correlation,
-                    causationid=event.id,
-                ),
-                self.topics,
-            ),
+            self._out(opened, derive_id(incident_id, "opened"), cause, intake.intake_id),
+            self._out(classified, derive_id(incident_id, "classified"), cause, intake.intake_id),
         ]
+
+    def _out(self, payload: Contract, event_id: UUID, cause: Event, intake_id: UUID) -> Outgoing:
+        event = new_event(
+            payload,
+            id=event_id,
+            source=SOURCE,
+            correlationid=str(intake_id),
+            causationid=cause.id,
+        )
+        return Outgoing.of(event, self.topics)
+
+    async def on_incident_ended(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
+        payload = event.payload
+        if isinstance(payload, IncidentResolvedV1):
+            await repository.end_incident(
+                conn, incident_id=payload.incident_id, at=payload.resolved_at
+            )
+        elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
+            await repository.end_incident(
+                conn, incident_id=payload.incident_id, at=payload.changed_at
+            )
+        return []

@@ -9,6 +9,7 @@ from schemas.events import CallerSignals
 from schemas.vocabulary import Channel
 from services.common.gazetteer import load_gazetteer
 from services.common.settings import CommonSettings
+from services.enricher.boundaries import load_boundaries
 from services.enricher.places import PlaceResolver
 from services.triage.classifier import Classifier
 
@@ -25,9 +26,10 @@ class OfflineTriage:
         """Built from the same gazetteer and thresholds as the running stages."""
         from services.triage.bootstrap import TriageSettings
 
-        gazetteer = load_gazetteer(settings.home.resolved_data_dir())
+        data_dir = settings.home.resolved_data_dir()
+        resolver = PlaceResolver(load_gazetteer(data_dir), boundaries=load_boundaries(data_dir))
         threshold = TriageSettings().review_threshold
-        return cls(PlaceResolver(gazetteer), Classifier(threshold=threshold))
+        return cls(resolver, Classifier(threshold=threshold))
 
     def triage(
         self, *, text: str, channel: Channel, place_hint: str | None = None
@@ -46,6 +48,7 @@ class OfflineTriage:
             "confidence": decision.confidence,
             "explanation": decision.explanation,
             "needs_review": decision.needs_review,
+            "sla_seconds": decision.sla_seconds,
             "place": None
             if place is None
             else {
@@ -54,5 +57,7 @@ class OfflineTriage:
                 "lat": place.lat,
                 "lon": place.lon,
                 "confidence": place.confidence,
+                "method": place.method,
+                "matched": place.matched,
             },
         }

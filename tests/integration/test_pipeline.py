@@ -269,12 +269,7 @@ async def test_simultaneous_incidents_never_share_a_unit_even_with_two_dispatche
         )
         for i in range(8)
     ]
-    client = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap())
-    await client.start()
-    try:
-        await send_events(client, [Outgoing.of(intake_event(i), pipeline.topics) for i in intakes])
-    finally:
-        await client.stop()
+    await pipeline.publish(intakes)
 
     async def all_classified() -> bool:
         return (

@@ -1,0 +1,1 @@
+"""Evaluation of triage on Siaga's own labelled corpus and two public corpora (`make eval`)."""

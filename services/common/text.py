@@ -1,0 +1,234 @@
+"""Reports as people type them: normalised words, slang and abbreviations spelled out, typos fixed."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+# Chat and SMS shorthand of Indonesian and Javanese callers, spelled out before matching.
+SHORTHAND: dict[str, str] = {
+    "tlg": "tolong",
+    "tlng": "tolong",
+    "tulung": "tolong",
+    "tolongin": "tolong",
+    "toloong": "tolong",
+    "yg": "yang",
+    "dgn": "dengan",
+    "dg": "dengan",
+    "sy": "saya",
+    "sya": "saya",
+    "aq": "aku",
+    "gk": "tidak",
+    "ga": "tidak",
+    "gak": "tidak",
+    "nggak": "tidak",
+    "ngga": "tidak",
+    "ndak": "tidak",
+    "tdk": "tidak",
+    "tak": "tidak",
+    "ora": "tidak",
+    "blm": "belum",
+    "sdh": "sudah",
+    "udh": "sudah",
+    "udah": "sudah",
+    "wis": "sudah",
+    "krn": "karena",
+    "karna": "karena",
+    "utk": "untuk",
+    "dr": "dari",
+    "dri": "dari",
+    "dkt": "dekat",
+    "jln": "jalan",
+    "jl": "jalan",
+    "jlan": "jalan",
+    "dalan": "jalan",
+    "kec": "kecamatan",
+    "kcmtn": "kecamatan",
+    "ds": "desa",
+    "kel": "kelurahan",
+    "kab": "kabupaten",
+    "bgt": "banget",
+    "skrg": "sekarang",
+    "skrng": "sekarang",
+    "saiki": "sekarang",
+    "cpt": "cepat",
+    "cepet": "cepat",
+    "ndang": "cepat",
+    "org": "orang",
+    "wong": "orang",
+    "rmh": "rumah",
+    "omah": "rumah",
+    "mhn": "mohon",
+    "mohon2": "mohon",
+    "pak": "bapak",
+    "bpk": "bapak",
+    "ibuk": "ibu",
+    "bu": "ibu",
+    "mbah": "nenek",
+    "ank": "anak",
+    "bocah": "anak",
+    "ambulan": "ambulans",
+    "ambulance": "ambulans",
+    "ambulanc": "ambulans",
+    "amblns": "ambulans",
+    "pkm": "puskesmas",
+    "rs": "rumah sakit",
+    "damkar": "pemadam",
+    "tkp": "lokasi",
+    "lokasine": "lokasi",
+    "mks": "terima kasih",
+    "makasih": "terima kasih",
+    "trims": "terima kasih",
+    "suwun": "terima kasih",
+    "ning": "di",
+    "neng": "di",
+    "nang": "di",
+    "ing": "di",
+    "nggon": "di",
+    "nok": "di",
+    "nek": "kalau",
+    "kalo": "kalau",
+    "klo": "kalau",
+    "gmn": "bagaimana",
+    "gimana": "bagaimana",
+    "piye": "bagaimana",
+    "bgmn": "bagaimana",
+    "knp": "kenapa",
+    "ngopo": "kenapa",
+    "opo": "apa",
+    "apakah": "apa",
+    "bs": "bisa",
+    "iso": "bisa",
+    "isa": "bisa",
+    "lg": "lagi",
+    "lagi2": "lagi",
+    "smpe": "sampai",
+    "sampe": "sampai",
+    "tp": "tapi",
+    "tpi": "tapi",
+    "jg": "juga",
+    "sm": "sama",
+    "ama": "sama",
+    "bnyk": "banyak",
+    "akeh": "banyak",
+    "gede": "besar",
+    "gedhe": "besar",
+    "rusak2": "rusak",
+    "kmrn": "kemarin",
+    "wingi": "kemarin",
+    "hr": "hari",
+    "hri": "hari",
+    "mlm": "malam",
+    "bengi": "malam",
+    "sore2": "sore",
+    "tgl": "tanggal",
+    "thn": "tahun",
+    "bln": "bulan",
+    "mggu": "minggu",
+    "pdhl": "padahal",
+    "min": "admin",
+    "mimin": "admin",
+    "lur": "",
+    "sih": "",
+    "dong": "",
+    "deh": "",
+    "kok": "",
+    "lho": "",
+    "loh": "",
+    "banyu": "air",
+    "banyune": "air",
+    "setrum": "listrik",
+    "uwit": "pohon",
+    "wit": "pohon",
+    "omahe": "rumah",
+    "omahku": "rumah",
+    "dalane": "jalan",
+    "wkwk": "haha",
+    "wkwkwk": "haha",
+    "hehe": "haha",
+    "hihi": "haha",
+}
+
+_REDUPLICATION = re.compile(r"\b([a-z]{3,})2\b")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+
+
+def normalise(text: str) -> str:
+    """Lower-case ASCII words and digits, one space apart; `alun2` -> `alun alun`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    lowered = ascii_text.lower()
+    lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
+    lowered = _REPEATS.sub(r"\1", lowered)  # "tolooong" -> "tolong"
+    return re.sub(r"[^a-z0-9]+", " ", lowered).strip()
+
+
+# Possessive and definite endings ("apinya", "genine", "omahku") hide the word that matters.
+SUFFIXES = ("nya", "ne", "ku", "mu", "e")
+
+
+def stem(
+    word: str, vocabulary: frozenset[str] | dict[str, str], *, shortest: int = 3
+) -> str | None:
+    """The word without its ending when that is in `vocabulary`, else None."""
+    for suffix in SUFFIXES:
+        base = word[: -len(suffix)]
+        if word.endswith(suffix) and len(base) >= shortest and base in vocabulary:
+            return base
+    return None
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of a report with shorthand spelled out."""
+    out: list[str] = []
+    for token in normalise(text).split():
+        if token not in SHORTHAND:
+            # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
+            token = stem(token, SHORTHAND, shortest=4) or token
+        expanded = SHORTHAND.get(token, token)
+        out.extend(expanded.split())
+    return out
+
+
+def max_edits(word: str) -> int:
+    """How many typing slips a word of this length may carry and still be recognised."""
+    if len(word) < 5:
+        return 0
+    return 1 if len(word) < 9 else 2
+
+
+class Speller:
+    """Corrects typos towards a vocabulary of words that matter, leaving known words alone."""
+
+    def __init__(self, targets: Iterable[str], *, known: Iterable[str] = ()) -> None:
+        self.targets = sorted({t for t in targets if t})
+        self._target_set = frozenset(self.targets)
+        self.known = frozenset(known) | self._target_set
+
+    def correct(self, word: str) -> str:
+        """The vocabulary word `word` was meant to be, or `word` itself."""
+        if word in self.known or word.isdigit():
+            return word
+        base = stem(word, self._target_set)
+        if base is not None:
+            return base
+        limit = max_edits(word)
+        if limit == 0:
+            return word
+        found = process.extractOne(
+            word, self.targets, scorer=Levenshtein.distance, score_cutoff=limit
+        )
+        if found is None:
+            return word
+        target = found[0]
+        # A slip keeps the first letter and roughly the length; anything else is another word.
+        if target[0] != word[0] or abs(len(target) - len(word)) > limit:
+            return word
+        return str(target)
+
+    def correct_all(self, tokens: Iterable[str]) -> list[str]:
+        """Every word corrected."""
+        return [self.correct(t) for t in tokens]

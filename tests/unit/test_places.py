@@ -1,0 +1,135 @@
+"""The place resolver on hard cases: shared desa names, landmarks, typos, everyday words,
+coordinates on and off the polygons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.common import Location
+from services.common.gazetteer import builtin_batang, load_gazetteer
+from services.enricher.boundaries import load_boundaries
+from services.enricher.places import PlaceResolver, read_landmarks
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+
+
+@pytest.fixture(scope="module")
+def resolver() -> PlaceResolver:
+    return PlaceResolver(load_gazetteer(SHARED), boundaries=load_boundaries(SHARED))
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "kecamatan", "desa"),
+    [
+        ("omah kobong ning Tumbrep", None, "Bandar", "Tumbrep"),
+        ("kebakaran ning tumbrp bandar", None, "Bandar", "Tumbrep"),  # typo after a place word
+        ("kebakaran di limpong", None, "Limpung", "Limpung"),
+        ("ada kecelakaan motor di depan pasar Limpung", None, "Limpung", "Limpung"),
+        ("tlg ada org tenggelam di pantai sigandu", None, "Batang", "Klidang Lor"),
+        ("wisatawan tenggelam di telaga dringo", None, "Bawang", "Pranten"),  # not desa Dringo
+        ("pasien dirujuk ke RSUD Kalisari", None, "Batang", None),  # not desa Kalisari
+        ("banjir rob di klidanglor", None, "Batang", "Klidang Lor"),
+        ("rumah di Proyonanggan kebakaran", None, "Batang", "Proyonanggan Tengah"),
+        ("angin puting beliung di Kluwih Bandar", None, "Bandar", "Kluwih"),
+        ("longsor di desa lobang", None, "Limpung", "Lobang"),
+        ("pohon tumbang di jalan", "Kalisari, Blado", "Blado", "Kalisari"),
+        ("kecelakaan di tol Batang Semarang arah Kandeman", None, "Kandeman", None),
+        ("batang pohon tumbang di kandeman", None, "Kandeman", "Kandeman"),
+        ("buruh pingsan di kawasan industri", None, "Gringsing", "Ketanggan"),
+    ],
+)
+def test_names_callers_use_resolve_to_the_right_place(
+    resolver: PlaceResolver, text: str, hint: str | None, kecamatan: str, desa: str | None
+) -> None:
+    place = resolver.resolve(text=text, hint=hint)
+    assert place is not None, text
+    assert place.kecamatan == kecamatan, (text, place)
+    if desa is not None:
+        assert place.desa == desa, (text, place)
+    assert place.matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jalan lobang besar",  # a hole, not desa Lobang
+        "ada bandar narkoba",  # a dealer, not kecamatan Bandar
+        "sedang ada kebakaran",  # not desa Sendang
+        "tawuran pelajar, Kabupaten Batang",
+        "harga bawang naik terus",
+    ],
+)
+def test_everyday_words_are_not_places(resolver: PlaceResolver, text: str) -> None:
+    assert resolver.resolve(text=text) is None
+
+
+def test_a_shared_desa_name_is_settled_by_the_other_words(resolver: PlaceResolver) -> None:
+    sendang = [a for a in resolver.gazetteer.desa if a.name == "Sendang"]
+    assert len(sendang) == 2
+    for desa in sendang:
+        kecamatan = resolver.gazetteer.kecamatan_of(desa).name
+        place = resolver.resolve(text=f"kebakaran di ds sendang kec {kecamatan}")
+        assert place is not None and (place.desa_code, place.kecamatan) == (desa.code, kecamatan)
+        assert place.confidence >= 0.9
+    near = resolver.resolve(text="banjir di desa Sendang dekat Limpung")
+    assert near is not None and near.kecamatan == "Tersono"  # the Sendang next to Limpung
+    alone = resolver.resolve(text="banjir di Sendang")
+    assert alone is not None and alone.confidence < 0.5  # a guess, and it says so
+
+
+def test_coordinates_resolve_to_the_desa_whose_polygon_holds_them(
+    resolver: PlaceResolver,
+) -> None:
+    tembok = next(a for a in resolver.gazetteer.desa if a.name == "Tembok")
+    place = resolver.resolve(
+        text="kecelakaan di Subah",  # words lose against a precise handset position
+        location=Location(lat=-7.0217, lon=109.9242, accuracy_m=20),
+    )
+    assert place is not None and place.method == "coordinates"
+    assert (place.kecamatan, place.desa_code) == ("Limpung", tembok.code)
+    coarse = resolver.resolve(
+        text="kecelakaan di Subah", location=Location(lat=-7.0217, lon=109.9242, accuracy_m=5000)
+    )
+    assert coarse is not None and coarse.kecamatan == "Subah"  # a cell-tower guess loses
+
+
+def test_a_point_at_sea_or_outside_the_regency_names_no_area(resolver: PlaceResolver) -> None:
+    place = resolver.resolve(text="", location=Location(lat=-6.0, lon=109.8))
+    assert place is not None and place.kecamatan is None and place.confidence < 0.5
+
+
+def test_a_centroid_outside_its_own_polygon_is_not_used_as_the_point(
+    resolver: PlaceResolver,
+) -> None:
+    # SOURCES.md: desa 33.25.01.2009 (Brayo) has its centroid outside its polygon.
+    boundaries = resolver.boundaries
+    assert boundaries is not None
+    brayo = resolver.gazetteer.by_code("33.25.01.2009")
+    assert brayo is not None
+    place = resolver.resolve(text="longsor di desa Brayo")
+    assert place is not None and place.desa == "Brayo"
+    assert (place.lat, place.lon) != (brayo.lat, brayo.lon)
+    found = boundaries.desa_at(place.lat, place.lon)
+    assert found is not None and found[0] == brayo.code
+
+
+def test_every_landmark_names_a_known_kecamatan_and_desa() -> None:
+    gazetteer = load_gazetteer(SHARED)
+    kecamatan = {k.name: k.code for k in gazetteer.kecamatan}
+    for landmark in read_landmarks():
+        assert landmark.kecamatan in kecamatan, landmark.name
+        if landmark.desa:
+            assert any(
+                d.name == landmark.desa and d.parent_code == kecamatan[landmark.kecamatan]
+                for d in gazetteer.desa
+            ), landmark.name
+
+
+def test_without_the_region_file_landmarks_fall_back_to_their_kecamatan() -> None:
+    resolver = PlaceResolver(builtin_batang())
+    place = resolver.resolve(text="anak tenggelam di pantai sigandu")
+    assert place is not None and place.kecamatan == "Batang" and place.desa is None
+    assert place.method == "landmark"
