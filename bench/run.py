@@ -273,6 +273,44 @@ async def steady(bench: Bench, *, rate: float, seconds: float) -> dict[str, Any]
     }
 
 
+async def crews(settings: CommonSettings, producer: AIOKafkaProducer) -> None:
+    """Every unit clears its call a second after its order (naming the incident), so the
+    fleet keeps turning over and dispatch latency measures the pipeline, not a shortage."""
+    from schemas.envelope import DecodeError, decode_event
+    from schemas.events import UnitDispatchedV1, UnitStatusReportedV1
+    from schemas.vocabulary import UnitStatus
+    from services.clients.field_unit import status_event
+
+    async def clear(order: UnitDispatchedV1) -> None:
+        await asyncio.sleep(1.0)
+        report = UnitStatusReportedV1(
+            unit_id=order.unit_id,
+            status=UnitStatus.AVAILABLE,
+            incident_id=order.incident_id,
+            reported_at=datetime.now(UTC),
+        )
+        await producer.send(
+            settings.topics.unit_status,
+            encode_event(status_event(report)),
+            key=order.unit_id.encode(),
+            headers=HEADERS,
+        )
+
+    pending: set[asyncio.Task[None]] = set()
+    since_ms = int(time.time() * 1000)
+    async for record in records_since(
+        settings, [settings.topics.dispatch_orders], since_ms=since_ms
+    ):
+        try:
+            order = decode_event(record.value).payload
+        except DecodeError:
+            continue
+        if isinstance(order, UnitDispatchedV1):
+            task = asyncio.create_task(clear(order))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+
 # ---------------------------------------------------------------- the baseline
 
 
@@ -409,6 +447,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         await producer.start()
         sampler = MemorySampler({n: p.pid for n, p in stages.items()})
         sampling = asyncio.create_task(sampler.run())
+        crewing = asyncio.create_task(crews(settings, producer))
         try:
             assert db is not None
             bench = Bench(settings, workload, db, producer)
@@ -440,6 +479,8 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 soak["memory_flat"] = all(v < 50 for v in soak["rss_growth_mib"].values())
         finally:
             sampling.cancel()
+            crewing.cancel()
+            await asyncio.gather(sampling, crewing, return_exceptions=True)
             await producer.stop()
             if db is not None:
                 await db.close()
