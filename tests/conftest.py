@@ -74,7 +74,12 @@ def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> Com
         home=HomeSettings(home=home, data_dir=SHARED_DATA if SHARED_DATA.is_dir() else None),
         kafka=KafkaSettings(bootstrap=infra.kafka_bootstrap, partitions=3),
         topic=TopicSettings(prefix=prefix),
-        database=DatabaseSettings(url=infra.database_url(database), pool_max=8),
+        database=DatabaseSettings(
+            url=infra.database_url(database),
+            pool_max=8,
+            # containers authenticate by password; the embedded server trusts loopback
+            role_password="siaga-test" if infra.name == "containers" else None,
+        ),
     )
 
 

@@ -232,7 +232,7 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
         # unit only on a report naming the incident it is clearing.
         try:
             conn = await connect(
-                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli"
+                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
             )
         except (OSError, asyncpg.PostgresError):
             conn = None  # no read model at hand: the tracker finds the order itself
@@ -286,7 +286,9 @@ async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int
 
 
 async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    conn = await connect(
+        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    )
     try:
         rows = [
             dict(r)
@@ -342,7 +344,9 @@ async def incident(args: argparse.Namespace) -> int:
     from services.projector.queries import find_incident, list_incidents
 
     settings = CommonSettings()
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    conn = await connect(
+        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    )
     try:
         if args.incident_command == "show":
             try:

@@ -128,7 +128,7 @@ async def stage_runtime(
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
     if pool is None:
-        pool = await create_pool(settings, schema=schema, application=f"siaga-{name}")
+        pool = await create_pool(settings, schema=schema, application=f"siaga-{name}", role=name)
     broker = build_broker(settings, client_id=f"siaga-{name}")
     relay = OutboxRelay(
         pool=pool, broker=broker, schema=schema, batch_size=settings.kafka.max_batch
