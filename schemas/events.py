@@ -209,3 +209,15 @@ class DeadLetterV1(Contract):
         description="True when the original was too large to keep whole in a dead letter"
     )
     dead_lettered_at: datetime = Field(description="When")
+
+
+class DeadLetterRedrivenV1(Contract):
+    """An operator sent a dead letter's original message back to its source topic."""
+
+    dead_letter_id: str = Field(description="Id of the dead letter redriven", max_length=128)
+    stage: str = Field(description="Stage that had dead-lettered it", max_length=64)
+    source_topic: str = Field(description="Topic the original went back to", max_length=256)
+    partition: int = Field(description="Partition of the redriven copy", ge=0)
+    offset: int = Field(description="Offset of the redriven copy", ge=0)
+    redriven_at: datetime = Field(description="When")
+    operator: str | None = Field(default=None, description="Who redrove it", max_length=64)

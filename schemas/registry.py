@@ -84,6 +84,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "siaga.unit.status_reported", 1, ev.UnitStatusReportedV1, _t("unit_status"), "unit_id"
     ),
     EventType("siaga.deadletter", 1, ev.DeadLetterV1, _t("deadletter"), "stage"),
+    EventType(
+        "siaga.deadletter.redriven",
+        1,
+        ev.DeadLetterRedrivenV1,
+        _t("deadletter"),
+        "dead_letter_id",
+    ),
 )
 
 _BY_TYPE: dict[str, EventType] = {et.type: et for et in EVENT_TYPES}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -81,6 +83,48 @@ def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> Com
             role_password="siaga-test" if infra.name == "containers" else None,
         ),
     )
+
+
+def cli_env(settings: CommonSettings) -> dict[str, str]:
+    """Environment for a `siaga` subprocess that talks to this pipeline."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+    env.update(
+        SIAGA_KAFKA_BOOTSTRAP=settings.kafka_bootstrap(),
+        SIAGA_DATABASE_URL=settings.database_url(),
+        SIAGA_TOPIC_PREFIX=settings.topics.prefix,
+        SIAGA_HOME=str(settings.home.home),
+    )
+    if settings.home.data_dir is not None:
+        env["SIAGA_DATA_DIR"] = str(settings.home.data_dir)
+    if settings.database.role_password is not None:
+        env["SIAGA_DATABASE_ROLE_PASSWORD"] = settings.database.role_password.get_secret_value()
+    return env
+
+
+async def siaga_cli(
+    settings: CommonSettings, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `siaga ARGS` in a new process against this pipeline, without blocking the
+    stages running in this event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(settings),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
 
 
 async def eventually(

@@ -16,10 +16,20 @@ MAX_REASON = 500
 # Keeps a dead letter well under the broker's message limit and our own decode limit,
 # so a dead letter of a huge message can itself be read back and redriven.
 MAX_ORIGINAL = 96 * 1024
+# Header on a message `siaga dlq redrive` sent back: the id of the dead letter it came from.
+REDRIVE_HEADER = "siaga-redrive-of"
 
 
 def _b64(value: bytes | None) -> str | None:
     return None if value is None else base64.b64encode(value).decode()
+
+
+def redrive_of(payload: DeadLetterV1) -> str | None:
+    """The dead letter whose redriven copy failed again to give this one, if any."""
+    for key, value in payload.original_headers:
+        if key == REDRIVE_HEADER:
+            return base64.b64decode(value).decode("utf-8", errors="replace")[:128]
+    return None
 
 
 def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
