@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
@@ -227,21 +228,30 @@ def fleet() -> list[UnitSpec]:
 
 
 @pytest.fixture
-async def pipeline(infra: Infra, fleet: list[UnitSpec], tmp_path: Path) -> AsyncIterator[Pipeline]:
-    """All five stages running in this process against the real broker and database,
-    isolated by a topic prefix and a database of their own."""
-    from services.stack.setup import prepare
+def stages() -> tuple[str, ...]:
+    """The stages a test's pipeline runs in-process; override in a module to run fewer."""
     from services.stages import STAGES
+
+    return STAGES
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(
+    infra: Infra, *, fleet: list[UnitSpec], home: Path, stages: Sequence[str]
+) -> AsyncIterator[Pipeline]:
+    """A fresh database and topic prefix on `infra`, migrated and seeded, with `stages`
+    running in this process; dropped afterwards."""
+    from services.stack.setup import prepare
 
     name = f"t{uuid.uuid4().hex[:10]}"
     await recreate_database(infra.server_url, name)
-    settings = settings_for(infra, prefix=name, database=name, home=tmp_path / ".siaga")
+    settings = settings_for(infra, prefix=name, database=name, home=home)
     await prepare(settings, fleet=fleet)
     db = await asyncpg.create_pool(settings.database_url(), min_size=1, max_size=4)
     assert db is not None
     pipe = Pipeline(settings, db)
     try:
-        await asyncio.gather(*(pipe.start(stage) for stage in STAGES))
+        await asyncio.gather(*(pipe.start(stage) for stage in stages))
         yield pipe
     finally:
         await pipe.stop()
@@ -251,3 +261,13 @@ async def pipeline(infra: Infra, fleet: list[UnitSpec], tmp_path: Path) -> Async
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@pytest.fixture
+async def pipeline(
+    infra: Infra, fleet: list[UnitSpec], stages: tuple[str, ...], tmp_path: Path
+) -> AsyncIterator[Pipeline]:
+    """All five stages running in this process against the real broker and database,
+    isolated by a topic prefix and a database of their own."""
+    async with open_pipeline(infra, fleet=fleet, home=tmp_path / ".siaga", stages=stages) as pipe:
+        yield pipe
