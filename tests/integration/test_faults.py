@@ -204,7 +204,9 @@ async def test_postgres_stopped_for_20s_stages_wait_commit_nothing_and_catch_up(
             back = time.monotonic()
             await feeding
             await pipeline.db.close()
-            pipeline.db = await asyncpg.create_pool(pipeline.settings.database_url(), max_size=4)
+            pipeline.db = await asyncpg.create_pool(
+                pipeline.settings.database_url(), min_size=1, max_size=4
+            )
             n = len(sent)
             await eventually(lambda: _all_through(pipeline, n), timeout=120, what="catch-up")
             caught_up = time.monotonic()
