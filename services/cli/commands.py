@@ -115,11 +115,13 @@ async def init(args: argparse.Namespace) -> int:
 
 async def report(args: argparse.Namespace) -> int:
     """Submit a report; prints the intake id (even when it waits in the spool)."""
-    from services.clients.operator import Spool, flush, new_intake, submit
+    from services.clients.operator import Spool, flush_until, new_intake, submit
 
     settings = CommonSettings()
     if args.flush:
-        delivery = await flush(settings, Spool(settings.home.home / "spool"))
+        delivery = await flush_until(
+            settings, Spool(settings.home.home / "spool"), wait_s=max(0.0, args.wait)
+        )
     else:
         intake = new_intake(
             channel=_channel(args.channel),

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", help="call-taker id")
     p.add_argument("--intake-id", help="reuse an intake id (resending is harmless)")
     p.add_argument("--flush", action="store_true", help="only send reports left in the spool")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="with --flush: keep trying this many seconds while the broker is unreachable",
+    )
 
     p = sub.add_parser("triage", help="offline enrichment + classification, no broker needed")
     p.add_argument("text", nargs="?", help="report text")
