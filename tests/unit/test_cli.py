@@ -39,6 +39,18 @@ def siaga(*args: str, home: Path, stdin: str | None = None) -> subprocess.Comple
         ("triage",),
         ("triage", "--jsonl", "/no/such/file.jsonl"),
         ("report", "--lat", "north", "--text", "x"),
+        ("dlq", "redrive"),
+        ("dlq", "redrive", "--id", "x", "--all"),
+        ("dlq", "frobnicate"),
+        ("rebuild", "--schema", "Bad-Name"),
+        ("rebuild", "--schema", "readmodel"),
+        ("replay", "intake.received"),
+        ("replay", "no.such.topic", "--from-offset", "0", "--to-file", "-"),
+        ("replay", "intake.received", "--since", "yesterday", "--to-file", "-"),
+        ("replay", "intake.received", "--from-offset", "-3", "--to-group", "g"),
+        ("incident", "log", "not-a-uuid"),
+        ("lag", "--stage", "nope"),
+        ("lag",),
     ],
 )
 def test_bad_input_gets_one_line_and_a_non_zero_exit(args: tuple[str, ...], tmp_path: Path) -> None:
