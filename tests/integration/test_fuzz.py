@@ -127,7 +127,10 @@ async def test_every_hostile_message_is_dead_lettered_with_a_reason_and_good_one
             else:
                 topic, value = rng.choice(inputs), _hostile(rng, i)
             headers = [("h", bytes([0xFF, rng.getrandbits(8)]))] if i % 7 == 0 else []
-            pending.append(await client.send(topic, value, key=str(i).encode(), headers=headers))
+            if i % 101 == 0:  # more headers, and bigger, than a dead letter keeps
+                headers = [(f"x{j}", b"v" * 20_000) for j in range(80)]
+            key = b"k" * 20_000 if i % 97 == 0 else str(i).encode()
+            pending.append(await client.send(topic, value, key=key, headers=headers))
             if i % 40 == 20 and good:  # a good report every 40 hostile ones
                 intake = good.pop()
                 pending.append(
