@@ -44,8 +44,9 @@ class LoggedEvent:
 
 async def _records(
     settings: CommonSettings, topics: list[str], since_ms: int
-) -> list[tuple[ConsumerRecord[bytes, bytes], Event | None]]:
-    out: list[tuple[ConsumerRecord[bytes, bytes], Event | None]] = []
+) -> list[tuple[ConsumerRecord[bytes, bytes], Event]]:
+    """Every decodable record of `topics` from `since_ms` (0: the start) to the end."""
+    out: list[tuple[ConsumerRecord[bytes, bytes], Event]] = []
     async with plain_consumer(settings) as consumer:
         partitions = await partitions_of(consumer, topics)
         ends = await log_ends(consumer, partitions)
@@ -83,7 +84,7 @@ async def incident_log(
     incident: str | None = None
     intakes: set[str] = set()
     for _, event in found:
-        p = event.payload if event else None
+        p = event.payload
         if isinstance(p, IncidentOpenedV1 | CallLinkedV1) and key in (
             str(p.incident_id),
             str(p.intake_id),
@@ -94,7 +95,7 @@ async def incident_log(
             key  # an incident id with no opening event in range, or an intake not triaged yet
         )
     for _, event in found:
-        p = event.payload if event else None
+        p = event.payload
         if isinstance(p, IncidentOpenedV1 | CallLinkedV1) and str(p.incident_id) == incident:
             intakes.add(str(p.intake_id))
     if key != incident:
@@ -114,7 +115,7 @@ async def incident_log(
     events = [
         LoggedEvent(event, record.topic, record.partition, record.offset, record.timestamp)
         for record, event in found
-        if event is not None and belongs(event)
+        if belongs(event)
     ]
     events.sort(
         key=lambda e: (e.event.envelope.time, e.timestamp_ms, e.topic, e.partition, e.offset)

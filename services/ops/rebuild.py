@@ -22,6 +22,7 @@ from services.common.db import STAGE_SCHEMAS, migrate, quote_ident
 from services.common.kafka import committed_offsets, log_ends, partitions_of, plain_consumer
 from services.common.settings import CommonSettings, HttpSettings
 from services.projector.bootstrap import bootstrap as projector
+from services.stages import group_id
 
 LIVE = STAGE_SCHEMAS["projector"]
 # Tables of the plumbing, not of the read model: which message keys were seen and when.
@@ -203,7 +204,7 @@ async def verify(
     """Compare live and rebuilt once both have processed the same log; while events keep
     arriving, both catch up to the new end and compare again, up to `attempts` times."""
     diffs: list[TableDiff] = []
-    live_group = f"{settings.topics.prefix}.projector"
+    live_group = group_id("projector", settings.topics)
     ends = rebuilt.ends
     for attempt in range(attempts):
         deadline = time.monotonic() + 60
