@@ -26,7 +26,9 @@ class ReassignDispatchV1(Contract):
 
     incident_id: UUID = Field(description="The incident")
     unit_id: str = Field(description="The unit taken off", max_length=64)
-    to_unit_id: str | None = Field(default=None, description="The unit to send, or null")
+    to_unit_id: str | None = Field(
+        default=None, description="The unit to send, or null", max_length=64
+    )
     reason: str = Field(description="Why", max_length=MAX_NAME)
     requested_by: str = Field(description="Supervisor", max_length=MAX_NAME)
     requested_at: AwareDatetime = Field(description="When")

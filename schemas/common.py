@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TEXT = 4000
 MAX_NAME = 200
+MAX_REASON = 500
+MAX_CODE = 64
 
 
 class Contract(BaseModel):
@@ -21,6 +23,7 @@ class Caller(Contract):
         default=None,
         description="Caller number in E.164 (e.g. +6281234567890), or null when withheld",
         pattern=r"^\+[1-9][0-9]{6,14}$",
+        max_length=16,
     )
     name: str | None = Field(default=None, description="Caller name if given", max_length=MAX_NAME)
 
@@ -38,14 +41,25 @@ class Location(Contract):
 class Place(Contract):
     """A report's place resolved against the regency gazetteer."""
 
-    kecamatan_code: str | None = Field(default=None, description="Kemendagri code of the kecamatan")
-    kecamatan: str | None = Field(default=None, description="Kecamatan (district) name")
-    desa_code: str | None = Field(default=None, description="Kemendagri code of the desa/kelurahan")
-    desa: str | None = Field(default=None, description="Desa or kelurahan (village) name")
+    kecamatan_code: str | None = Field(
+        default=None, description="Kemendagri code of the kecamatan", max_length=MAX_CODE
+    )
+    kecamatan: str | None = Field(
+        default=None, description="Kecamatan (district) name", max_length=MAX_NAME
+    )
+    desa_code: str | None = Field(
+        default=None, description="Kemendagri code of the desa/kelurahan", max_length=MAX_CODE
+    )
+    desa: str | None = Field(
+        default=None, description="Desa or kelurahan (village) name", max_length=MAX_NAME
+    )
     lat: float = Field(description="Latitude of the best point known for the place")
     lon: float = Field(description="Longitude of the best point known for the place")
     confidence: float = Field(description="How sure the resolver is, 0..1", ge=0, le=1)
     method: str = Field(
-        description="How it was resolved: coordinates, desa, kecamatan, landmark or default"
+        description="How it was resolved: coordinates, desa, kecamatan, landmark or default",
+        max_length=MAX_CODE,
     )
-    matched: str | None = Field(default=None, description="The words of the report that matched")
+    matched: str | None = Field(
+        default=None, description="The words of the report that matched", max_length=MAX_NAME
+    )

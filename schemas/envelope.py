@@ -32,7 +32,9 @@ class CloudEvent(BaseModel):
         default=None, description="Id of the thing it is about", max_length=128
     )
     datacontenttype: Literal["application/json"] = Field(default="application/json")
-    dataschema: str | None = Field(default=None, description="URI of the payload's JSON Schema")
+    dataschema: str | None = Field(
+        default=None, description="URI of the payload's JSON Schema", max_length=256
+    )
     data: dict[str, Any] = Field(description="The payload")
     correlationid: str | None = Field(
         default=None, description="Id of the intake that started the chain", max_length=128

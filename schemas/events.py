@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StringConstraints
 
-from schemas.common import MAX_NAME, MAX_TEXT, Caller, Contract, Location, Place
+from schemas.common import (
+    MAX_CODE,
+    MAX_NAME,
+    MAX_REASON,
+    MAX_TEXT,
+    Caller,
+    Contract,
+    Location,
+    Place,
+)
 from schemas.vocabulary import (
     Category,
     Channel,
@@ -16,6 +26,12 @@ from schemas.vocabulary import (
     UnitStatus,
     UnitType,
 )
+
+UnitId = Annotated[str, StringConstraints(max_length=64)]
+Capability = Annotated[str, StringConstraints(max_length=MAX_CODE)]
+# A dead letter keeps keys and header values up to this size (longer ones are cut).
+MAX_KEPT_B64 = 16 * 1024
+MAX_HEADERS = 64
 
 # ---------------------------------------------------------------- intake
 
@@ -78,7 +94,7 @@ class CallLinkedV1(Contract):
     intake_id: UUID = Field(description="The linked intake")
     channel: Channel = Field(description="Channel of the linked intake")
     linked_at: datetime = Field(description="When triage linked it")
-    reason: str = Field(description="Why it was judged the same incident")
+    reason: str = Field(description="Why it was judged the same incident", max_length=MAX_REASON)
 
 
 class IncidentClassifiedV1(Contract):
@@ -87,9 +103,11 @@ class IncidentClassifiedV1(Contract):
     incident_id: UUID = Field(description="The incident")
     category: Category = Field(description="What the incident is about")
     priority: Priority = Field(description="P1..P4")
-    agency: str = Field(description="Responsible agency (e.g. PSC 119, Damkar, Polres)")
+    agency: str = Field(
+        description="Responsible agency (e.g. PSC 119, Damkar, Polres)", max_length=MAX_NAME
+    )
     confidence: float = Field(description="Classifier confidence 0..1", ge=0, le=1)
-    explanation: str = Field(description="The words or rules that decided")
+    explanation: str = Field(description="The words or rules that decided", max_length=MAX_TEXT)
     needs_review: bool = Field(description="Below the confidence threshold: a human must triage")
     sla_seconds: int = Field(description="Target from intake to first action, in seconds", ge=0)
     text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
@@ -106,8 +124,10 @@ class IncidentStatusChangedV1(Contract):
     from_status: IncidentStatus | None = Field(description="Status before, null for the first")
     to_status: IncidentStatus = Field(description="Status after")
     changed_at: datetime = Field(description="When the step happened (time of the cause)")
-    unit_id: str | None = Field(default=None, description="Unit whose report caused it, if any")
-    reason: str = Field(description="What caused the step")
+    unit_id: str | None = Field(
+        default=None, description="Unit whose report caused it, if any", max_length=64
+    )
+    reason: str = Field(description="What caused the step", max_length=MAX_REASON)
 
 
 class IncidentResolvedV1(Contract):
@@ -115,7 +135,7 @@ class IncidentResolvedV1(Contract):
 
     incident_id: UUID = Field(description="The incident")
     resolved_at: datetime = Field(description="When the last unit cleared")
-    units: list[str] = Field(description="Units that served it")
+    units: list[UnitId] = Field(description="Units that served it", max_length=200)
 
 
 class IncidentEscalatedV1(Contract):
@@ -124,7 +144,7 @@ class IncidentEscalatedV1(Contract):
     incident_id: UUID = Field(description="The incident")
     unit_type: UnitType = Field(description="The kind of unit it waits for")
     priority: Priority = Field(description="Incident priority")
-    reason: str = Field(description="Why, in one line")
+    reason: str = Field(description="Why, in one line", max_length=MAX_REASON)
     escalated_at: datetime = Field(description="When")
 
 
@@ -132,7 +152,10 @@ class SlaBreachedV1(Contract):
     """An incident missed a service-level target (raised once per incident and target)."""
 
     incident_id: UUID = Field(description="The incident")
-    target: str = Field(description="dispatch (unit notified) or first_response (agency answer)")
+    target: str = Field(
+        description="dispatch (unit notified) or first_response (agency answer)",
+        max_length=MAX_CODE,
+    )
     priority: Priority = Field(description="Incident priority")
     channel: Channel = Field(description="Channel of the opening intake")
     category: Category = Field(description="Incident category")
@@ -149,7 +172,7 @@ class UnitDispatchedV1(Contract):
 
     dispatch_id: UUID = Field(description="Derived from the incident and the unit claim (uuid5)")
     incident_id: UUID = Field(description="The incident")
-    unit_id: str = Field(description="The unit ordered")
+    unit_id: str = Field(description="The unit ordered", max_length=64)
     unit_type: UnitType = Field(description="Kind of unit")
     category: Category = Field(description="Incident category")
     priority: Priority = Field(description="Incident priority")
@@ -164,8 +187,10 @@ class DispatchCancelledV1(Contract):
 
     dispatch_id: UUID = Field(description="The order withdrawn")
     incident_id: UUID = Field(description="The incident")
-    unit_id: str = Field(description="The unit released")
-    reason: str = Field(description="Why (ack timeout, supervisor, incident cancelled)")
+    unit_id: str = Field(description="The unit released", max_length=64)
+    reason: str = Field(
+        description="Why (ack timeout, supervisor, incident cancelled)", max_length=MAX_REASON
+    )
     unit_status_after: UnitStatus = Field(
         description="The unit afterwards: available, or out_of_service when it did not answer"
     )
@@ -177,7 +202,7 @@ class WorkOrderIssuedV1(Contract):
 
     work_order_id: UUID = Field(description="Derived from the incident (uuid5)")
     incident_id: UUID = Field(description="The incident")
-    agency: str = Field(description="Agency whose queue it joins")
+    agency: str = Field(description="Agency whose queue it joins", max_length=MAX_NAME)
     category: Category = Field(description="Incident category")
     priority: Priority = Field(description="Incident priority")
     summary: str = Field(description="Text of the report", max_length=MAX_TEXT)
@@ -190,7 +215,7 @@ class WorkOrderReminderSentV1(Contract):
 
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
-    agency: str = Field(description="Agency reminded")
+    agency: str = Field(description="Agency reminded", max_length=MAX_NAME)
     due_at: datetime = Field(description="First response due")
     reminded_at: datetime = Field(description="When")
 
@@ -200,7 +225,7 @@ class WorkOrderEscalatedV1(Contract):
 
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
-    agency: str = Field(description="Agency that missed it")
+    agency: str = Field(description="Agency that missed it", max_length=MAX_NAME)
     due_at: datetime = Field(description="First response was due")
     escalated_at: datetime = Field(description="When")
 
@@ -210,7 +235,7 @@ class WorkOrderAnsweredV1(Contract):
 
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
-    agency: str = Field(description="Answering agency")
+    agency: str = Field(description="Answering agency", max_length=MAX_NAME)
     response: str = Field(description="What the agency answered", max_length=MAX_TEXT)
     answered_by: str = Field(description="Who answered", max_length=MAX_NAME)
     answered_at: datetime = Field(description="When")
@@ -221,7 +246,7 @@ class WorkOrderClosedV1(Contract):
 
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
-    agency: str = Field(description="Agency")
+    agency: str = Field(description="Agency", max_length=MAX_NAME)
     resolution: str = Field(description="How it was resolved", max_length=MAX_TEXT)
     closed_by: str = Field(description="Who closed it", max_length=MAX_NAME)
     closed_at: datetime = Field(description="When")
@@ -238,7 +263,9 @@ class UnitRegisteredV1(Contract):
     agency: str = Field(description="Owning agency", max_length=MAX_NAME)
     base: str = Field(description="Home base name", max_length=MAX_NAME)
     location: Location = Field(description="Home base position")
-    capabilities: list[str] = Field(default_factory=list, description="e.g. ALS, BLS, water")
+    capabilities: list[Capability] = Field(
+        default_factory=list, description="e.g. ALS, BLS, water", max_length=32
+    )
     registered_at: datetime = Field(description="When")
 
 
@@ -247,7 +274,9 @@ class UnitMovedV1(Contract):
 
     unit_id: str = Field(description="The unit", max_length=64)
     location: Location = Field(description="Where it is now")
-    base: str | None = Field(default=None, description="New home base, if it was re-based")
+    base: str | None = Field(
+        default=None, description="New home base, if it was re-based", max_length=MAX_NAME
+    )
     moved_at: AwareDatetime = Field(description="When")
 
 
@@ -270,19 +299,42 @@ class UnitStatusReportedV1(Contract):
 class DeadLetterV1(Contract):
     """A message a stage could not process, kept whole with the reason."""
 
-    stage: str = Field(description="Stage that gave up on it")
-    reason: str = Field(description="Why, in one line")
-    error_type: str = Field(description="Class of the error")
-    source_topic: str = Field(description="Topic it was read from")
+    stage: str = Field(description="Stage that gave up on it", max_length=MAX_CODE)
+    reason: str = Field(description="Why, in one line", max_length=MAX_REASON)
+    error_type: str = Field(description="Class of the error", max_length=MAX_CODE)
+    source_topic: str = Field(description="Topic it was read from", max_length=256)
     source_partition: int = Field(description="Partition it was read from")
     source_offset: int = Field(description="Offset it was read from")
-    original_key_b64: str | None = Field(description="Original key, base64")
-    original_headers: list[tuple[str, str]] = Field(description="Original headers (values base64)")
+    original_key_b64: str | None = Field(
+        description="Original key, base64 (cut at 4 KiB)", max_length=MAX_KEPT_B64
+    )
+    original_headers: list[
+        tuple[
+            Annotated[str, StringConstraints(max_length=256)],
+            Annotated[str, StringConstraints(max_length=MAX_KEPT_B64)],
+        ]
+    ] = Field(
+        description="Original headers (at most 64, values base64, cut at 512 bytes)",
+        max_length=MAX_HEADERS,
+    )
     original_value_b64: str = Field(
-        description="Original bytes, base64 (the first `MAX_ORIGINAL` bytes when truncated)"
+        description="Original bytes, base64 (the first `MAX_ORIGINAL` bytes when truncated)",
+        max_length=140_000,
     )
     original_size: int = Field(description="Size of the original value in bytes", ge=0)
     original_truncated: bool = Field(
         description="True when the original was too large to keep whole in a dead letter"
     )
     dead_lettered_at: datetime = Field(description="When")
+
+
+class DeadLetterRedrivenV1(Contract):
+    """An operator sent a dead letter's original message back to its source topic."""
+
+    dead_letter_id: str = Field(description="Id of the dead letter redriven", max_length=128)
+    stage: str = Field(description="Stage that had dead-lettered it", max_length=64)
+    source_topic: str = Field(description="Topic the original went back to", max_length=256)
+    partition: int = Field(description="Partition of the redriven copy", ge=0)
+    offset: int = Field(description="Offset of the redriven copy", ge=0)
+    redriven_at: datetime = Field(description="When")
+    operator: str | None = Field(default=None, description="Who redrove it", max_length=64)

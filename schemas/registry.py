@@ -163,6 +163,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
         _t("dispatch_commands"),
         "incident_id",
     ),
+    EventType(
+        "siaga.deadletter.redriven",
+        1,
+        ev.DeadLetterRedrivenV1,
+        _t("deadletter"),
+        "dead_letter_id",
+    ),
 )
 
 _BY_TYPE: dict[str, EventType] = {et.type: et for et in EVENT_TYPES}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from schemas.topics import Topics
 from services.common.runtime import StageRuntime
 from services.common.settings import CommonSettings
 
@@ -42,3 +43,24 @@ def start_stage(
 ) -> AbstractAsyncContextManager[StageRuntime]:
     """Build one stage with shared settings and optional overrides."""
     return bootstrap_for(stage)(common, **overrides)
+
+
+def subscriptions(stage: str, topics: Topics) -> list[str]:
+    """The topics a stage's consumer group reads (a test checks it against the running stages)."""
+    return {
+        "enricher": [topics.intake_received, topics.incident_events],
+        "triage": [topics.intake_enriched, topics.incident_events],
+        "dispatcher": [topics.incident_events, topics.unit_status, topics.dispatch_commands],
+        "tracker": [
+            topics.incident_events,
+            topics.dispatch_orders,
+            topics.unit_status,
+            topics.dispatch_commands,
+        ],
+        "projector": topics.all(),
+    }[stage]
+
+
+def group_id(stage: str, topics: Topics) -> str:
+    """The consumer group of a stage."""
+    return f"{topics.prefix}.{stage}"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,8 +77,55 @@ def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> Com
         home=HomeSettings(home=home, data_dir=SHARED_DATA if SHARED_DATA.is_dir() else None),
         kafka=KafkaSettings(bootstrap=infra.kafka_bootstrap, partitions=3),
         topic=TopicSettings(prefix=prefix),
-        database=DatabaseSettings(url=infra.database_url(database), pool_max=8),
+        database=DatabaseSettings(
+            url=infra.database_url(database),
+            pool_max=8,
+            # containers authenticate by password; the embedded server trusts loopback
+            role_password="siaga-test" if infra.name == "containers" else None,
+        ),
     )
+
+
+def cli_env(settings: CommonSettings) -> dict[str, str]:
+    """Environment for a `siaga` subprocess that talks to this pipeline."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+    env.update(
+        SIAGA_KAFKA_BOOTSTRAP=settings.kafka_bootstrap(),
+        SIAGA_DATABASE_URL=settings.database_url(),
+        SIAGA_TOPIC_PREFIX=settings.topics.prefix,
+        SIAGA_HOME=str(settings.home.home),
+    )
+    if settings.home.data_dir is not None:
+        env["SIAGA_DATA_DIR"] = str(settings.home.data_dir)
+    if settings.database.role_password is not None:
+        env["SIAGA_DATABASE_ROLE_PASSWORD"] = settings.database.role_password.get_secret_value()
+    return env
+
+
+async def siaga_cli(
+    settings: CommonSettings, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `siaga ARGS` in a new process against this pipeline, without blocking the
+    stages running in this event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(settings),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
 
 
 async def eventually(
@@ -213,27 +263,36 @@ def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-async def pipeline(
-    infra: Infra,
-    fleet: list[UnitSpec],
-    stage_settings: dict[str, dict[str, Any]],
-    tmp_path: Path,
-) -> AsyncIterator[Pipeline]:
-    """All five stages running in this process against the real broker and database,
-    isolated by a topic prefix and a database of their own."""
-    from services.stack.setup import prepare
+def stages() -> tuple[str, ...]:
+    """The stages a test's pipeline runs in-process; override in a module to run fewer."""
     from services.stages import STAGES
+
+    return STAGES
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(
+    infra: Infra,
+    *,
+    fleet: list[UnitSpec],
+    home: Path,
+    stages: Sequence[str],
+    stage_settings: dict[str, dict[str, Any]] | None = None,
+) -> AsyncIterator[Pipeline]:
+    """A fresh database and topic prefix on `infra`, migrated and seeded, with `stages`
+    running in this process; dropped afterwards."""
+    from services.stack.setup import prepare
 
     name = f"t{uuid.uuid4().hex[:10]}"
     await recreate_database(infra.server_url, name)
-    settings = settings_for(infra, prefix=name, database=name, home=tmp_path / ".siaga")
+    settings = settings_for(infra, prefix=name, database=name, home=home)
     await prepare(settings, fleet=fleet)
     db = await asyncpg.create_pool(settings.database_url(), min_size=1, max_size=4)
     assert db is not None
     pipe = Pipeline(settings, db)
     try:
         await asyncio.gather(
-            *(pipe.start(stage, **stage_settings.get(stage, {})) for stage in STAGES)
+            *(pipe.start(stage, **(stage_settings or {}).get(stage, {})) for stage in stages)
         )
         yield pipe
     finally:
@@ -244,3 +303,23 @@ async def pipeline(
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@pytest.fixture
+async def pipeline(
+    infra: Infra,
+    fleet: list[UnitSpec],
+    stages: tuple[str, ...],
+    stage_settings: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> AsyncIterator[Pipeline]:
+    """All five stages running in this process against the real broker and database,
+    isolated by a topic prefix and a database of their own."""
+    async with open_pipeline(
+        infra,
+        fleet=fleet,
+        home=tmp_path / ".siaga",
+        stages=stages,
+        stage_settings=stage_settings,
+    ) as pipe:
+        yield pipe

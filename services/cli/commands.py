@@ -115,11 +115,13 @@ async def init(args: argparse.Namespace) -> int:
 
 async def report(args: argparse.Namespace) -> int:
     """Submit a report; prints the intake id (even when it waits in the spool)."""
-    from services.clients.operator import Spool, flush, new_intake, submit
+    from services.clients.operator import Spool, flush_until, new_intake, submit
 
     settings = CommonSettings()
     if args.flush:
-        delivery = await flush(settings, Spool(settings.home.home / "spool"))
+        delivery = await flush_until(
+            settings, Spool(settings.home.home / "spool"), wait_s=max(0.0, args.wait)
+        )
     else:
         intake = new_intake(
             channel=_channel(args.channel),
@@ -234,7 +236,7 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
         # unit only on a report naming the incident it is clearing.
         try:
             conn = await connect(
-                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli"
+                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
             )
         except (OSError, asyncpg.PostgresError):
             conn = None  # no read model at hand: the tracker finds the order itself
@@ -288,7 +290,9 @@ async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int
 
 
 async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    conn = await connect(
+        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    )
     try:
         rows = [
             dict(r)
@@ -344,7 +348,9 @@ async def incident(args: argparse.Namespace) -> int:
     from services.projector.queries import find_incident, list_incidents
 
     settings = CommonSettings()
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    conn = await connect(
+        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    )
     try:
         if args.incident_command == "show":
             try:

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", help="call-taker id")
     p.add_argument("--intake-id", help="reuse an intake id (resending is harmless)")
     p.add_argument("--flush", action="store_true", help="only send reports left in the spool")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="with --flush: keep trying this many seconds while the broker is unreachable",
+    )
 
     p = sub.add_parser("triage", help="offline enrichment + classification, no broker needed")
     p.add_argument("text", nargs="?", help="report text")
@@ -155,11 +161,61 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    p = incident.add_parser("log", help="every event of one incident, in order, from the log")
+    p.add_argument("id", help="incident id or any of its intake ids")
+    p.add_argument("--since", help="only events from then on (30m, 2d or an ISO 8601 time)")
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+    _ops_parsers(sub)
     return root
 
 
+def _ops_parsers(sub: Any) -> None:
+    p = sub.add_parser("lag", help="consumer lag per stage and partition")
+    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "replay",
+        help="re-read a topic from an offset or a time into a new consumer group or a file",
+    )
+    p.add_argument("topic", help="topic name, with or without the prefix (e.g. intake.received)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from-offset", type=int, help="offset to start from, in every partition")
+    start.add_argument("--since", help="start at this time (30m, 2d or ISO 8601)")
+    p.add_argument("--partition", type=int, help="only this partition")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-group", help="commit the start for this new consumer group")
+    target.add_argument("--to-file", help="write the records as JSON lines (- for stdout)")
+
+    p = sub.add_parser("rebuild", help="rebuild the read model from offset 0 into a fresh schema")
+    p.add_argument("--schema", help="schema to build into (default readmodel_rebuild_<time>)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with the live read model; exit 1 if they differ",
+    )
+    p.add_argument("--swap", action="store_true", help="make the rebuilt schema the live one")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to reach the end of the log")
+    p.add_argument("--drop", metavar="SCHEMA", help="only drop a rebuilt or retired schema")
+    p.add_argument("--json", action="store_true")
+
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(
+        dest="dlq_command", required=True, parser_class=_Parser
+    )
+    p = dlq.add_parser("list", help="dead letters, newest first")
+    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--open", action="store_true", help="only those not redriven")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p = dlq.add_parser("redrive", help="send dead letters back to their source topic")
+    p.add_argument("--id", action="append", help="dead letter id (repeatable)")
+    p.add_argument("--all", action="store_true", help="every dead letter not redriven yet")
+    p.add_argument("--operator", help="who redrives (recorded in the log)")
+    p.add_argument("--json", action="store_true")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    from services.cli import commands, supervisor
+    from services.cli import commands, ops, supervisor
 
     handler = {
         "up": commands.up,
@@ -173,10 +229,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         "incident": {
             "cancel": supervisor.incident_lifecycle,
             "close": supervisor.incident_lifecycle,
+            "log": ops.incident_log,
         }.get(getattr(args, "incident_command", ""), commands.incident),
         "dispatch": supervisor.dispatch,
         "workorder": supervisor.workorder,
         "stats": supervisor.stats,
+        "lag": ops.lag,
+        "replay": ops.replay,
+        "rebuild": ops.rebuild,
+        "dlq": ops.dlq,
     }[args.command]
     result: Any = handler(args)
     if asyncio.iscoroutine(result):

@@ -136,6 +136,24 @@ async def flush(settings: CommonSettings, spool: Spool, *, timeout_s: float = 10
     return Delivery(sent=sent, waiting=0)
 
 
+async def flush_until(
+    settings: CommonSettings, spool: Spool, *, wait_s: float, timeout_s: float = 5.0
+) -> Delivery:
+    """Flush, and while reports wait because the broker is unreachable, try again with
+    backoff for up to `wait_s` seconds (a desk client waiting for the network)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    backoff = 0.5
+    sent = 0
+    while True:
+        delivery = await flush(settings, spool, timeout_s=timeout_s)
+        sent += delivery.sent
+        if not delivery.waiting or loop.time() + backoff > deadline:
+            return Delivery(sent=sent, waiting=delivery.waiting, error=delivery.error)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)
+
+
 async def submit(
     settings: CommonSettings, intake: IntakeReceivedV1, *, timeout_s: float = 10.0
 ) -> Delivery:

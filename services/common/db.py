@@ -43,11 +43,17 @@ def _ssl(settings: CommonSettings) -> Any:
 
 
 async def create_pool(
-    settings: CommonSettings, *, schema: str, application: str, max_size: int | None = None
+    settings: CommonSettings,
+    *,
+    schema: str,
+    application: str,
+    max_size: int | None = None,
+    role: str | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose connections see `schema` first, so SQL names its tables unqualified."""
+    """A pool whose connections see `schema` first, so SQL names its tables unqualified;
+    `role` (a stage, or `reader`) connects with that stage's own database role."""
     pool = await asyncpg.create_pool(
-        settings.database_url(),
+        settings.database_url_for(role),
         min_size=settings.database.pool_min,
         max_size=max_size or settings.database.pool_max,
         server_settings=_server_settings(schema, application),
@@ -58,13 +64,61 @@ async def create_pool(
     return pool
 
 
-async def connect(settings: CommonSettings, *, schema: str, application: str) -> asyncpg.Connection:
+async def connect(
+    settings: CommonSettings, *, schema: str, application: str, role: str | None = None
+) -> asyncpg.Connection:
     """One connection with the stage schema on its search path (CLI look-ups, tests)."""
     return await asyncpg.connect(
-        settings.database_url(),
+        settings.database_url_for(role),
         server_settings=_server_settings(schema, application),
         ssl=_ssl(settings),
     )
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted (schema and role names come from settings, not users)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _ensure_role(conn: asyncpg.Connection, role: str, password: str | None) -> None:
+    # Roles belong to the whole server while the advisory lock is per database, so
+    # migrators of two databases may race here: retry what a concurrent one got in between.
+    for attempt in range(5):
+        try:
+            async with conn.transaction():
+                exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                if not exists:
+                    await conn.execute(f"CREATE ROLE {quote_ident(role)} LOGIN")
+                if password is not None:
+                    # DDL takes no parameters; quote_literal is PostgreSQL's own escaping.
+                    literal = await conn.fetchval("SELECT quote_literal($1::text)", password)
+                    await conn.execute(f"ALTER ROLE {quote_ident(role)} PASSWORD {literal}")
+            return
+        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            continue
+        except asyncpg.InternalServerError as exc:  # "tuple concurrently updated"
+            if attempt == 4:
+                raise exc
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _grant_stage_role(
+    conn: asyncpg.Connection, settings: CommonSettings, *, stage: str, schema: str
+) -> None:
+    """The stage's role may read and write its own schema's tables and nothing else; the
+    projector's read model is also readable by the `reader` role of CLI look-ups."""
+    db = settings.database
+    password = db.role_password.get_secret_value() if db.role_password else None
+    grants = [(db.role(stage), "SELECT, INSERT, UPDATE, DELETE")]
+    if stage == "projector":
+        grants.append((db.role("reader"), "SELECT"))
+    for role, rights in grants:
+        await _ensure_role(conn, role, password)
+        r, s = quote_ident(role), quote_ident(schema)
+        await conn.execute(f"GRANT USAGE ON SCHEMA {s} TO {r}")
+        await conn.execute(f"GRANT {rights} ON ALL TABLES IN SCHEMA {s} TO {r}")
+        if "INSERT" in rights:
+            await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}")
 
 
 def _migration_files(package: str) -> list[tuple[str, str]]:
@@ -111,8 +165,8 @@ async def migrate(
                 if name in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                    await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                    await conn.execute(f"SET LOCAL search_path TO {quote_ident(schema)}, public")
                     await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO public.siaga_migrations (schema_name, migration) VALUES ($1, $2)",
@@ -120,6 +174,8 @@ async def migrate(
                         name,
                     )
                 applied.append(f"{schema}/{name}")
+            if settings.database.stage_roles:
+                await _grant_stage_role(conn, settings, stage=stage, schema=schema)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(7428001)")
         await conn.close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.envelope import new_event
-from schemas.events import DeadLetterV1
+from schemas.events import MAX_HEADERS, DeadLetterV1
 from schemas.ids import derive_id
 from schemas.topics import Topics
 from services.common.outbox import Outgoing
@@ -16,10 +16,26 @@ MAX_REASON = 500
 # Keeps a dead letter well under the broker's message limit and our own decode limit,
 # so a dead letter of a huge message can itself be read back and redriven.
 MAX_ORIGINAL = 96 * 1024
+# Header on a message `siaga dlq redrive` sent back: the id of the dead letter it came from.
+REDRIVE_HEADER = "siaga-redrive-of"
 
 
-def _b64(value: bytes | None) -> str | None:
-    return None if value is None else base64.b64encode(value).decode()
+# A dead letter must itself stay publishable and decodable (< 256 KiB) whatever the
+# original carried: keys are kept up to 4 KiB, 64 headers up to 512 bytes each.
+_KEPT_KEY = 4 * 1024
+_KEPT_HEADER = 512
+
+
+def _b64(value: bytes | None, limit: int) -> str | None:
+    return None if value is None else base64.b64encode(value[:limit]).decode()
+
+
+def redrive_of(payload: DeadLetterV1) -> str | None:
+    """The dead letter whose redriven copy failed again to give this one, if any."""
+    for key, value in payload.original_headers:
+        if key == REDRIVE_HEADER:
+            return base64.b64decode(value).decode("utf-8", errors="replace")[:128]
+    return None
 
 
 def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
@@ -35,9 +51,11 @@ def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topi
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
-        original_key_b64=_b64(record.key),
-        original_headers=[(k, _b64(v) or "") for k, v in headers],
-        original_value_b64=_b64(value[:MAX_ORIGINAL]) or "",
+        original_key_b64=_b64(record.key, _KEPT_KEY),
+        original_headers=[
+            (k[:256], _b64(v, _KEPT_HEADER) or "") for k, v in list(headers)[:MAX_HEADERS]
+        ],
+        original_value_b64=base64.b64encode(value[:MAX_ORIGINAL]).decode(),
         original_size=len(value),
         original_truncated=len(value) > MAX_ORIGINAL,
         dead_lettered_at=datetime.now(UTC),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
 _PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
+# Inside longer text (messages, reasons, tracebacks): E.164 numbers and Indonesian mobile
+# numbers (08..., 628...); dates and offsets have separators, so they do not match.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])(?:\+\d{8,15}|(?:62|0)8\d{7,12})(?!\d)")
 
 
 def mask_phone(value: str) -> str:
@@ -21,11 +25,42 @@ def mask_phone(value: str) -> str:
     return digits[:5] + "*" * (len(digits) - 7) + digits[-2:]
 
 
+def mask_phones_in(text: str) -> str:
+    """Mask every phone number inside a longer text."""
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()), text)
+
+
 def _mask_phones(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if isinstance(value, str) and ("phone" in key or _PHONE.fullmatch(value)):
+        if not isinstance(value, str):
+            continue
+        if "phone" in key or _PHONE.fullmatch(value):
             event_dict[key] = mask_phone(value)
+        else:
+            event_dict[key] = mask_phones_in(value)
     return event_dict
+
+
+_plain_record_factory = logging.getLogRecordFactory()
+
+
+def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every stdlib record (FastStream, aiokafka, asyncpg, ...) with phone numbers masked
+    in its message and its traceback, whichever handler prints it."""
+    record = _plain_record_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a library's bad format string is not ours to fix here
+        return record
+    masked = mask_phones_in(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[0] is not None:
+        text = mask_phones_in("".join(traceback.format_exception(*record.exc_info)).rstrip())
+        # A library's warning about something it retries needs its last line, not a page.
+        record.exc_text = text if record.levelno >= logging.ERROR else text.splitlines()[-1]
+        record.exc_info = None
+    return record
 
 
 def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
@@ -35,7 +70,8 @@ def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _mask_phones,
+        structlog.processors.format_exc_info,
+        _mask_phones,  # after format_exc_info, so tracebacks are masked too
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -43,11 +79,12 @@ def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*processors, structlog.processors.format_exc_info, renderer],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    logging.setLogRecordFactory(_masked_record)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )

@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 
 from schemas.envelope import CONTENT_TYPE, Event, encode_event, event_type_of
 from schemas.topics import Topics
+from services.common.health import StageMetrics
 from services.common.logging import get_logger
 
 log = get_logger("outbox")
@@ -52,9 +53,16 @@ class OutboxRelay:
     """Publishes outbox rows in order and deletes them once the broker has them."""
 
     def __init__(
-        self, *, pool: asyncpg.Pool, broker: KafkaBroker, schema: str, batch_size: int = 500
+        self,
+        *,
+        pool: asyncpg.Pool,
+        broker: KafkaBroker,
+        schema: str,
+        batch_size: int = 500,
+        metrics: StageMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._broker = broker
         self._batch_size = batch_size
         self._lock_key = f"siaga.outbox.{schema}"
@@ -79,6 +87,8 @@ class OutboxRelay:
             except Exception as exc:
                 # Broker or database unwell: nothing is lost (rows stay until published),
                 # so wait and try again rather than let the relay die.
+                if self._metrics is not None:
+                    self._metrics.error("relay_failed")
                 log.warning(
                     "outbox relay retrying",
                     schema=self._lock_key,
@@ -115,4 +125,6 @@ class OutboxRelay:
                 "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
             )
         self.published += len(rows)
+        if self._metrics is not None:
+            self._metrics.events_out.inc(len(rows))
         return len(rows)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,11 @@ import asyncpg
 import structlog
 
 from schemas.common import Contract
-from schemas.envelope import DecodeError, Event, decode_event
+from schemas.envelope import DecodeError, Event, decode_event, event_type_of
 from schemas.topics import Topics
 from services.common.db import is_transient
 from services.common.deadletter import dead_letter
+from services.common.health import StageMetrics
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing, write_outbox
 
@@ -58,8 +60,10 @@ class _Isolate(Exception):
 
 
 def _bound(event: Event) -> contextlib.AbstractContextManager[Any]:
+    incident_id = getattr(event.payload, "incident_id", None)
     return structlog.contextvars.bound_contextvars(
         event_id=event.id,
+        incident_id=None if incident_id is None else str(incident_id),
         event_type=event.envelope.type,
         subject=event.envelope.subject,
         correlation_id=event.envelope.correlationid,
@@ -84,6 +88,7 @@ class BatchProcessor:
         inbox_key: Callable[[Event], str] = event_key,
         on_commit: Callable[[], None] | None = None,
         owned_topics: Collection[str] | None = None,
+        metrics: StageMetrics | None = None,
     ) -> None:
         self.stage = stage
         self._pool = pool
@@ -94,6 +99,7 @@ class BatchProcessor:
         # Several stages read some topics; only the topic's owner dead-letters a message
         # nobody can decode, so the ops team sees each bad message once.
         self._owned_topics = None if owned_topics is None else frozenset(owned_topics)
+        self.metrics = metrics or StageMetrics(stage)
         self.skipped = 0
         self.processed = 0
         self.dead_lettered = 0
@@ -101,6 +107,7 @@ class BatchProcessor:
     async def process(self, records: Sequence[Any]) -> None:
         """Apply a batch durably; waits out database outages with backoff instead of skipping."""
         backoff = 0.1
+        started = time.monotonic()
         while True:
             try:
                 dead = await self._apply(records)
@@ -108,6 +115,7 @@ class BatchProcessor:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.metrics.error("database_unavailable")
                 log.warning(
                     "database unavailable, batch will be retried",
                     stage=self.stage,
@@ -118,6 +126,9 @@ class BatchProcessor:
                 backoff = min(backoff * 2, 5.0)
         self.processed += len(records)
         self.dead_lettered += dead
+        self.metrics.events_in.inc(len(records))
+        self.metrics.dead_letters.inc(dead)
+        self.metrics.latency.observe(time.monotonic() - started)
         if self._on_commit is not None:
             self._on_commit()
 
@@ -133,6 +144,13 @@ class BatchProcessor:
     def _decode(self, record: Any) -> _Item:
         try:
             event = decode_event(record.value)
+            expected = event_type_of(event).topic(self._topics)
+            if expected != record.topic:
+                # A real event on the wrong topic is hostile or a mistake; handling it
+                # would let anyone write anywhere.
+                raise DecodeError(
+                    "wrong_topic", f"{event.envelope.type} belongs on {expected}, not here"
+                )
         except DecodeError as exc:
             if self._owned_topics is not None and record.topic not in self._owned_topics:
                 self.skipped += 1

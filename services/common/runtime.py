@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from schemas.common import Contract
 from schemas.envelope import Event
 from services.common.db import STAGE_SCHEMAS, create_pool
+from services.common.health import HealthServer, StageMetrics
 from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
@@ -57,12 +59,12 @@ def subscribe(
     group_id: str,
     processor: BatchProcessor,
     settings: CommonSettings,
-) -> None:
-    """Register a batch subscriber whose offsets are committed only after `processor` succeeds."""
+) -> Any:
+    """Register a batch subscriber whose offsets are committed only after `processor` succeeds;
+    returns it (its `consumer` is the aiokafka consumer once started)."""
     kafka = settings.kafka
     failures = {"in_a_row": 0}
-
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *topics,
         group_id=group_id,
         batch=True,
@@ -76,6 +78,8 @@ def subscribe(
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
     )
+
+    @subscriber
     async def consume(message: KafkaMessage) -> None:
         try:
             await processor.process(message.raw_message)
@@ -83,6 +87,7 @@ def subscribe(
             # The batch is rewound (nack) and fetched again; a pause keeps a persistent
             # fault from spinning, and the log says what is wrong.
             failures["in_a_row"] += 1
+            processor.metrics.error("batch_failed")
             pause = min(0.1 * 2 ** failures["in_a_row"], 10.0)
             log.error(
                 "batch failed, will be redelivered",
@@ -93,6 +98,8 @@ def subscribe(
             await asyncio.sleep(pause)
             raise
         failures["in_a_row"] = 0
+
+    return subscriber
 
 
 @dataclass
@@ -105,7 +112,42 @@ class StageRuntime:
     broker: KafkaBroker
     processor: BatchProcessor
     relay: OutboxRelay
+    subscriber: Any = None
+    health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> StageMetrics:
+        """The stage's Prometheus metrics."""
+        return self.processor.metrics
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The running aiokafka consumer of the stage's subscriber."""
+        return getattr(self.subscriber, "consumer", None)
+
+    @property
+    def http_port(self) -> int | None:
+        """Port of /healthz, /readyz and /metrics, when served."""
+        return self.health.port if self.health is not None else None
+
+    async def _database_reachable(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def _broker_reachable(self) -> None:
+        if not await self.broker.ping(timeout=1.5):
+            raise ConnectionError("broker did not answer")
+
+    async def start_health(self) -> None:
+        """Serve the stage's probes and metrics where settings say."""
+        http = self.settings.http
+        self.health = HealthServer(
+            metrics=self.metrics,
+            checks={"database": self._database_reachable, "broker": self._broker_reachable},
+            consumer=lambda: self.consumer,
+        )
+        port = await self.health.start(http.host, http.port)
+        log.info("health and metrics served", stage=self.name, url=f"http://{http.host}:{port}")
 
 
 @contextlib.asynccontextmanager
@@ -131,10 +173,15 @@ async def stage_runtime(
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
     if pool is None:
-        pool = await create_pool(settings, schema=schema, application=f"siaga-{name}")
+        pool = await create_pool(settings, schema=schema, application=f"siaga-{name}", role=name)
     broker = build_broker(settings, client_id=f"siaga-{name}")
+    metrics = StageMetrics(name)
     relay = OutboxRelay(
-        pool=pool, broker=broker, schema=schema, batch_size=settings.kafka.max_batch
+        pool=pool,
+        broker=broker,
+        schema=schema,
+        batch_size=settings.kafka.max_batch,
+        metrics=metrics,
     )
     processor = BatchProcessor(
         stage=name,
@@ -144,17 +191,20 @@ async def stage_runtime(
         inbox_key=inbox_key,
         on_commit=relay.wake,
         owned_topics=subscriptions if owned_topics is None else owned_topics,
+        metrics=metrics,
     )
-    subscribe(
+    subscriber = subscribe(
         broker,
         topics=subscriptions,
         group_id=group_id or f"{settings.topics.prefix}.{name}",
         processor=processor,
         settings=settings,
     )
-    runtime = StageRuntime(name, settings, pool, broker, processor, relay)
+    runtime = StageRuntime(name, settings, pool, broker, processor, relay, subscriber)
     try:
         await broker.start()
+        if settings.http.enabled:
+            await runtime.start_health()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
         for job in jobs:
             runtime.tasks.append(
@@ -169,6 +219,8 @@ async def stage_runtime(
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        if runtime.health is not None:
+            await runtime.health.stop()
         await broker.stop()
         if own_pool:
             await pool.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import DEFAULT_PREFIX, Topics
@@ -91,6 +92,39 @@ class DatabaseSettings(BaseSettings):
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=5, ge=1)
     sslmode: str | None = Field(default=None, description="disable/require/verify-full")
+    stage_roles: bool = Field(
+        default=True,
+        description="Each stage connects as its own role (`<role_prefix>_<stage>`), which "
+        "migrations create with rights on that stage's schema only",
+    )
+    role_prefix: str = Field(default="siaga", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    role_password: SecretStr | None = Field(
+        default=None,
+        description="Password migrations give the stage roles, used in the URLs derived for "
+        "them; without it the roles have none (trust or certificate authentication)",
+    )
+    enricher_url: str | None = Field(default=None, description="The enricher's own URL")
+    triage_url: str | None = Field(default=None, description="Triage's own URL")
+    dispatcher_url: str | None = Field(default=None, description="The dispatcher's own URL")
+    tracker_url: str | None = Field(default=None, description="The tracker's own URL")
+    projector_url: str | None = Field(default=None, description="The projector's own URL")
+    reader_url: str | None = Field(default=None, description="Read-only URL of CLI look-ups")
+
+    def role(self, who: str) -> str:
+        """The database role of a stage (or `reader`)."""
+        return f"{self.role_prefix}_{who}"
+
+
+class HttpSettings(BaseSettings):
+    """`SIAGA_HTTP_*`: each stage's health, readiness and metrics endpoint."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_HTTP_")
+
+    enabled: bool = Field(default=True, description="Serve /healthz, /readyz and /metrics")
+    host: str = Field(default="127.0.0.1", description="Address to listen on (0.0.0.0 in pods)")
+    port: int = Field(
+        default=0, ge=0, le=65535, description="Port; 0 picks a free one (logged and in stack.json)"
+    )
 
 
 class CommonSettings(BaseModel):
@@ -100,6 +134,7 @@ class CommonSettings(BaseModel):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topic: TopicSettings = Field(default_factory=TopicSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @property
     def topics(self) -> Topics:
@@ -123,6 +158,28 @@ class CommonSettings(BaseModel):
                 "no database: set SIAGA_DATABASE_URL or start the stack with `siaga up`"
             )
         return str(found)
+
+    def database_url_for(self, who: str | None) -> str:
+        """The URL a stage (or `reader`) connects with; None means the administrator's URL.
+
+        A URL set for that stage wins; otherwise, with stage roles on, the administrator's
+        URL with the stage's role (and `role_password`) in place of its user.
+        """
+        admin = self.database_url()
+        if who is None:
+            return admin
+        own = getattr(self.database, f"{who}_url", None)
+        if own:
+            return str(own)
+        if not self.database.stage_roles:
+            return admin
+        parts = urlsplit(admin)
+        user = quote(self.database.role(who), safe="")
+        password = self.database.role_password
+        if password is not None:
+            user += ":" + quote(password.get_secret_value(), safe="")
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 class NotConfigured(RuntimeError):

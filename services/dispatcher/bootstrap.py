@@ -30,6 +30,7 @@ from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
 from services.dispatcher.entrypoint import Dispatcher
 from services.dispatcher.runcards import RunCards
+from services.stages import subscriptions
 
 
 class DispatcherSettings(BaseSettings):
@@ -82,7 +83,7 @@ async def bootstrap(
     async with stage_runtime(
         name="dispatcher",
         settings=common,
-        subscriptions=[topics.incident_events, topics.unit_status, topics.dispatch_commands],
+        subscriptions=subscriptions("dispatcher", topics),
         owned_topics=[],  # the tracker dead-letters what nobody can decode on these
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,

@@ -16,6 +16,7 @@ from services.common.settings import CommonSettings
 from services.enricher.boundaries import load_boundaries
 from services.enricher.entrypoint import Enricher, intake_key
 from services.enricher.places import PlaceResolver
+from services.stages import subscriptions
 
 
 class EnricherSettings(BaseSettings):
@@ -52,7 +53,7 @@ async def bootstrap(
         settings=common,
         # Incident events come back so a number's pranks are counted (the tracker owns
         # that topic's dead letters).
-        subscriptions=[common.topics.intake_received, common.topics.incident_events],
+        subscriptions=subscriptions("enricher", common.topics),
         owned_topics=[common.topics.intake_received],
         handlers={
             IntakeReceivedV1: enricher.on_intake_received,

@@ -4,7 +4,9 @@ Events about a unit come from two topics (orders from the dispatcher, reports fr
 unit's device), each with its own clock, and a rebuild reads the topics in a different
 interleaving than live. So within one assignment the furthest step wins, whatever the
 clocks say; between assignments the later event wins. Either way the same events give
-the same row in any order.
+the same row in any order. The board remembers the incident a unit last cleared and
+when: an event naming it from before that moment belongs to the finished assignment (a
+late order, or a report the tracker refused), so it cannot reopen or reshape it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class BoardRow:
     status_at: datetime | None
     incident_id: UUID | None
     assigned_at: datetime | None
+    cleared_incident_id: UUID | None = None
+    cleared_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,45 @@ def _later(known: datetime | None, new: datetime) -> datetime:
     return new if known is None or new > known else known
 
 
+def _of_finished_assignment(row: BoardRow, change: UnitChange) -> bool:
+    return (
+        change.incident_id is not None
+        and change.incident_id == row.cleared_incident_id
+        and row.cleared_at is not None
+        and change.at <= row.cleared_at
+    )
+
+
+def _clears_an_earlier_round(row: BoardRow, change: UnitChange) -> bool:
+    # The unit is on an incident again after clearing it (a late report reopened it); a
+    # clear older than this round belongs to the earlier one.
+    return (
+        change.clears
+        and change.incident_id is not None
+        and change.incident_id == row.incident_id == row.cleared_incident_id
+        and row.assigned_at is not None
+        and change.at < row.assigned_at
+    )
+
+
 def apply(row: BoardRow | None, change: UnitChange) -> BoardRow:
     """The board row after `change`."""
     row = row or BoardRow(None, None, None, None)
+    if _of_finished_assignment(row, change):
+        return row
+    if _clears_an_earlier_round(row, change):
+        return replace(row, cleared_at=change.at)
+    updated = _move(row, change)
+    if (
+        change.clears
+        and change.incident_id is not None
+        and (row.cleared_at is None or change.at >= row.cleared_at)
+    ):
+        updated = replace(updated, cleared_incident_id=change.incident_id, cleared_at=change.at)
+    return updated
+
+
+def _move(row: BoardRow, change: UnitChange) -> BoardRow:
     same_assignment = change.incident_id is not None and change.incident_id == row.incident_id
     if same_assignment:
         # assigned_at: when the assignment began, its earliest event.
@@ -89,4 +129,10 @@ def apply(row: BoardRow | None, change: UnitChange) -> BoardRow:
         incident_id, assigned_at = None, change.at
     elif change.incident_id is not None:
         incident_id, assigned_at = change.incident_id, change.at
-    return BoardRow(change.status, change.at, incident_id, assigned_at)
+    return replace(
+        row,
+        status=change.status,
+        status_at=change.at,
+        incident_id=incident_id,
+        assigned_at=assigned_at,
+    )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.projector.entrypoint import Projector
+from services.stages import subscriptions
 
 
 @contextlib.asynccontextmanager
@@ -19,7 +20,7 @@ async def bootstrap(
     async with stage_runtime(
         name="projector",
         settings=common,
-        subscriptions=common.topics.all(),
+        subscriptions=subscriptions("projector", common.topics),
         # Every other topic has a stage that dead-letters what it cannot decode; what
         # cannot be decoded on the dead-letter topic itself is never sent back into it.
         owned_topics=[],

@@ -12,6 +12,7 @@ import asyncpg
 from schemas.envelope import Event
 from schemas.events import (
     CallLinkedV1,
+    DeadLetterRedrivenV1,
     DeadLetterV1,
     DispatchCancelledV1,
     IncidentClassifiedV1,
@@ -32,6 +33,7 @@ from schemas.events import (
     WorkOrderIssuedV1,
     WorkOrderReminderSentV1,
 )
+from services.common.deadletter import redrive_of
 from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
 from services.common.processing import Handler
@@ -388,6 +390,25 @@ class Projector:
             source_offset=p.source_offset,
             at=p.dead_lettered_at,
             preview=_preview(p.original_value_b64),
+            redrive_of=redrive_of(p),
+        )
+        return NOTHING
+
+    async def dead_letter_redriven(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """An operator sent a dead letter back to its source topic."""
+        p = event.payload
+        assert isinstance(p, DeadLetterRedrivenV1)
+        await rm.add_redrive(
+            conn,
+            event_id=event.id,
+            dead_letter_id=p.dead_letter_id,
+            source_topic=p.source_topic,
+            partition=p.partition,
+            offset=p.offset,
+            redriven_at=p.redriven_at,
+            operator=p.operator,
         )
         return NOTHING
 
@@ -414,4 +435,5 @@ class Projector:
             WorkOrderAnsweredV1: self.work_order_answered,
             WorkOrderClosedV1: self.work_order_closed,
             UnitMovedV1: self.unit_moved,
+            DeadLetterRedrivenV1: self.dead_letter_redriven,
         }

@@ -157,3 +157,28 @@ async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dic
         days,
     )
     return [dict(r) for r in rows]
+
+
+async def dead_letters(
+    conn: asyncpg.Connection, *, limit: int = 50, stage: str | None = None, only_open: bool = False
+) -> list[dict[str, Any]]:
+    """The newest dead letters first, with when (if ever) each was redriven."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT d.event_id, d.stage, d.reason, d.source_topic, d.source_partition,
+                   d.source_offset, d.at, d.preview, d.redrive_of,
+                   (SELECT max(r.redriven_at) FROM dead_letter_redrives r
+                     WHERE r.dead_letter_id = d.event_id) AS redriven_at
+              FROM dead_letters d
+             WHERE ($2::text IS NULL OR d.stage = $2)
+        ) found
+         WHERE NOT $3 OR redriven_at IS NULL
+         ORDER BY at DESC, event_id
+         LIMIT $1
+        """,
+        limit,
+        stage,
+        only_open,
+    )
+    return [dict(r) for r in rows]

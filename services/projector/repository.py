@@ -153,17 +153,26 @@ async def move_on_board(
         unit_type,
     )
     row = await conn.fetchrow(
-        "SELECT status, status_at, incident_id, assigned_at FROM units WHERE unit_id = $1 FOR UPDATE",
+        "SELECT status, status_at, incident_id, assigned_at, cleared_incident_id, cleared_at "
+        "FROM units WHERE unit_id = $1 FOR UPDATE",
         unit_id,
     )
     assert row is not None
-    before = BoardRow(row["status"], row["status_at"], row["incident_id"], row["assigned_at"])
+    before = BoardRow(
+        row["status"],
+        row["status_at"],
+        row["incident_id"],
+        row["assigned_at"],
+        row["cleared_incident_id"],
+        row["cleared_at"],
+    )
     after = apply(before, change)
     await conn.execute(
         """
         UPDATE units
            SET status = $2, status_at = $3, incident_id = $4, assigned_at = $5,
-               unit_type = COALESCE($6, unit_type)
+               unit_type = COALESCE($6, unit_type),
+               cleared_incident_id = $7, cleared_at = $8
          WHERE unit_id = $1
         """,
         unit_id,
@@ -172,6 +181,8 @@ async def move_on_board(
         after.incident_id,
         after.assigned_at,
         unit_type,
+        after.cleared_incident_id,
+        after.cleared_at,
     )
     if lat is not None and lon is not None:
         await move_unit(conn, unit_id=unit_id, lat=lat, lon=lon, base=None, at=change.at)
@@ -235,8 +246,19 @@ async def add_dead_letter(conn: asyncpg.Connection, **fields: Any) -> None:
     """A dead-lettered message, for `siaga dlq list`."""
     await conn.execute(
         """
-        INSERT INTO dead_letters (event_id, stage, reason, source_topic, source_partition, source_offset, at, preview)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING
+        INSERT INTO dead_letters (event_id, stage, reason, source_topic, source_partition, source_offset, at, preview, redrive_of)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING
+        """,
+        *fields.values(),
+    )
+
+
+async def add_redrive(conn: asyncpg.Connection, **fields: Any) -> None:
+    """A dead letter sent back to its source topic."""
+    await conn.execute(
+        """
+        INSERT INTO dead_letter_redrives (event_id, dead_letter_id, source_topic, partition, "offset", redriven_at, operator)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING
         """,
         *fields.values(),
     )

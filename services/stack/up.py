@@ -16,7 +16,7 @@ from pathlib import Path
 from services.common.settings import CommonSettings
 from services.stack.embedded import EmbeddedBroker, EmbeddedPostgres, recreate_database
 from services.stack.monitor import describe, follow
-from services.stack.processes import spawn, stop, tail
+from services.stack.processes import free_port, spawn, stop, tail
 from services.stack.setup import prepare
 from services.stages import STAGES
 
@@ -57,15 +57,28 @@ class Stack:
             _say(f"database    PostgreSQL on 127.0.0.1:{self.postgres.port}/{DATABASE}")
         return bootstrap, url
 
-    def start_stages(self, env: dict[str, str]) -> None:
-        """One process per stage, as in production (`siaga run STAGE`)."""
-        for stage in STAGES:
+    def start_stages(self, env: dict[str, str]) -> dict[str, dict[str, object]]:
+        """One process per stage, as in production (`siaga run STAGE`), each with its own
+        health/metrics port (`SIAGA_HTTP_PORT` + i when set, else free ones); returns
+        where each stage runs, for `stack.json`."""
+        http = self.settings.http
+        base = http.port
+        found: dict[str, dict[str, object]] = {}
+        for i, stage in enumerate(STAGES):
+            port = base + i if base else free_port()
             self.stages[stage] = spawn(
                 [sys.executable, "-m", "services.cli.main", "run", stage],
                 log=self.home / "logs" / f"{stage}.log",
-                env=env,
+                env={**env, "SIAGA_HTTP_PORT": str(port)},
             )
+            found[stage] = {"pid": self.stages[stage].pid, "http": f"http://{http.host}:{port}"}
         _say(f"stages      {', '.join(STAGES)} (logs in {self.home / 'logs'})")
+        _say(
+            "health      "
+            + ", ".join(f"{s} {str(f['http']).rsplit(':', 1)[1]}" for s, f in found.items())
+            + " (/healthz /readyz /metrics)"
+        )
+        return found
 
     def check_stages(self) -> str | None:
         """Name and log tail of a stage that died, if any."""
@@ -151,23 +164,22 @@ def up(settings: CommonSettings, *, demo: bool) -> int:
         env = {**os.environ, "SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
         os.environ.update({"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url})
         live = CommonSettings()
-        _write_stack_file(
-            settings.home.stack_file,
-            {
-                "kafka_bootstrap": bootstrap,
-                "database_url": url,
-                "topic_prefix": live.topics.prefix,
-                "embedded_broker": stack.broker is not None,
-                "embedded_database": stack.postgres is not None,
-                "pid": os.getpid(),
-                "started_at": datetime.now(UTC).isoformat(),
-            },
-        )
+        info: dict[str, object] = {
+            "kafka_bootstrap": bootstrap,
+            "database_url": url,
+            "topic_prefix": live.topics.prefix,
+            "embedded_broker": stack.broker is not None,
+            "embedded_database": stack.postgres is not None,
+            "pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        _write_stack_file(settings.home.stack_file, info)
         # Tables and topics exist before any stage starts, so none races the migrations.
         fleet = asyncio.run(prepare(live))
         source = live.home.resolved_data_dir() or "built-in list"
         _say(f"fleet       {len(fleet)} units registered; gazetteer from {source}")
-        stack.start_stages(env)
+        info["stages"] = stack.start_stages(env)
+        _write_stack_file(settings.home.stack_file, info)
 
         async def main() -> None:
             stop_event = asyncio.Event()

@@ -22,6 +22,7 @@ from schemas.events import (
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
+from services.stages import subscriptions
 from services.tracker.entrypoint import Tracker
 
 
@@ -45,12 +46,7 @@ async def bootstrap(
     async with stage_runtime(
         name="tracker",
         settings=common,
-        subscriptions=[
-            topics.incident_events,
-            topics.dispatch_orders,
-            topics.unit_status,
-            topics.dispatch_commands,
-        ],
+        subscriptions=subscriptions("tracker", topics),
         handlers={
             IncidentOpenedV1: tracker.on_incident_opened,
             IncidentClassifiedV1: tracker.on_incident_classified,

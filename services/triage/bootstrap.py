@@ -13,6 +13,7 @@ from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1, IntakeEn
 from schemas.vocabulary import Category, Priority
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.stages import subscriptions
 from services.triage.classifier import Classifier
 from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
@@ -101,7 +102,7 @@ async def bootstrap(
         settings=common,
         # Incident events come back so ended incidents stop taking duplicate calls (the
         # tracker owns that topic's dead letters).
-        subscriptions=[common.topics.intake_enriched, common.topics.incident_events],
+        subscriptions=subscriptions("triage", common.topics),
         owned_topics=[common.topics.intake_enriched],
         handlers={
             IntakeEnrichedV1: triage.on_intake_enriched,

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +45,16 @@ def _until(read: Callable[[], T], good: Callable[[T], bool], timeout: float = 20
     return value
 
 
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
 def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / ".siaga"
     up = subprocess.Popen(
@@ -61,7 +73,14 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
             time.sleep(0.2)
         stack = json.loads((home / "stack.json").read_text())
         assert {"kafka_bootstrap", "database_url"} <= set(stack)
-        time.sleep(1)
+        stack = _until(
+            lambda: json.loads((home / "stack.json").read_text()), lambda s: "stages" in s, 60
+        )
+        # every stage answers on its own health port
+        for stage, where in stack["stages"].items():
+            health = _until(lambda w=where: _get(f"{w['http']}/readyz"), lambda r: r[0] == 200, 60)
+            assert json.loads(health[1])["stage"] == stage
+        assert len({w["http"] for w in stack["stages"].values()}) == 5
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 7  # broker, database, five stages (and the database's own)
 

@@ -53,4 +53,40 @@ def test_two_assignments_in_any_order_end_on_the_second() -> None:
         UnitChange("acknowledged", _at(205), y),
     ]
     rows = {_replay(list(order)) for order in itertools.permutations(changes)}
-    assert rows == {BoardRow("acknowledged", _at(205), y, _at(200))}
+    assert rows == {BoardRow("acknowledged", _at(205), y, _at(200), x, _at(100))}
+
+
+def test_a_late_report_after_clearing_gives_one_row_whatever_the_topic_interleaving() -> None:
+    # The unit's own reports come in order on one topic; the order comes from another
+    # topic and may land anywhere among them (live) or after all of them (rebuild).
+    x = uuid.uuid4()
+    reports = [
+        UnitChange("acknowledged", _at(11), x),
+        UnitChange("en_route", _at(12), x),
+        UnitChange("on_scene", _at(30), x),
+        UnitChange("available", _at(60), x),
+        UnitChange("en_route", _at(70), x),  # late, refused by the tracker, still on the log
+    ]
+    order = UnitChange("dispatched", _at(10), x)
+    cancelled = UnitChange("cancelled", _at(65), x)  # a cancellation, also from the orders topic
+    rows = set()
+    for i in range(len(reports) + 1):
+        for j in range(i, len(reports) + 1):
+            merged = [*reports[:i], order, *reports[i:j], cancelled, *reports[j:]]
+            rows.add(_replay(merged))
+            rows.add(_replay([*reports[:i], cancelled, *reports[i:j], order, *reports[j:]]))
+    assert len(rows) == 1, rows
+
+
+def test_late_events_of_a_cleared_assignment_do_not_reshape_it() -> None:
+    x = uuid.uuid4()
+    changes = [
+        UnitChange("dispatched", _at(10), x),
+        UnitChange("on_scene", _at(30), x),
+        UnitChange("available", _at(60), x),
+        UnitChange("acknowledged", _at(20), x),
+    ]
+    rows = {_replay(list(order)) for order in itertools.permutations(changes)}
+    assert len(rows) == 1
+    (row,) = rows
+    assert row.status == "available" and row.incident_id is None and row.cleared_incident_id == x

@@ -61,6 +61,18 @@ def siaga(*args: str, home: Path, stdin: str | None = None) -> subprocess.Comple
         ("workorder", "answer", "5f0c1b8e-0000-4000-8000-000000000000"),
         ("incident", "cancel", "5f0c1b8e-0000-4000-8000-000000000000"),
         ("stats", "sla", "--days", "many"),
+        ("dlq", "redrive"),
+        ("dlq", "redrive", "--id", "x", "--all"),
+        ("dlq", "frobnicate"),
+        ("rebuild", "--schema", "Bad-Name"),
+        ("rebuild", "--schema", "readmodel"),
+        ("replay", "intake.received"),
+        ("replay", "no.such.topic", "--from-offset", "0", "--to-file", "-"),
+        ("replay", "intake.received", "--since", "yesterday", "--to-file", "-"),
+        ("replay", "intake.received", "--from-offset", "-3", "--to-group", "g"),
+        ("incident", "log", "not-a-uuid"),
+        ("lag", "--stage", "nope"),
+        ("lag",),
     ],
 )
 def test_bad_input_gets_one_line_and_a_non_zero_exit(args: tuple[str, ...], tmp_path: Path) -> None:

@@ -85,3 +85,15 @@ def test_a_damaged_spool_file_is_set_aside(tmp_path) -> None:
     moved = spool.set_aside(damaged, reason="not_json")
     assert spool.pending() == [good]
     assert moved.exists() and moved.with_suffix(".reason").read_text().startswith("not_json")
+
+
+def test_a_dead_letter_stays_small_whatever_the_original_carried() -> None:
+    record = Record(
+        b"x" * (900 * 1024),
+        key=b"k" * 50_000,
+        raw_headers=tuple((f"h{i}" * 100, b"v" * 50_000) for i in range(500)),
+    )
+    out = dead_letter(record, stage="enricher", kind="oversize", reason="r" * 5000, topics=Topics())
+    raw = encode_event(out.event)
+    assert len(raw) < 220 * 1024
+    assert isinstance(decode_event(raw).payload, DeadLetterV1)

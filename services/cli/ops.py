@@ -1,0 +1,267 @@
+"""The ops commands: `siaga lag`, `replay`, `rebuild`, `incident log`, `dlq list/redrive`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.cli.commands import CommandError, _duration, print_json
+from services.common.db import STAGE_SCHEMAS, connect
+from services.common.logging import configure_logging
+from services.common.settings import CommonSettings
+
+
+def _settings() -> CommonSettings:
+    """Settings for an ops command; logs (warnings only) go to stderr, away from results."""
+    configure_logging(level="WARNING")
+    return CommonSettings()
+
+
+def _since_ms(text: str) -> int:
+    """A point in time from `30m`-style durations ago or an ISO 8601 time."""
+    if text[:1].isdigit() and text[-1:] in "smhd" and text[:-1].isdigit():
+        return int((datetime.now(UTC) - _duration(text)).timestamp() * 1000)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(
+            f"bad time {text!r}; use a duration (30s, 10m, 1h, 2d) or ISO 8601 (2026-11-23T10:00:00+07:00)"
+        ) from None
+    if at.tzinfo is None:
+        raise CommandError(f"time {text!r} needs a UTC offset, e.g. +07:00")
+    return int(at.timestamp() * 1000)
+
+
+# ---------------------------------------------------------------- lag
+
+
+async def lag(args: argparse.Namespace) -> int:
+    """Committed offset against the end of the log, per stage and partition."""
+    from services.ops.lag import stage_lag
+
+    rows = await stage_lag(_settings(), [args.stage] if args.stage else None)
+    if args.json:
+        print_json(
+            [
+                {
+                    "stage": r.stage,
+                    "group": r.group,
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "committed": r.committed,
+                    "end": r.end,
+                    "lag": r.lag,
+                }
+                for r in rows
+            ]
+        )
+        return 0
+    totals: dict[str, int] = defaultdict(int)
+    print(f"{'stage':<11} {'topic':<34} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}")
+    for r in rows:
+        totals[r.stage] += r.lag
+        committed = "-" if r.committed is None else str(r.committed)
+        print(
+            f"{r.stage:<11} {r.topic:<34} {r.partition:>4} {committed:>10} {r.end:>10} {r.lag:>8}"
+        )
+    print("total lag: " + ", ".join(f"{stage} {n}" for stage, n in totals.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- replay
+
+
+async def replay(args: argparse.Namespace) -> int:
+    """Re-read a topic from an offset or a time into a new consumer group or a file."""
+    from services.ops.replay import replay_to_file, replay_to_group, resolve_topic, span
+
+    settings = _settings()
+    if args.from_offset is not None and args.from_offset < 0:
+        raise CommandError("--from-offset must be 0 or more")
+    topic = resolve_topic(settings, args.topic)
+    since = _since_ms(args.since) if args.since else None
+    where = await span(
+        settings, [topic], from_offset=args.from_offset, since_ms=since, partition=args.partition
+    )
+    if args.to_group:
+        await replay_to_group(settings, group=args.to_group, where=where)
+        for tp, start in sorted(where.starts.items()):
+            print(f"{args.to_group}  {tp.topic}:{tp.partition}  from offset {start}")
+        print(f"{where.records} record(s) to re-read by consumer group {args.to_group}")
+        return 0
+    if args.to_file == "-":
+        written = await replay_to_file(settings, where=where, out=sys.stdout)
+    else:
+        path = Path(args.to_file)
+        if not path.parent.is_dir():
+            raise CommandError(f"no such folder: {path.parent}")
+        # A one-task CLI process: nothing else waits on this event loop.
+        with path.open("w", encoding="utf-8") as out:  # noqa: ASYNC230
+            written = await replay_to_file(settings, where=where, out=out)
+    print(f"{written} record(s) of {topic} written to {args.to_file}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- rebuild
+
+
+async def rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the read model from offset 0; optionally compare with the live one and swap."""
+    from services.ops import rebuild as rb
+
+    settings = _settings()
+    if args.drop:
+        await rb.drop(settings, args.drop)
+        print(f"schema {args.drop} dropped")
+        return 0
+    schema = rb.check_schema_name(args.schema or rb.default_schema())
+    done = await rb.rebuild(settings, schema=schema, timeout_s=args.timeout)
+    print(
+        f"rebuilt read model into schema {done.schema}: {done.events} record(s) in {done.seconds:.1f}s",
+        file=sys.stderr,
+    )
+    summary: dict[str, Any] = {
+        "schema": done.schema,
+        "records": done.events,
+        "seconds": done.seconds,
+    }
+    if args.verify:
+        diffs = await rb.verify(settings, rebuilt=done)
+        summary["equal"] = not diffs
+        summary["differences"] = [
+            {
+                "table": d.table,
+                "only_live": d.only_live,
+                "only_rebuilt": d.only_rebuilt,
+                "sample_live": d.sample_live,
+                "sample_rebuilt": d.sample_rebuilt,
+            }
+            for d in diffs
+        ]
+        if args.json:
+            print_json(summary)
+        elif diffs:
+            print(f"live read model and rebuilt {done.schema} DIFFER:")
+            for d in diffs:
+                print("\n".join(d.lines()))
+        else:
+            print(f"live read model and rebuilt {done.schema} are equal")
+        if diffs:
+            return 1
+    if args.swap:
+        retired = await rb.swap(settings, rebuilt=done)
+        summary["retired"] = retired
+        print(
+            f"{done.schema} is now the live read model; the old one is kept as {retired} "
+            f"(drop it with `siaga rebuild --drop {retired}`)",
+            file=sys.stderr,
+        )
+    if args.json and not args.verify:
+        print_json(summary)
+    elif not args.swap:
+        print(
+            f"kept as schema {done.schema} (drop it with `siaga rebuild --drop {done.schema}`)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# ---------------------------------------------------------------- incident log
+
+
+async def incident_log(args: argparse.Namespace) -> int:
+    """Every event of one incident, in time order, across topics."""
+    from services.ops.incident_log import incident_log as read_log
+    from services.stack.monitor import describe
+
+    try:
+        uuid.UUID(args.id)
+    except ValueError:
+        raise CommandError(f"not an incident or intake id: {args.id!r}") from None
+    since = _since_ms(args.since) if args.since else 0
+    events = await read_log(_settings(), args.id, since_ms=since)
+    if not events:
+        print(f"siaga: no events for {args.id} in the log", file=sys.stderr)
+        return 1
+    for e in events:
+        if args.json:
+            print_json(e.as_json())
+            continue
+        envelope = e.event.envelope
+        line = describe(e.event) or envelope.type
+        print(
+            f"{envelope.time.astimezone():%Y-%m-%d %H:%M:%S}  {e.topic}:{e.partition}:{e.offset:<6} "
+            f"{envelope.type:<34} {line}"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+async def dlq(args: argparse.Namespace) -> int:
+    """List dead letters, or send them back to their source topic."""
+    settings = _settings()
+    if args.dlq_command == "list":
+        return await _dlq_list(settings, args)
+    from services.ops.dlq import redrive
+
+    if not args.id and not args.all:
+        raise CommandError("give --id ID (repeatable) or --all")
+    if args.id and args.all:
+        raise CommandError("give either --id or --all, not both")
+    done, skipped = await redrive(settings, ids=args.id, all_open=args.all, operator=args.operator)
+    if args.json:
+        print_json(
+            {
+                "redriven": [
+                    {
+                        "dead_letter_id": r.dead_letter_id,
+                        "topic": r.topic,
+                        "partition": r.partition,
+                        "offset": r.offset,
+                    }
+                    for r in done
+                ],
+                "skipped": skipped,
+            }
+        )
+    else:
+        for r in done:
+            print(f"{r.dead_letter_id} -> {r.topic}:{r.partition}:{r.offset}")
+        for line in skipped:
+            print(f"skipped {line}", file=sys.stderr)
+        print(f"{len(done)} dead letter(s) redriven", file=sys.stderr)
+    return 0
+
+
+async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
+    from services.projector.queries import dead_letters
+
+    conn = await connect(
+        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    )
+    try:
+        rows = await dead_letters(conn, limit=args.limit, stage=args.stage, only_open=args.open)
+    finally:
+        await conn.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        state = f"redriven {r['redriven_at']:%H:%M:%S}" if r["redriven_at"] else "open"
+        print(
+            f"{r['at'].astimezone():%Y-%m-%d %H:%M:%S}  {r['event_id']}  {r['stage']:<10} {state:<17} "
+            f"{r['reason'][:90]}"
+        )
+        print(
+            f"    {r['source_topic']}:{r['source_partition']}:{r['source_offset']}  {r['preview'][:100]}"
+        )
+    if not rows:
+        print("no dead letters", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Ops tools over the event log: lag, replay, rebuild, dead letters, incident history."""
