@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from schemas.common import Location
 from schemas.vocabulary import Channel, UnitStatus
 from services.clients.field_unit import report_status
 from services.clients.operator import new_intake, submit
@@ -48,16 +49,15 @@ async def _scenario(pipeline: Pipeline) -> dict[str, Any]:
     burning = await pipeline.incident_for_intake(fire.intake_id)
     await submit(s, waiting_fire)
     await pipeline.incident_for_intake(waiting_fire.intake_id, with_units=0)
-    for status in (
-        "acknowledged",
-        "en_route",
-        "on_scene",
-        "transporting",
-        "at_hospital",
-        "available",
+    for i, status in enumerate(
+        ("acknowledged", "en_route", "on_scene", "transporting", "at_hospital", "available")
     ):
         await report_status(
-            s, unit_id="AMB-LIMPUNG", status=UnitStatus(status), incident_id=first["incident_id"]
+            s,
+            unit_id="AMB-LIMPUNG",
+            status=UnitStatus(status),
+            incident_id=first["incident_id"],
+            location=Location(lat=-7.02 + i / 1000, lon=109.92),  # the crew's tablet moves
         )
     await report_status(
         s, unit_id="FIRE-BATANG", status=UnitStatus.AVAILABLE, incident_id=burning["incident_id"]
