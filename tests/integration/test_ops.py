@@ -3,7 +3,6 @@ replay, lag, health and metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -254,4 +253,3 @@ async def test_readiness_says_what_is_wrong(pipeline: Pipeline) -> None:
     assert runtime.health is not None
     checks = await runtime.health.readiness()
     assert checks["database"] != "ok" and checks["broker"] == "ok"
-    await asyncio.sleep(0)
