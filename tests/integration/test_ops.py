@@ -161,6 +161,10 @@ async def test_incident_log_replay_and_lag(pipeline: Pipeline, tmp_path) -> None
     assert times == sorted(times, key=lambda x: x)  # ISO times in one zone sort as text
     fire = str(facts["fire"]["incident_id"])
     assert not any(fire in json.dumps(e["event"]["data"]) for e in events)
+    recent = await siaga_cli(
+        pipeline.settings, "incident", "log", incident_id, "--json", "--since", "1h"
+    )
+    assert recent.stdout == logged.stdout  # from offsets_for_times: the same events
     # by intake id too, in the readable form
     text = await siaga_cli(pipeline.settings, "incident", "log", str(facts["medical"].intake_id))
     assert text.returncode == 0 and "opened" in text.stdout and "resolved" in text.stdout
@@ -242,6 +246,16 @@ async def test_stages_serve_health_readiness_and_metrics(pipeline: Pipeline) -> 
 
             text = await eventually(counted, what=f"{stage} counting events")
             assert f'siaga_consumer_lag{{partition="0",stage="{stage}"' in text
+
+            async def caught_up(stage: str = stage) -> bool:
+                lags = [
+                    float(line.rsplit(" ", 1)[1])
+                    for line in (await metrics()).splitlines()
+                    if line.startswith("siaga_consumer_lag{")
+                ]
+                return bool(lags) and all(lag == 0 for lag in lags)
+
+            await eventually(caught_up, what=f"{stage} lag 0 in its metrics")
             assert "siaga_batch_processing_seconds_bucket" in text
             assert "siaga_dead_letters_total" in text and "siaga_events_out_total" in text
     assert len(ports) == len(STAGES)
