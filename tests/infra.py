@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ def embedded(home: Path) -> Iterator[Infra]:
     finally:
         postgres.stop()
         broker.stop()
+        # As root the cluster lives under /tmp, outside `home`: remove it with the session.
+        shutil.rmtree(postgres.data_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            postgres.data_dir.parent.rmdir()
 
 
 def docker_unavailable_reason() -> str | None:

@@ -19,6 +19,17 @@ from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 
 
+def _ssl_context(settings: CommonSettings) -> ssl.SSLContext:
+    """TLS to the brokers: their CA (system bundle by default) and, for mTLS, our certificate."""
+    kafka = settings.kafka
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.ssl_certfile is not None:
+        context.load_cert_chain(
+            str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
+        )
+    return context
+
+
 def client_options(settings: CommonSettings) -> dict[str, Any]:
     """aiokafka connection options (address and SASL/SSL) from settings."""
     kafka = settings.kafka
@@ -27,9 +38,7 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
         "security_protocol": kafka.security_protocol,
     }
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = ssl.create_default_context(
-            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
-        )
+        options["ssl_context"] = _ssl_context(settings)
     if kafka.security_protocol.startswith("SASL"):
         options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
         options["sasl_plain_username"] = kafka.sasl_username
@@ -40,11 +49,7 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
 def _security(settings: CommonSettings) -> BaseSecurity | None:
     kafka = settings.kafka
     use_ssl = kafka.security_protocol in ("SSL", "SASL_SSL")
-    context = (
-        ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
-        if use_ssl
-        else None
-    )
+    context = _ssl_context(settings) if use_ssl else None
     if kafka.security_protocol.startswith("SASL"):
         user, password = kafka.sasl_username or "", kafka.sasl_password or ""
         mechanism = (kafka.sasl_mechanism or "PLAIN").upper()

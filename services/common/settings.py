@@ -63,6 +63,8 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: str | None = None
     ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="Its private key (mTLS)")
     partitions: int = Field(default=6, ge=1, description="Partitions of topics we create")
     replication_factor: int = Field(default=1, ge=1)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="Broker wait for a fetch")

@@ -102,6 +102,7 @@ async def incident_log(
         intakes.add(key)
 
     def belongs(event: Event) -> bool:
+        """The event is about the incident or one of its intakes."""
         envelope = event.envelope
         if envelope.subject in intakes or envelope.subject == incident:
             return True

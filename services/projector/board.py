@@ -2,9 +2,11 @@
 
 Events about a unit come from two topics (orders from the dispatcher, reports from the
 unit's device), each with its own clock, and a rebuild reads the topics in a different
-interleaving than live. So within one assignment the furthest step wins, whatever the
-clocks say; between assignments the later event wins. Either way the same events give
-the same row in any order. The board remembers the incident a unit last cleared and
+interleaving than live. So the board is the fold of `apply` over a unit's changes in time
+order (`fold`; the repository keeps each change with the row after it and folds a late
+one in where it belongs), which gives the same row whatever order they arrive in. Within
+one assignment the furthest step wins, whatever the clocks say; between assignments the
+later event wins. The board remembers the incident a unit last cleared and
 when: an event naming it from before that moment belongs to the finished assignment (a
 late order, or a report the tracker refused), so it cannot reopen or reshape it.
 """
@@ -136,3 +138,12 @@ def _move(row: BoardRow, change: UnitChange) -> BoardRow:
         incident_id=incident_id,
         assigned_at=assigned_at,
     )
+
+
+def fold(row: BoardRow | None, changes: list[UnitChange]) -> list[BoardRow]:
+    """The row after each of `changes` (in the order given: time order), from `row`."""
+    rows = []
+    for change in changes:
+        row = apply(row, change)
+        rows.append(row)
+    return rows

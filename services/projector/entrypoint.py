@@ -191,6 +191,7 @@ class Projector:
             conn,
             unit_id=p.unit_id,
             change=UnitChange("dispatched", p.dispatched_at, p.incident_id),
+            change_id=event.id,
             unit_type=p.unit_type.value,
         )
         await rm.first_dispatch(conn, incident_id=p.incident_id, at=p.dispatched_at)
@@ -215,6 +216,7 @@ class Projector:
             conn,
             unit_id=p.unit_id,
             change=UnitChange(p.unit_status_after.value, p.cancelled_at, p.incident_id),
+            change_id=event.id,
         )
         await self._timeline(conn, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
@@ -263,6 +265,7 @@ class Projector:
             conn,
             unit_id=p.unit_id,
             change=UnitChange(p.status.value, p.reported_at, p.incident_id),
+            change_id=event.id,
             lat=p.location.lat if p.location else None,
             lon=p.location.lon if p.location else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
-from services.projector.board import STEPS, BoardRow, UnitChange, apply
+from services.projector.board import RANK, STEPS, BoardRow, UnitChange, fold
 
 
 def _place_values(place: Place | None) -> list[Any]:
@@ -142,50 +143,99 @@ async def move_on_board(
     *,
     unit_id: str,
     change: UnitChange,
+    change_id: str,
     unit_type: str | None = None,
     lat: float | None = None,
     lon: float | None = None,
 ) -> None:
-    """Apply an order or report to the unit board (rule: `board.apply`)."""
+    """Apply an order or report to the unit board. The row is the fold of `board.apply`
+    over all the unit's changes in time order (`unit_changes` keeps each change with the
+    row after it), so a change that arrives late is folded in where it belongs, and the
+    same changes give the same row in any order of arrival."""
     await conn.execute(
-        "INSERT INTO units (unit_id, unit_type) VALUES ($1, $2) ON CONFLICT (unit_id) DO NOTHING",
+        """
+        INSERT INTO units (unit_id, unit_type) VALUES ($1, $2)
+        ON CONFLICT (unit_id) DO UPDATE SET unit_type = COALESCE(EXCLUDED.unit_type, units.unit_type)
+        """,
         unit_id,
         unit_type,
     )
-    row = await conn.fetchrow(
-        "SELECT status, status_at, incident_id, assigned_at, cleared_incident_id, cleared_at "
-        "FROM units WHERE unit_id = $1 FOR UPDATE",
-        unit_id,
+    await conn.execute("SELECT 1 FROM units WHERE unit_id = $1 FOR UPDATE", unit_id)
+    key = (unit_id, change.at, RANK.get(change.status, len(STEPS)), change_id)
+    if await conn.fetchval(
+        """
+        INSERT INTO unit_changes (unit_id, at, rank, change_id, status, incident_id)
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true
+        """,
+        *key,
+        change.status,
+        change.incident_id,
+    ):
+        await _refold(conn, key)
+    if lat is not None and lon is not None:
+        # The position is the latest reported one, by report time.
+        await conn.execute(
+            """
+            UPDATE units SET lat = $2, lon = $3, position_at = $4
+             WHERE unit_id = $1
+               AND (position_at IS NULL OR position_at < $4
+                    OR (position_at = $4 AND (lat, lon) < ($2::float8, $3::float8)))
+            """,
+            unit_id,
+            lat,
+            lon,
+            change.at,
+        )
+
+
+_ROW = "row_status, row_status_at, row_incident_id, row_assigned_at, row_cleared_incident_id, row_cleared_at"
+
+
+async def _refold(conn: asyncpg.Connection, key: tuple[str, datetime, int, str]) -> None:
+    """Fold the changes from `key` on, starting from the row before it; store each row
+    after and the last one on the board."""
+    before = await conn.fetchrow(
+        f"""
+        SELECT {_ROW} FROM unit_changes
+         WHERE unit_id = $1 AND (at, rank, change_id) < ($2, $3, $4)
+         ORDER BY at DESC, rank DESC, change_id DESC LIMIT 1
+        """,
+        *key,
     )
-    assert row is not None
-    before = BoardRow(
-        row["status"],
-        row["status_at"],
-        row["incident_id"],
-        row["assigned_at"],
-        row["cleared_incident_id"],
-        row["cleared_at"],
+    row: BoardRow | None = BoardRow(*before.values()) if before is not None else None
+    later = await conn.fetch(
+        """
+        SELECT at, rank, change_id, status, incident_id FROM unit_changes
+         WHERE unit_id = $1 AND (at, rank, change_id) >= ($2, $3, $4)
+         ORDER BY at, rank, change_id
+        """,
+        *key,
     )
-    after = apply(before, change)
+    rows = fold(row, [UnitChange(c["status"], c["at"], c["incident_id"]) for c in later])
+    updates = [
+        (key[0], c["at"], c["rank"], c["change_id"], *astuple(after))
+        for c, after in zip(later, rows, strict=True)
+    ]
+    row = rows[-1]
+    await conn.executemany(
+        """
+        UPDATE unit_changes
+           SET row_status = $5, row_status_at = $6, row_incident_id = $7, row_assigned_at = $8,
+               row_cleared_incident_id = $9, row_cleared_at = $10
+         WHERE unit_id = $1 AND at = $2 AND rank = $3 AND change_id = $4
+        """,
+        updates,
+    )
     await conn.execute(
         """
         UPDATE units
            SET status = $2, status_at = $3, incident_id = $4, assigned_at = $5,
-               unit_type = COALESCE($6, unit_type),
-               cleared_incident_id = $7, cleared_at = $8
+               cleared_incident_id = $6, cleared_at = $7
          WHERE unit_id = $1
         """,
-        unit_id,
-        after.status,
-        after.status_at,
-        after.incident_id,
-        after.assigned_at,
-        unit_type,
-        after.cleared_incident_id,
-        after.cleared_at,
+        key[0],
+        *astuple(row),
     )
-    if lat is not None and lon is not None:
-        await move_unit(conn, unit_id=unit_id, lat=lat, lon=lon, base=None, at=change.at)
 
 
 async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +35,7 @@ def _every_complaint_its_own_incident(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests count one incident per intake; linking repeat complaints about one
     place (tested in test_triage_pipeline.py) would make that count wrong."""
     monkeypatch.setenv("SIAGA_TRIAGE_DUPLICATE_CATEGORIES", "")
+
 
 COMPLAINTS = (
     "jalan berlubang besar di depan pasar {}",
@@ -102,7 +105,9 @@ async def _nothing_lost_or_doubled(pipeline: Pipeline, n: int) -> None:
     assert await pipeline.fetchval("SELECT sum(reports) FROM enricher.callers") == n
     # the enricher also reads incident events (prank feedback): count its intakes
     assert (
-        await pipeline.fetchval("SELECT count(*) FROM enricher.inbox WHERE message_key LIKE 'intake:%'")
+        await pipeline.fetchval(
+            "SELECT count(*) FROM enricher.inbox WHERE message_key LIKE 'intake:%'"
+        )
         == n
     )
     assert await pipeline.fetchval("SELECT count(*) FROM triage.intakes") == n
@@ -234,6 +239,14 @@ async def test_postgres_stopped_for_20s_stages_wait_commit_nothing_and_catch_up(
             await _nothing_lost_or_doubled(pipeline, n)
     finally:
         postgres.stop()
+        _remove_cluster(postgres)
+
+
+def _remove_cluster(postgres: EmbeddedPostgres) -> None:
+    """The cluster lives under /tmp when running as root: do not leave 55 MB per run."""
+    shutil.rmtree(postgres.data_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        postgres.data_dir.parent.rmdir()
 
 
 def test_private_postgres_restarts_on_its_port(tmp_path: Path) -> None:
@@ -245,3 +258,4 @@ def test_private_postgres_restarts_on_its_port(tmp_path: Path) -> None:
         assert postgres.port == port and os.path.exists(postgres.data_dir / "PG_VERSION")
     finally:
         postgres.stop()
+        _remove_cluster(postgres)

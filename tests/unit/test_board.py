@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.projector.board import BoardRow, UnitChange, apply
+from services.projector.board import RANK, BoardRow, UnitChange, apply, fold
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -90,3 +91,49 @@ def test_late_events_of_a_cleared_assignment_do_not_reshape_it() -> None:
     assert len(rows) == 1
     (row,) = rows
     assert row.status == "available" and row.incident_id is None and row.cleared_incident_id == x
+
+
+def _key(change: UnitChange, ident: int) -> tuple[datetime, int, int]:
+    return (change.at, RANK.get(change.status, len(RANK)), ident)
+
+
+def _arrive(order: list[tuple[int, UnitChange]]) -> BoardRow:
+    """What the repository does: keep changes sorted with the row after each, fold a late
+    one in from the row before it."""
+    kept: list[tuple[tuple[datetime, int, int], UnitChange, BoardRow]] = []
+    for ident, change in order:
+        key = _key(change, ident)
+        at = sum(1 for k, _, _ in kept if k < key)
+        start = kept[at - 1][2] if at else None
+        later = [(key, change)] + [(k, c) for k, c, _ in kept[at:]]
+        rows = fold(start, [c for _, c in later])
+        kept = kept[:at] + [(k, c, r) for (k, c), r in zip(later, rows, strict=True)]
+    return kept[-1][2]
+
+
+def test_the_board_is_the_same_in_any_order_of_arrival_for_random_histories() -> None:
+    for trial in range(400):
+        rng = random.Random(trial)
+        t, reports, orders = 0, [], []
+        for incident in (uuid.uuid4(), uuid.uuid4()):
+            t += rng.randint(1, 50)
+            orders.append(UnitChange("dispatched", _at(t), incident))
+            for step in ["acknowledged", "en_route", "on_scene", "available"][: rng.randint(1, 4)]:
+                t += rng.randint(-2, 20)  # the device's clock may be behind
+                reports.append(UnitChange(step, _at(t), incident))
+            if rng.random() < 0.3:
+                t += rng.randint(1, 10)
+                orders.append(UnitChange("cancelled", _at(t), incident))
+            if rng.random() < 0.3:  # a late report after the unit cleared
+                t += rng.randint(1, 10)
+                reports.append(UnitChange("en_route", _at(t), incident))
+        numbered = list(enumerate(reports + orders))
+        mine, theirs = numbered[: len(reports)], numbered[len(reports) :]
+        rows = set()
+        for k in range(12):  # each topic in order, interleaved at random
+            pick = random.Random(k)
+            a, b, merged = list(mine), list(theirs), []
+            while a or b:
+                merged.append(a.pop(0) if a and (not b or pick.random() < 0.5) else b.pop(0))
+            rows.add(_arrive(merged))
+        assert len(rows) == 1, (trial, rows)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
 from services.common.kafka import _security, client_options
 from services.common.settings import CommonSettings, DatabaseSettings, KafkaSettings
 
@@ -46,3 +52,42 @@ def test_kafka_sasl_ssl_settings_reach_both_clients() -> None:
     security = _security(settings)
     assert type(security).__name__ == "SASLScram512" and security is not None
     assert security.use_ssl
+
+
+def test_a_client_certificate_is_loaded_for_mtls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    done = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=siaga-test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {done.stderr[:200]!r}")
+    settings = CommonSettings(
+        kafka=KafkaSettings(
+            bootstrap="k1:9093", security_protocol="SSL", ssl_certfile=cert, ssl_keyfile=key
+        )
+    )
+    assert client_options(settings)["ssl_context"] is not None
+    broken = CommonSettings(
+        kafka=KafkaSettings(
+            bootstrap="k1:9093", security_protocol="SSL", ssl_certfile=key, ssl_keyfile=key
+        )
+    )
+    with pytest.raises(ssl.SSLError):
+        client_options(broken)
