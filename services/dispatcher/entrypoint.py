@@ -496,21 +496,13 @@ class Dispatcher:
             if unit is None:
                 # Nothing free for this slot (the free unit may have been passed over for
                 # this incident): try the next waiting slot, until one is served or none is.
-                if not await self._any_free(conn, unit_type):
+                if not await repository.any_unit_free(conn, unit_type=unit_type):
                     break
                 skip += 1
                 continue
             await repository.remove_pending(conn, incident_id=need.incident_id, slot=need.slot)
             out.append(await self._order(conn, need, unit, cause=cause))
         return out
-
-    async def _any_free(self, conn: asyncpg.Connection, unit_type: str) -> bool:
-        return bool(
-            await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM units WHERE status = 'available' AND unit_type = $1)",
-                unit_type,
-            )
-        )
 
     async def _active_order(
         self, conn: asyncpg.Connection, incident_id: UUID, unit_id: str

@@ -67,6 +67,16 @@ async def unit_type_of(conn: asyncpg.Connection, *, unit_id: str) -> str | None:
     return None if value is None else str(value)
 
 
+async def any_unit_free(conn: asyncpg.Connection, *, unit_type: str) -> bool:
+    """Whether any unit of the type is available."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM units WHERE status = 'available' AND unit_type = $1)",
+            unit_type,
+        )
+    )
+
+
 async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     """Serialise, across dispatcher instances, who claims and who frees units of a type.
 

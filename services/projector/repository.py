@@ -173,19 +173,7 @@ async def move_on_board(
     ):
         await _refold(conn, key)
     if lat is not None and lon is not None:
-        # The position is the latest reported one, by report time.
-        await conn.execute(
-            """
-            UPDATE units SET lat = $2, lon = $3, position_at = $4
-             WHERE unit_id = $1
-               AND (position_at IS NULL OR position_at < $4
-                    OR (position_at = $4 AND (lat, lon) < ($2::float8, $3::float8)))
-            """,
-            unit_id,
-            lat,
-            lon,
-            change.at,
-        )
+        await move_unit(conn, unit_id=unit_id, lat=lat, lon=lon, base=None, at=change.at)
 
 
 _ROW = "row_status, row_status_at, row_incident_id, row_assigned_at, row_cleared_incident_id, row_cleared_at"
@@ -379,19 +367,22 @@ async def move_unit(
     base: str | None,
     at: datetime,
 ) -> None:
-    """A unit's new position (the latest one wins, whatever order they come in)."""
+    """A unit's position (and base), from a report or a move: the latest by time wins, a
+    tie goes to the smaller coordinates, so the same positions give the same row in any
+    order of arrival."""
+    await conn.execute(
+        "INSERT INTO units (unit_id) VALUES ($1) ON CONFLICT (unit_id) DO NOTHING", unit_id
+    )
     await conn.execute(
         """
-        INSERT INTO units (unit_id, lat, lon, base, position_at) VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (unit_id) DO UPDATE
-           SET lat = CASE WHEN units.position_at IS NULL OR units.position_at <= $5 THEN $2 ELSE units.lat END,
-               lon = CASE WHEN units.position_at IS NULL OR units.position_at <= $5 THEN $3 ELSE units.lon END,
-               base = COALESCE($4, units.base),
-               position_at = GREATEST(units.position_at, $5)
+        UPDATE units SET lat = $2, lon = $3, position_at = $4, base = COALESCE($5, base)
+         WHERE unit_id = $1
+           AND (position_at IS NULL OR position_at < $4
+                OR (position_at = $4 AND (lat, lon) < ($2::float8, $3::float8)))
         """,
         unit_id,
         lat,
         lon,
-        base,
         at,
+        base,
     )
