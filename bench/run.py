@@ -100,6 +100,31 @@ class MemorySampler:
         return out
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far; PostgreSQL's with its backends."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            proc = psutil.Process(pid)
+            family = [proc, *proc.children(recursive=True)] if name == "postgres" else [proc]
+        except psutil.Error:
+            continue
+        total = 0.0
+        for member in family:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += times.user + times.system
+        out[name] = total
+    return out
+
+
+def cpu_share(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Cores each process used on average between two `cpu_seconds` readings."""
+    return {n: round((after[n] - before.get(n, 0.0)) / seconds, 2) for n in after}
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -151,7 +176,9 @@ class Bench:
         while (done := await self.projected()) < total:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {done} of {total} intakes reached the read model")
-            await asyncio.sleep(0.05)
+            # The count scans the read model: asked more often, it would load the
+            # database it measures.
+            await asyncio.sleep(0.2)
         return time.time()
 
 
@@ -230,15 +257,19 @@ async def latency_at(bench: Bench, *, rate: float, seconds: float) -> dict[str, 
     }
 
 
-async def drain_rate(bench: Bench, *, count: int) -> dict[str, Any]:
-    """Send a burst as fast as the producer can and time until all reach the read model."""
+async def drain_rate(bench: Bench, *, count: int, pids: dict[str, int]) -> dict[str, Any]:
+    """Send a burst as fast as the producer can and time until all reach the read model;
+    also how many cores each process used meanwhile (where the time goes)."""
     before = await bench.projected()
     sent: dict[str, float] = {}
+    cpu_before = cpu_seconds(pids)
     start = time.time()
     await bench.send(count, rate=None, sent=sent)
     produced = time.time()
     finished = await bench.wait_projected(before + len(sent), timeout=600)
+    cores = cpu_share(cpu_before, cpu_seconds(pids), finished - start)
     return {
+        "cores_used": cores,
         "intakes": len(sent),
         "messages": count,
         "produce_eps": round(count / max(produced - start, 1e-6)),
@@ -457,7 +488,13 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             await bench.wait_projected(len(warm), timeout=120)
 
             say(f"max throughput: a burst of {args.burst} intakes")
-            drain = await drain_rate(bench, count=args.burst)
+            processes = {
+                **{n: p.pid for n, p in stages.items()},
+                "broker": broker.proc.pid if broker.proc else 0,
+                "postgres": postgres.proc.pid if postgres.proc else 0,
+                "bench": os.getpid(),
+            }
+            drain = await drain_rate(bench, count=args.burst, pids=processes)
             say(f"max throughput: {drain['throughput_eps']} intakes/s")
             sustained = drain["throughput_eps"]
             check = await steady(bench, rate=0.9 * sustained, seconds=args.steady_seconds)
@@ -526,6 +563,10 @@ def print_table(r: dict[str, Any]) -> None:
         (
             f"intake -> read model @{r['at_half_max']['rate_eps']:.0f}/s",
             lat(r["at_half_max"]["readmodel_latency_ms"]),
+        ),
+        (
+            "cores used during the burst",
+            ", ".join(f"{k} {v}" for k, v in r["drain"].get("cores_used", {}).items()),
         ),
         ("peak RSS per stage (MiB)", ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items())),
     ]

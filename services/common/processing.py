@@ -17,13 +17,14 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from schemas.common import Contract
 from schemas.envelope import DecodeError, Event, decode_event, event_type_of
+from schemas.events import IntakeEnrichedV1, IntakeReceivedV1
 from schemas.topics import Topics
 from services.common.db import is_transient
 from services.common.deadletter import dead_letter
@@ -43,6 +44,45 @@ class Rejected(Exception):
         super().__init__(f"{kind}: {reason}")
         self.kind = kind
         self.reason = reason
+
+
+class BatchState(Protocol):
+    """What a stage keeps for the length of one batch's transaction (writes it collects,
+    locks it took, look-ups it made): flushed before the effects commit, discarded when
+    the transaction they belong to rolls back."""
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Send what was collected, in the caller's transaction, and start afresh."""
+
+    def discard(self) -> None:
+        """Forget what was collected (the transaction it was meant for rolled back)."""
+
+
+class Deferred:
+    """Order-tolerant writes of a batch, sent as one pipelined `executemany` per statement.
+
+    Only for statements whose outcome is the same in any order (insert-if-absent, or
+    upserts through COALESCE/LEAST/GREATEST or a rank): calls of one statement keep their
+    order, but statements are regrouped. A handler about to run anything else flushes
+    first, so what it reads or changes sees the writes before it.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[tuple[Any, ...]]] = {}
+
+    def add(self, sql: str, *args: Any) -> None:
+        """Collect one call of `sql`."""
+        self._pending.setdefault(sql, []).append(args)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Send what was collected."""
+        pending, self._pending = self._pending, {}
+        for sql, calls in pending.items():
+            await conn.executemany(sql, calls)
+
+    def discard(self) -> None:
+        """Forget what was collected."""
+        self._pending = {}
 
 
 @dataclass(frozen=True)
@@ -75,6 +115,17 @@ def event_key(event: Event) -> str:
     return f"event:{event.id}"
 
 
+def intake_key(event: Event) -> str:
+    """Inbox key of the stages that take intakes: the sender's intake id, so an intake sent
+    twice (or enriched twice) is handled once; other events by their envelope id."""
+    payload = event.payload
+    if isinstance(payload, IntakeReceivedV1):
+        return f"intake:{payload.intake_id}"
+    if isinstance(payload, IntakeEnrichedV1):
+        return f"intake:{payload.intake.intake_id}"
+    return event_key(event)
+
+
 class BatchProcessor:
     """Handles consumer batches for one stage; see the module docstring for the guarantees."""
 
@@ -89,8 +140,12 @@ class BatchProcessor:
         on_commit: Callable[[], None] | None = None,
         owned_topics: Collection[str] | None = None,
         metrics: StageMetrics | None = None,
+        state: BatchState | None = None,
     ) -> None:
         self.stage = stage
+        # Handlers may collect writes here; they are flushed before the outbox is written,
+        # per batch on the fast path and per record (inside its savepoint) on the careful one.
+        self._state = state
         self._pool = pool
         self._topics = topics
         self._handlers = handlers
@@ -163,6 +218,7 @@ class BatchProcessor:
 
     async def _apply_fast(self, items: Sequence[_Item]) -> int:
         """The common case: one inbox statement, the handlers, one outbox statement."""
+        self._discard_writes()
         async with self._pool.acquire() as conn, conn.transaction():
             keys = [self._inbox_key(i.event) for i in items if i.event is not None]
             fresh = {
@@ -189,8 +245,22 @@ class BatchProcessor:
                         if is_transient(exc):
                             raise
                         raise _Isolate from exc
+            try:
+                await self._flush_writes(conn)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise _Isolate from exc
             await write_outbox(conn, outgoing)
         return sum(1 for i in items if i.dead)
+
+    async def _flush_writes(self, conn: asyncpg.Connection) -> None:
+        if self._state is not None:
+            await self._state.flush(conn)
+
+    def _discard_writes(self) -> None:
+        if self._state is not None:
+            self._state.discard()
 
     async def _apply_careful(self, items: Sequence[_Item]) -> int:
         dead = 0
@@ -204,6 +274,7 @@ class BatchProcessor:
     async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
+        self._discard_writes()
         with _bound(item.event):
             try:
                 async with conn.transaction():
@@ -214,10 +285,14 @@ class BatchProcessor:
                     )
                     if not first_time:
                         return (), 0
-                    return list(await item.handler(conn, item.event)), 0
+                    outgoing = list(await item.handler(conn, item.event))
+                    await self._flush_writes(conn)
+                    return outgoing, 0
             except Rejected as exc:
+                self._discard_writes()
                 return self._dead(item.record, exc.kind, exc.reason), 1
             except Exception as exc:
+                self._discard_writes()
                 if is_transient(exc):
                     raise
                 log.exception("handler failed, message dead-lettered", stage=self.stage)

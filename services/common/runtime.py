@@ -20,7 +20,7 @@ from services.common.health import HealthServer, StageMetrics
 from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
-from services.common.processing import BatchProcessor, Handler, event_key
+from services.common.processing import BatchProcessor, BatchState, Handler, event_key
 from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob, run_periodically
 
@@ -163,12 +163,14 @@ async def stage_runtime(
     pool: asyncpg.Pool | None = None,
     owned_topics: Sequence[str] | None = None,
     jobs: Sequence[PeriodicJob] = (),
+    state: BatchState | None = None,
 ) -> AsyncIterator[StageRuntime]:
     """Build, start and finally stop one stage; the composition roots call this.
 
     `owned_topics` (default: all subscriptions) are those whose undecodable messages this
     stage dead-letters; on the others it leaves that to the topic's owner. `jobs` are the
-    stage's database timers (ack timeouts, SLA breaches, due dates).
+    stage's database timers (ack timeouts, SLA breaches, due dates); `state` is what its
+    handlers keep for one batch (see `BatchState`).
     """
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
@@ -192,6 +194,7 @@ async def stage_runtime(
         on_commit=relay.wake,
         owned_topics=subscriptions if owned_topics is None else owned_topics,
         metrics=metrics,
+        state=state,
     )
     subscriber = subscribe(
         broker,

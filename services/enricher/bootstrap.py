@@ -11,10 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeReceivedV1
 from services.common.gazetteer import Gazetteer, load_gazetteer
+from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.enricher.boundaries import load_boundaries
-from services.enricher.entrypoint import Enricher, intake_key
+from services.enricher.entrypoint import Enricher
 from services.enricher.places import PlaceResolver
 from services.stages import subscriptions
 
@@ -61,5 +62,6 @@ async def bootstrap(
             IncidentClassifiedV1: enricher.on_incident_classified,
         },
         inbox_key=intake_key,
+        state=enricher.later,
     ) as runtime:
         yield runtime

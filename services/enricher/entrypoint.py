@@ -4,7 +4,7 @@ verdicts in, so numbers that keep pranking are flagged."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -21,22 +21,13 @@ from schemas.topics import Topics
 from schemas.vocabulary import Category
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
-from services.common.processing import event_key
+from services.common.processing import Deferred
 from services.enricher.places import PlaceResolver
 from services.enricher.repository import CallerHistory, record_report, record_verdict
 from services.enricher.signals import caller_signals, is_ghost
 
 SOURCE = "/siaga/enricher"
 log = get_logger("enricher")
-
-
-def intake_key(event: Event) -> str:
-    """Inbox key: the sender's intake id, so a resent intake is enriched once; other events
-    by their envelope id."""
-    payload = event.payload
-    if isinstance(payload, IntakeReceivedV1):
-        return f"intake:{payload.intake_id}"
-    return event_key(event)
 
 
 @dataclass
@@ -47,6 +38,7 @@ class Enricher:
     topics: Topics
     repeat_window: timedelta
     prank_threshold: int
+    later: Deferred = field(default_factory=Deferred)
 
     async def on_intake_received(
         self, conn: asyncpg.Connection, event: Event
@@ -61,6 +53,7 @@ class Enricher:
         if intake.caller.phone:
             history = await record_report(
                 conn,
+                self.later,
                 intake_id=intake.intake_id,
                 phone=intake.caller.phone,
                 at=intake.received_at,
@@ -92,7 +85,9 @@ class Enricher:
         """Remember which intake opened the incident, to find its caller later."""
         opened = event.payload
         assert isinstance(opened, IncidentOpenedV1)
-        await record_verdict(conn, incident_id=opened.incident_id, intake_id=opened.intake_id)
+        await record_verdict(
+            conn, self.later, incident_id=opened.incident_id, intake_id=opened.intake_id
+        )
         return []
 
     async def on_incident_classified(
@@ -103,7 +98,9 @@ class Enricher:
         assert isinstance(classified, IncidentClassifiedV1)
         if classified.category is not Category.PRANK:
             return []
-        phone = await record_verdict(conn, incident_id=classified.incident_id, prank=True)
+        phone = await record_verdict(
+            conn, self.later, incident_id=classified.incident_id, prank=True
+        )
         if phone is not None:
             log.info("prank counted against caller", incident_id=str(classified.incident_id))
         return []

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.common.processing import Deferred
+
 
 @dataclass(frozen=True)
 class CallerHistory:
@@ -19,9 +21,16 @@ class CallerHistory:
 
 
 async def record_report(
-    conn: asyncpg.Connection, *, intake_id: UUID, phone: str, at: datetime, ghost: bool
+    conn: asyncpg.Connection,
+    later: Deferred,
+    *,
+    intake_id: UUID,
+    phone: str,
+    at: datetime,
+    ghost: bool,
 ) -> CallerHistory:
-    """Count a report from `phone` and return the history as it was before it."""
+    """Count a report from `phone` and return the history as it was before it; which intake
+    it was is noted in `later` (read back only when a verdict comes)."""
     row = await conn.fetchrow(
         """
         WITH before AS (
@@ -40,7 +49,7 @@ async def record_report(
         at,
         int(ghost),
     )
-    await conn.execute(
+    later.add(
         "INSERT INTO caller_intakes (intake_id, phone, received_at) VALUES ($1, $2, $3) "
         "ON CONFLICT (intake_id) DO NOTHING",
         intake_id,
@@ -54,6 +63,7 @@ async def record_report(
 
 async def record_verdict(
     conn: asyncpg.Connection,
+    later: Deferred,
     *,
     incident_id: UUID,
     intake_id: UUID | None = None,
@@ -61,20 +71,22 @@ async def record_verdict(
 ) -> str | None:
     """Note what an incident's opening intake was or that it was a prank; recount the pranks
     of its caller once both are known. Returns the caller's number when it was recounted."""
-    intake = await conn.fetchval(
+    verdict = await conn.fetchrow(
         """
         INSERT INTO incident_verdicts (incident_id, intake_id, prank) VALUES ($1, $2, $3)
         ON CONFLICT (incident_id) DO UPDATE
            SET intake_id = COALESCE(incident_verdicts.intake_id, EXCLUDED.intake_id),
                prank = incident_verdicts.prank OR EXCLUDED.prank
-        RETURNING intake_id
+        RETURNING intake_id, prank
         """,
         incident_id,
         intake_id,
         prank,
     )
-    if intake is None:
-        return None
+    if verdict is None or verdict["intake_id"] is None or not verdict["prank"]:
+        return None  # nothing to count (yet): most incidents are not pranks
+    intake = verdict["intake_id"]
+    await later.flush(conn)  # the intake's number may have been noted in this batch
     phone = await conn.fetchval("SELECT phone FROM caller_intakes WHERE intake_id = $1", intake)
     if phone is None:
         return None  # a withheld number: nothing to count against

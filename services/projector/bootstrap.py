@@ -17,6 +17,7 @@ async def bootstrap(
 ) -> AsyncIterator[StageRuntime]:
     """Run the projector until the context exits (into another schema for a rebuild)."""
     common = common or CommonSettings()
+    projector = Projector()
     async with stage_runtime(
         name="projector",
         settings=common,
@@ -24,7 +25,8 @@ async def bootstrap(
         # Every other topic has a stage that dead-letters what it cannot decode; what
         # cannot be decoded on the dead-letter topic itself is never sent back into it.
         owned_topics=[],
-        handlers=Projector().handlers(),
+        handlers=projector.handlers(),
+        state=projector.writes,
         schema=schema,
         group_id=group_id,
     ) as runtime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -39,6 +39,7 @@ from services.common.outbox import Outgoing
 from services.common.processing import Handler
 from services.projector import repository as rm
 from services.projector.board import UnitChange
+from services.projector.repository import BoardChange, ReadModelWrites
 
 NOTHING: Sequence[Outgoing] = ()
 
@@ -51,13 +52,14 @@ def _preview(value_b64: str, limit: int = 160) -> str:
 
 @dataclass
 class Projector:
-    """Keeps the read model; produces no events."""
+    """Keeps the read model; produces no events. Handlers collect their writes in
+    `writes`, which the batch processor flushes once per batch."""
 
-    async def _timeline(
-        self, conn: asyncpg.Connection, event: Event, incident_id: UUID, summary: str
-    ) -> None:
-        await rm.add_timeline(
-            conn,
+    writes: ReadModelWrites = field(default_factory=ReadModelWrites)
+
+    def _timeline(self, event: Event, incident_id: UUID, summary: str) -> None:
+        rm.add_timeline(
+            self.writes.upserts,
             event_id=event.id,
             incident_id=incident_id,
             at=event.envelope.time,
@@ -69,8 +71,8 @@ class Projector:
         """An intake as received."""
         p = event.payload
         assert isinstance(p, IntakeReceivedV1)
-        await rm.upsert_intake(
-            conn,
+        rm.upsert_intake(
+            self.writes.upserts,
             intake_id=p.intake_id,
             channel=p.channel.value,
             received_at=p.received_at,
@@ -85,8 +87,8 @@ class Projector:
         """Where the intake is, and what is known of its caller."""
         p = event.payload
         assert isinstance(p, IntakeEnrichedV1)
-        await rm.upsert_intake(
-            conn,
+        rm.upsert_intake(
+            self.writes.upserts,
             intake_id=p.intake.intake_id,
             channel=p.intake.channel.value,
             received_at=p.intake.received_at,
@@ -103,25 +105,25 @@ class Projector:
         """A new incident and its first intake."""
         p = event.payload
         assert isinstance(p, IncidentOpenedV1)
-        await rm.upsert_incident(
-            conn,
+        rm.upsert_incident(
+            self.writes.upserts,
             incident_id=p.incident_id,
             channel=p.channel.value,
             text=p.text,
             received_at=p.received_at,
             opened_at=p.opened_at,
         )
-        await rm.place_incident(conn, incident_id=p.incident_id, place=p.place)
-        await rm.upsert_intake(conn, intake_id=p.intake_id, incident_id=p.incident_id)
-        await self._timeline(conn, event, p.incident_id, f"opened from {p.channel.value} intake")
+        rm.place_incident(self.writes.upserts, incident_id=p.incident_id, place=p.place)
+        rm.upsert_intake(self.writes.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
+        self._timeline(event, p.incident_id, f"opened from {p.channel.value} intake")
         return NOTHING
 
     async def call_linked(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """Another call about the same incident."""
         p = event.payload
         assert isinstance(p, CallLinkedV1)
-        await rm.upsert_intake(conn, intake_id=p.intake_id, incident_id=p.incident_id)
-        await self._timeline(conn, event, p.incident_id, f"call linked ({p.reason})")
+        rm.upsert_intake(self.writes.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
+        self._timeline(event, p.incident_id, f"call linked ({p.reason})")
         return NOTHING
 
     async def incident_classified(
@@ -130,8 +132,8 @@ class Projector:
         """Category, priority, agency and confidence."""
         p = event.payload
         assert isinstance(p, IncidentClassifiedV1)
-        await rm.upsert_incident(
-            conn,
+        rm.upsert_incident(
+            self.writes.upserts,
             incident_id=p.incident_id,
             category=p.category.value,
             priority=p.priority.value,
@@ -145,10 +147,9 @@ class Projector:
             received_at=p.received_at,
             classified_at=p.classified_at,
         )
-        await rm.place_incident(conn, incident_id=p.incident_id, place=p.place)
+        rm.place_incident(self.writes.upserts, incident_id=p.incident_id, place=p.place)
         review = " (needs human triage)" if p.needs_review else ""
-        await self._timeline(
-            conn,
+        self._timeline(
             event,
             p.incident_id,
             f"classified {p.category.value} {p.priority.value} -> {p.agency}{review}",
@@ -159,26 +160,31 @@ class Projector:
         """The tracker's lifecycle step."""
         p = event.payload
         assert isinstance(p, IncidentStatusChangedV1)
-        await rm.set_incident_status(
-            conn, incident_id=p.incident_id, status=p.to_status.value, at=p.changed_at
+        rm.set_incident_status(
+            self.writes.upserts,
+            incident_id=p.incident_id,
+            status=p.to_status.value,
+            at=p.changed_at,
         )
-        await self._timeline(conn, event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
+        self._timeline(event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
         return NOTHING
 
     async def incident_resolved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """All units cleared."""
         p = event.payload
         assert isinstance(p, IncidentResolvedV1)
-        await rm.upsert_incident(conn, incident_id=p.incident_id, resolved_at=p.resolved_at)
-        await self._timeline(conn, event, p.incident_id, f"resolved by {', '.join(p.units)}")
+        rm.upsert_incident(
+            self.writes.upserts, incident_id=p.incident_id, resolved_at=p.resolved_at
+        )
+        self._timeline(event, p.incident_id, f"resolved by {', '.join(p.units)}")
         return NOTHING
 
     async def unit_dispatched(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A unit goes to an incident."""
         p = event.payload
         assert isinstance(p, UnitDispatchedV1)
-        await rm.unit_on_incident(
-            conn,
+        rm.unit_on_incident(
+            self.writes.upserts,
             incident_id=p.incident_id,
             unit_id=p.unit_id,
             status="dispatched",
@@ -187,16 +193,17 @@ class Projector:
             dispatch_id=p.dispatch_id,
             eta_seconds=p.eta_seconds,
         )
-        await rm.move_on_board(
-            conn,
-            unit_id=p.unit_id,
-            change=UnitChange("dispatched", p.dispatched_at, p.incident_id),
-            change_id=event.id,
-            unit_type=p.unit_type.value,
+        self.writes.board.append(
+            BoardChange(
+                p.unit_id,
+                UnitChange("dispatched", p.dispatched_at, p.incident_id),
+                event.id,
+                unit_type=p.unit_type.value,
+            )
         )
-        await rm.first_dispatch(conn, incident_id=p.incident_id, at=p.dispatched_at)
+        rm.first_dispatch(self.writes.upserts, incident_id=p.incident_id, at=p.dispatched_at)
         eta = f", ETA {p.eta_seconds // 60} min" if p.eta_seconds is not None else ""
-        await self._timeline(conn, event, p.incident_id, f"{p.unit_id} dispatched{eta}")
+        self._timeline(event, p.incident_id, f"{p.unit_id} dispatched{eta}")
         return NOTHING
 
     async def dispatch_cancelled(
@@ -205,28 +212,29 @@ class Projector:
         """An order withdrawn: the unit is released from the incident."""
         p = event.payload
         assert isinstance(p, DispatchCancelledV1)
-        await rm.unit_on_incident(
-            conn,
+        rm.unit_on_incident(
+            self.writes.upserts,
             incident_id=p.incident_id,
             unit_id=p.unit_id,
             status="cancelled",
             at=p.cancelled_at,
         )
-        await rm.move_on_board(
-            conn,
-            unit_id=p.unit_id,
-            change=UnitChange(p.unit_status_after.value, p.cancelled_at, p.incident_id),
-            change_id=event.id,
+        self.writes.board.append(
+            BoardChange(
+                p.unit_id,
+                UnitChange(p.unit_status_after.value, p.cancelled_at, p.incident_id),
+                event.id,
+            )
         )
-        await self._timeline(conn, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
+        self._timeline(event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
 
     async def work_order_issued(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A complaint in an agency's queue."""
         p = event.payload
         assert isinstance(p, WorkOrderIssuedV1)
-        await rm.add_work_order(
-            conn,
+        rm.add_work_order(
+            self.writes.upserts,
             work_order_id=p.work_order_id,
             incident_id=p.incident_id,
             agency=p.agency,
@@ -236,8 +244,8 @@ class Projector:
             issued_at=p.issued_at,
             due_at=p.due_at,
         )
-        await self._timeline(
-            conn, event, p.incident_id, f"work order to {p.agency}, due {p.due_at:%Y-%m-%d %H:%M}"
+        self._timeline(
+            event, p.incident_id, f"work order to {p.agency}, due {p.due_at:%Y-%m-%d %H:%M}"
         )
         return NOTHING
 
@@ -245,8 +253,8 @@ class Projector:
         """A unit on the board."""
         p = event.payload
         assert isinstance(p, UnitRegisteredV1)
-        await rm.unit_registered(
-            conn,
+        rm.unit_registered(
+            self.writes.upserts,
             unit_id=p.unit_id,
             unit_type=p.unit_type.value,
             agency=p.agency,
@@ -261,23 +269,29 @@ class Projector:
         """A unit's report: on the board, and on the incident it names."""
         p = event.payload
         assert isinstance(p, UnitStatusReportedV1)
-        await rm.move_on_board(
-            conn,
-            unit_id=p.unit_id,
-            change=UnitChange(p.status.value, p.reported_at, p.incident_id),
-            change_id=event.id,
-            lat=p.location.lat if p.location else None,
-            lon=p.location.lon if p.location else None,
+        self.writes.board.append(
+            BoardChange(
+                p.unit_id, UnitChange(p.status.value, p.reported_at, p.incident_id), event.id
+            )
         )
+        if p.location is not None:
+            rm.move_unit(
+                self.writes.upserts,
+                unit_id=p.unit_id,
+                lat=p.location.lat,
+                lon=p.location.lon,
+                base=None,
+                at=p.reported_at,
+            )
         if p.incident_id is not None:
-            await rm.unit_on_incident(
-                conn,
+            rm.unit_on_incident(
+                self.writes.upserts,
                 incident_id=p.incident_id,
                 unit_id=p.unit_id,
                 status=p.status.value,
                 at=p.reported_at,
             )
-            await self._timeline(conn, event, p.incident_id, f"{p.unit_id} {p.status.value}")
+            self._timeline(event, p.incident_id, f"{p.unit_id} {p.status.value}")
         return NOTHING
 
     async def incident_escalated(
@@ -286,16 +300,16 @@ class Projector:
         """The incident waits for a unit."""
         p = event.payload
         assert isinstance(p, IncidentEscalatedV1)
-        await rm.escalate_incident(conn, incident_id=p.incident_id, at=p.escalated_at)
-        await self._timeline(conn, event, p.incident_id, f"ESCALATED: {p.reason}")
+        rm.escalate_incident(self.writes.upserts, incident_id=p.incident_id, at=p.escalated_at)
+        self._timeline(event, p.incident_id, f"ESCALATED: {p.reason}")
         return NOTHING
 
     async def sla_breached(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A missed target."""
         p = event.payload
         assert isinstance(p, SlaBreachedV1)
-        await rm.add_sla_breach(
-            conn,
+        rm.add_sla_breach(
+            self.writes.upserts,
             incident_id=p.incident_id,
             target=p.target,
             priority=p.priority.value,
@@ -305,9 +319,7 @@ class Projector:
             due_at=p.due_at,
             breached_at=p.breached_at,
         )
-        await self._timeline(
-            conn, event, p.incident_id, f"SLA BREACHED: {p.target} due {p.due_at:%H:%M:%S}"
-        )
+        self._timeline(event, p.incident_id, f"SLA BREACHED: {p.target} due {p.due_at:%H:%M:%S}")
         return NOTHING
 
     async def work_order_reminded(
@@ -316,10 +328,11 @@ class Projector:
         """The agency was reminded."""
         p = event.payload
         assert isinstance(p, WorkOrderReminderSentV1)
+        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
         )
-        await self._timeline(conn, event, p.incident_id, f"reminder to {p.agency}")
+        self._timeline(event, p.incident_id, f"reminder to {p.agency}")
         return NOTHING
 
     async def work_order_escalated(
@@ -328,10 +341,11 @@ class Projector:
         """The work order is overdue."""
         p = event.payload
         assert isinstance(p, WorkOrderEscalatedV1)
+        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
         )
-        await self._timeline(conn, event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
+        self._timeline(event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
         return NOTHING
 
     async def work_order_answered(
@@ -340,6 +354,7 @@ class Projector:
         """The agency's first response."""
         p = event.payload
         assert isinstance(p, WorkOrderAnsweredV1)
+        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn,
             work_order_id=p.work_order_id,
@@ -348,13 +363,14 @@ class Projector:
             answered_by=p.answered_by,
             response=p.response,
         )
-        await self._timeline(conn, event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
+        self._timeline(event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
         return NOTHING
 
     async def work_order_closed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """The agency finished."""
         p = event.payload
         assert isinstance(p, WorkOrderClosedV1)
+        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn,
             work_order_id=p.work_order_id,
@@ -362,15 +378,15 @@ class Projector:
             step="closed",
             resolution=p.resolution,
         )
-        await self._timeline(conn, event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
+        self._timeline(event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
         return NOTHING
 
     async def unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A unit's new position."""
         p = event.payload
         assert isinstance(p, UnitMovedV1)
-        await rm.move_unit(
-            conn,
+        rm.move_unit(
+            self.writes.upserts,
             unit_id=p.unit_id,
             lat=p.location.lat,
             lon=p.location.lon,
@@ -383,8 +399,8 @@ class Projector:
         """A message some stage could not process."""
         p = event.payload
         assert isinstance(p, DeadLetterV1)
-        await rm.add_dead_letter(
-            conn,
+        rm.add_dead_letter(
+            self.writes.upserts,
             event_id=event.id,
             stage=p.stage,
             reason=p.reason,
@@ -403,8 +419,8 @@ class Projector:
         """An operator sent a dead letter back to its source topic."""
         p = event.payload
         assert isinstance(p, DeadLetterRedrivenV1)
-        await rm.add_redrive(
-            conn,
+        rm.add_redrive(
+            self.writes.upserts,
             event_id=event.id,
             dead_letter_id=p.dead_letter_id,
             source_topic=p.source_topic,

@@ -1,8 +1,14 @@
-"""Writes to the read model; each is an idempotent, order-tolerant upsert."""
+"""Writes to the read model; each is an idempotent, order-tolerant upsert.
+
+Because their order does not matter, a batch's upserts are collected (`ReadModelWrites`)
+and sent as one pipelined `executemany` per statement, and the unit board is folded once
+per unit per batch, instead of a round trip to the database for every row of every event.
+"""
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from collections import defaultdict
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
+from services.common.processing import Deferred
 from services.projector.board import RANK, STEPS, BoardRow, UnitChange, fold
 
 
@@ -26,24 +33,24 @@ def _place_values(place: Place | None) -> list[Any]:
     ]
 
 
-async def upsert_intake(conn: asyncpg.Connection, **fields: Any) -> None:
+def upsert_intake(writes: Deferred, **fields: Any) -> None:
     """Create or complete an intake row; given fields overwrite, missing ones are kept."""
     columns = list(fields)
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, intakes.{c})" for c in columns[1:])
-    await conn.execute(
+    writes.add(
         f"INSERT INTO intakes ({', '.join(columns)}) VALUES ({placeholders}) "
         f"ON CONFLICT (intake_id) DO UPDATE SET {updates}",
         *fields.values(),
     )
 
 
-async def upsert_incident(conn: asyncpg.Connection, *, incident_id: UUID, **fields: Any) -> None:
+def upsert_incident(writes: Deferred, *, incident_id: UUID, **fields: Any) -> None:
     """Create or complete an incident row with the given columns."""
     columns = ["incident_id", *fields]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in fields)
-    await conn.execute(
+    writes.add(
         f"INSERT INTO incidents ({', '.join(columns)}) VALUES ({placeholders}) "
         f"ON CONFLICT (incident_id) DO UPDATE SET {updates}",
         incident_id,
@@ -51,14 +58,12 @@ async def upsert_incident(conn: asyncpg.Connection, *, incident_id: UUID, **fiel
     )
 
 
-async def place_incident(
-    conn: asyncpg.Connection, *, incident_id: UUID, place: Place | None
-) -> None:
+def place_incident(writes: Deferred, *, incident_id: UUID, place: Place | None) -> None:
     """Set where the incident is."""
     if place is None:
         return
-    await upsert_incident(
-        conn,
+    upsert_incident(
+        writes,
         incident_id=incident_id,
         **dict(
             zip(
@@ -70,9 +75,9 @@ async def place_incident(
     )
 
 
-async def first_dispatch(conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
+def first_dispatch(writes: Deferred, *, incident_id: UUID, at: datetime) -> None:
     """Keep the earliest dispatch time of the incident."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO incidents (incident_id, first_dispatched_at) VALUES ($1, $2)
         ON CONFLICT (incident_id) DO UPDATE
@@ -83,11 +88,9 @@ async def first_dispatch(conn: asyncpg.Connection, *, incident_id: UUID, at: dat
     )
 
 
-async def set_incident_status(
-    conn: asyncpg.Connection, *, incident_id: UUID, status: str, at: datetime
-) -> None:
+def set_incident_status(writes: Deferred, *, incident_id: UUID, status: str, at: datetime) -> None:
     """The tracker's latest status (its events of one incident arrive in order)."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO incidents (incident_id, status, status_at) VALUES ($1, $2, $3)
         ON CONFLICT (incident_id) DO UPDATE SET status = EXCLUDED.status, status_at = EXCLUDED.status_at
@@ -101,8 +104,8 @@ async def set_incident_status(
 _STEPS_SQL = "ARRAY[" + ", ".join(f"'{step}'" for step in STEPS) + "]"
 
 
-async def unit_on_incident(
-    conn: asyncpg.Connection,
+def unit_on_incident(
+    writes: Deferred,
     *,
     incident_id: UUID,
     unit_id: str,
@@ -113,7 +116,7 @@ async def unit_on_incident(
     eta_seconds: int | None = None,
 ) -> None:
     """A unit's step on one incident; the furthest step wins, in whatever order they come."""
-    await conn.execute(
+    writes.add(
         f"""
         INSERT INTO incident_units AS iu
             (incident_id, unit_id, unit_type, dispatch_id, dispatched_at, eta_seconds, status, status_at)
@@ -138,73 +141,114 @@ async def unit_on_incident(
     )
 
 
-async def move_on_board(
-    conn: asyncpg.Connection,
-    *,
-    unit_id: str,
-    change: UnitChange,
-    change_id: str,
-    unit_type: str | None = None,
-    lat: float | None = None,
-    lon: float | None = None,
-) -> None:
-    """Apply an order or report to the unit board. The row is the fold of `board.apply`
-    over all the unit's changes in time order (`unit_changes` keeps each change with the
-    row after it), so a change that arrives late is folded in where it belongs, and the
-    same changes give the same row in any order of arrival."""
-    await conn.execute(
-        """
-        INSERT INTO units (unit_id, unit_type) VALUES ($1, $2)
-        ON CONFLICT (unit_id) DO UPDATE SET unit_type = COALESCE(EXCLUDED.unit_type, units.unit_type)
-        """,
-        unit_id,
-        unit_type,
-    )
-    await conn.execute("SELECT 1 FROM units WHERE unit_id = $1 FOR UPDATE", unit_id)
-    key = (unit_id, change.at, RANK.get(change.status, len(STEPS)), change_id)
-    if await conn.fetchval(
-        """
-        INSERT INTO unit_changes (unit_id, at, rank, change_id, status, incident_id)
-        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true
-        """,
-        *key,
-        change.status,
-        change.incident_id,
-    ):
-        await _refold(conn, key)
-    if lat is not None and lon is not None:
-        await move_unit(conn, unit_id=unit_id, lat=lat, lon=lon, base=None, at=change.at)
+@dataclass(frozen=True)
+class BoardChange:
+    """An order, cancellation or report bound for the unit board."""
+
+    unit_id: str
+    change: UnitChange
+    change_id: str
+    unit_type: str | None = None
+
+    @property
+    def key(self) -> tuple[str, datetime, int, str]:
+        """Where the change sits in the unit's history: time, then step, then id."""
+        return (
+            self.unit_id,
+            self.change.at,
+            RANK.get(self.change.status, len(STEPS)),
+            self.change_id,
+        )
 
 
 _ROW = "row_status, row_status_at, row_incident_id, row_assigned_at, row_cleared_incident_id, row_cleared_at"
+_KEYS = "unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[]) AS k(unit_id, at, rank, change_id)"
 
 
-async def _refold(conn: asyncpg.Connection, key: tuple[str, datetime, int, str]) -> None:
-    """Fold the changes from `key` on, starting from the row before it; store each row
-    after and the last one on the board."""
-    before = await conn.fetchrow(
-        f"""
-        SELECT {_ROW} FROM unit_changes
-         WHERE unit_id = $1 AND (at, rank, change_id) < ($2, $3, $4)
-         ORDER BY at DESC, rank DESC, change_id DESC LIMIT 1
-        """,
-        *key,
-    )
-    row: BoardRow | None = BoardRow(*before.values()) if before is not None else None
-    later = await conn.fetch(
+async def apply_board(conn: asyncpg.Connection, changes: list[BoardChange]) -> None:
+    """Apply a batch's orders and reports to the unit board. A unit's row is the fold of
+    `board.apply` over all its changes in time order (`unit_changes` keeps each change with
+    the row after it), so a change that arrives late is folded in where it belongs, and
+    the same changes give the same row in any order of arrival; each unit is refolded once
+    per batch, from its earliest new change."""
+    if not changes:
+        return
+    types: dict[str, str | None] = {}
+    for c in changes:
+        types[c.unit_id] = c.unit_type or types.get(c.unit_id)
+    units = sorted(types)
+    # Upserting locks each unit's row (in one order, so replicas cannot deadlock), which
+    # serialises folds of the same unit.
+    await conn.execute(
         """
-        SELECT at, rank, change_id, status, incident_id FROM unit_changes
-         WHERE unit_id = $1 AND (at, rank, change_id) >= ($2, $3, $4)
-         ORDER BY at, rank, change_id
+        INSERT INTO units (unit_id, unit_type) SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT (unit_id) DO UPDATE SET unit_type = COALESCE(EXCLUDED.unit_type, units.unit_type)
         """,
-        *key,
+        units,
+        [types[u] for u in units],
     )
-    rows = fold(row, [UnitChange(c["status"], c["at"], c["incident_id"]) for c in later])
-    updates = [
-        (key[0], c["at"], c["rank"], c["change_id"], *astuple(after))
-        for c, after in zip(later, rows, strict=True)
-    ]
-    row = rows[-1]
+    new = await conn.fetch(
+        """
+        INSERT INTO unit_changes (unit_id, at, rank, change_id, status, incident_id)
+        SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::uuid[])
+        ON CONFLICT DO NOTHING RETURNING unit_id, at, rank, change_id
+        """,
+        *(
+            list(column)
+            for column in zip(
+                *((*c.key, c.change.status, c.change.incident_id) for c in changes), strict=True
+            )
+        ),
+    )
+    earliest: dict[str, tuple[str, datetime, int, str]] = {}
+    for r in new:
+        key = (r["unit_id"], r["at"], r["rank"], r["change_id"])
+        earliest[key[0]] = min(earliest.get(key[0], key), key)
+    if earliest:
+        await _refold(conn, list(earliest.values()))
+
+
+async def _refold(conn: asyncpg.Connection, starts: list[tuple[str, datetime, int, str]]) -> None:
+    """Fold each unit's changes from its start key on, beginning with the row before it;
+    store each row after and the last one on the board."""
+    columns = [list(c) for c in zip(*starts, strict=True)]
+    before = {
+        r["unit_id"]: BoardRow(*list(r.values())[1:])
+        for r in await conn.fetch(
+            f"""
+            SELECT k.unit_id, b.* FROM {_KEYS}
+            CROSS JOIN LATERAL (
+                SELECT {_ROW} FROM unit_changes c
+                 WHERE c.unit_id = k.unit_id AND (c.at, c.rank, c.change_id) < (k.at, k.rank, k.change_id)
+                 ORDER BY c.at DESC, c.rank DESC, c.change_id DESC LIMIT 1
+            ) b
+            """,
+            *columns,
+        )
+    }
+    later: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for r in await conn.fetch(
+        f"""
+        SELECT c.unit_id, c.at, c.rank, c.change_id, c.status, c.incident_id
+          FROM {_KEYS}
+          JOIN unit_changes c
+            ON c.unit_id = k.unit_id AND (c.at, c.rank, c.change_id) >= (k.at, k.rank, k.change_id)
+         ORDER BY c.unit_id, c.at, c.rank, c.change_id
+        """,
+        *columns,
+    ):
+        later[r["unit_id"]].append(r)
+    changes, boards = [], []
+    for unit_id, history in later.items():
+        rows = fold(
+            before.get(unit_id),
+            [UnitChange(c["status"], c["at"], c["incident_id"]) for c in history],
+        )
+        changes += [
+            (unit_id, c["at"], c["rank"], c["change_id"], *astuple(after))
+            for c, after in zip(history, rows, strict=True)
+        ]
+        boards.append((unit_id, *astuple(rows[-1])))
     await conn.executemany(
         """
         UPDATE unit_changes
@@ -212,23 +256,41 @@ async def _refold(conn: asyncpg.Connection, key: tuple[str, datetime, int, str])
                row_cleared_incident_id = $9, row_cleared_at = $10
          WHERE unit_id = $1 AND at = $2 AND rank = $3 AND change_id = $4
         """,
-        updates,
+        changes,
     )
-    await conn.execute(
+    await conn.executemany(
         """
         UPDATE units
            SET status = $2, status_at = $3, incident_id = $4, assigned_at = $5,
                cleared_incident_id = $6, cleared_at = $7
          WHERE unit_id = $1
         """,
-        key[0],
-        *astuple(row),
+        boards,
     )
 
 
-async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:
+@dataclass
+class ReadModelWrites:
+    """What the projector collects while it handles a batch: upserts and board changes."""
+
+    upserts: Deferred = field(default_factory=Deferred)
+    board: list[BoardChange] = field(default_factory=list)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Send the upserts, then fold the board."""
+        board, self.board = self.board, []
+        await self.upserts.flush(conn)
+        await apply_board(conn, board)
+
+    def discard(self) -> None:
+        """Forget what was collected."""
+        self.upserts.discard()
+        self.board = []
+
+
+def unit_registered(writes: Deferred, **fields: Any) -> None:
     """Unit details from the fleet register; a unit first seen here is available at base."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO units (unit_id, unit_type, agency, base, lat, lon, status, status_at)
         VALUES ($1, $2, $3, $4, $5, $6, 'available', $7)
@@ -248,8 +310,8 @@ async def unit_registered(conn: asyncpg.Connection, **fields: Any) -> None:
     )
 
 
-async def add_timeline(
-    conn: asyncpg.Connection,
+def add_timeline(
+    writes: Deferred,
     *,
     event_id: str,
     incident_id: UUID,
@@ -258,7 +320,7 @@ async def add_timeline(
     summary: str,
 ) -> None:
     """One line of an incident's history."""
-    await conn.execute(
+    writes.add(
         "INSERT INTO timeline (event_id, incident_id, at, event_type, summary) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
         event_id,
@@ -269,9 +331,9 @@ async def add_timeline(
     )
 
 
-async def add_work_order(conn: asyncpg.Connection, **fields: Any) -> None:
+def add_work_order(writes: Deferred, **fields: Any) -> None:
     """An agency work order, open until answered."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO work_orders (work_order_id, incident_id, agency, category, priority, summary, issued_at, due_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (work_order_id) DO NOTHING
@@ -280,9 +342,9 @@ async def add_work_order(conn: asyncpg.Connection, **fields: Any) -> None:
     )
 
 
-async def add_dead_letter(conn: asyncpg.Connection, **fields: Any) -> None:
+def add_dead_letter(writes: Deferred, **fields: Any) -> None:
     """A dead-lettered message, for `siaga dlq list`."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO dead_letters (event_id, stage, reason, source_topic, source_partition, source_offset, at, preview, redrive_of)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING
@@ -291,9 +353,9 @@ async def add_dead_letter(conn: asyncpg.Connection, **fields: Any) -> None:
     )
 
 
-async def add_redrive(conn: asyncpg.Connection, **fields: Any) -> None:
+def add_redrive(writes: Deferred, **fields: Any) -> None:
     """A dead letter sent back to its source topic."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO dead_letter_redrives (event_id, dead_letter_id, source_topic, partition, "offset", redriven_at, operator)
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING
@@ -302,9 +364,9 @@ async def add_redrive(conn: asyncpg.Connection, **fields: Any) -> None:
     )
 
 
-async def escalate_incident(conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
+def escalate_incident(writes: Deferred, *, incident_id: UUID, at: datetime) -> None:
     """The incident waited for a unit: keep when it first did."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO incidents (incident_id, escalated_at) VALUES ($1, $2)
         ON CONFLICT (incident_id) DO UPDATE
@@ -315,9 +377,9 @@ async def escalate_incident(conn: asyncpg.Connection, *, incident_id: UUID, at: 
     )
 
 
-async def add_sla_breach(conn: asyncpg.Connection, **fields: Any) -> None:
+def add_sla_breach(writes: Deferred, **fields: Any) -> None:
     """A missed target, once per incident and target."""
-    await conn.execute(
+    writes.add(
         """
         INSERT INTO sla_breaches
             (incident_id, target, priority, channel, category, received_at, due_at, breached_at)
@@ -332,7 +394,7 @@ async def add_sla_breach(conn: asyncpg.Connection, **fields: Any) -> None:
         fields["due_at"],
         fields["breached_at"],
     )
-    await upsert_incident(conn, incident_id=fields["incident_id"], sla_breached=True)
+    upsert_incident(writes, incident_id=fields["incident_id"], sla_breached=True)
 
 
 async def work_order_step(
@@ -358,8 +420,8 @@ async def work_order_step(
     )
 
 
-async def move_unit(
-    conn: asyncpg.Connection,
+def move_unit(
+    writes: Deferred,
     *,
     unit_id: str,
     lat: float,
@@ -370,10 +432,8 @@ async def move_unit(
     """A unit's position (and base), from a report or a move: the latest by time wins, a
     tie goes to the smaller coordinates, so the same positions give the same row in any
     order of arrival."""
-    await conn.execute(
-        "INSERT INTO units (unit_id) VALUES ($1) ON CONFLICT (unit_id) DO NOTHING", unit_id
-    )
-    await conn.execute(
+    writes.add("INSERT INTO units (unit_id) VALUES ($1) ON CONFLICT (unit_id) DO NOTHING", unit_id)
+    writes.add(
         """
         UPDATE units SET lat = $2, lon = $3, position_at = $4, base = COALESCE($5, base)
          WHERE unit_id = $1

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1, IntakeEnrichedV1
 from schemas.vocabulary import Category, Priority
+from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.stages import subscriptions
@@ -109,5 +110,7 @@ async def bootstrap(
             IncidentResolvedV1: triage.on_incident_ended,
             IncidentStatusChangedV1: triage.on_incident_ended,
         },
+        inbox_key=intake_key,
+        state=triage.batch,
     ) as runtime:
         yield runtime

@@ -26,7 +26,7 @@ from schemas.vocabulary import IncidentStatus, Priority
 from services.common.outbox import Outgoing
 from services.triage import repository
 from services.triage.classifier import Classification, Classifier
-from services.triage.correlation import Call, DuplicateRule, find_link, may_repeat
+from services.triage.correlation import Call, DuplicateRule, OpenIncident, find_link, may_repeat
 from services.triage.rules import SLA_SECONDS
 
 SOURCE = "/siaga/triage"
@@ -48,6 +48,7 @@ class Triage:
     topics: Topics
     duplicates: DuplicateRule
     sla_seconds: dict[Priority, int] = field(default_factory=lambda: dict(SLA_SECONDS))
+    batch: repository.Correlation = field(default_factory=repository.Correlation)
 
     async def on_intake_enriched(
         self, conn: asyncpg.Connection, event: Event
@@ -56,8 +57,6 @@ class Triage:
         enriched = event.payload
         assert isinstance(enriched, IntakeEnrichedV1)
         intake = enriched.intake
-        if await repository.incident_of_intake(conn, intake_id=intake.intake_id) is not None:
-            return []
         decision = self.classifier.classify(
             text=intake.text, channel=intake.channel, signals=enriched.signals
         )
@@ -70,8 +69,7 @@ class Triage:
         )
         now = datetime.now(UTC)
         if may_repeat(call, self.duplicates):
-            await repository.lock_category(conn, category=call.category.value)
-            candidates = await repository.open_incidents(
+            candidates = await self.batch.open_incidents(
                 conn,
                 category=call.category.value,
                 around=call.received_at,
@@ -79,8 +77,8 @@ class Triage:
             )
             link = find_link(call, candidates, self.duplicates)
             if link is not None:
-                await repository.link_intake(
-                    conn,
+                repository.link_intake(
+                    self.batch.links,
                     intake_id=intake.intake_id,
                     incident_id=link.incident_id,
                     at=now,
@@ -112,6 +110,7 @@ class Triage:
         incident_id = derive_id(intake.intake_id, "incident")
         await repository.open_incident(
             conn,
+            self.batch.links,
             incident_id=incident_id,
             intake_id=intake.intake_id,
             category=decision.category.value,
@@ -121,6 +120,19 @@ class Triage:
             needs_review=decision.needs_review,
             at=now,
         )
+        place = enriched.place
+        # Later calls of this batch may repeat it (the query's rule: placed, not under review).
+        if place and place.lat is not None and place.lon is not None and not decision.needs_review:
+            self.batch.opened(
+                OpenIncident(
+                    incident_id=incident_id,
+                    category=decision.category,
+                    priority=decision.priority,
+                    lat=place.lat,
+                    lon=place.lon,
+                    received_at=intake.received_at,
+                )
+            )
         opened = IncidentOpenedV1(
             incident_id=incident_id,
             intake_id=intake.intake_id,
@@ -167,8 +179,10 @@ class Triage:
             await repository.end_incident(
                 conn, incident_id=payload.incident_id, at=payload.resolved_at
             )
+            self.batch.ended(payload.incident_id)
         elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
             await repository.end_incident(
                 conn, incident_id=payload.incident_id, at=payload.changed_at
             )
+            self.batch.ended(payload.incident_id)
         return []

@@ -3,6 +3,7 @@ still open for duplicate calls to join."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -10,11 +11,58 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.vocabulary import Category, Priority
+from services.common.processing import Deferred
 from services.triage.correlation import OpenIncident
+
+
+@dataclass
+class Correlation:
+    """Triage's state for one batch: each category it correlates in is locked and read once,
+    the incidents the batch opens or ends are kept in step, and intake links are sent in one
+    go at the end (nothing reads them back during the batch)."""
+
+    links: Deferred = field(default_factory=Deferred)
+    _read: dict[str, tuple[datetime, datetime, list[OpenIncident]]] = field(default_factory=dict)
+
+    async def open_incidents(
+        self, conn: asyncpg.Connection, *, category: str, around: datetime, window: timedelta
+    ) -> list[OpenIncident]:
+        """Open, placed incidents of a category whose first call is within `window` of
+        `around`; the category stays locked until the transaction ends."""
+        low, high = around - window, around + window
+        known = self._read.get(category)
+        if known is None:
+            await lock_category(conn, category=category)
+        if known is None or low < known[0] or high > known[1]:
+            known = (low, high, await open_incidents(conn, category=category, low=low, high=high))
+            self._read[category] = known
+        return [i for i in known[2] if low <= i.received_at <= high]
+
+    def opened(self, incident: OpenIncident) -> None:
+        """An incident this batch opened can take the batch's later duplicate calls."""
+        known = self._read.get(incident.category.value)
+        if known is not None:
+            known[2].append(incident)
+
+    def ended(self, incident_id: UUID) -> None:
+        """An incident this batch ended takes no more calls."""
+        for _, _, incidents in self._read.values():
+            incidents[:] = [i for i in incidents if i.incident_id != incident_id]
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Send the links; the next batch reads afresh."""
+        self._read.clear()
+        await self.links.flush(conn)
+
+    def discard(self) -> None:
+        """Forget everything (the transaction rolled back)."""
+        self._read.clear()
+        self.links.discard()
 
 
 async def open_incident(
     conn: asyncpg.Connection,
+    links: Deferred,
     *,
     incident_id: UUID,
     intake_id: UUID,
@@ -43,14 +91,14 @@ async def open_incident(
         received_at,
         needs_review,
     )
-    await link_intake(conn, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
+    link_intake(links, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
 
 
-async def link_intake(
-    conn: asyncpg.Connection, *, intake_id: UUID, incident_id: UUID, at: datetime, reason: str
+def link_intake(
+    links: Deferred, *, intake_id: UUID, incident_id: UUID, at: datetime, reason: str
 ) -> None:
     """Record that an intake belongs to an incident."""
-    await conn.execute(
+    links.add(
         "INSERT INTO intakes (intake_id, incident_id, linked_at, reason) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (intake_id) DO NOTHING",
         intake_id,
@@ -58,12 +106,6 @@ async def link_intake(
         at,
         reason,
     )
-
-
-async def incident_of_intake(conn: asyncpg.Connection, *, intake_id: UUID) -> UUID | None:
-    """The incident an intake was already assigned to, if any."""
-    value = await conn.fetchval("SELECT incident_id FROM intakes WHERE intake_id = $1", intake_id)
-    return value if isinstance(value, UUID) else None
 
 
 async def lock_category(conn: asyncpg.Connection, *, category: str) -> None:
@@ -76,21 +118,20 @@ async def lock_category(conn: asyncpg.Connection, *, category: str) -> None:
 
 
 async def open_incidents(
-    conn: asyncpg.Connection, *, category: str, around: datetime, window: timedelta
+    conn: asyncpg.Connection, *, category: str, low: datetime, high: datetime
 ) -> list[OpenIncident]:
-    """Incidents of a category, not ended, placed, whose first call is within the window."""
+    """Incidents of a category, not ended, placed, whose first call is between two times."""
     rows = await conn.fetch(
         """
         SELECT incident_id, category, priority, lat, lon, COALESCE(received_at, opened_at) AS at
           FROM incidents
          WHERE category = $1 AND ended_at IS NULL AND NOT needs_review
            AND lat IS NOT NULL AND lon IS NOT NULL
-           AND COALESCE(received_at, opened_at) BETWEEN $2::timestamptz - $3::interval
-                                                     AND $2::timestamptz + $3::interval
+           AND COALESCE(received_at, opened_at) BETWEEN $2 AND $3
         """,
         category,
-        around,
-        window,
+        low,
+        high,
     )
     return [
         OpenIncident(

@@ -1,0 +1,241 @@
+"""Writes collected per batch give the same database as writes made one event at a time."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from schemas.envelope import Event, encode_event, new_event
+from schemas.events import UnitDispatchedV1, WorkOrderAnsweredV1, WorkOrderIssuedV1
+from schemas.vocabulary import Category, Priority, UnitType
+from services.common.outbox import Outgoing
+from services.common.processing import BatchProcessor, Deferred
+from services.projector.board import RANK, UnitChange, fold
+from services.projector.entrypoint import Projector
+from services.projector.repository import BoardChange, apply_board
+from tests.conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def stages() -> tuple[str, ...]:
+    """Only the database is needed: the tests drive the projector's code directly."""
+    return ()
+
+
+async def _readmodel(pipeline: Pipeline) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        pipeline.settings.database_url(),
+        min_size=1,
+        max_size=2,
+        server_settings={"search_path": "readmodel, public"},
+    )
+    assert pool is not None
+    return pool
+
+
+def _history(seed: int) -> list[BoardChange]:
+    """Orders and reports of three units over a few incidents, with clocks that disagree."""
+    rng = random.Random(seed)
+    changes = []
+    for unit in ("AMB-1", "AMB-2", "DAMKAR-1"):
+        at = T0
+        for _ in range(4):
+            incident = uuid.uuid4()
+            for step in ("dispatched", "acknowledged", "en_route", "on_scene", "available"):
+                at += timedelta(seconds=rng.randint(-5, 60))  # a device clock may lag
+                changes.append(
+                    BoardChange(unit, UnitChange(step, at, incident), f"e-{uuid.uuid4().hex}")
+                )
+    return changes
+
+
+async def _board(conn: asyncpg.Connection) -> tuple[list[Any], list[Any]]:
+    units = await conn.fetch(
+        "SELECT unit_id, status, status_at, incident_id, assigned_at, cleared_incident_id, "
+        "cleared_at FROM units ORDER BY unit_id"
+    )
+    changes = await conn.fetch("SELECT * FROM unit_changes ORDER BY unit_id, at, rank, change_id")
+    return [tuple(r.values()) for r in units], [tuple(r.values()) for r in changes]
+
+
+async def test_the_board_folded_per_batch_equals_the_board_folded_per_change(
+    pipeline: Pipeline,
+) -> None:
+    history = _history(seed=3)
+    pool = await _readmodel(pipeline)
+    try:
+        boards = []
+        shuffled = random.Random(5).sample(history, len(history))
+        splits = [
+            [history],  # one batch in time order
+            [[c] for c in shuffled],  # one change per batch, in arrival order
+            [shuffled[i : i + 7] for i in range(0, len(shuffled), 7)],  # batches of seven
+            [shuffled, shuffled[:10]],  # and a redelivery changes nothing
+        ]
+        for batches in splits:
+            async with pool.acquire() as conn:
+                await conn.execute("TRUNCATE units, unit_changes")
+                for batch in batches:
+                    async with conn.transaction():
+                        await apply_board(conn, batch)
+                boards.append(await _board(conn))
+        assert all(board == boards[0] for board in boards[1:])
+        # And the board is the pure fold of each unit's changes in time order.
+        units, _ = boards[0]
+        for unit_id, status, status_at, incident_id, *_ in units:
+            mine = sorted(
+                (c for c in history if c.unit_id == unit_id),
+                key=lambda c: (c.change.at, RANK[c.change.status], c.change_id),
+            )
+            row = fold(None, [c.change for c in mine])[-1]
+            assert (status, status_at, incident_id) == (row.status, row.status_at, row.incident_id)
+    finally:
+        await pool.close()
+
+
+def _record(event: Event, topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    value = encode_event(event)
+    return ConsumerRecord(
+        topic, 0, offset, 0, 0, None, value, None, 0, len(value), [("content-type", b"x")]
+    )
+
+
+async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_lands_whole(
+    pipeline: Pipeline,
+) -> None:
+    topics = pipeline.topics
+    incident, order = uuid.uuid4(), uuid.uuid4()
+    issued = WorkOrderIssuedV1(
+        work_order_id=order,
+        incident_id=incident,
+        agency="DPUPR",
+        category=Category.INFRASTRUCTURE,
+        priority=Priority.P4,
+        summary="jalan berlubang",
+        issued_at=T0,
+        due_at=T0 + timedelta(days=3),
+    )
+    answered = WorkOrderAnsweredV1(
+        work_order_id=order,
+        incident_id=incident,
+        agency="DPUPR",
+        response="ditambal besok",
+        answered_by="petugas",
+        answered_at=T0 + timedelta(hours=1),
+    )
+    dispatched = UnitDispatchedV1(
+        dispatch_id=uuid.uuid4(),
+        incident_id=incident,
+        unit_id="AMB-9",
+        unit_type=UnitType.AMBULANCE,
+        category=Category.MEDICAL,
+        priority=Priority.P1,
+        place=None,
+        distance_km=None,
+        eta_seconds=300,
+        dispatched_at=T0,
+    )
+    events = [new_event(p, id=uuid.uuid4(), source="/test") for p in (issued, answered, dispatched)]
+    projector = Projector()
+    pool = await _readmodel(pipeline)
+    try:
+        processor = BatchProcessor(
+            stage="projector",
+            pool=pool,
+            topics=topics,
+            handlers=projector.handlers(),
+            owned_topics=[],
+            state=projector.writes,
+        )
+        records = [
+            _record(e, Outgoing.of(e, topics).topic, offset) for offset, e in enumerate(events)
+        ]
+        await processor.process(records)
+        await processor.process(records)  # redelivered: nothing changes
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT answered_at, answered_by FROM work_orders WHERE work_order_id = $1", order
+            )
+            unit = await conn.fetchrow(
+                "SELECT status, incident_id FROM units WHERE unit_id = 'AMB-9'"
+            )
+            lines = await conn.fetchval(
+                "SELECT count(*) FROM timeline WHERE incident_id = $1", incident
+            )
+    finally:
+        await pool.close()
+    assert row is not None and row["answered_at"] == answered.answered_at
+    assert row["answered_by"] == "petugas"
+    assert unit is not None and (unit["status"], unit["incident_id"]) == ("dispatched", incident)
+    assert lines == 3
+
+
+async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_record(
+    pipeline: Pipeline,
+) -> None:
+    """The batch is redone record by record, so the failing one is dead-lettered and the
+    others land."""
+    topics = pipeline.topics
+    writes = Deferred()
+
+    async def handler(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
+        payload = event.payload
+        assert isinstance(payload, UnitDispatchedV1)
+        writes.add(
+            "INSERT INTO batch_probe (unit_id, eta) VALUES ($1, $2)",
+            payload.unit_id,
+            payload.eta_seconds,
+        )
+        return []
+
+    def order(unit_id: str, eta: int) -> Event:
+        payload = UnitDispatchedV1(
+            dispatch_id=uuid.uuid4(),
+            incident_id=uuid.uuid4(),
+            unit_id=unit_id,
+            unit_type=UnitType.POLICE,
+            category=Category.CRIME,
+            priority=Priority.P2,
+            place=None,
+            distance_km=None,
+            eta_seconds=eta,
+            dispatched_at=T0,
+        )
+        return new_event(payload, id=uuid.uuid4(), source="/test")
+
+    pool = await _readmodel(pipeline)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "CREATE TABLE batch_probe (unit_id text PRIMARY KEY, eta int CHECK (eta < 1000))"
+            )
+        processor = BatchProcessor(
+            stage="projector",
+            pool=pool,
+            topics=topics,
+            handlers={UnitDispatchedV1: handler},
+            state=writes,
+        )
+        events = [order("P-1", 60), order("P-2", 5000), order("P-3", 120)]
+        await processor.process(
+            [_record(e, topics.dispatch_orders, offset) for offset, e in enumerate(events)]
+        )
+        async with pool.acquire() as conn:
+            landed = await conn.fetch("SELECT unit_id FROM batch_probe ORDER BY unit_id")
+            dead = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE topic = $1", topics.deadletter
+            )
+    finally:
+        await pool.close()
+    assert [r["unit_id"] for r in landed] == ["P-1", "P-3"]
+    assert dead == 1 and processor.dead_lettered == 1
