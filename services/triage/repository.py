@@ -34,7 +34,13 @@ class Correlation:
         if known is None:
             await lock_category(conn, category=category)
         if known is None or low < known[0] or high > known[1]:
-            known = (low, high, await open_incidents(conn, category=category, low=low, high=high))
+            # Read twice the window each way, so the batch's other calls (received
+            # moments apart, in any order) are answered from what was read.
+            wide = (around - 2 * window, around + 2 * window)
+            known = (
+                *wide,
+                await open_incidents(conn, category=category, low=wide[0], high=wide[1]),
+            )
             self._read[category] = known
         return [i for i in known[2] if low <= i.received_at <= high]
 

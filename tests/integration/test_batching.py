@@ -11,9 +11,19 @@ import asyncpg
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from schemas.envelope import Event, encode_event, new_event
-from schemas.events import UnitDispatchedV1, WorkOrderAnsweredV1, WorkOrderIssuedV1
-from schemas.vocabulary import Category, Priority, UnitType
+from schemas.common import Place
+from schemas.envelope import Event, decode_event, encode_event, new_event
+from schemas.events import (
+    CallerSignals,
+    CallLinkedV1,
+    IncidentOpenedV1,
+    IntakeEnrichedV1,
+    UnitDispatchedV1,
+    WorkOrderAnsweredV1,
+    WorkOrderIssuedV1,
+)
+from schemas.vocabulary import Category, Channel, Priority, UnitType
+from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred
 from services.projector.board import RANK, UnitChange, fold
@@ -239,3 +249,75 @@ async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_recor
         await pool.close()
     assert [r["unit_id"] for r in landed] == ["P-1", "P-3"]
     assert dead == 1 and processor.dead_lettered == 1
+
+
+async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_link(
+    pipeline: Pipeline,
+) -> None:
+    """Triage reads a category's open incidents once per batch; an incident opened earlier
+    in the batch must still take the batch's later calls about it."""
+    from services.triage.bootstrap import TriageSettings
+    from services.triage.classifier import Classifier
+    from services.triage.entrypoint import Triage
+
+    topics = pipeline.topics
+    place = Place(
+        kecamatan_code="33.25.01",
+        kecamatan="Wonotunggal",
+        lat=-7.0,
+        lon=109.7,
+        confidence=0.9,
+        method="kecamatan",
+    )
+    signals = CallerSignals(
+        prior_reports=0, prior_pranks=0, repeat_caller=False, prank_flagged=False, ghost=False
+    )
+    calls = [
+        IntakeEnrichedV1(
+            intake=new_intake(
+                channel=Channel.CALL112,
+                text=f"kebakaran rumah warga di Wonotunggal, api besar ({n})",
+                phone=f"+62812000000{n}",
+            ),
+            place=place,
+            signals=signals,
+            enriched_at=datetime.now(UTC),
+        )
+        for n in range(2)
+    ]
+    events = [new_event(c, id=uuid.uuid4(), source="/test") for c in calls]
+    settings = TriageSettings()
+    triage = Triage(
+        classifier=Classifier(threshold=settings.review_threshold),
+        topics=topics,
+        duplicates=settings.duplicate_rule(),
+    )
+    pool = await asyncpg.create_pool(
+        pipeline.settings.database_url(),
+        min_size=1,
+        max_size=2,
+        server_settings={"search_path": "triage, public"},
+    )
+    assert pool is not None
+    try:
+        processor = BatchProcessor(
+            stage="triage",
+            pool=pool,
+            topics=topics,
+            handlers={IntakeEnrichedV1: triage.on_intake_enriched},
+            state=triage.batch,
+        )
+        await processor.process(
+            [_record(e, topics.intake_enriched, offset) for offset, e in enumerate(events)]
+        )
+        async with pool.acquire() as conn:
+            incidents = await conn.fetchval("SELECT count(*) FROM incidents")
+            linked = await conn.fetchval("SELECT count(*) FROM intakes")
+            published = [
+                type(decode_event(r["value"]).payload)
+                for r in await conn.fetch("SELECT value FROM outbox ORDER BY seq")
+            ]
+    finally:
+        await pool.close()
+    assert incidents == 1 and linked == 2
+    assert published.count(IncidentOpenedV1) == 1 and published.count(CallLinkedV1) == 1
