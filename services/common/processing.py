@@ -2,8 +2,9 @@
 
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
-handled, and the output events go to the outbox in the same transaction. If a handler
-refuses or fails on a record, the batch is redone with a savepoint per record, so that
+handled; writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
+and the output events go to the outbox, in the same transaction. If a handler refuses or
+fails on a record (or a collected write fails), the batch is redone with a savepoint per record, so that
 record alone is dead-lettered (and left out of the inbox, so a redrive can apply it).
 The caller commits the Kafka offsets only after this returns, so nothing is
 acknowledged before it is durable, and a redelivered record finds its inbox row and
@@ -143,8 +144,9 @@ class BatchProcessor:
         state: BatchState | None = None,
     ) -> None:
         self.stage = stage
-        # Handlers may collect writes here; they are flushed before the outbox is written,
-        # per batch on the fast path and per record (inside its savepoint) on the careful one.
+        # What handlers keep for a batch (writes they collect, look-ups they made) is
+        # flushed before the outbox is written: per batch on the fast path, per record
+        # (inside its savepoint) on the careful one.
         self._state = state
         self._pool = pool
         self._topics = topics
@@ -218,7 +220,7 @@ class BatchProcessor:
 
     async def _apply_fast(self, items: Sequence[_Item]) -> int:
         """The common case: one inbox statement, the handlers, one outbox statement."""
-        self._discard_writes()
+        self._discard_state()
         async with self._pool.acquire() as conn, conn.transaction():
             keys = [self._inbox_key(i.event) for i in items if i.event is not None]
             fresh = {
@@ -246,7 +248,7 @@ class BatchProcessor:
                             raise
                         raise _Isolate from exc
             try:
-                await self._flush_writes(conn)
+                await self._flush_state(conn)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -254,11 +256,11 @@ class BatchProcessor:
             await write_outbox(conn, outgoing)
         return sum(1 for i in items if i.dead)
 
-    async def _flush_writes(self, conn: asyncpg.Connection) -> None:
+    async def _flush_state(self, conn: asyncpg.Connection) -> None:
         if self._state is not None:
             await self._state.flush(conn)
 
-    def _discard_writes(self) -> None:
+    def _discard_state(self) -> None:
         if self._state is not None:
             self._state.discard()
 
@@ -274,7 +276,7 @@ class BatchProcessor:
     async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
-        self._discard_writes()
+        self._discard_state()
         with _bound(item.event):
             try:
                 async with conn.transaction():
@@ -286,13 +288,13 @@ class BatchProcessor:
                     if not first_time:
                         return (), 0
                     outgoing = list(await item.handler(conn, item.event))
-                    await self._flush_writes(conn)
+                    await self._flush_state(conn)
                     return outgoing, 0
             except Rejected as exc:
-                self._discard_writes()
+                self._discard_state()
                 return self._dead(item.record, exc.kind, exc.reason), 1
             except Exception as exc:
-                self._discard_writes()
+                self._discard_state()
                 if is_transient(exc):
                     raise
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
