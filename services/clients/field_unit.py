@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from schemas.common import Location
@@ -73,3 +75,28 @@ async def watch_orders(
             and payload.unit_id == unit_id
         ):
             yield payload
+
+
+async def answer_orders(
+    settings: CommonSettings, crew: Callable[[UnitDispatchedV1], Coroutine[Any, Any, None]]
+) -> None:
+    """Run `crew` for every dispatch order from now on, each on its own, as a fleet's
+    tablets would, until cancelled (then the crews still at work are cancelled too)."""
+    since_ms = int(datetime.now(UTC).timestamp() * 1000)
+    crews: set[asyncio.Task[None]] = set()
+    try:
+        async for record in records_since(
+            settings, [settings.topics.dispatch_orders], since_ms=since_ms
+        ):
+            try:
+                order = decode_event(record.value).payload
+            except DecodeError:
+                continue
+            if isinstance(order, UnitDispatchedV1):
+                task = asyncio.create_task(crew(order))
+                crews.add(task)
+                task.add_done_callback(crews.discard)
+    finally:
+        for task in list(crews):
+            task.cancel()
+        await asyncio.gather(*crews, return_exceptions=True)

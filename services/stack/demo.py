@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from schemas.envelope import DecodeError, decode_event
 from schemas.events import UnitDispatchedV1
 from schemas.vocabulary import Channel, UnitStatus
-from services.clients.field_unit import report_status
+from services.clients.field_unit import answer_orders, report_status
 from services.clients.operator import new_intake, submit
-from services.common.kafka import records_since
 from services.common.settings import CommonSettings
 
 
@@ -81,23 +78,7 @@ async def _crew(settings: CommonSettings, order: UnitDispatchedV1) -> None:
 
 async def _field_crews(settings: CommonSettings) -> None:
     """Every unit answers its orders, as a crew with a tablet would."""
-    crews: set[asyncio.Task[None]] = set()
-    since_ms = int(datetime.now(UTC).timestamp() * 1000)
-    try:
-        async for record in records_since(
-            settings, [settings.topics.dispatch_orders], since_ms=since_ms
-        ):
-            try:
-                order = decode_event(record.value).payload
-            except DecodeError:
-                continue
-            if isinstance(order, UnitDispatchedV1):
-                task = asyncio.create_task(_crew(settings, order))
-                crews.add(task)
-                task.add_done_callback(crews.discard)
-    finally:
-        for task in list(crews):
-            task.cancel()
+    await answer_orders(settings, lambda order: _crew(settings, order))
 
 
 async def play(settings: CommonSettings) -> None:

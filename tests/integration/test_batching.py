@@ -42,12 +42,13 @@ def stages() -> tuple[str, ...]:
     return ()
 
 
-async def _readmodel(pipeline: Pipeline) -> asyncpg.Pool:
+async def _pool(pipeline: Pipeline, schema: str = "readmodel") -> asyncpg.Pool:
+    """A small pool whose SQL names the stage's tables unqualified, as the stage's own does."""
     pool = await asyncpg.create_pool(
         pipeline.settings.database_url(),
         min_size=1,
         max_size=2,
-        server_settings={"search_path": "readmodel, public"},
+        server_settings={"search_path": f"{schema}, public"},
     )
     assert pool is not None
     return pool
@@ -82,7 +83,7 @@ async def test_the_board_folded_per_batch_equals_the_board_folded_per_change(
     pipeline: Pipeline,
 ) -> None:
     history = _history(seed=3)
-    pool = await _readmodel(pipeline)
+    pool = await _pool(pipeline)
     try:
         boards = []
         shuffled = random.Random(5).sample(history, len(history))
@@ -157,7 +158,7 @@ async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_land
     )
     events = [new_event(p, id=uuid.uuid4(), source="/test") for p in (issued, answered, dispatched)]
     projector = Projector()
-    pool = await _readmodel(pipeline)
+    pool = await _pool(pipeline)
     try:
         processor = BatchProcessor(
             stage="projector",
@@ -223,7 +224,7 @@ async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_recor
         )
         return new_event(payload, id=uuid.uuid4(), source="/test")
 
-    pool = await _readmodel(pipeline)
+    pool = await _pool(pipeline)
     try:
         async with pool.acquire() as conn:
             await conn.execute(
@@ -292,13 +293,7 @@ async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_lin
         topics=topics,
         duplicates=settings.duplicate_rule(),
     )
-    pool = await asyncpg.create_pool(
-        pipeline.settings.database_url(),
-        min_size=1,
-        max_size=2,
-        server_settings={"search_path": "triage, public"},
-    )
-    assert pool is not None
+    pool = await _pool(pipeline, "triage")
     try:
         processor = BatchProcessor(
             stage="triage",
