@@ -34,6 +34,11 @@ T = TypeVar("T")
 configure_logging(level="WARNING", json=True)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Tests that name desa or landmarks need the regency's gazetteer (the built-in fallback
+# knows the kecamatan only).
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason="../shared/data not present (desa names unknown)"
+)
 
 # A small fleet whose positions are known, so tests can say which unit must go.
 TEST_FLEET: list[UnitSpec] = [
