@@ -328,9 +328,8 @@ class Projector:
         """The agency was reminded."""
         p = event.payload
         assert isinstance(p, WorkOrderReminderSentV1)
-        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
-            conn, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
+            conn, self.writes, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
         )
         self._timeline(event, p.incident_id, f"reminder to {p.agency}")
         return NOTHING
@@ -341,9 +340,8 @@ class Projector:
         """The work order is overdue."""
         p = event.payload
         assert isinstance(p, WorkOrderEscalatedV1)
-        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
-            conn, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
+            conn, self.writes, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
         )
         self._timeline(event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
         return NOTHING
@@ -354,9 +352,9 @@ class Projector:
         """The agency's first response."""
         p = event.payload
         assert isinstance(p, WorkOrderAnsweredV1)
-        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn,
+            self.writes,
             work_order_id=p.work_order_id,
             at=p.answered_at,
             step="answered",
@@ -370,9 +368,9 @@ class Projector:
         """The agency finished."""
         p = event.payload
         assert isinstance(p, WorkOrderClosedV1)
-        await self.writes.flush(conn)  # it updates a row an earlier event may create
         await rm.work_order_step(
             conn,
+            self.writes,
             work_order_id=p.work_order_id,
             at=p.closed_at,
             step="closed",

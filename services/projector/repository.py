@@ -398,9 +398,18 @@ def add_sla_breach(writes: Deferred, **fields: Any) -> None:
 
 
 async def work_order_step(
-    conn: asyncpg.Connection, *, work_order_id: UUID, at: datetime, step: str, **details: Any
+    conn: asyncpg.Connection,
+    writes: ReadModelWrites,
+    *,
+    work_order_id: UUID,
+    at: datetime,
+    step: str,
+    **details: Any,
 ) -> None:
-    """Stamp a step of a work order (the first time counts) with its details."""
+    """Stamp a step of a work order (the first time counts) with its details. An update, not
+    an upsert, so what the batch collected is sent first: the work order may have been
+    issued earlier in the same batch."""
+    await writes.flush(conn)
     columns = {
         "reminded": ("reminded_at", ()),
         "overdue": ("overdue_at", ()),
