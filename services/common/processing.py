@@ -3,7 +3,8 @@
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
 handled; writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
-and the output events go to the outbox, in the same transaction. If a handler refuses or
+and the output events go to the outbox, in the same transaction. Once it has committed,
+the events are handed to `publish` (the outbox relay queues them to be sent at once). If a handler refuses or
 fails on a record (or a collected write fails), the batch is redone with a savepoint per record, so that
 record alone is dead-lettered (and left out of the inbox, so a redrive can apply it).
 The caller commits the Kafka offsets only after this returns, so nothing is
@@ -138,7 +139,7 @@ class BatchProcessor:
         topics: Topics,
         handlers: Mapping[type[Contract], Handler],
         inbox_key: Callable[[Event], str] = event_key,
-        on_commit: Callable[[], None] | None = None,
+        publish: Callable[[Sequence[Outgoing]], None] | None = None,
         owned_topics: Collection[str] | None = None,
         metrics: StageMetrics | None = None,
         state: BatchState | None = None,
@@ -152,7 +153,7 @@ class BatchProcessor:
         self._topics = topics
         self._handlers = handlers
         self._inbox_key = inbox_key
-        self._on_commit = on_commit
+        self._publish = publish
         # Several stages read some topics; only the topic's owner dead-letters a message
         # nobody can decode, so the ops team sees each bad message once.
         self._owned_topics = None if owned_topics is None else frozenset(owned_topics)
@@ -167,7 +168,7 @@ class BatchProcessor:
         started = time.monotonic()
         while True:
             try:
-                dead = await self._apply(records)
+                dead, outgoing = await self._apply(records)
                 break
             except Exception as exc:
                 if not is_transient(exc):
@@ -185,11 +186,11 @@ class BatchProcessor:
         self.dead_lettered += dead
         self.metrics.events_in.inc(len(records))
         self.metrics.dead_letters.inc(dead)
+        if self._publish is not None:
+            self._publish(outgoing)
         self.metrics.latency.observe(time.monotonic() - started)
-        if self._on_commit is not None:
-            self._on_commit()
 
-    async def _apply(self, records: Sequence[Any]) -> int:
+    async def _apply(self, records: Sequence[Any]) -> tuple[int, list[Outgoing]]:
         decoded = [self._decode(record) for record in records]
         try:
             return await self._apply_fast(decoded)
@@ -218,7 +219,7 @@ class BatchProcessor:
             return _Item(record, None, None, ())  # another stage's event on a shared topic
         return _Item(record, event, handler, ())
 
-    async def _apply_fast(self, items: Sequence[_Item]) -> int:
+    async def _apply_fast(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
         """The common case: one inbox statement, the handlers, one outbox statement."""
         self._discard_state()
         async with self._pool.acquire() as conn, conn.transaction():
@@ -254,7 +255,7 @@ class BatchProcessor:
                     raise
                 raise _Isolate from exc
             await write_outbox(conn, outgoing)
-        return sum(1 for i in items if i.dead)
+        return sum(1 for i in items if i.dead), outgoing
 
     async def _flush_state(self, conn: asyncpg.Connection) -> None:
         if self._state is not None:
@@ -264,14 +265,16 @@ class BatchProcessor:
         if self._state is not None:
             self._state.discard()
 
-    async def _apply_careful(self, items: Sequence[_Item]) -> int:
+    async def _apply_careful(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
         dead = 0
+        batch: list[Outgoing] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for item in items:
                 outgoing, rejected = await self._one(conn, item)
                 dead += rejected
                 await write_outbox(conn, outgoing)
-        return dead
+                batch += outgoing
+        return dead, batch
 
     async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
         if item.event is None or item.handler is None:

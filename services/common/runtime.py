@@ -191,7 +191,7 @@ async def stage_runtime(
         topics=settings.topics,
         handlers=handlers,
         inbox_key=inbox_key,
-        on_commit=relay.wake,
+        publish=relay.send_committed,
         owned_topics=subscriptions if owned_topics is None else owned_topics,
         metrics=metrics,
         state=state,
@@ -209,16 +209,18 @@ async def stage_runtime(
         if settings.http.enabled:
             await runtime.start_health()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
+        runtime.tasks.append(asyncio.create_task(relay.send_queued(), name=f"{name}-sender"))
         for job in jobs:
             runtime.tasks.append(
                 asyncio.create_task(
-                    run_periodically(job, pool=pool, on_commit=relay.wake),
+                    run_periodically(job, pool=pool, publish=relay.send_committed),
                     name=f"{name}-{job.name}",
                 )
             )
         log.info("stage started", stage=name, topics=list(subscriptions))
         yield runtime
     finally:
+        await relay.close()
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -33,9 +33,13 @@ class PeriodicJob:
 
 
 async def run_periodically(
-    job: PeriodicJob, *, pool: asyncpg.Pool, on_commit: Callable[[], None]
+    job: PeriodicJob,
+    *,
+    pool: asyncpg.Pool,
+    publish: Callable[[Sequence[Outgoing]], None],
 ) -> None:
-    """Run `job` forever; a failing run is logged and retried at the next tick."""
+    """Run `job` forever, handing what it committed to `publish`; a failing run is logged
+    and retried at the next tick."""
     while True:
         await asyncio.sleep(job.interval_s)
         try:
@@ -50,5 +54,4 @@ async def run_periodically(
                 error=f"{type(exc).__name__}: {exc}",
             )
             continue
-        if outgoing:
-            on_commit()
+        publish(outgoing)

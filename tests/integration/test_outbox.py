@@ -1,0 +1,177 @@
+"""The outbox relay sends committed events at once, and never lets a later event overtake."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from faststream.kafka import KafkaBroker
+
+from schemas.envelope import new_event
+from schemas.events import CallLinkedV1
+from schemas.vocabulary import Channel
+from services.common.kafka import build_broker
+from services.common.outbox import OutboxRelay, Outgoing, write_outbox
+from tests.conftest import Pipeline, eventually
+
+pytestmark = pytest.mark.integration
+
+INCIDENT = uuid.uuid4()
+
+
+@pytest.fixture
+def stages() -> tuple[str, ...]:
+    """Only the broker and the database: the tests drive a relay directly."""
+    return ()
+
+
+class FlakyBroker:
+    """The real broker, except that publishing fails while `down` is set."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+        self.down = False
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        """Publish through the real broker, or fail as an unreachable one would."""
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        return await self.broker.publish(*args, **kwargs)
+
+
+@pytest.fixture
+async def broker(pipeline: Pipeline) -> AsyncIterator[FlakyBroker]:
+    """A started broker client of the test's pipeline."""
+    real = build_broker(pipeline.settings, client_id="siaga-test-relay")
+    await real.start()
+    try:
+        yield FlakyBroker(real)
+    finally:
+        await real.stop()
+
+
+@pytest.fixture
+async def pool(pipeline: Pipeline) -> AsyncIterator[asyncpg.Pool]:
+    """Connections whose SQL names the triage stage's outbox unqualified, as the stage's do."""
+    created = await asyncpg.create_pool(
+        pipeline.settings.database_url(),
+        min_size=1,
+        max_size=3,
+        server_settings={"search_path": "triage, public"},
+    )
+    assert created is not None
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+def links(pipeline: Pipeline, *names: str) -> list[Outgoing]:
+    """Calls linked to one incident, one event each, named by their reason."""
+    return [
+        Outgoing.of(
+            new_event(
+                CallLinkedV1(
+                    incident_id=INCIDENT,
+                    intake_id=uuid.uuid4(),
+                    channel=Channel.CALL112,
+                    linked_at=datetime.now(UTC),
+                    reason=name,
+                ),
+                id=uuid.uuid4(),
+                source="/test",
+            ),
+            pipeline.topics,
+        )
+        for name in names
+    ]
+
+
+async def commit(pool: asyncpg.Pool, outgoing: Sequence[Outgoing]) -> None:
+    """Store events as a stage's transaction does."""
+    async with pool.acquire() as conn, conn.transaction():
+        await write_outbox(conn, outgoing)
+
+
+async def on_topic(pipeline: Pipeline, count: int) -> list[str]:
+    """The reasons of the first `count` links on the topic, in the order they arrived."""
+
+    async def enough() -> list[str] | None:
+        events = await pipeline.events(pipeline.topics.incident_events, settle_s=0.5)
+        reasons = [e.payload.reason for e in events if isinstance(e.payload, CallLinkedV1)]
+        return reasons if len(reasons) >= count else None
+
+    return await eventually(enough, timeout=20, what=f"{count} links on the topic")
+
+
+async def unsent(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox"))
+
+
+async def test_committed_events_leave_at_once_and_their_rows_go(
+    pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
+) -> None:
+    # Rows a crashed instance left are sent first, from the table.
+    await commit(pool, links(pipeline, "left-1", "left-2"))
+    relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
+    tasks = [
+        asyncio.create_task(relay.run(idle_poll_s=60)),
+        asyncio.create_task(relay.send_queued()),
+    ]
+    try:
+        await eventually(lambda: _none_left(pool), timeout=10, what="the left rows sent")
+        # With the table drained, new events go from memory: the drain looks again only
+        # in a minute, so arriving sooner proves it.
+        fresh = links(pipeline, "fresh-1", "fresh-2", "fresh-3")
+        await commit(pool, fresh)
+        relay.send_committed(fresh)
+        assert await on_topic(pipeline, 5) == ["left-1", "left-2", "fresh-1", "fresh-2", "fresh-3"]
+        await eventually(lambda: _none_left(pool), timeout=10, what="sent rows deleted")
+    finally:
+        await relay.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    records = await pipeline.records(pipeline.topics.incident_events, settle_s=0.5)
+    assert len(records) == 5, "each event sent once"
+
+
+async def test_after_a_failed_send_no_later_event_overtakes(
+    pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
+) -> None:
+    relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
+    tasks = [
+        asyncio.create_task(relay.run(idle_poll_s=0.2)),
+        asyncio.create_task(relay.send_queued()),
+    ]
+    try:
+        first = links(pipeline, "a-1", "a-2")
+        await commit(pool, first)
+        broker.down = True
+        relay.send_committed(first)  # fails: the events stay in the table
+        await asyncio.sleep(0.5)
+        second = links(pipeline, "b-1")
+        await commit(pool, second)
+        relay.send_committed(second)  # must not leave before a-1 and a-2
+        broker.down = False
+        assert await on_topic(pipeline, 3) == ["a-1", "a-2", "b-1"]
+        await eventually(lambda: _none_left(pool), timeout=10, what="the table drained")
+        third = links(pipeline, "c-1")
+        await commit(pool, third)
+        relay.send_committed(third)
+        assert await on_topic(pipeline, 4) == ["a-1", "a-2", "b-1", "c-1"]
+    finally:
+        await relay.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert await unsent(pool) == 0
+
+
+async def _none_left(pool: asyncpg.Pool) -> bool | None:
+    return True if await unsent(pool) == 0 else None
