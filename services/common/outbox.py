@@ -76,7 +76,7 @@ class OutboxRelay:
         batch_size: int = 500,
         metrics: StageMetrics | None = None,
         grace_s: float = 5.0,
-        max_queued: int = 10_000,
+        max_queued: int = 1_000,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -86,6 +86,7 @@ class OutboxRelay:
         # Rows younger than this belong to a live sender (this instance or another) that
         # is about to send and delete them; the table drain leaves them alone.
         self._grace_s = grace_s
+        # When the broker is slower than the stage, the table is the buffer, not memory.
         self._max_queued = max_queued
         self._wake = asyncio.Event()
         self._queue: list[Outgoing] = []
@@ -97,6 +98,11 @@ class OutboxRelay:
         self._left_behind = 0  # times events were left to the table drain
         self._sent: list[str] = []  # ids sent from memory, to delete from the table
         self.published = 0
+
+    @property
+    def queued(self) -> int:
+        """Events waiting in memory to be sent."""
+        return len(self._queue)
 
     def wake(self) -> None:
         """Ask the relay to look at the table now."""

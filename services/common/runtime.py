@@ -184,6 +184,7 @@ async def stage_runtime(
         schema=schema,
         batch_size=settings.kafka.max_batch,
         metrics=metrics,
+        max_queued=2 * settings.kafka.max_batch,
     )
     processor = BatchProcessor(
         stage=name,
