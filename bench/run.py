@@ -39,7 +39,12 @@ from services.common.settings import (
     KafkaSettings,
 )
 from services.ops.lag import stage_lag
-from services.stack.embedded import EmbeddedBroker, EmbeddedPostgres, recreate_database
+from services.stack.embedded import (
+    EMBEDDED_PARTITIONS,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    recreate_database,
+)
 from services.stack.processes import spawn, stop
 from services.stack.setup import prepare
 from services.stages import STAGES
@@ -515,7 +520,10 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         await recreate_database(postgres.url(), "siaga_bench")
         settings = CommonSettings(
             home=HomeSettings(home=home),
-            kafka=KafkaSettings(bootstrap=broker.bootstrap),
+            # As `siaga up` does on the embedded broker, unless SIAGA_KAFKA_PARTITIONS is set.
+            kafka=KafkaSettings(bootstrap=broker.bootstrap)
+            if "SIAGA_KAFKA_PARTITIONS" in os.environ
+            else KafkaSettings(bootstrap=broker.bootstrap, partitions=EMBEDDED_PARTITIONS),
             database=DatabaseSettings(url=postgres.url("siaga_bench")),
         )
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())

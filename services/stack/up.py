@@ -14,7 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.common.settings import CommonSettings
-from services.stack.embedded import EmbeddedBroker, EmbeddedPostgres, recreate_database
+from services.stack.embedded import (
+    EMBEDDED_PARTITIONS,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    recreate_database,
+)
 from services.stack.monitor import describe, follow
 from services.stack.processes import free_port, spawn, stop, tail
 from services.stack.setup import prepare
@@ -161,6 +166,8 @@ def up(settings: CommonSettings, *, demo: bool) -> int:
     started = time.monotonic()
     try:
         bootstrap, url = stack.start_infrastructure()
+        if stack.broker is not None:
+            os.environ.setdefault("SIAGA_KAFKA_PARTITIONS", str(EMBEDDED_PARTITIONS))
         env = {**os.environ, "SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
         os.environ.update({"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url})
         live = CommonSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,9 @@ from typing import TypeVar
 
 import psutil
 import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.stack.embedded import EMBEDDED_PARTITIONS
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -55,6 +59,16 @@ def _get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
+async def _partitions(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        await consumer.stop()
+
+
 def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / ".siaga"
     up = subprocess.Popen(
@@ -81,6 +95,9 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
             health = _until(lambda w=where: _get(f"{w['http']}/readyz"), lambda r: r[0] == 200, 60)
             assert json.loads(health[1])["stage"] == stage
         assert len({w["http"] for w in stack["stages"].values()}) == 5
+        # the embedded broker gets fewer partitions (each costs it CPU on every fetch)
+        partitions = asyncio.run(_partitions(stack["kafka_bootstrap"], "siaga.intake.received"))
+        assert partitions == EMBEDDED_PARTITIONS
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 7  # broker, database, five stages (and the database's own)
 
