@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -92,6 +93,22 @@ def links(pipeline: Pipeline, *names: str) -> list[Outgoing]:
     ]
 
 
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay, *, idle_poll_s: float) -> AsyncIterator[OutboxRelay]:
+    """The relay's table drain and its sender, running as a stage runs them."""
+    tasks = [
+        asyncio.create_task(relay.run(idle_poll_s=idle_poll_s)),
+        asyncio.create_task(relay.send_queued()),
+    ]
+    try:
+        yield relay
+    finally:
+        await relay.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def commit(pool: asyncpg.Pool, outgoing: Sequence[Outgoing]) -> None:
     """Store events as a stage's transaction does."""
     async with pool.acquire() as conn, conn.transaction():
@@ -121,11 +138,7 @@ async def test_committed_events_leave_at_once_and_their_rows_go(
     # Rows a crashed instance left are sent first, from the table.
     await commit(pool, links(pipeline, "left-1", "left-2"))
     relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
-    tasks = [
-        asyncio.create_task(relay.run(idle_poll_s=60)),
-        asyncio.create_task(relay.send_queued()),
-    ]
-    try:
+    async with running(relay, idle_poll_s=60):
         await eventually(lambda: _none_left(pool), timeout=10, what="the left rows sent")
         # With the table drained, new events go from memory: the drain looks again only
         # in a minute, so arriving sooner proves it.
@@ -134,11 +147,6 @@ async def test_committed_events_leave_at_once_and_their_rows_go(
         relay.send_committed(fresh)
         assert await on_topic(pipeline, 5) == ["left-1", "left-2", "fresh-1", "fresh-2", "fresh-3"]
         await eventually(lambda: _none_left(pool), timeout=10, what="sent rows deleted")
-    finally:
-        await relay.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
     records = await pipeline.records(pipeline.topics.incident_events, settle_s=0.5)
     assert len(records) == 5, "each event sent once"
 
@@ -147,11 +155,7 @@ async def test_after_a_failed_send_no_later_event_overtakes(
     pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
 ) -> None:
     relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
-    tasks = [
-        asyncio.create_task(relay.run(idle_poll_s=0.2)),
-        asyncio.create_task(relay.send_queued()),
-    ]
-    try:
+    async with running(relay, idle_poll_s=0.2):
         first = links(pipeline, "a-1", "a-2")
         await commit(pool, first)
         broker.down = True
@@ -167,11 +171,6 @@ async def test_after_a_failed_send_no_later_event_overtakes(
         await commit(pool, third)
         relay.send_committed(third)
         assert await on_topic(pipeline, 4) == ["a-1", "a-2", "b-1", "c-1"]
-    finally:
-        await relay.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
     assert await unsent(pool) == 0
 
 
@@ -179,11 +178,7 @@ async def test_a_slow_broker_fills_the_table_not_memory(
     pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
 ) -> None:
     relay = OutboxRelay(pool=pool, broker=broker, schema="triage", max_queued=2)  # type: ignore[arg-type]
-    tasks = [
-        asyncio.create_task(relay.run(idle_poll_s=0.2)),
-        asyncio.create_task(relay.send_queued()),
-    ]
-    try:
+    async with running(relay, idle_poll_s=0.2):
         await asyncio.sleep(0.5)  # the first drain found the table empty
         names = [f"n-{i}" for i in range(8)]
         for name in names:  # faster than any broker: nothing is sent in between
@@ -193,11 +188,6 @@ async def test_a_slow_broker_fills_the_table_not_memory(
             assert relay.queued <= 2
         assert await on_topic(pipeline, len(names)) == names
         await eventually(lambda: _none_left(pool), timeout=10, what="the table drained")
-    finally:
-        await relay.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _none_left(pool: asyncpg.Pool) -> bool | None:
