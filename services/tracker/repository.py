@@ -168,11 +168,22 @@ async def start_sla_timer(
     category: str,
     received_at: datetime,
 ) -> None:
-    """Start the clock on a target (once per incident and target)."""
+    """Start the clock on a target (once per incident and target); a stop that came first
+    (an order read before its classification) applies at once, the earliest one winning."""
     await conn.execute(
         """
-        INSERT INTO sla_timers (incident_id, target, due_at, priority, channel, category, received_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+        WITH stop AS (
+            SELECT at, met FROM sla_stops
+             WHERE incident_id = $1 AND target IN ($2, '*')
+             ORDER BY at, met DESC
+             LIMIT 1
+        )
+        INSERT INTO sla_timers
+            (incident_id, target, due_at, priority, channel, category, received_at,
+             met_at, voided_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7,
+                (SELECT at FROM stop WHERE met), (SELECT at FROM stop WHERE NOT met))
+        ON CONFLICT DO NOTHING
         """,
         incident_id,
         target,
@@ -187,17 +198,26 @@ async def start_sla_timer(
 async def stop_sla_timer(
     conn: asyncpg.Connection, *, incident_id: UUID, target: str | None, at: datetime, met: bool
 ) -> None:
-    """The target was met (or no longer applies); `target` None stops them all."""
+    """The target was met (or no longer applies); `target` None stops them all. The stop is
+    kept, so a timer started later (its classification read after) starts stopped."""
     column = "met_at" if met else "voided_at"
     await conn.execute(
         f"""
-        UPDATE sla_timers SET {column} = $3
-         WHERE incident_id = $1 AND ($2::text IS NULL OR target = $2)
-           AND met_at IS NULL AND voided_at IS NULL AND breached_at IS NULL
+        WITH stopped AS (
+            UPDATE sla_timers SET {column} = $3
+             WHERE incident_id = $1 AND ($2::text IS NULL OR target = $2)
+               AND met_at IS NULL AND voided_at IS NULL AND breached_at IS NULL
+        )
+        INSERT INTO sla_stops (incident_id, target, at, met)
+        VALUES ($1, COALESCE($2, '*'), $3, $4)
+        ON CONFLICT (incident_id, target) DO UPDATE
+           SET at = EXCLUDED.at, met = EXCLUDED.met
+         WHERE (EXCLUDED.at, NOT EXCLUDED.met) < (sla_stops.at, NOT sla_stops.met)
         """,
         incident_id,
         target,
         at,
+        met,
     )
 
 

@@ -16,6 +16,7 @@ from schemas.envelope import Event, decode_event, encode_event, new_event
 from schemas.events import (
     CallerSignals,
     CallLinkedV1,
+    IncidentClassifiedV1,
     IncidentOpenedV1,
     IntakeEnrichedV1,
     UnitDispatchedV1,
@@ -316,3 +317,81 @@ async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_lin
         await pool.close()
     assert incidents == 1 and linked == 2
     assert published.count(IncidentOpenedV1) == 1 and published.count(CallLinkedV1) == 1
+
+
+@pytest.mark.parametrize("dispatch_first", [False, True])
+async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
+    pipeline: Pipeline, dispatch_first: bool
+) -> None:
+    """The tracker reads classifications and dispatch orders from two topics, so one batch
+    (or a rebalance) may bring the order first; the dispatch target is met either way."""
+    from services.tracker.entrypoint import Tracker
+
+    topics = pipeline.topics
+    incident = uuid.uuid4()
+    received = datetime.now(UTC) - timedelta(minutes=5)  # the target is long past due
+    opened = IncidentOpenedV1(
+        incident_id=incident,
+        intake_id=uuid.uuid4(),
+        channel=Channel.CALL112,
+        received_at=received,
+        opened_at=received,
+        text="kebakaran rumah",
+        place=None,
+    )
+    classified = IncidentClassifiedV1(
+        incident_id=incident,
+        category=Category.FIRE,
+        priority=Priority.P1,
+        agency="DAMKAR",
+        confidence=0.9,
+        explanation="api",
+        needs_review=False,
+        sla_seconds=60,
+        text="kebakaran rumah",
+        channel=Channel.CALL112,
+        received_at=received,
+        place=None,
+        classified_at=received + timedelta(seconds=2),
+    )
+    order = UnitDispatchedV1(
+        dispatch_id=uuid.uuid4(),
+        incident_id=incident,
+        unit_id="DAMKAR-1",
+        unit_type=UnitType.FIRE_TRUCK,
+        category=Category.FIRE,
+        priority=Priority.P1,
+        place=None,
+        distance_km=None,
+        eta_seconds=None,
+        dispatched_at=received + timedelta(seconds=30),
+    )
+    late = [(order, topics.dispatch_orders), (classified, topics.incident_events)]
+    batch = [(opened, topics.incident_events), *(late if dispatch_first else late[::-1])]
+    tracker = Tracker(topics=topics)
+    pool = await _pool(pipeline, "tracker")
+    try:
+        processor = BatchProcessor(
+            stage="tracker",
+            pool=pool,
+            topics=topics,
+            handlers={
+                IncidentOpenedV1: tracker.on_incident_opened,
+                IncidentClassifiedV1: tracker.on_incident_classified,
+                UnitDispatchedV1: tracker.on_unit_dispatched,
+            },
+        )
+        await processor.process(
+            [
+                _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
+                for offset, (p, topic) in enumerate(batch)
+            ]
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            breaches = await tracker.raise_sla_breaches(conn)
+            timer = await conn.fetchrow("SELECT met_at, breached_at FROM sla_timers")
+    finally:
+        await pool.close()
+    assert processor.dead_lettered == 0
+    assert breaches == []
+    assert timer is not None and timer["met_at"] == order.dispatched_at
