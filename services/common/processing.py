@@ -4,9 +4,10 @@ A batch of records is handled in one database transaction: each record is decode
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
 handled; writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
 and the output events go to the outbox, in the same transaction. Once it has committed,
-the events are handed to `publish` (the outbox relay queues them to be sent at once). If a handler refuses or
-fails on a record (or a collected write fails), the batch is redone with a savepoint per record, so that
-record alone is dead-lettered (and left out of the inbox, so a redrive can apply it).
+the events are handed to `publish` (the outbox relay queues them to be sent at once).
+If a handler refuses or fails on a record (or a collected write fails), the batch is
+redone with a savepoint per record, so that record alone is dead-lettered (and left out
+of the inbox, so a redrive can apply it).
 The caller commits the Kafka offsets only after this returns, so nothing is
 acknowledged before it is durable, and a redelivered record finds its inbox row and
 changes nothing.
