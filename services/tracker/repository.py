@@ -198,15 +198,19 @@ async def start_sla_timer(
 async def stop_sla_timer(
     conn: asyncpg.Connection, *, incident_id: UUID, target: str | None, at: datetime, met: bool
 ) -> None:
-    """The target was met (or no longer applies); `target` None stops them all. The stop is
-    kept, so a timer started later (its classification read after) starts stopped."""
-    column = "met_at" if met else "voided_at"
+    """The target was met (or no longer applies); `target` None stops them all. The earliest
+    stop counts (on a tie, met before voided), whatever order they are read in; it is kept,
+    so a timer started later (its classification read after) starts stopped."""
     await conn.execute(
-        f"""
+        """
         WITH stopped AS (
-            UPDATE sla_timers SET {column} = $3
+            UPDATE sla_timers
+               SET met_at = CASE WHEN $4 THEN $3 END,
+                   voided_at = CASE WHEN $4 THEN NULL ELSE $3 END
              WHERE incident_id = $1 AND ($2::text IS NULL OR target = $2)
-               AND met_at IS NULL AND voided_at IS NULL AND breached_at IS NULL
+               AND breached_at IS NULL
+               AND (met_at IS NULL AND voided_at IS NULL
+                    OR ($3, NOT $4) < (COALESCE(met_at, voided_at), met_at IS NULL))
         )
         INSERT INTO sla_stops (incident_id, target, at, met)
         VALUES ($1, COALESCE($2, '*'), $3, $4)

@@ -395,3 +395,47 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
     assert processor.dead_lettered == 0
     assert breaches == []
     assert timer is not None and timer["met_at"] == order.dispatched_at
+
+
+async def test_sla_stops_give_the_same_timer_in_any_order(pipeline: Pipeline) -> None:
+    """Start, a met stop and an earlier void of all targets, read in every order: the timer
+    ends the same (the earliest stop counts)."""
+    import itertools
+
+    from services.tracker import repository
+
+    t0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    pool = await _pool(pipeline, "tracker")
+    results = set()
+    try:
+        for order in itertools.permutations(("start", "met", "void")):
+            incident = uuid.uuid4()
+            async with pool.acquire() as conn, conn.transaction():
+                for step in order:
+                    if step == "start":
+                        await repository.start_sla_timer(
+                            conn,
+                            incident_id=incident,
+                            target="dispatch",
+                            due_at=t0 + timedelta(minutes=1),
+                            priority="P1",
+                            channel="call112",
+                            category="fire",
+                            received_at=t0,
+                        )
+                    else:
+                        await repository.stop_sla_timer(
+                            conn,
+                            incident_id=incident,
+                            target="dispatch" if step == "met" else None,
+                            at=t0 + timedelta(seconds=40 if step == "met" else 20),
+                            met=step == "met",
+                        )
+                row = await conn.fetchrow(
+                    "SELECT met_at, voided_at FROM sla_timers WHERE incident_id = $1", incident
+                )
+            assert row is not None
+            results.add((row["met_at"], row["voided_at"]))
+    finally:
+        await pool.close()
+    assert results == {(None, t0 + timedelta(seconds=20))}
