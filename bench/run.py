@@ -40,10 +40,10 @@ from services.common.settings import (
 )
 from services.ops.lag import stage_lag
 from services.stack.embedded import (
-    EMBEDDED_PARTITIONS,
     EmbeddedBroker,
     EmbeddedPostgres,
     recreate_database,
+    use_embedded_partitions,
 )
 from services.stack.processes import spawn, stop
 from services.stack.setup import prepare
@@ -518,12 +518,10 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     stages: dict[str, subprocess.Popen[bytes]] = {}
     try:
         await recreate_database(postgres.url(), "siaga_bench")
+        use_embedded_partitions()  # as `siaga up` does on the embedded broker
         settings = CommonSettings(
             home=HomeSettings(home=home),
-            # As `siaga up` does on the embedded broker, unless SIAGA_KAFKA_PARTITIONS is set.
-            kafka=KafkaSettings(bootstrap=broker.bootstrap)
-            if "SIAGA_KAFKA_PARTITIONS" in os.environ
-            else KafkaSettings(bootstrap=broker.bootstrap, partitions=EMBEDDED_PARTITIONS),
+            kafka=KafkaSettings(bootstrap=broker.bootstrap),
             database=DatabaseSettings(url=postgres.url("siaga_bench")),
         )
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from schemas.envelope import CONTENT_TYPE, encode_event
+from schemas.envelope import CONTENT_TYPE
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 
@@ -122,7 +122,7 @@ async def send_events(producer_: AIOKafkaProducer, outgoing: list[Outgoing]) -> 
     futures = [
         await producer_.send(
             o.topic,
-            encode_event(o.event),
+            o.value,
             key=o.key,
             headers=[("content-type", CONTENT_TYPE.encode())],
         )

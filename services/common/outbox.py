@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -141,13 +142,7 @@ class OutboxRelay:
                 # They are safe in the table; from now on everything goes through it, so no
                 # later event overtakes them.
                 self._fall_behind()
-                if self._metrics is not None:
-                    self._metrics.error("relay_failed")
-                log.warning(
-                    "sending from memory failed, the outbox will be drained",
-                    schema=self._lock_key,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                self._failed("sending from memory failed, the outbox will be drained", exc)
                 continue
             finally:
                 if not self._queue:
@@ -188,14 +183,7 @@ class OutboxRelay:
             except Exception as exc:
                 # Broker or database unwell: nothing is lost (rows stay until published),
                 # so wait and try again rather than let the relay die.
-                if self._metrics is not None:
-                    self._metrics.error("relay_failed")
-                log.warning(
-                    "outbox relay retrying",
-                    schema=self._lock_key,
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=backoff,
-                )
+                self._failed("outbox relay retrying", exc, retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 self._wake.set()
@@ -247,6 +235,11 @@ class OutboxRelay:
             for topic, key, value in messages
         ]
         await asyncio.gather(*futures)
+
+    def _failed(self, message: str, exc: Exception, **fields: Any) -> None:
+        if self._metrics is not None:
+            self._metrics.error("relay_failed")
+        log.warning(message, schema=self._lock_key, error=f"{type(exc).__name__}: {exc}", **fields)
 
     def _count(self, n: int) -> None:
         self.published += n

@@ -29,6 +29,12 @@ HOST = "127.0.0.1"
 EMBEDDED_PARTITIONS = 2
 
 
+def use_embedded_partitions() -> None:
+    """Topics created from here on (by this process and its children) get
+    `EMBEDDED_PARTITIONS`, unless `SIAGA_KAFKA_PARTITIONS` already says otherwise."""
+    os.environ.setdefault("SIAGA_KAFKA_PARTITIONS", str(EMBEDDED_PARTITIONS))
+
+
 @dataclass
 class EmbeddedBroker:
     """A Tansu broker with in-memory storage on a loopback port."""

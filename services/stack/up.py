@@ -15,10 +15,10 @@ from pathlib import Path
 
 from services.common.settings import CommonSettings
 from services.stack.embedded import (
-    EMBEDDED_PARTITIONS,
     EmbeddedBroker,
     EmbeddedPostgres,
     recreate_database,
+    use_embedded_partitions,
 )
 from services.stack.monitor import describe, follow
 from services.stack.processes import free_port, spawn, stop, tail
@@ -167,7 +167,7 @@ def up(settings: CommonSettings, *, demo: bool) -> int:
     try:
         bootstrap, url = stack.start_infrastructure()
         if stack.broker is not None:
-            os.environ.setdefault("SIAGA_KAFKA_PARTITIONS", str(EMBEDDED_PARTITIONS))
+            use_embedded_partitions()
         env = {**os.environ, "SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
         os.environ.update({"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url})
         live = CommonSettings()
