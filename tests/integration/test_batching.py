@@ -439,3 +439,52 @@ async def test_sla_stops_give_the_same_timer_in_any_order(pipeline: Pipeline) ->
     finally:
         await pool.close()
     assert results == {(None, t0 + timedelta(seconds=20))}
+
+
+async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queue(
+    pipeline: Pipeline,
+) -> None:
+    """With thousands of slots waiting (a disaster, every unit out), the next one for a unit
+    type is still the most urgent and oldest, and is read off an index rather than by
+    sorting the whole queue each time a unit frees up."""
+    from services.dispatcher import repository
+
+    t0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    rng = random.Random(6)
+    rows = [
+        (
+            uuid.uuid4(),
+            slot,
+            rng.choice(["ambulance", "fire_truck", "police"]),
+            rng.choice(["P1", "P2", "P3"]),
+            "fire",
+            t0 + timedelta(seconds=rng.randrange(3600)),
+        )
+        for slot in range(3000)
+    ]
+    pool = await _pool(pipeline, "dispatcher")
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO pending (incident_id, slot, unit_type, priority, category, queued_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                rows,
+            )
+            await conn.execute("ANALYZE pending")
+            head = await repository.next_pending(conn, unit_type="police")
+            third = await repository.next_pending(conn, unit_type="police", skip=2)
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT incident_id FROM pending WHERE unit_type = $1"
+                    " ORDER BY priority, queued_at, incident_id, slot OFFSET 2 LIMIT 1"
+                    " FOR UPDATE SKIP LOCKED",
+                    "police",
+                )
+            )
+    finally:
+        await pool.close()
+    police = sorted((r for r in rows if r[2] == "police"), key=lambda r: (r[3], r[5], r[0], r[1]))
+    assert head is not None and (head["incident_id"], head["slot"]) == police[0][:2]
+    assert third is not None and (third["incident_id"], third["slot"]) == police[2][:2]
+    assert "pending_by_urgency" in plan and "Sort" not in plan, plan
