@@ -2,7 +2,7 @@
 
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
-handled; writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
+handled (a stage's `BatchState` may first read what the batch's handlers need, `Prepares`); writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
 and the output events go to the outbox, in the same transaction. Once it has committed,
 the events are handed to `publish` (the outbox relay queues them to be sent at once).
 If a handler refuses or fails on a record (or a collected write fails), the batch is
@@ -20,7 +20,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 import structlog
@@ -59,6 +59,14 @@ class BatchState(Protocol):
 
     def discard(self) -> None:
         """Forget what was collected (the transaction it was meant for rolled back)."""
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """A `BatchState` that reads, in one go, what the handlers will ask of a batch."""
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Read (and lock) up front what the handlers of `events` will need."""
 
 
 class Deferred:
@@ -150,6 +158,7 @@ class BatchProcessor:
         # flushed before the outbox is written: per batch on the fast path, per record
         # (inside its savepoint) on the careful one.
         self._state = state
+        self._prepare = state.prepare if isinstance(state, Prepares) else None
         self._pool = pool
         self._topics = topics
         self._handlers = handlers
@@ -233,6 +242,16 @@ class BatchProcessor:
                     keys,
                 )
             }
+            if self._prepare is not None:
+                try:
+                    await self._prepare(
+                        conn,
+                        [i.event for i in items if i.event and self._inbox_key(i.event) in fresh],
+                    )
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise _Isolate from exc
             outgoing: list[Outgoing] = []
             for item in items:
                 outgoing += item.dead
@@ -291,6 +310,8 @@ class BatchProcessor:
                     )
                     if not first_time:
                         return (), 0
+                    if self._prepare is not None:
+                        await self._prepare(conn, [item.event])
                     outgoing = list(await item.handler(conn, item.event))
                     await self._flush_state(conn)
                     return outgoing, 0

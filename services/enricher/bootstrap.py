@@ -62,6 +62,6 @@ async def bootstrap(
             IncidentClassifiedV1: enricher.on_incident_classified,
         },
         inbox_key=intake_key,
-        state=enricher.later,
+        state=enricher.callers,
     ) as runtime:
         yield runtime

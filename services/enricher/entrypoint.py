@@ -21,9 +21,8 @@ from schemas.topics import Topics
 from schemas.vocabulary import Category
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
-from services.common.processing import Deferred
 from services.enricher.places import PlaceResolver
-from services.enricher.repository import CallerHistory, record_report, record_verdict
+from services.enricher.repository import CallerHistory, Callers, record_verdict
 from services.enricher.signals import caller_signals, is_ghost
 
 SOURCE = "/siaga/enricher"
@@ -38,7 +37,7 @@ class Enricher:
     topics: Topics
     repeat_window: timedelta
     prank_threshold: int
-    later: Deferred = field(default_factory=Deferred)
+    callers: Callers = field(default_factory=Callers)
 
     async def on_intake_received(
         self, conn: asyncpg.Connection, event: Event
@@ -51,9 +50,8 @@ class Enricher:
         )
         history = CallerHistory(reports=0, pranks=0, last_report_at=None)
         if intake.caller.phone:
-            history = await record_report(
+            history = await self.callers.record_report(
                 conn,
-                self.later,
                 intake_id=intake.intake_id,
                 phone=intake.caller.phone,
                 at=intake.received_at,
@@ -86,7 +84,7 @@ class Enricher:
         opened = event.payload
         assert isinstance(opened, IncidentOpenedV1)
         await record_verdict(
-            conn, self.later, incident_id=opened.incident_id, intake_id=opened.intake_id
+            conn, self.callers, incident_id=opened.incident_id, intake_id=opened.intake_id
         )
         return []
 
@@ -99,7 +97,7 @@ class Enricher:
         if classified.category is not Category.PRANK:
             return []
         phone = await record_verdict(
-            conn, self.later, incident_id=classified.incident_id, prank=True
+            conn, self.callers, incident_id=classified.incident_id, prank=True
         )
         if phone is not None:
             log.info("prank counted against caller", incident_id=str(classified.incident_id))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from schemas.envelope import Event
+from schemas.events import IntakeReceivedV1
 from services.common.processing import Deferred
 
 
@@ -20,50 +23,118 @@ class CallerHistory:
     last_report_at: datetime | None
 
 
-async def record_report(
-    conn: asyncpg.Connection,
-    later: Deferred,
-    *,
-    intake_id: UUID,
-    phone: str,
-    at: datetime,
-    ghost: bool,
-) -> CallerHistory:
-    """Count a report from `phone` and return the history as it was before it; which intake
-    it was is noted in `later` (read back only when a verdict comes)."""
-    row = await conn.fetchrow(
-        """
-        WITH before AS (
-            SELECT reports, pranks, last_report_at FROM callers WHERE phone = $1 FOR UPDATE
-        ), upsert AS (
-            INSERT INTO callers (phone, reports, ghosts, first_report_at, last_report_at)
-            VALUES ($1, 1, $3::int, $2, $2)
-            ON CONFLICT (phone) DO UPDATE
-               SET reports = callers.reports + 1,
-                   ghosts = callers.ghosts + $3::int,
-                   last_report_at = GREATEST(callers.last_report_at, EXCLUDED.last_report_at)
+@dataclass
+class _Count:
+    """What this batch adds to a number's row."""
+
+    reports: int = 0
+    ghosts: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+
+class Callers:
+    """The enricher's state for one batch: the numbers its intakes came from are locked and
+    read in one statement, counted in memory and written back in one; which intake each
+    number made is collected too (read back only when a verdict comes)."""
+
+    def __init__(self) -> None:
+        self.later = Deferred()
+        self._known: dict[str, CallerHistory] = {}
+        self._counts: dict[str, _Count] = {}
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Lock and read, in one go, the numbers of the batch's intakes."""
+        phones = {
+            e.payload.caller.phone
+            for e in events
+            if isinstance(e.payload, IntakeReceivedV1) and e.payload.caller.phone
+        }
+        await self._read(conn, phones)
+
+    async def _read(self, conn: asyncpg.Connection, phones: Collection[str]) -> None:
+        wanted = sorted(set(phones) - self._known.keys())
+        if not wanted:
+            return
+        # Locked in one order, so two instances with numbers in common cannot deadlock.
+        rows = await conn.fetch(
+            "SELECT phone, reports, pranks, last_report_at FROM callers "
+            "WHERE phone = ANY($1::text[]) ORDER BY phone FOR UPDATE",
+            wanted,
         )
-        SELECT reports, pranks, last_report_at FROM before
-        """,
-        phone,
-        at,
-        int(ghost),
-    )
-    later.add(
-        "INSERT INTO caller_intakes (intake_id, phone, received_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (intake_id) DO NOTHING",
-        intake_id,
-        phone,
-        at,
-    )
-    if row is None:
-        return CallerHistory(reports=0, pranks=0, last_report_at=None)
-    return CallerHistory(row["reports"], row["pranks"], row["last_report_at"])
+        empty = CallerHistory(reports=0, pranks=0, last_report_at=None)
+        self._known.update(dict.fromkeys(wanted, empty))
+        for row in rows:
+            self._known[row["phone"]] = CallerHistory(
+                row["reports"], row["pranks"], row["last_report_at"]
+            )
+
+    async def record_report(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        intake_id: UUID,
+        phone: str,
+        at: datetime,
+        ghost: bool,
+    ) -> CallerHistory:
+        """Count a report from `phone` and return the history as it was before it."""
+        await self._read(conn, (phone,))
+        before = self._known[phone]
+        last = before.last_report_at
+        self._known[phone] = CallerHistory(
+            reports=before.reports + 1,
+            pranks=before.pranks,
+            last_report_at=at if last is None else max(last, at),
+        )
+        count = self._counts.setdefault(phone, _Count())
+        count.reports += 1
+        count.ghosts += int(ghost)
+        count.first_at = at if count.first_at is None else min(count.first_at, at)
+        count.last_at = at if count.last_at is None else max(count.last_at, at)
+        self.later.add(
+            "INSERT INTO caller_intakes (intake_id, phone, received_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (intake_id) DO NOTHING",
+            intake_id,
+            phone,
+            at,
+        )
+        return before
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write what the batch counted (adding to whatever is there) and start afresh."""
+        counts, self._counts = self._counts, {}
+        self._known = {}
+        if counts:
+            phones = sorted(counts)
+            await conn.execute(
+                """
+                INSERT INTO callers (phone, reports, ghosts, first_report_at, last_report_at)
+                SELECT * FROM unnest($1::text[], $2::int[], $3::int[],
+                                     $4::timestamptz[], $5::timestamptz[])
+                ON CONFLICT (phone) DO UPDATE
+                   SET reports = callers.reports + EXCLUDED.reports,
+                       ghosts = callers.ghosts + EXCLUDED.ghosts,
+                       last_report_at = GREATEST(callers.last_report_at, EXCLUDED.last_report_at)
+                """,
+                phones,
+                [counts[p].reports for p in phones],
+                [counts[p].ghosts for p in phones],
+                [counts[p].first_at for p in phones],
+                [counts[p].last_at for p in phones],
+            )
+        await self.later.flush(conn)
+
+    def discard(self) -> None:
+        """Forget everything (the transaction rolled back)."""
+        self._known = {}
+        self._counts = {}
+        self.later.discard()
 
 
 async def record_verdict(
     conn: asyncpg.Connection,
-    later: Deferred,
+    callers: Callers,
     *,
     incident_id: UUID,
     intake_id: UUID | None = None,
@@ -86,7 +157,9 @@ async def record_verdict(
     if verdict is None or verdict["intake_id"] is None or not verdict["prank"]:
         return None  # nothing to count (yet): most incidents are not pranks
     intake = verdict["intake_id"]
-    await later.flush(conn)  # the intake's number may have been noted in this batch
+    # The intake and its number may have come in this batch; the flush also drops what the
+    # batch read, so its later calls read the recount.
+    await callers.flush(conn)
     phone = await conn.fetchval("SELECT phone FROM caller_intakes WHERE intake_id = $1", intake)
     if phone is None:
         return None  # a withheld number: nothing to count against

@@ -18,7 +18,9 @@ from schemas.events import (
     CallLinkedV1,
     IncidentClassifiedV1,
     IncidentOpenedV1,
+    IncidentResolvedV1,
     IntakeEnrichedV1,
+    IntakeReceivedV1,
     UnitDispatchedV1,
     WorkOrderAnsweredV1,
     WorkOrderIssuedV1,
@@ -488,3 +490,123 @@ async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queu
     assert head is not None and (head["incident_id"], head["slot"]) == police[0][:2]
     assert third is not None and (third["incident_id"], third["slot"]) == police[2][:2]
     assert "pending_by_urgency" in plan and "Sort" not in plan, plan
+
+
+async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
+    pipeline: Pipeline,
+) -> None:
+    """The enricher reads a batch's numbers in one go and counts in memory: three calls from
+    one number see 0, 1 and 2 earlier reports, a prank verdict read between them is seen by
+    the calls after it, and the stored counts are those of one call per batch; the same
+    holds when a refused record makes the batch be redone record by record."""
+    from services.common.gazetteer import load_gazetteer
+    from services.common.processing import Rejected, intake_key
+    from services.enricher.entrypoint import Enricher
+    from services.enricher.places import PlaceResolver
+
+    topics = pipeline.topics
+    enricher = Enricher(
+        resolver=PlaceResolver(load_gazetteer(pipeline.settings.home.resolved_data_dir())),
+        topics=topics,
+        repeat_window=timedelta(hours=24),
+        prank_threshold=3,
+    )
+
+    async def refuse(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
+        raise Rejected("refused", "a record the stage refuses")
+
+    def scenario(phone: str, *, refused: bool) -> list[tuple[Any, str]]:
+        t0 = datetime.now(UTC) - timedelta(minutes=10)
+        calls = [
+            new_intake(channel=Channel.CALL112, text=f"kebakaran {n}", phone=phone).model_copy(
+                update={"received_at": t0 + timedelta(minutes=n)}
+            )
+            for n in range(3)
+        ]
+        incident = uuid.uuid4()
+        opened = IncidentOpenedV1(
+            incident_id=incident,
+            intake_id=calls[0].intake_id,
+            channel=Channel.CALL112,
+            received_at=t0,
+            opened_at=t0,
+            text="kebakaran 0",
+            place=None,
+        )
+        prank = IncidentClassifiedV1(
+            incident_id=incident,
+            category=Category.PRANK,
+            priority=Priority.P4,
+            agency="POLRES",
+            confidence=0.9,
+            explanation="bercanda",
+            needs_review=False,
+            sla_seconds=0,
+            text="kebakaran 0",
+            channel=Channel.CALL112,
+            received_at=t0,
+            place=None,
+            classified_at=t0,
+        )
+        other = new_intake(channel=Channel.SMS, text="banjir", phone=phone + "9")
+        batch: list[tuple[Any, str]] = [
+            (calls[0], topics.intake_received),
+            (other, topics.intake_received),
+            (opened, topics.incident_events),
+            (prank, topics.incident_events),
+            (calls[1], topics.intake_received),
+            (calls[2], topics.intake_received),
+        ]
+        if refused:
+            resolved = IncidentResolvedV1(incident_id=incident, resolved_at=t0, units=[])
+            batch.insert(3, (resolved, topics.incident_events))
+        return batch
+
+    async def run(batches: list[list[tuple[Any, str]]]) -> list[tuple[int, int, bool]]:
+        sent: list[Outgoing] = []
+        processor = BatchProcessor(
+            stage="enricher",
+            pool=pool,
+            topics=topics,
+            handlers={
+                IntakeReceivedV1: enricher.on_intake_received,
+                IncidentOpenedV1: enricher.on_incident_opened,
+                IncidentClassifiedV1: enricher.on_incident_classified,
+                IncidentResolvedV1: refuse,
+            },
+            inbox_key=intake_key,
+            state=enricher.callers,
+            publish=sent.extend,
+        )
+        for batch in batches:
+            await processor.process(
+                [
+                    _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
+                    for offset, (p, topic) in enumerate(batch)
+                ]
+            )
+        signals = [
+            o.event.payload.signals
+            for o in sent
+            if isinstance(o.event.payload, IntakeEnrichedV1)
+            and o.event.payload.intake.channel is Channel.CALL112
+        ]
+        return [(s.prior_reports, s.prior_pranks, s.repeat_caller) for s in signals]
+
+    pool = await _pool(pipeline, "enricher")
+    try:
+        expected = [(0, 0, False), (1, 1, True), (2, 1, True)]
+        cases = {
+            "+6281100000001": [scenario("+6281100000001", refused=False)],
+            "+6281100000002": [[step] for step in scenario("+6281100000002", refused=False)],
+            "+6281100000003": [scenario("+6281100000003", refused=True)],
+        }
+        for phone, batches in cases.items():
+            assert await run(batches) == expected, phone
+            counts = await pool.fetch(
+                "SELECT phone, reports, pranks FROM callers WHERE phone LIKE $1 ORDER BY phone",
+                phone + "%",
+            )
+            assert [tuple(r.values()) for r in counts] == [(phone, 3, 1), (phone + "9", 1, 0)]
+    finally:
+        await pool.close()
