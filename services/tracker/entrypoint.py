@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -65,6 +65,7 @@ class Tracker:
     """Applies incident, dispatch and unit events to the lifecycle state machine."""
 
     topics: Topics
+    incidents: repository.Incidents = field(default_factory=repository.Incidents)
 
     async def on_incident_opened(
         self, conn: asyncpg.Connection, event: Event
@@ -171,7 +172,7 @@ class Tracker:
                     conn, unit_id=report.unit_id, incident_id=report.incident_id
                 )
                 if last is not None:
-                    await repository.stamp(
+                    await self.incidents.stamp(
                         conn, incident_id=last, column="back_in_service_at", at=report.reported_at
                     )
             return []  # nothing else to do with any incident
@@ -193,7 +194,7 @@ class Tracker:
         if report.status in UNIT_CLEARED or report.status is UnitStatus.OUT_OF_SERVICE:
             await repository.end_assignment(conn, incident_id=incident_id, unit_id=report.unit_id)
             if report.status is UnitStatus.AVAILABLE:
-                await repository.stamp(
+                await self.incidents.stamp(
                     conn,
                     incident_id=incident_id,
                     column="back_in_service_at",
@@ -274,7 +275,7 @@ class Tracker:
         """A supervisor closes a resolved incident."""
         command = event.payload
         assert isinstance(command, CloseIncidentV1)
-        if await repository.status_of(conn, incident_id=command.incident_id) is None:
+        if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
             raise Rejected("unknown_incident", f"no incident {command.incident_id}")
         return await self._step(
             conn,
@@ -352,13 +353,12 @@ class Tracker:
         *,
         unit_id: str | None = None,
     ) -> Sequence[Outgoing]:
-        current = await repository.status_of(conn, incident_id=incident_id)
+        current = await self.incidents.status_of(conn, incident_id=incident_id)
         try:
             new = advance(current, proposed)
         except IllegalTransition as exc:
             raise Rejected("illegal_transition", f"incident {incident_id}: {exc}") from None
-        await repository.record_step(
-            conn,
+        self.incidents.record_step(
             incident_id=incident_id,
             status=new or current or proposed,
             time_column=TIME_OF_STEP.get(proposed),

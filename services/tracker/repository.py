@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from schemas.envelope import Event
 from schemas.vocabulary import IncidentStatus
 
 TIME_COLUMNS = frozenset(
@@ -26,43 +29,113 @@ TIME_COLUMNS = frozenset(
 )
 
 
-async def status_of(conn: asyncpg.Connection, *, incident_id: UUID) -> IncidentStatus | None:
-    """Current status, locked for the rest of the transaction; None for a new incident."""
-    value = await conn.fetchval(
-        "SELECT status FROM incidents WHERE incident_id = $1 FOR UPDATE", incident_id
-    )
-    return None if value is None else IncidentStatus(value)
+@dataclass
+class _Incident:
+    """An incident as this batch has it: its status and the steps it first saw."""
+
+    status: IncidentStatus | None
+    stamps: dict[str, datetime] = field(default_factory=dict)
+    written: bool = False
 
 
-async def record_step(
-    conn: asyncpg.Connection,
-    *,
-    incident_id: UUID,
-    status: IncidentStatus,
-    time_column: str | None,
-    at: datetime,
-) -> None:
-    """Store the status and, the first time only, when this kind of step happened."""
-    if time_column is not None and time_column not in TIME_COLUMNS:
-        raise ValueError(f"unknown eTimes column {time_column}")
-    stamp = (
-        f", {time_column} = COALESCE(incidents.{time_column}, EXCLUDED.{time_column})"
-        if time_column
-        else ""
-    )
-    columns = f", {time_column}" if time_column else ""
-    values = ", $3" if time_column else ""
-    await conn.execute(
-        f"""
-        INSERT INTO incidents (incident_id, status, updated_at{columns})
-        VALUES ($1, $2, now(){values})
-        ON CONFLICT (incident_id) DO UPDATE
-           SET status = EXCLUDED.status, updated_at = now(){stamp}
-        """,
-        incident_id,
-        status.value,
-        *([at] if time_column else []),
-    )
+# Every eTimes column in one order, for the one upsert that writes a batch's steps.
+_COLUMNS = sorted(TIME_COLUMNS)
+_WRITE_STEPS = f"""
+    INSERT INTO incidents (incident_id, status, updated_at, {", ".join(_COLUMNS)})
+    SELECT k.incident_id, k.status, now(), {", ".join(f"k.{c}" for c in _COLUMNS)}
+      FROM unnest($1::uuid[], $2::text[],
+                  {", ".join(f"${n}::timestamptz[]" for n in range(3, 3 + len(_COLUMNS)))})
+           AS k(incident_id, status, {", ".join(_COLUMNS)})
+    ON CONFLICT (incident_id) DO UPDATE
+       SET status = EXCLUDED.status, updated_at = now(),
+           {", ".join(f"{c} = COALESCE(incidents.{c}, EXCLUDED.{c})" for c in _COLUMNS)}
+"""
+
+
+class Incidents:
+    """The tracker's state for one batch: the incidents its events name are locked and read
+    in one statement, their steps kept in memory, and written back in one statement."""
+
+    def __init__(self) -> None:
+        self._known: dict[UUID, _Incident] = {}
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Lock and read, in one go, the incidents the batch's events name."""
+        ids = {getattr(e.payload, "incident_id", None) for e in events}
+        await self._read(conn, [i for i in ids if isinstance(i, UUID)])
+
+    async def _read(self, conn: asyncpg.Connection, ids: Collection[UUID]) -> None:
+        wanted = sorted(set(ids) - self._known.keys())
+        if not wanted:
+            return
+        # Locked in one order, so two instances with incidents in common cannot deadlock.
+        rows = await conn.fetch(
+            "SELECT incident_id, status FROM incidents "
+            "WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id FOR UPDATE",
+            wanted,
+        )
+        self._known.update({i: _Incident(None) for i in wanted})
+        for row in rows:
+            self._known[row["incident_id"]] = _Incident(IncidentStatus(row["status"]))
+
+    async def status_of(
+        self, conn: asyncpg.Connection, *, incident_id: UUID
+    ) -> IncidentStatus | None:
+        """Current status, locked for the rest of the transaction; None for a new incident."""
+        await self._read(conn, (incident_id,))
+        return self._known[incident_id].status
+
+    def record_step(
+        self,
+        *,
+        incident_id: UUID,
+        status: IncidentStatus,
+        time_column: str | None,
+        at: datetime,
+    ) -> None:
+        """Set the status and, the first time only, when this kind of step happened (the
+        incident was read by `status_of`)."""
+        incident = self._known[incident_id]
+        incident.status = status
+        incident.written = True
+        if time_column is not None:
+            self._stamp(incident, time_column, at)
+
+    async def stamp(
+        self, conn: asyncpg.Connection, *, incident_id: UUID, column: str, at: datetime
+    ) -> None:
+        """Record when a step happened the first time, without changing the status (an
+        incident the tracker has no status for yet gets no times)."""
+        await self._read(conn, (incident_id,))
+        incident = self._known[incident_id]
+        if incident.status is not None:
+            incident.written = True
+            self._stamp(incident, column, at)
+
+    @staticmethod
+    def _stamp(incident: _Incident, column: str, at: datetime) -> None:
+        if column not in TIME_COLUMNS:
+            raise ValueError(f"unknown eTimes column {column}")
+        incident.stamps.setdefault(column, at)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write the batch's steps and start afresh."""
+        written = sorted(
+            ((i, row) for i, row in self._known.items() if row.written), key=lambda x: x[0]
+        )
+        self._known = {}
+        if not written:
+            return
+        await conn.execute(
+            _WRITE_STEPS,
+            [i for i, _ in written],
+            [row.status.value if row.status else None for _, row in written],
+            *([row.stamps.get(c) for _, row in written] for c in _COLUMNS),
+        )
+
+    def discard(self) -> None:
+        """Forget everything (the transaction rolled back)."""
+        self._known = {}
 
 
 async def assign(
@@ -127,17 +200,6 @@ async def end_assignment(conn: asyncpg.Connection, *, incident_id: UUID, unit_id
         "UPDATE assignments SET active = false WHERE incident_id = $1 AND unit_id = $2",
         incident_id,
         unit_id,
-    )
-
-
-async def stamp(conn: asyncpg.Connection, *, incident_id: UUID, column: str, at: datetime) -> None:
-    """Record when a step happened the first time, without changing the status."""
-    if column not in TIME_COLUMNS:
-        raise ValueError(f"unknown eTimes column {column}")
-    await conn.execute(
-        f"UPDATE incidents SET {column} = COALESCE({column}, $2) WHERE incident_id = $1",
-        incident_id,
-        at,
     )
 
 

@@ -19,13 +19,15 @@ from schemas.events import (
     IncidentClassifiedV1,
     IncidentOpenedV1,
     IncidentResolvedV1,
+    IncidentStatusChangedV1,
     IntakeEnrichedV1,
     IntakeReceivedV1,
     UnitDispatchedV1,
+    UnitStatusReportedV1,
     WorkOrderAnsweredV1,
     WorkOrderIssuedV1,
 )
-from schemas.vocabulary import Category, Channel, Priority, UnitType
+from schemas.vocabulary import Category, Channel, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred
@@ -382,6 +384,7 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
                 IncidentClassifiedV1: tracker.on_incident_classified,
                 UnitDispatchedV1: tracker.on_unit_dispatched,
             },
+            state=tracker.incidents,
         )
         await processor.process(
             [
@@ -610,3 +613,137 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
             assert [tuple(r.values()) for r in counts] == [(phone, 3, 1), (phone + "9", 1, 0)]
     finally:
         await pool.close()
+
+
+async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
+    pipeline: Pipeline,
+) -> None:
+    """The tracker reads a batch's incidents in one go and writes their steps in one: from
+    call to back in service, the status, the eTimes and the status changes it emits are
+    those of one event per batch, also when a refused report makes the batch be redone
+    record by record."""
+    from services.tracker.entrypoint import Tracker
+
+    topics = pipeline.topics
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+
+    def life(incident: uuid.UUID, unit: str, *, refused: bool) -> list[tuple[Any, str]]:
+        at = [t0 + timedelta(minutes=n) for n in range(10)]
+        classified = IncidentClassifiedV1(
+            incident_id=incident,
+            category=Category.FIRE,
+            priority=Priority.P1,
+            agency="DAMKAR",
+            confidence=0.9,
+            explanation="api",
+            needs_review=False,
+            sla_seconds=600,
+            text="kebakaran rumah",
+            channel=Channel.CALL112,
+            received_at=at[0],
+            place=None,
+            classified_at=at[1],
+        )
+        order = UnitDispatchedV1(
+            dispatch_id=uuid.uuid4(),
+            incident_id=incident,
+            unit_id=unit,
+            unit_type=UnitType.FIRE_TRUCK,
+            category=Category.FIRE,
+            priority=Priority.P1,
+            place=None,
+            distance_km=None,
+            eta_seconds=None,
+            dispatched_at=at[2],
+        )
+        opened = IncidentOpenedV1(
+            incident_id=incident,
+            intake_id=uuid.uuid4(),
+            channel=Channel.CALL112,
+            received_at=at[0],
+            opened_at=at[0],
+            text="kebakaran rumah",
+            place=None,
+        )
+
+        def report(status: UnitStatus, n: int, who: str = unit) -> tuple[Any, str]:
+            return (
+                UnitStatusReportedV1(
+                    unit_id=who,
+                    status=status,
+                    incident_id=incident if who == unit else None,
+                    reported_at=at[n],
+                ),
+                topics.unit_status,
+            )
+
+        steps = [
+            (opened, topics.incident_events),
+            (classified, topics.incident_events),
+            (order, topics.dispatch_orders),
+            report(UnitStatus.ACKNOWLEDGED, 3),
+            report(UnitStatus.EN_ROUTE, 4),
+            report(UnitStatus.ON_SCENE, 5),
+            report(UnitStatus.RETURNING, 6),
+            report(UnitStatus.AVAILABLE, 7),
+        ]
+        if refused:  # a unit with no order on it: refused, the batch is redone record by record
+            steps.insert(4, report(UnitStatus.EN_ROUTE, 4, who=unit + "-X"))
+        return steps
+
+    tracker = Tracker(topics=topics)
+    pool = await _pool(pipeline, "tracker")
+    outcomes = []
+    try:
+        for case, split in enumerate(("one batch", "one per batch", "refused")):
+            incident, unit = uuid.uuid4(), f"DAMKAR-{case}"
+            steps = life(incident, unit, refused=split == "refused")
+            sent: list[Outgoing] = []
+            processor = BatchProcessor(
+                stage="tracker",
+                pool=pool,
+                topics=topics,
+                handlers={
+                    IncidentOpenedV1: tracker.on_incident_opened,
+                    IncidentClassifiedV1: tracker.on_incident_classified,
+                    UnitDispatchedV1: tracker.on_unit_dispatched,
+                    UnitStatusReportedV1: tracker.on_unit_status,
+                },
+                state=tracker.incidents,
+                publish=sent.extend,
+            )
+            batches = [[s] for s in steps] if split == "one per batch" else [steps]
+            for batch in batches:
+                await processor.process(
+                    [
+                        _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
+                        for offset, (p, topic) in enumerate(batch)
+                    ]
+                )
+            row = await pool.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident)
+            assert row is not None
+            stored = {k: v for k, v in row.items() if k not in ("incident_id", "updated_at")}
+            changes = [
+                o.event.payload.to_status.value
+                for o in sent
+                if isinstance(o.event.payload, IncidentStatusChangedV1)
+            ]
+            assert processor.dead_lettered == (1 if split == "refused" else 0), split
+            outcomes.append((stored, changes))
+    finally:
+        await pool.close()
+    stored, changes = outcomes[0]
+    assert stored["status"] == "resolved" and stored["back_in_service_at"] == t0 + timedelta(
+        minutes=7
+    )
+    assert stored["call_received_at"] == t0 and stored["on_scene_at"] == t0 + timedelta(minutes=5)
+    assert changes == [
+        "received",
+        "classified",
+        "dispatched",
+        "acknowledged",
+        "en_route",
+        "on_scene",
+        "resolved",
+    ]
+    assert all(outcome == outcomes[0] for outcome in outcomes[1:])
