@@ -108,9 +108,8 @@ class Triage:
     ) -> Sequence[Outgoing]:
         intake = enriched.intake
         incident_id = derive_id(intake.intake_id, "incident")
-        await repository.open_incident(
-            conn,
-            self.batch.links,
+        repository.open_incident(
+            self.batch,
             incident_id=incident_id,
             intake_id=intake.intake_id,
             category=decision.category.value,
@@ -176,13 +175,7 @@ class Triage:
         """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
         payload = event.payload
         if isinstance(payload, IncidentResolvedV1):
-            await repository.end_incident(
-                conn, incident_id=payload.incident_id, at=payload.resolved_at
-            )
-            self.batch.ended(payload.incident_id)
+            await self.batch.end(conn, incident_id=payload.incident_id, at=payload.resolved_at)
         elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
-            await repository.end_incident(
-                conn, incident_id=payload.incident_id, at=payload.changed_at
-            )
-            self.batch.ended(payload.incident_id)
+            await self.batch.end(conn, incident_id=payload.incident_id, at=payload.changed_at)
         return []

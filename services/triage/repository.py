@@ -18,9 +18,11 @@ from services.triage.correlation import OpenIncident
 @dataclass
 class Correlation:
     """Triage's state for one batch: each category it correlates in is locked and read once,
-    the incidents the batch opens or ends are kept in step, and intake links are sent in one
-    go at the end (nothing reads them back during the batch)."""
+    the incidents the batch opens or ends are kept in step, and the incidents it opens and
+    the intake links are sent in one go each at the end (or when the incidents are about to
+    be read back)."""
 
+    openings: Deferred = field(default_factory=Deferred)
     links: Deferred = field(default_factory=Deferred)
     _read: dict[str, tuple[datetime, datetime, list[OpenIncident]]] = field(default_factory=dict)
 
@@ -34,6 +36,7 @@ class Correlation:
         if known is None:
             await lock_category(conn, category=category)
         if known is None or low < known[0] or high > known[1]:
+            await self.openings.flush(conn)  # what the batch opened is read back with the rest
             # Read twice the window each way, so the batch's other calls (received
             # moments apart, in any order) are answered from what was read.
             wide = (around - 2 * window, around + 2 * window)
@@ -50,25 +53,33 @@ class Correlation:
         if known is not None:
             known[2].append(incident)
 
-    def ended(self, incident_id: UUID) -> None:
-        """An incident this batch ended takes no more calls."""
+    async def end(self, conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
+        """An incident resolved, closed, cancelled or merged takes no more duplicate calls."""
+        await self.openings.flush(conn)  # it may have been opened in this batch
+        await conn.execute(
+            "UPDATE incidents SET ended_at = LEAST(COALESCE(ended_at, $2), $2) "
+            "WHERE incident_id = $1",
+            incident_id,
+            at,
+        )
         for _, _, incidents in self._read.values():
             incidents[:] = [i for i in incidents if i.incident_id != incident_id]
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Send the links; the next batch reads afresh."""
+        """Send the incidents, then the links to them; the next batch reads afresh."""
         self._read.clear()
+        await self.openings.flush(conn)
         await self.links.flush(conn)
 
     def discard(self) -> None:
         """Forget everything (the transaction rolled back)."""
         self._read.clear()
+        self.openings.discard()
         self.links.discard()
 
 
-async def open_incident(
-    conn: asyncpg.Connection,
-    links: Deferred,
+def open_incident(
+    batch: Correlation,
     *,
     incident_id: UUID,
     intake_id: UUID,
@@ -79,8 +90,8 @@ async def open_incident(
     needs_review: bool,
     at: datetime,
 ) -> None:
-    """Record a new incident and its first intake."""
-    await conn.execute(
+    """Record a new incident and its first intake (sent with the batch)."""
+    batch.openings.add(
         """
         INSERT INTO incidents (incident_id, category, priority, kecamatan_code, lat, lon,
                                opened_at, received_at, needs_review)
@@ -97,7 +108,7 @@ async def open_incident(
         received_at,
         needs_review,
     )
-    link_intake(links, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
+    link_intake(batch.links, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
 
 
 def link_intake(
@@ -150,12 +161,3 @@ async def open_incidents(
         )
         for r in rows
     ]
-
-
-async def end_incident(conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
-    """An incident resolved, closed, cancelled or merged takes no more duplicate calls."""
-    await conn.execute(
-        "UPDATE incidents SET ended_at = LEAST(COALESCE(ended_at, $2), $2) WHERE incident_id = $1",
-        incident_id,
-        at,
-    )

@@ -27,6 +27,7 @@ from schemas.events import (
     WorkOrderAnsweredV1,
     WorkOrderIssuedV1,
 )
+from schemas.ids import derive_id
 from schemas.vocabulary import Category, Channel, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
@@ -321,6 +322,105 @@ async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_lin
         await pool.close()
     assert incidents == 1 and linked == 2
     assert published.count(IncidentOpenedV1) == 1 and published.count(CallLinkedV1) == 1
+
+
+async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
+    pipeline: Pipeline,
+) -> None:
+    """Triage sends the incidents a batch opens with the batch, yet reads them back when a
+    later call of the batch needs the category read again, and ends them when the batch
+    ends them: a call that repeats an incident opened in the batch joins it, and a call
+    after that incident ended opens a new one."""
+    from services.triage.bootstrap import TriageSettings
+    from services.triage.classifier import Classifier
+    from services.triage.entrypoint import Triage
+
+    topics = pipeline.topics
+    settings = TriageSettings()
+    window = timedelta(seconds=settings.duplicate_window_s)
+    place = Place(
+        kecamatan_code="33.25.01",
+        kecamatan="Wonotunggal",
+        lat=-7.0,
+        lon=109.7,
+        confidence=0.9,
+        method="kecamatan",
+    )
+    signals = CallerSignals(
+        prior_reports=0, prior_pranks=0, repeat_caller=False, prank_flagged=False, ghost=False
+    )
+    t0 = datetime.now(UTC) - 10 * window
+
+    def call(n: int, at: datetime, where: Place = place) -> Event:
+        intake = new_intake(
+            channel=Channel.CALL112,
+            text=f"kebakaran rumah warga di Wonotunggal, api besar ({n})",
+            phone=f"+62812000001{n}",
+        ).model_copy(update={"received_at": at})
+        enriched = IntakeEnrichedV1(
+            intake=intake, place=where, signals=signals, enriched_at=datetime.now(UTC)
+        )
+        return new_event(enriched, id=uuid.uuid4(), source="/test")
+
+    def resolve(opening: Event) -> Event:
+        incident = derive_id(opening.payload.intake.intake_id, "incident")
+        ended = IncidentResolvedV1(incident_id=incident, resolved_at=t0 + window, units=[])
+        return new_event(ended, id=uuid.uuid4(), source="/test")
+
+    first = call(0, t0)
+    far = call(1, t0 + 3 * window)  # beyond what was read: the category is read again
+    repeat = call(2, t0 + window / 2)  # read again too, and must find the first incident
+    elsewhere = call(3, t0 + window / 2, place.model_copy(update={"lat": -6.8, "lon": 110.0}))
+    after = call(4, t0 + window / 2)  # the first incident has ended: a new one
+    events = [first, far, repeat, elsewhere, resolve(elsewhere), resolve(first), after]
+    batch = [
+        _record(
+            e,
+            topics.intake_enriched
+            if isinstance(e.payload, IntakeEnrichedV1)
+            else topics.incident_events,
+            n,
+        )
+        for n, e in enumerate(events)
+    ]
+    triage = Triage(
+        classifier=Classifier(threshold=settings.review_threshold),
+        topics=topics,
+        duplicates=settings.duplicate_rule(),
+    )
+    pool = await _pool(pipeline, "triage")
+    try:
+        processor = BatchProcessor(
+            stage="triage",
+            pool=pool,
+            topics=topics,
+            handlers={
+                IntakeEnrichedV1: triage.on_intake_enriched,
+                IncidentResolvedV1: triage.on_incident_ended,
+            },
+            state=triage.batch,
+        )
+        await processor.process(batch)
+        async with pool.acquire() as conn:
+            links = {
+                r["intake_id"]: r["incident_id"]
+                for r in await conn.fetch("SELECT intake_id, incident_id FROM intakes")
+            }
+            ended = {
+                r["incident_id"]: r["ended_at"]
+                for r in await conn.fetch("SELECT incident_id, ended_at FROM incidents")
+            }
+    finally:
+        await pool.close()
+
+    def of(e: Event) -> uuid.UUID:
+        return links[e.payload.intake.intake_id]
+
+    assert processor.dead_lettered == 0
+    assert of(first) == of(repeat)
+    assert len(ended) == len({of(first), of(far), of(elsewhere), of(after)}) == 4
+    assert ended[of(first)] == ended[of(elsewhere)] == t0 + window  # opened and ended here
+    assert ended[of(far)] is None and ended[of(after)] is None
 
 
 @pytest.mark.parametrize("dispatch_first", [False, True])
