@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import traceback
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -63,11 +65,40 @@ def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+# What the task is handling (the event of a batch): each line written meanwhile gets its
+# fields. One context variable set per event costs far less than binding every field, and
+# the fields are worked out only when a line is written, which is rare.
+_handling: ContextVar[Callable[[], Mapping[str, Any]] | None] = ContextVar(
+    "siaga_handling", default=None
+)
+
+
+@contextlib.contextmanager
+def handling(describe: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
+    """Lines logged inside carry the fields `describe` returns (called only for a line)."""
+    token = _handling.set(describe)
+    try:
+        yield
+    finally:
+        _handling.reset(token)
+
+
+def _add_handling(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    describe = _handling.get()
+    if describe is not None:
+        for key, value in describe().items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
 def configure_logging(*, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     as_json = not sys.stderr.isatty() if json is None else json
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _add_handling,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

@@ -16,14 +16,13 @@ changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
-import structlog
 
 from schemas.common import Contract
 from schemas.envelope import DecodeError, Event, decode_event, event_type_of
@@ -32,7 +31,7 @@ from schemas.topics import Topics
 from services.common.db import is_transient
 from services.common.deadletter import dead_letter
 from services.common.health import StageMetrics
-from services.common.logging import get_logger
+from services.common.logging import get_logger, handling
 from services.common.outbox import Outgoing, write_outbox
 
 Handler = Callable[[asyncpg.Connection, Event], Awaitable[Sequence[Outgoing]]]
@@ -110,15 +109,16 @@ class _Isolate(Exception):
     """A record of the batch failed: the batch is redone record by record."""
 
 
-def _bound(event: Event) -> contextlib.AbstractContextManager[Any]:
+def _about(event: Event) -> dict[str, Any]:
+    """The fields of log lines written while `event` is handled."""
     incident_id = getattr(event.payload, "incident_id", None)
-    return structlog.contextvars.bound_contextvars(
-        event_id=event.id,
-        incident_id=None if incident_id is None else str(incident_id),
-        event_type=event.envelope.type,
-        subject=event.envelope.subject,
-        correlation_id=event.envelope.correlationid,
-    )
+    return {
+        "event_id": event.id,
+        "incident_id": None if incident_id is None else str(incident_id),
+        "event_type": event.envelope.type,
+        "subject": event.envelope.subject,
+        "correlation_id": event.envelope.correlationid,
+    }
 
 
 def event_key(event: Event) -> str:
@@ -261,7 +261,7 @@ class BatchProcessor:
                 if key not in fresh:
                     continue  # applied before (or earlier in this batch)
                 fresh.discard(key)
-                with _bound(item.event):
+                with handling(functools.partial(_about, item.event)):
                     try:
                         outgoing += await item.handler(conn, item.event)
                     except Exception as exc:
@@ -300,7 +300,7 @@ class BatchProcessor:
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
         self._discard_state()
-        with _bound(item.event):
+        with handling(functools.partial(_about, item.event)):
             try:
                 async with conn.transaction():
                     first_time = await conn.fetchval(

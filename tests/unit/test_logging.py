@@ -48,3 +48,31 @@ def test_library_logs_are_masked_whichever_handler_prints_them() -> None:
     text = out.getvalue()
     assert "send failed for key +6281" in text and "ConnectionError" in text
     assert PHONE not in text
+
+
+def test_lines_written_while_an_event_is_handled_carry_its_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from services.common.logging import handling
+
+    configure_logging(level="INFO", json=True)
+    log = get_logger("test")
+    asked = []
+
+    def about() -> dict[str, str]:
+        asked.append(1)
+        return {"event_id": "e-1", "incident_id": "i-1"}
+
+    with handling(about):
+        log.info("refused", reason="late report")
+        log.info("own field wins", event_id="e-2")
+    log.info("after")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["event"], x.get("event_id"), x.get("incident_id")) for x in lines] == [
+        ("refused", "e-1", "i-1"),
+        ("own field wins", "e-2", "i-1"),
+        ("after", None, None),
+    ]
+    assert len(asked) == 2  # worked out per line written, not per event
