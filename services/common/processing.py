@@ -68,8 +68,18 @@ class Prepares(Protocol):
         """Read (and lock) up front what the handlers of `events` will need."""
 
 
+@dataclass(frozen=True)
+class Rows:
+    """An insert-if-absent whose parameters are arrays, one element per row (`unnest`), so
+    that a batch's rows go in one statement, not one execution each. Only for
+    `ON CONFLICT DO NOTHING`: an upsert may not touch the same row twice in one statement."""
+
+    sql: str
+
+
 class Deferred:
-    """Order-tolerant writes of a batch, sent as one pipelined `executemany` per statement.
+    """Order-tolerant writes of a batch, sent per statement: as one pipelined `executemany`,
+    or for `Rows` as one statement with a column of values per parameter.
 
     Only for statements whose outcome is the same in any order (insert-if-absent, or
     upserts through COALESCE/LEAST/GREATEST or a rank): calls of one statement keep their
@@ -78,17 +88,20 @@ class Deferred:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[str, list[tuple[Any, ...]]] = {}
+        self._pending: dict[str | Rows, list[tuple[Any, ...]]] = {}
 
-    def add(self, sql: str, *args: Any) -> None:
-        """Collect one call of `sql`."""
+    def add(self, sql: str | Rows, *args: Any) -> None:
+        """Collect one call of `sql` (for `Rows`, one row)."""
         self._pending.setdefault(sql, []).append(args)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Send what was collected."""
         pending, self._pending = self._pending, {}
         for sql, calls in pending.items():
-            await conn.executemany(sql, calls)
+            if isinstance(sql, Rows):
+                await conn.execute(sql.sql, *(list(column) for column in zip(*calls, strict=True)))
+            else:
+                await conn.executemany(sql, calls)
 
     def discard(self) -> None:
         """Forget what was collected."""

@@ -11,7 +11,7 @@ import asyncpg
 
 from schemas.envelope import Event
 from schemas.events import IntakeReceivedV1
-from services.common.processing import Deferred
+from services.common.processing import Deferred, Rows
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,13 @@ class CallerHistory:
     reports: int
     pranks: int
     last_report_at: datetime | None
+
+
+_CALLER_INTAKES = Rows(
+    "INSERT INTO caller_intakes (intake_id, phone, received_at) "
+    "SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) "
+    "ON CONFLICT (intake_id) DO NOTHING"
+)
 
 
 @dataclass
@@ -93,8 +100,7 @@ class Callers:
         count.first_at = at if count.first_at is None else min(count.first_at, at)
         count.last_at = at if count.last_at is None else max(count.last_at, at)
         self.later.add(
-            "INSERT INTO caller_intakes (intake_id, phone, received_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (intake_id) DO NOTHING",
+            _CALLER_INTAKES,
             intake_id,
             phone,
             at,

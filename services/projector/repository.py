@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
-from services.common.processing import Deferred
+from services.common.processing import Deferred, Rows
 from services.projector.board import RANK, STEPS, BoardRow, UnitChange, fold
 
 
@@ -310,6 +310,13 @@ def unit_registered(writes: Deferred, **fields: Any) -> None:
     )
 
 
+_TIMELINE = Rows(
+    "INSERT INTO timeline (event_id, incident_id, at, event_type, summary) "
+    "SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[]) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
 def add_timeline(
     writes: Deferred,
     *,
@@ -321,8 +328,7 @@ def add_timeline(
 ) -> None:
     """One line of an incident's history."""
     writes.add(
-        "INSERT INTO timeline (event_id, incident_id, at, event_type, summary) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        _TIMELINE,
         event_id,
         incident_id,
         at,

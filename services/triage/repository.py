@@ -11,7 +11,7 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.vocabulary import Category, Priority
-from services.common.processing import Deferred
+from services.common.processing import Deferred, Rows
 from services.triage.correlation import OpenIncident
 
 
@@ -78,6 +78,22 @@ class Correlation:
         self.links.discard()
 
 
+_OPENINGS = Rows(
+    """
+    INSERT INTO incidents (incident_id, category, priority, kecamatan_code, lat, lon,
+                           opened_at, received_at, needs_review)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                         $6::float8[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
+    ON CONFLICT (incident_id) DO NOTHING
+    """
+)
+_LINKS = Rows(
+    "INSERT INTO intakes (intake_id, incident_id, linked_at, reason) "
+    "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[]) "
+    "ON CONFLICT (intake_id) DO NOTHING"
+)
+
+
 def open_incident(
     batch: Correlation,
     *,
@@ -92,12 +108,7 @@ def open_incident(
 ) -> None:
     """Record a new incident and its first intake (sent with the batch)."""
     batch.openings.add(
-        """
-        INSERT INTO incidents (incident_id, category, priority, kecamatan_code, lat, lon,
-                               opened_at, received_at, needs_review)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (incident_id) DO NOTHING
-        """,
+        _OPENINGS,
         incident_id,
         category,
         priority,
@@ -116,8 +127,7 @@ def link_intake(
 ) -> None:
     """Record that an intake belongs to an incident."""
     links.add(
-        "INSERT INTO intakes (intake_id, incident_id, linked_at, reason) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (intake_id) DO NOTHING",
+        _LINKS,
         intake_id,
         incident_id,
         at,

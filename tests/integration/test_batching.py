@@ -31,7 +31,7 @@ from schemas.ids import derive_id
 from schemas.vocabulary import Category, Channel, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
-from services.common.processing import BatchProcessor, Deferred
+from services.common.processing import BatchProcessor, Deferred, Rows
 from services.projector.board import RANK, UnitChange, fold
 from services.projector.entrypoint import Projector
 from services.projector.repository import BoardChange, apply_board
@@ -847,3 +847,32 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
         "resolved",
     ]
     assert all(outcome == outcomes[0] for outcome in outcomes[1:])
+
+
+async def test_rows_collected_per_batch_go_in_one_statement_first_of_a_key_winning(
+    pipeline: Pipeline,
+) -> None:
+    """`Rows` sends a batch's inserts as one statement over arrays; what lands is what one
+    insert-if-absent per row, in order, would give (NULLs included)."""
+    rows = Rows(
+        "INSERT INTO rows_probe (k, v, at) SELECT * FROM unnest($1::text[], $2::int[], "
+        "$3::timestamptz[]) ON CONFLICT (k) DO NOTHING"
+    )
+    calls = [("a", 1, T0), ("b", None, None), ("a", 2, T0), ("c", 3, T0 + timedelta(seconds=1))]
+    pool = await _pool(pipeline)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE rows_probe (k text PRIMARY KEY, v int, at timestamptz)"
+            )
+            writes = Deferred()
+            for call in calls:
+                writes.add(rows, *call)
+            await writes.flush(conn)
+            landed = [
+                tuple(r.values()) for r in await conn.fetch("SELECT * FROM rows_probe ORDER BY k")
+            ]
+            await writes.flush(conn)  # nothing left to send
+    finally:
+        await pool.close()
+    assert landed == [("a", 1, T0), ("b", None, None), ("c", 3, T0 + timedelta(seconds=1))]
