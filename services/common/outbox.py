@@ -46,13 +46,21 @@ async def write_outbox(conn: asyncpg.Connection, outgoing: Sequence[Outgoing]) -
     """Store events in the caller's transaction; an event id already stored is not stored again."""
     if not outgoing:
         return
-    await conn.executemany(
+    # One statement for the batch; rows take their `seq` in the order given, which is the
+    # order the relay sends leftovers in.
+    await conn.execute(
         """
         INSERT INTO outbox (event_id, topic, key, value)
-        VALUES ($1, $2, $3, $4)
+        SELECT event_id, topic, key, value
+          FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[])
+               WITH ORDINALITY AS o(event_id, topic, key, value, n)
+         ORDER BY n
         ON CONFLICT (event_id) DO NOTHING
         """,
-        [(o.event.id, o.topic, o.key, o.value) for o in outgoing],
+        [o.event.id for o in outgoing],
+        [o.topic for o in outgoing],
+        [o.key for o in outgoing],
+        [o.value for o in outgoing],
     )
 
 

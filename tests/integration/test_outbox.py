@@ -192,3 +192,21 @@ async def test_a_slow_broker_fills_the_table_not_memory(
 
 async def _none_left(pool: asyncpg.Pool) -> bool | None:
     return True if await unsent(pool) == 0 else None
+
+
+async def test_a_batch_of_events_is_stored_in_the_order_given_and_once(
+    pipeline: Pipeline, pool: asyncpg.Pool
+) -> None:
+    """The outbox takes a batch's events in one statement: their `seq` follows the order the
+    stage gave them (the order leftovers are sent in), and an event stored before is kept
+    where it was."""
+    names = [f"e-{n:03d}" for n in range(300)]
+    batch = links(pipeline, *names)
+    async with pool.acquire() as conn, conn.transaction():
+        await write_outbox(conn, batch[:100])
+        await write_outbox(conn, batch[150:] + batch[50:150])  # 50..99 again, out of order
+        stored = await conn.fetch("SELECT event_id, value FROM outbox ORDER BY seq")
+    by_id = {o.event.id: o for o in batch}
+    expected = batch[:100] + batch[150:] + batch[100:150]
+    assert [r["event_id"] for r in stored] == [o.event.id for o in expected]
+    assert all(r["value"] == by_id[r["event_id"]].value for r in stored)
