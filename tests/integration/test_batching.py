@@ -127,6 +127,62 @@ def _record(event: Event, topic: str, offset: int) -> ConsumerRecord[bytes, byte
     )
 
 
+def _opened(incident: uuid.UUID, *, at: datetime, intake_id: uuid.UUID | None = None) -> Any:
+    """A call about a house fire opened `incident`."""
+    return IncidentOpenedV1(
+        incident_id=incident,
+        intake_id=intake_id or uuid.uuid4(),
+        channel=Channel.CALL112,
+        received_at=at,
+        opened_at=at,
+        text="kebakaran rumah",
+        place=None,
+    )
+
+
+def _classified(
+    incident: uuid.UUID,
+    *,
+    received: datetime,
+    at: datetime,
+    category: Category = Category.FIRE,
+    sla_seconds: int = 60,
+) -> Any:
+    """Triage's verdict on `incident` (a P1 fire unless told otherwise)."""
+    prank = category is Category.PRANK
+    return IncidentClassifiedV1(
+        incident_id=incident,
+        category=category,
+        priority=Priority.P4 if prank else Priority.P1,
+        agency="POLRES" if prank else "DAMKAR",
+        confidence=0.9,
+        explanation="bercanda" if prank else "api",
+        needs_review=False,
+        sla_seconds=sla_seconds,
+        text="kebakaran rumah",
+        channel=Channel.CALL112,
+        received_at=received,
+        place=None,
+        classified_at=at,
+    )
+
+
+def _dispatched(incident: uuid.UUID, *, unit: str, at: datetime) -> Any:
+    """A fire truck's order to `incident`."""
+    return UnitDispatchedV1(
+        dispatch_id=uuid.uuid4(),
+        incident_id=incident,
+        unit_id=unit,
+        unit_type=UnitType.FIRE_TRUCK,
+        category=Category.FIRE,
+        priority=Priority.P1,
+        place=None,
+        distance_km=None,
+        eta_seconds=None,
+        dispatched_at=at,
+    )
+
+
 async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_lands_whole(
     pipeline: Pipeline,
 ) -> None:
@@ -434,42 +490,9 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
     topics = pipeline.topics
     incident = uuid.uuid4()
     received = datetime.now(UTC) - timedelta(minutes=5)  # the target is long past due
-    opened = IncidentOpenedV1(
-        incident_id=incident,
-        intake_id=uuid.uuid4(),
-        channel=Channel.CALL112,
-        received_at=received,
-        opened_at=received,
-        text="kebakaran rumah",
-        place=None,
-    )
-    classified = IncidentClassifiedV1(
-        incident_id=incident,
-        category=Category.FIRE,
-        priority=Priority.P1,
-        agency="DAMKAR",
-        confidence=0.9,
-        explanation="api",
-        needs_review=False,
-        sla_seconds=60,
-        text="kebakaran rumah",
-        channel=Channel.CALL112,
-        received_at=received,
-        place=None,
-        classified_at=received + timedelta(seconds=2),
-    )
-    order = UnitDispatchedV1(
-        dispatch_id=uuid.uuid4(),
-        incident_id=incident,
-        unit_id="DAMKAR-1",
-        unit_type=UnitType.FIRE_TRUCK,
-        category=Category.FIRE,
-        priority=Priority.P1,
-        place=None,
-        distance_km=None,
-        eta_seconds=None,
-        dispatched_at=received + timedelta(seconds=30),
-    )
+    opened = _opened(incident, at=received)
+    classified = _classified(incident, received=received, at=received + timedelta(seconds=2))
+    order = _dispatched(incident, unit="DAMKAR-1", at=received + timedelta(seconds=30))
     late = [(order, topics.dispatch_orders), (classified, topics.incident_events)]
     batch = [(opened, topics.incident_events), *(late if dispatch_first else late[::-1])]
     tracker = Tracker(topics=topics)
@@ -627,30 +650,8 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
             for n in range(3)
         ]
         incident = uuid.uuid4()
-        opened = IncidentOpenedV1(
-            incident_id=incident,
-            intake_id=calls[0].intake_id,
-            channel=Channel.CALL112,
-            received_at=t0,
-            opened_at=t0,
-            text="kebakaran 0",
-            place=None,
-        )
-        prank = IncidentClassifiedV1(
-            incident_id=incident,
-            category=Category.PRANK,
-            priority=Priority.P4,
-            agency="POLRES",
-            confidence=0.9,
-            explanation="bercanda",
-            needs_review=False,
-            sla_seconds=0,
-            text="kebakaran 0",
-            channel=Channel.CALL112,
-            received_at=t0,
-            place=None,
-            classified_at=t0,
-        )
+        opened = _opened(incident, at=t0, intake_id=calls[0].intake_id)
+        prank = _classified(incident, received=t0, at=t0, category=Category.PRANK, sla_seconds=0)
         other = new_intake(channel=Channel.SMS, text="banjir", phone=phone + "9")
         batch: list[tuple[Any, str]] = [
             (calls[0], topics.intake_received),
@@ -729,42 +730,6 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
 
     def life(incident: uuid.UUID, unit: str, *, refused: bool) -> list[tuple[Any, str]]:
         at = [t0 + timedelta(minutes=n) for n in range(10)]
-        classified = IncidentClassifiedV1(
-            incident_id=incident,
-            category=Category.FIRE,
-            priority=Priority.P1,
-            agency="DAMKAR",
-            confidence=0.9,
-            explanation="api",
-            needs_review=False,
-            sla_seconds=600,
-            text="kebakaran rumah",
-            channel=Channel.CALL112,
-            received_at=at[0],
-            place=None,
-            classified_at=at[1],
-        )
-        order = UnitDispatchedV1(
-            dispatch_id=uuid.uuid4(),
-            incident_id=incident,
-            unit_id=unit,
-            unit_type=UnitType.FIRE_TRUCK,
-            category=Category.FIRE,
-            priority=Priority.P1,
-            place=None,
-            distance_km=None,
-            eta_seconds=None,
-            dispatched_at=at[2],
-        )
-        opened = IncidentOpenedV1(
-            incident_id=incident,
-            intake_id=uuid.uuid4(),
-            channel=Channel.CALL112,
-            received_at=at[0],
-            opened_at=at[0],
-            text="kebakaran rumah",
-            place=None,
-        )
 
         def report(status: UnitStatus, n: int, who: str = unit) -> tuple[Any, str]:
             return (
@@ -778,9 +743,12 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
             )
 
         steps = [
-            (opened, topics.incident_events),
-            (classified, topics.incident_events),
-            (order, topics.dispatch_orders),
+            (_opened(incident, at=at[0]), topics.incident_events),
+            (
+                _classified(incident, received=at[0], at=at[1], sla_seconds=600),
+                topics.incident_events,
+            ),
+            (_dispatched(incident, unit=unit, at=at[2]), topics.dispatch_orders),
             report(UnitStatus.ACKNOWLEDGED, 3),
             report(UnitStatus.EN_ROUTE, 4),
             report(UnitStatus.ON_SCENE, 5),
