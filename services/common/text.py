@@ -203,15 +203,28 @@ def max_edits(word: str) -> int:
 class Speller:
     """Corrects typos towards a vocabulary of words that matter, leaving known words alone."""
 
+    # Reports repeat the same few thousand words (and the same slips): a word is looked up
+    # once, not fuzzily matched against the vocabulary each time. Bounded, for a long run.
+    MEMO_SIZE = 50_000
+
     def __init__(self, targets: Iterable[str], *, known: Iterable[str] = ()) -> None:
         self.targets = sorted({t for t in targets if t})
         self._target_set = frozenset(self.targets)
         self.known = frozenset(known) | self._target_set
+        self._memo: dict[str, str] = {}
 
     def correct(self, word: str) -> str:
         """The vocabulary word `word` was meant to be, or `word` itself."""
         if word in self.known or word.isdigit():
             return word
+        meant = self._memo.get(word)
+        if meant is None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            meant = self._memo[word] = self._match(word)
+        return meant
+
+    def _match(self, word: str) -> str:
         base = stem(word, self._target_set)
         if base is not None:
             return base

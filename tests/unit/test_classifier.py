@@ -122,3 +122,13 @@ def test_text_helpers_spell_out_shorthand_and_fix_typos_only_towards_keywords() 
     assert speller.correct("bayar") == "bayar"  # a real word, not a slip of "bakar"
     assert speller.correct("bakarnya") == "bakar"  # ending dropped
     assert speller.correct("kota") == "kota"  # short words are never guessed
+
+
+def test_the_speller_remembers_a_bounded_number_of_words_and_answers_alike() -> None:
+    slips = ["kebakran", "tengelam", "bakarnya", "kebakarn", "tenggelm", "kota", "tolong"]
+    fresh = [Speller({"kebakaran", "bakar", "tenggelam"}).correct(w) for w in slips]
+    speller = Speller({"kebakaran", "bakar", "tenggelam"})
+    speller.MEMO_SIZE = 3
+    for _ in range(3):  # asked again and again, past the bound
+        assert [speller.correct(w) for w in slips] == fresh
+    assert len(speller._memo) <= 3
