@@ -28,6 +28,7 @@ from services.enricher.boundaries import Boundaries
 
 MAX_NGRAM = 4
 MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
+FUZZY_MEMO_SIZE = 50_000  # phrases whose fuzzy match is remembered
 # Words that announce a place; after them a name may be misspelt or be an everyday word.
 PLACE_CUES = frozenset(
     {
@@ -273,6 +274,7 @@ class PlaceResolver:
                 continue
             for name in (landmark.name, *landmark.variants):
                 self._add(_key(name), found)
+        self._fuzzy_memo: dict[str, tuple[list[Target] | None, int]] = {}
         self._fuzzy_keys = sorted(
             k
             for k in self._index
@@ -401,6 +403,15 @@ class PlaceResolver:
         return None
 
     def _fuzzy(self, phrase: str) -> tuple[list[Target] | None, int]:
+        # The same phrases come back report after report: each is matched once (bounded).
+        known = self._fuzzy_memo.get(phrase)
+        if known is None:
+            if len(self._fuzzy_memo) >= FUZZY_MEMO_SIZE:
+                self._fuzzy_memo.clear()
+            known = self._fuzzy_memo[phrase] = self._match(phrase)
+        return known
+
+    def _match(self, phrase: str) -> tuple[list[Target] | None, int]:
         # Short names and names that are everyday words are only taken as written: one slip
         # away from "Bulu" or "Reban" lie "bulus" and "rejan", words of their own.
         limit = max_edits(phrase) if len(phrase) >= MIN_FUZZY else 0

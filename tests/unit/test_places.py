@@ -133,3 +133,28 @@ def test_without_the_region_file_landmarks_fall_back_to_their_kecamatan() -> Non
     place = resolver.resolve(text="anak tenggelam di pantai sigandu")
     assert place is not None and place.kecamatan == "Batang" and place.desa is None
     assert place.method == "landmark"
+
+
+def test_remembered_fuzzy_matches_resolve_as_fresh_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Misspelt names are matched once and remembered (within a bound): a resolver that
+    has seen them, even past the bound, places reports as a fresh one does."""
+    import services.enricher.places as places
+
+    texts = [
+        ("kebakaran ning tumbrp bandar", None),
+        ("kebakaran di limpong", None),
+        ("longsor di desa lobng", None),
+        ("pohon tumbang di jalan", "Kalisari, Blado"),
+    ]
+    gazetteer, boundaries = load_gazetteer(SHARED), load_boundaries(SHARED)
+
+    def placed(r: PlaceResolver) -> list[tuple[str, str | None] | None]:
+        found = [r.resolve(text=t, hint=h) for t, h in texts]
+        return [(p.kecamatan, p.desa) if p else None for p in found]
+
+    fresh = placed(PlaceResolver(gazetteer, boundaries=boundaries))
+    monkeypatch.setattr(places, "FUZZY_MEMO_SIZE", 2)
+    seasoned = PlaceResolver(gazetteer, boundaries=boundaries)
+    for _ in range(3):  # again and again, past the bound
+        assert placed(seasoned) == fresh
+    assert fresh[:2] == [("Bandar", "Tumbrep"), ("Limpung", "Limpung")]
