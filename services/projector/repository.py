@@ -8,7 +8,7 @@ per unit per batch, instead of a round trip to the database for every row of eve
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -245,10 +245,10 @@ async def _refold(conn: asyncpg.Connection, starts: list[tuple[str, datetime, in
             [UnitChange(c["status"], c["at"], c["incident_id"]) for c in history],
         )
         changes += [
-            (unit_id, c["at"], c["rank"], c["change_id"], *astuple(after))
+            (unit_id, c["at"], c["rank"], c["change_id"], *after.columns())
             for c, after in zip(history, rows, strict=True)
         ]
-        boards.append((unit_id, *astuple(rows[-1])))
+        boards.append((unit_id, *rows[-1].columns()))
     await conn.executemany(
         """
         UPDATE unit_changes

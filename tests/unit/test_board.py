@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import uuid
@@ -137,3 +138,16 @@ def test_the_board_is_the_same_in_any_order_of_arrival_for_random_histories() ->
                 merged.append(a.pop(0) if a and (not b or pick.random() < 0.5) else b.pop(0))
             rows.add(_arrive(merged))
         assert len(rows) == 1, (trial, rows)
+
+
+def test_a_board_row_gives_its_columns_in_field_order() -> None:
+    row = BoardRow("on_scene", T0, uuid.uuid4(), T0, uuid.uuid4(), T0)
+    assert row.columns() == dataclasses.astuple(row)
+    assert [f.name for f in dataclasses.fields(BoardRow)] == [
+        "status",
+        "status_at",
+        "incident_id",
+        "assigned_at",
+        "cleared_incident_id",
+        "cleared_at",
+    ]
