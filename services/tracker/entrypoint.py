@@ -89,15 +89,16 @@ class Tracker:
         classified = event.payload
         assert isinstance(classified, IncidentClassifiedV1)
         if classified.category not in NO_SLA:
-            await repository.start_sla_timer(
-                conn,
-                incident_id=classified.incident_id,
-                target=sla_target(classified.priority),
-                due_at=classified.received_at + timedelta(seconds=classified.sla_seconds),
-                priority=classified.priority.value,
-                channel=classified.channel.value,
-                category=classified.category.value,
-                received_at=classified.received_at,
+            self.incidents.start_timer(
+                repository.SlaTimer(
+                    incident_id=classified.incident_id,
+                    target=sla_target(classified.priority),
+                    due_at=classified.received_at + timedelta(seconds=classified.sla_seconds),
+                    priority=classified.priority.value,
+                    channel=classified.channel.value,
+                    category=classified.category.value,
+                    received_at=classified.received_at,
+                )
             )
         reason = f"{classified.category.value} {classified.priority.value}"
         return await self._step(

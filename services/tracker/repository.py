@@ -54,10 +54,12 @@ _WRITE_STEPS = f"""
 
 class Incidents:
     """The tracker's state for one batch: the incidents its events name are locked and read
-    in one statement, their steps kept in memory, and written back in one statement."""
+    in one statement, their steps kept in memory and written back in one statement, and
+    the SLA timers the batch starts are started in one."""
 
     def __init__(self) -> None:
         self._known: dict[UUID, _Incident] = {}
+        self._timers: list[SlaTimer] = []
 
     async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         """Lock and read, in one go, the incidents the batch's events name."""
@@ -118,12 +120,20 @@ class Incidents:
             raise ValueError(f"unknown eTimes column {column}")
         incident.stamps.setdefault(column, at)
 
+    def start_timer(self, timer: SlaTimer) -> None:
+        """Start the clock on a target with the batch's writes (in any order with its stops:
+        a stop is kept, and a timer started after it starts stopped)."""
+        self._timers.append(timer)
+
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write the batch's steps and start afresh."""
+        """Write the batch's steps and timers, and start afresh."""
         written = sorted(
             ((i, row) for i, row in self._known.items() if row.written), key=lambda x: x[0]
         )
+        timers, self._timers = self._timers, []
         self._known = {}
+        if timers:
+            await start_sla_timers(conn, timers)
         if not written:
             return
         await conn.execute(
@@ -136,6 +146,7 @@ class Incidents:
     def discard(self) -> None:
         """Forget everything (the transaction rolled back)."""
         self._known = {}
+        self._timers = []
 
 
 async def assign(
@@ -219,41 +230,49 @@ async def incident_progress(
 # ---------------------------------------------------------------- SLA timers
 
 
-async def start_sla_timer(
-    conn: asyncpg.Connection,
-    *,
-    incident_id: UUID,
-    target: str,
-    due_at: datetime,
-    priority: str,
-    channel: str,
-    category: str,
-    received_at: datetime,
-) -> None:
-    """Start the clock on a target (once per incident and target); a stop that came first
-    (an order read before its classification) applies at once, the earliest one winning."""
+@dataclass(frozen=True)
+class SlaTimer:
+    """The clock on one target of an incident (`dispatch` or `first_response`)."""
+
+    incident_id: UUID
+    target: str
+    due_at: datetime
+    priority: str
+    channel: str
+    category: str
+    received_at: datetime
+
+
+async def start_sla_timers(conn: asyncpg.Connection, timers: Sequence[SlaTimer]) -> None:
+    """Start the clock on targets (once per incident and target), in one statement; a stop
+    that came first (an order read before its classification) applies at once, the
+    earliest one winning."""
     await conn.execute(
         """
-        WITH stop AS (
-            SELECT at, met FROM sla_stops
-             WHERE incident_id = $1 AND target IN ($2, '*')
-             ORDER BY at, met DESC
-             LIMIT 1
-        )
         INSERT INTO sla_timers
             (incident_id, target, due_at, priority, channel, category, received_at,
              met_at, voided_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7,
-                (SELECT at FROM stop WHERE met), (SELECT at FROM stop WHERE NOT met))
+        SELECT k.incident_id, k.target, k.due_at, k.priority, k.channel, k.category,
+               k.received_at, CASE WHEN stop.met THEN stop.at END,
+               CASE WHEN NOT stop.met THEN stop.at END
+          FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                      $6::text[], $7::timestamptz[])
+               AS k(incident_id, target, due_at, priority, channel, category, received_at)
+          LEFT JOIN LATERAL (
+                SELECT at, met FROM sla_stops
+                 WHERE incident_id = k.incident_id AND target IN (k.target, '*')
+                 ORDER BY at, met DESC
+                 LIMIT 1
+          ) AS stop ON true
         ON CONFLICT DO NOTHING
         """,
-        incident_id,
-        target,
-        due_at,
-        priority,
-        channel,
-        category,
-        received_at,
+        [t.incident_id for t in timers],
+        [t.target for t in timers],
+        [t.due_at for t in timers],
+        [t.priority for t in timers],
+        [t.channel for t in timers],
+        [t.category for t in timers],
+        [t.received_at for t in timers],
     )
 
 

@@ -541,15 +541,19 @@ async def test_sla_stops_give_the_same_timer_in_any_order(pipeline: Pipeline) ->
             async with pool.acquire() as conn, conn.transaction():
                 for step in order:
                     if step == "start":
-                        await repository.start_sla_timer(
+                        await repository.start_sla_timers(
                             conn,
-                            incident_id=incident,
-                            target="dispatch",
-                            due_at=t0 + timedelta(minutes=1),
-                            priority="P1",
-                            channel="call112",
-                            category="fire",
-                            received_at=t0,
+                            [
+                                repository.SlaTimer(
+                                    incident_id=incident,
+                                    target="dispatch",
+                                    due_at=t0 + timedelta(minutes=1),
+                                    priority="P1",
+                                    channel="call112",
+                                    category="fire",
+                                    received_at=t0,
+                                )
+                            ],
                         )
                     else:
                         await repository.stop_sla_timer(
