@@ -2,8 +2,9 @@
 
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
-handled (a stage's `BatchState` may first read what the batch's handlers need, `Prepares`); writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent,
-and the output events go to the outbox, in the same transaction. Once it has committed,
+handled (a stage's `BatchState` may first read what the handlers will need: `Prepares`);
+writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent, and the
+output events go to the outbox, in the same transaction. Once it has committed,
 the events are handed to `publish` (the outbox relay queues them to be sent at once).
 If a handler refuses or fails on a record (or a collected write fails), the batch is
 redone with a savepoint per record, so that record alone is dead-lettered (and left out
