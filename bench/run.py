@@ -582,6 +582,9 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             idle_before = await idle_cores(processes)
             drain = await drain_rate(bench, count=args.burst, pids=processes)
             say(f"max throughput: {drain['throughput_eps']} intakes/s")
+            # Idle means idle: the burst leaves incidents waiting for units, served as the
+            # crews clear, and that is work, not the cost of the stack at rest.
+            await settle(bench)
             idle_after = await idle_cores(processes)
             sustained = drain["throughput_eps"]
             check = await steady(bench, rate=0.9 * sustained, seconds=args.steady_seconds)
