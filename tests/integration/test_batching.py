@@ -127,6 +127,55 @@ def _record(event: Event, topic: str, offset: int) -> ConsumerRecord[bytes, byte
     )
 
 
+def _records(batch: list[tuple[Any, str]]) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records of (payload, topic) pairs, each payload in an envelope of its own."""
+    return [
+        _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
+        for offset, (p, topic) in enumerate(batch)
+    ]
+
+
+# Where the fire calls of the triage tests come from: calls placed alike can be duplicates.
+WONOTUNGGAL = Place(
+    kecamatan_code="33.25.01",
+    kecamatan="Wonotunggal",
+    lat=-7.0,
+    lon=109.7,
+    confidence=0.9,
+    method="kecamatan",
+)
+
+
+def _fire_call(n: int, *, at: datetime | None = None, place: Place = WONOTUNGGAL) -> Event:
+    """The `n`th enriched call about a fire at `place`, from a number with no history."""
+    intake = new_intake(
+        channel=Channel.CALL112,
+        text=f"kebakaran rumah warga di Wonotunggal, api besar ({n})",
+        phone=f"+6281200000{n:02d}",
+    )
+    if at is not None:
+        intake = intake.model_copy(update={"received_at": at})
+    quiet = CallerSignals(
+        prior_reports=0, prior_pranks=0, repeat_caller=False, prank_flagged=False, ghost=False
+    )
+    enriched = IntakeEnrichedV1(
+        intake=intake, place=place, signals=quiet, enriched_at=datetime.now(UTC)
+    )
+    return new_event(enriched, id=uuid.uuid4(), source="/test")
+
+
+def _triage(settings: Any, topics: Any) -> Any:
+    """Triage with the classifier and duplicate rule of `settings`."""
+    from services.triage.classifier import Classifier
+    from services.triage.entrypoint import Triage
+
+    return Triage(
+        classifier=Classifier(threshold=settings.review_threshold),
+        topics=topics,
+        duplicates=settings.duplicate_rule(),
+    )
+
+
 def _opened(incident: uuid.UUID, *, at: datetime, intake_id: uuid.UUID | None = None) -> Any:
     """A call about a house fire opened `incident`."""
     return IncidentOpenedV1(
@@ -320,41 +369,10 @@ async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_lin
     """Triage reads a category's open incidents once per batch; an incident opened earlier
     in the batch must still take the batch's later calls about it."""
     from services.triage.bootstrap import TriageSettings
-    from services.triage.classifier import Classifier
-    from services.triage.entrypoint import Triage
 
     topics = pipeline.topics
-    place = Place(
-        kecamatan_code="33.25.01",
-        kecamatan="Wonotunggal",
-        lat=-7.0,
-        lon=109.7,
-        confidence=0.9,
-        method="kecamatan",
-    )
-    signals = CallerSignals(
-        prior_reports=0, prior_pranks=0, repeat_caller=False, prank_flagged=False, ghost=False
-    )
-    calls = [
-        IntakeEnrichedV1(
-            intake=new_intake(
-                channel=Channel.CALL112,
-                text=f"kebakaran rumah warga di Wonotunggal, api besar ({n})",
-                phone=f"+62812000000{n}",
-            ),
-            place=place,
-            signals=signals,
-            enriched_at=datetime.now(UTC),
-        )
-        for n in range(2)
-    ]
-    events = [new_event(c, id=uuid.uuid4(), source="/test") for c in calls]
-    settings = TriageSettings()
-    triage = Triage(
-        classifier=Classifier(threshold=settings.review_threshold),
-        topics=topics,
-        duplicates=settings.duplicate_rule(),
-    )
+    events = [_fire_call(n) for n in range(2)]
+    triage = _triage(TriageSettings(), topics)
     pool = await _pool(pipeline, "triage")
     try:
         processor = BatchProcessor(
@@ -388,46 +406,23 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
     ends them: a call that repeats an incident opened in the batch joins it, and a call
     after that incident ended opens a new one."""
     from services.triage.bootstrap import TriageSettings
-    from services.triage.classifier import Classifier
-    from services.triage.entrypoint import Triage
 
     topics = pipeline.topics
     settings = TriageSettings()
     window = timedelta(seconds=settings.duplicate_window_s)
-    place = Place(
-        kecamatan_code="33.25.01",
-        kecamatan="Wonotunggal",
-        lat=-7.0,
-        lon=109.7,
-        confidence=0.9,
-        method="kecamatan",
-    )
-    signals = CallerSignals(
-        prior_reports=0, prior_pranks=0, repeat_caller=False, prank_flagged=False, ghost=False
-    )
     t0 = datetime.now(UTC) - 10 * window
-
-    def call(n: int, at: datetime, where: Place = place) -> Event:
-        intake = new_intake(
-            channel=Channel.CALL112,
-            text=f"kebakaran rumah warga di Wonotunggal, api besar ({n})",
-            phone=f"+62812000001{n}",
-        ).model_copy(update={"received_at": at})
-        enriched = IntakeEnrichedV1(
-            intake=intake, place=where, signals=signals, enriched_at=datetime.now(UTC)
-        )
-        return new_event(enriched, id=uuid.uuid4(), source="/test")
 
     def resolve(opening: Event) -> Event:
         incident = derive_id(opening.payload.intake.intake_id, "incident")
         ended = IncidentResolvedV1(incident_id=incident, resolved_at=t0 + window, units=[])
         return new_event(ended, id=uuid.uuid4(), source="/test")
 
-    first = call(0, t0)
-    far = call(1, t0 + 3 * window)  # beyond what was read: the category is read again
-    repeat = call(2, t0 + window / 2)  # read again too, and must find the first incident
-    elsewhere = call(3, t0 + window / 2, place.model_copy(update={"lat": -6.8, "lon": 110.0}))
-    after = call(4, t0 + window / 2)  # the first incident has ended: a new one
+    away = WONOTUNGGAL.model_copy(update={"lat": -6.8, "lon": 110.0})
+    first = _fire_call(0, at=t0)
+    far = _fire_call(1, at=t0 + 3 * window)  # beyond what was read: the category is read again
+    repeat = _fire_call(2, at=t0 + window / 2)  # read again too, must find the first incident
+    elsewhere = _fire_call(3, at=t0 + window / 2, place=away)
+    after = _fire_call(4, at=t0 + window / 2)  # the first incident has ended: a new one
     events = [first, far, repeat, elsewhere, resolve(elsewhere), resolve(first), after]
     batch = [
         _record(
@@ -439,11 +434,7 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
         )
         for n, e in enumerate(events)
     ]
-    triage = Triage(
-        classifier=Classifier(threshold=settings.review_threshold),
-        topics=topics,
-        duplicates=settings.duplicate_rule(),
-    )
+    triage = _triage(settings, topics)
     pool = await _pool(pipeline, "triage")
     try:
         processor = BatchProcessor(
@@ -509,12 +500,7 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
             },
             state=tracker.incidents,
         )
-        await processor.process(
-            [
-                _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
-                for offset, (p, topic) in enumerate(batch)
-            ]
-        )
+        await processor.process(_records(batch))
         async with pool.acquire() as conn, conn.transaction():
             breaches = await tracker.raise_sla_breaches(conn)
             timer = await conn.fetchrow("SELECT met_at, breached_at FROM sla_timers")
@@ -687,12 +673,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
             publish=sent.extend,
         )
         for batch in batches:
-            await processor.process(
-                [
-                    _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
-                    for offset, (p, topic) in enumerate(batch)
-                ]
-            )
+            await processor.process(_records(batch))
         signals = [
             o.event.payload.signals
             for o in sent
@@ -786,12 +767,7 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
             )
             batches = [[s] for s in steps] if split == "one per batch" else [steps]
             for batch in batches:
-                await processor.process(
-                    [
-                        _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
-                        for offset, (p, topic) in enumerate(batch)
-                    ]
-                )
+                await processor.process(_records(batch))
             row = await pool.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident)
             assert row is not None
             stored = {k: v for k, v in row.items() if k not in ("incident_id", "updated_at")}
