@@ -17,9 +17,10 @@ changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -121,6 +122,18 @@ class _Item:
 
 class _Isolate(Exception):
     """A record of the batch failed: the batch is redone record by record."""
+
+
+@contextlib.contextmanager
+def _isolating() -> Iterator[None]:
+    """A failure that waiting will not cure (unlike a database outage, which is retried)
+    redoes the batch record by record."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise _Isolate from exc
 
 
 def _about(event: Event) -> dict[str, Any]:
@@ -247,47 +260,37 @@ class BatchProcessor:
         """The common case: one inbox statement, the handlers, one outbox statement."""
         self._discard_state()
         async with self._pool.acquire() as conn, conn.transaction():
-            keys = [self._inbox_key(i.event) for i in items if i.event is not None]
+            keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
             fresh = {
                 row["message_key"]
                 for row in await conn.fetch(
                     "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
                     "ON CONFLICT DO NOTHING RETURNING message_key",
-                    keys,
+                    [k for k in keys if k is not None],
                 )
             }
             if self._prepare is not None:
-                try:
+                with _isolating():
                     await self._prepare(
                         conn,
-                        [i.event for i in items if i.event and self._inbox_key(i.event) in fresh],
+                        [
+                            i.event
+                            for i, k in zip(items, keys, strict=True)
+                            if i.event and k in fresh
+                        ],
                     )
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    raise _Isolate from exc
             outgoing: list[Outgoing] = []
-            for item in items:
+            for item, key in zip(items, keys, strict=True):
                 outgoing += item.dead
                 if item.event is None or item.handler is None:
                     continue
-                key = self._inbox_key(item.event)
                 if key not in fresh:
                     continue  # applied before (or earlier in this batch)
                 fresh.discard(key)
-                with handling(functools.partial(_about, item.event)):
-                    try:
-                        outgoing += await item.handler(conn, item.event)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        raise _Isolate from exc
-            try:
+                with handling(functools.partial(_about, item.event)), _isolating():
+                    outgoing += await item.handler(conn, item.event)
+            with _isolating():
                 await self._flush_state(conn)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                raise _Isolate from exc
             await write_outbox(conn, outgoing)
         return sum(1 for i in items if i.dead), outgoing
 
