@@ -260,38 +260,45 @@ class BatchProcessor:
         """The common case: one inbox statement, the handlers, one outbox statement."""
         self._discard_state()
         async with self._pool.acquire() as conn, conn.transaction():
-            keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
-            fresh = {
-                row["message_key"]
-                for row in await conn.fetch(
-                    "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
-                    "ON CONFLICT DO NOTHING RETURNING message_key",
-                    [k for k in keys if k is not None],
-                )
-            }
-            if self._prepare is not None:
-                with _isolating():
-                    await self._prepare(
-                        conn,
-                        [
-                            i.event
-                            for i, k in zip(items, keys, strict=True)
-                            if i.event and k in fresh
-                        ],
-                    )
-            outgoing: list[Outgoing] = []
-            for item, key in zip(items, keys, strict=True):
-                outgoing += item.dead
-                if item.event is None or item.handler is None:
-                    continue
-                if key not in fresh:
-                    continue  # applied before (or earlier in this batch)
-                fresh.discard(key)
-                with handling(functools.partial(_about, item.event)), _isolating():
-                    outgoing += await item.handler(conn, item.event)
+            try:
+                return await self._apply_in(conn, items)
+            except BaseException:
+                # Forgotten before the connection goes back to the pool, where a timer job
+                # may take it next: the state must not outlive its transaction.
+                self._discard_state()
+                raise
+
+    async def _apply_in(
+        self, conn: asyncpg.Connection, items: Sequence[_Item]
+    ) -> tuple[int, list[Outgoing]]:
+        keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
+        fresh = {
+            row["message_key"]
+            for row in await conn.fetch(
+                "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
+                "ON CONFLICT DO NOTHING RETURNING message_key",
+                [k for k in keys if k is not None],
+            )
+        }
+        if self._prepare is not None:
             with _isolating():
-                await self._flush_state(conn)
-            await write_outbox(conn, outgoing)
+                await self._prepare(
+                    conn,
+                    [i.event for i, k in zip(items, keys, strict=True) if i.event and k in fresh],
+                )
+        outgoing: list[Outgoing] = []
+        for item, key in zip(items, keys, strict=True):
+            outgoing += item.dead
+            if item.event is None or item.handler is None:
+                continue
+            if key not in fresh:
+                continue  # applied before (or earlier in this batch)
+            fresh.discard(key)
+            with handling(functools.partial(_about, item.event)), _isolating():
+                outgoing += await item.handler(conn, item.event)
+        with _isolating():
+            await self._flush_state(conn)
+        await write_outbox(conn, outgoing)
         return sum(1 for i in items if i.dead), outgoing
 
     async def _flush_state(self, conn: asyncpg.Connection) -> None:

@@ -85,6 +85,7 @@ async def bootstrap(
         settings=common,
         subscriptions=subscriptions("dispatcher", topics),
         owned_topics=[],  # the tracker dead-letters what nobody can decode on these
+        state=dispatcher,
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,
             IncidentStatusChangedV1: dispatcher.on_incident_finished,

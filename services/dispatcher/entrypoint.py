@@ -4,7 +4,7 @@ and supervisor commands that keep both moving."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -43,7 +43,7 @@ from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.dispatcher import repository
-from services.dispatcher.repository import ClaimedUnit, Order
+from services.dispatcher.repository import ClaimedUnit, Fleet, Order
 from services.dispatcher.runcards import RunCards, Slot, travel
 
 SOURCE = "/siaga/dispatcher"
@@ -93,6 +93,34 @@ class Dispatcher:
     ack_timeouts: dict[Priority, timedelta]
     work_order_due: timedelta
     work_order_reminder: timedelta
+    # What the batch's transaction holds of the fleet; the dispatcher is its batch state.
+    fleet: Fleet = field(default_factory=Fleet)
+
+    # ------------------------------------------------------------ batch state
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Lock at once the unit types the batch's incidents, reports and reassignments
+        will claim or free (and read the types of the units they name)."""
+        unit_types: set[str] = set()
+        unit_ids: set[str] = set()
+        for event in events:
+            payload = event.payload
+            if isinstance(payload, IncidentClassifiedV1) and not payload.needs_review:
+                slots = self.run_cards.slots(payload.category, payload.priority)
+                unit_types.update(slot.unit_type.value for slot in slots)
+            elif isinstance(payload, UnitStatusReportedV1):
+                unit_ids.add(payload.unit_id)
+            elif isinstance(payload, ReassignDispatchV1) and payload.to_unit_id is not None:
+                unit_ids.add(payload.to_unit_id)
+        await self.fleet.hold(conn, unit_types=unit_types, unit_ids=unit_ids)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """The batch's transaction is about to commit."""
+        await self.fleet.flush(conn)
+
+    def discard(self) -> None:
+        """The batch's transaction rolled back."""
+        self.fleet.discard()
 
     # ------------------------------------------------------------ incidents
 
@@ -155,8 +183,9 @@ class Dispatcher:
         """A unit joins the fleet (or changes details) and may serve a waiting incident."""
         unit = event.payload
         assert isinstance(unit, UnitRegisteredV1)
-        await repository.lock_unit_type(conn, unit_type=unit.unit_type.value)
+        await self.fleet.lock(conn, unit_type=unit.unit_type.value)
         await repository.register_unit(conn, unit=unit)
+        self.fleet.registered(conn, unit_id=unit.unit_id, unit_type=unit.unit_type.value)
         return await self._serve_waiting(conn, unit_type=unit.unit_type.value, cause=event)
 
     async def on_unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
@@ -178,11 +207,11 @@ class Dispatcher:
         """Track the unit; when it frees up, give it to the most urgent waiting incident."""
         report = event.payload
         assert isinstance(report, UnitStatusReportedV1)
-        unit_type = await repository.unit_type_of(conn, unit_id=report.unit_id)
+        unit_type = await self.fleet.unit_type_of(conn, unit_id=report.unit_id)
         if unit_type is None:
             log.warning("report from a unit not in the fleet", unit_id=report.unit_id)
             return []
-        await repository.lock_unit_type(conn, unit_type=unit_type)
+        await self.fleet.lock(conn, unit_type=unit_type)
         applied = await repository.update_unit_status(
             conn,
             unit_id=report.unit_id,
@@ -243,10 +272,10 @@ class Dispatcher:
         need = Need.of_order(order)
         if command.to_unit_id is None:
             return out + list(await self._fill(conn, need, cause=event))
-        unit_type = await repository.unit_type_of(conn, unit_id=command.to_unit_id)
+        unit_type = await self.fleet.unit_type_of(conn, unit_id=command.to_unit_id)
         if unit_type is None:
             raise Rejected("unknown_unit", f"unit {command.to_unit_id} is not in the fleet")
-        await repository.lock_unit_type(conn, unit_type=unit_type)
+        await self.fleet.lock(conn, unit_type=unit_type)
         unit = await repository.claim_named_unit(
             conn, unit_id=command.to_unit_id, incident_id=order.incident_id, at=datetime.now(UTC)
         )
@@ -308,7 +337,7 @@ class Dispatcher:
         out: list[Outgoing] = []
         now = datetime.now(UTC)
         for order in await repository.unacknowledged(conn, now=now):
-            await repository.lock_unit_type(conn, unit_type=order.unit_type)
+            await self.fleet.lock(conn, unit_type=order.unit_type)
             cancelled = await self._withdraw(
                 conn,
                 order,
@@ -380,21 +409,16 @@ class Dispatcher:
     async def _claim(self, conn: asyncpg.Connection, need: Need) -> ClaimedUnit | None:
         lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
         unit_type = need.wanted.unit_type.value
-        await repository.lock_unit_type(conn, unit_type=unit_type)
-        # Prefer the capability (an ALS ambulance for a P1); any unit of the type beats none.
-        for capability in dict.fromkeys((need.wanted.capability, None)):
-            unit = await repository.claim_unit(
-                conn,
-                incident_id=need.incident_id,
-                unit_type=unit_type,
-                capability=capability,
-                lat=lat,
-                lon=lon,
-                at=datetime.now(UTC),
-            )
-            if unit is not None:
-                return unit
-        return None
+        await self.fleet.lock(conn, unit_type=unit_type)
+        return await repository.claim_unit(
+            conn,
+            incident_id=need.incident_id,
+            unit_type=unit_type,
+            capability=need.wanted.capability,
+            lat=lat,
+            lon=lon,
+            at=datetime.now(UTC),
+        )
 
     async def _order(
         self, conn: asyncpg.Connection, need: Need, unit: ClaimedUnit, *, cause: Event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,9 @@ async def any_unit_free(conn: asyncpg.Connection, *, unit_type: str) -> bool:
     )
 
 
+_LOCK = "pg_advisory_xact_lock(hashtext('siaga.dispatch.' || {}))"
+
+
 async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     """Serialise, across dispatcher instances, who claims and who frees units of a type.
 
@@ -84,7 +88,70 @@ async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     queue its incident as pending, while the other, not yet seeing that pending row,
     finds nothing to serve: the incident would wait with a free unit at hand.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('siaga.dispatch.' || $1))", unit_type)
+    await conn.execute(f"SELECT {_LOCK.format('$1')}", unit_type)
+
+
+class Fleet:
+    """What one batch's transaction knows of the fleet: the unit types whose claim lock
+    (`lock_unit_type`) it holds, so each is taken once, and the types of the units its
+    reports name, read in one statement.
+
+    It serves only the connection `hold` was given, until `flush` or `discard`: the
+    dispatcher's timer jobs run meanwhile on other connections and lock for themselves.
+    """
+
+    def __init__(self) -> None:
+        self._conn: asyncpg.Connection | None = None
+        self._held: set[str] = set()
+        self._types: dict[str, str | None] = {}
+
+    async def hold(
+        self, conn: asyncpg.Connection, *, unit_types: Iterable[str], unit_ids: Iterable[str]
+    ) -> None:
+        """Read the types of `unit_ids`, then lock those and `unit_types` in name order (two
+        dispatchers locking some types in common cannot deadlock)."""
+        self._conn, self._held, self._types = conn, set(), {}
+        ids = sorted(set(unit_ids))
+        if ids:
+            self._types = dict.fromkeys(ids)
+            rows = await conn.fetch(
+                "SELECT unit_id, unit_type FROM units WHERE unit_id = ANY($1::text[])", ids
+            )
+            self._types.update((row["unit_id"], row["unit_type"]) for row in rows)
+        wanted = sorted({*unit_types, *(t for t in self._types.values() if t is not None)})
+        if wanted:
+            # unnest yields the array in order, so the locks are taken in that order.
+            await conn.execute(
+                f"SELECT count({_LOCK.format('t')}) FROM unnest($1::text[]) AS t", wanted
+            )
+            self._held.update(wanted)
+
+    async def lock(self, conn: asyncpg.Connection, *, unit_type: str) -> None:
+        """`lock_unit_type`, unless this transaction already holds it."""
+        if conn is self._conn and unit_type in self._held:
+            return
+        await lock_unit_type(conn, unit_type=unit_type)
+        if conn is self._conn:
+            self._held.add(unit_type)
+
+    async def unit_type_of(self, conn: asyncpg.Connection, *, unit_id: str) -> str | None:
+        """The kind of a known unit, or None (read by `hold` when it was named there)."""
+        if conn is self._conn and unit_id in self._types:
+            return self._types[unit_id]
+        return await unit_type_of(conn, unit_id=unit_id)
+
+    def registered(self, conn: asyncpg.Connection, *, unit_id: str, unit_type: str) -> None:
+        """A unit was (re-)registered in this transaction, perhaps as another type."""
+        if conn is self._conn:
+            self._types[unit_id] = unit_type
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """The transaction is about to commit: what it held ends with it."""
+        self.discard()
+
+    def discard(self) -> None:
+        """The transaction rolled back (or ended): forget it."""
+        self._conn, self._held, self._types = None, set(), {}
 
 
 async def claim_unit(
@@ -97,8 +164,9 @@ async def claim_unit(
     lon: float,
     at: datetime,
 ) -> ClaimedUnit | None:
-    """Atomically take the nearest free unit of a type (with `capability`, if given) for an
-    incident, never one already passed over for it; None if none is free.
+    """Atomically take the nearest free unit of a type for an incident, the nearest with
+    `capability` if any has it (an ALS ambulance for a P1; any unit of the type beats none),
+    never one already passed over for it; None if none is free.
 
     One statement: rows locked by a concurrent claim are skipped, and a row another claim
     committed meanwhile fails the re-checked `status = 'available'`, so no unit is ever
@@ -110,9 +178,9 @@ async def claim_unit(
             SELECT unit_id
               FROM units
              WHERE status = 'available' AND unit_type = $2
-               AND ($6::text IS NULL OR $6 = ANY (capabilities))
                AND unit_id NOT IN (SELECT unit_id FROM passed_over WHERE incident_id = $1)
-             ORDER BY (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2, unit_id
+             ORDER BY coalesce($6 = ANY (capabilities), false) DESC,
+                      (lat - $3) ^ 2 + ((lon - $4) * cos(radians($3))) ^ 2, unit_id
              LIMIT 1
                FOR UPDATE SKIP LOCKED
         )

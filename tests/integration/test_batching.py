@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -824,3 +825,230 @@ async def test_rows_collected_per_batch_go_in_one_statement_first_of_a_key_winni
     finally:
         await pool.close()
     assert landed == [("a", 1, T0), ("b", None, None), ("c", 3, T0 + timedelta(seconds=1))]
+
+
+def _dispatcher(topics: Any) -> Any:
+    """The dispatcher with the default run cards (a P1 fire: two engines, an ALS ambulance)."""
+    from services.dispatcher.entrypoint import Dispatcher
+    from services.dispatcher.runcards import RunCards
+
+    return Dispatcher(
+        topics=topics,
+        run_cards=RunCards.from_json(None),
+        fallback_point=(WONOTUNGGAL.lat, WONOTUNGGAL.lon),
+        ack_timeouts={p: timedelta(minutes=5) for p in Priority},
+        work_order_due=timedelta(days=3),
+        work_order_reminder=timedelta(days=1),
+    )
+
+
+def _unit(unit_id: str, unit_type: UnitType, km_away: float, *capabilities: str) -> Any:
+    """A unit based `km_away` north of the dispatcher's fallback point."""
+    from schemas.common import Location
+    from schemas.events import UnitRegisteredV1
+
+    return UnitRegisteredV1(
+        unit_id=unit_id,
+        unit_type=unit_type,
+        agency="BPBD",
+        base="Pos",
+        location=Location(lat=WONOTUNGGAL.lat + km_away / 111, lon=WONOTUNGGAL.lon),
+        capabilities=list(capabilities),
+        registered_at=T0,
+    )
+
+
+async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
+    pipeline: Pipeline,
+) -> None:
+    """The dispatcher locks a batch's unit types once and reads its reporting units' types
+    in one go: two collapses, two fires, an engine clearing and a new one registering give the
+    same orders (an ALS ambulance before a nearer plain one for a collapse, a plain one when
+    no ALS one is free, the nearest of any kind for a fire, the waiting slots filled as units free up) in one batch, one
+    event per batch, and a batch redone record by record."""
+    from schemas.commands import CancelDispatchV1
+    from schemas.events import IncidentEscalatedV1
+
+    topics = pipeline.topics
+    dispatcher = _dispatcher(topics)
+    pool = await _pool(pipeline, "dispatcher")
+    outcomes = []
+    try:
+        for split in ("one batch", "one per batch", "refused"):
+            await pool.execute("TRUNCATE units, dispatches, pending, passed_over")
+            fleet = [
+                _unit("FT-1", UnitType.FIRE_TRUCK, 1),
+                _unit("FT-2", UnitType.FIRE_TRUCK, 2),
+                _unit("AMB-PLAIN", UnitType.AMBULANCE, 1),
+                _unit("AMB-ALS", UnitType.AMBULANCE, 5, "ALS"),
+                _unit("AMB-FAR", UnitType.AMBULANCE, 9),
+            ]
+            for unit in fleet:
+                await dispatcher.on_unit_registered(
+                    pool, new_event(unit, id=uuid.uuid4(), source="/test")
+                )
+            collapse, first, fall, second = (uuid.uuid4() for _ in range(4))
+            tag = {collapse: "collapse", first: "first", fall: "fall", second: "second"}
+            steps: list[tuple[Any, str]] = [
+                (
+                    _classified(collapse, received=T0, at=T0, category=Category.MEDICAL),
+                    topics.incident_events,
+                ),
+                (_classified(first, received=T0, at=T0), topics.incident_events),
+                (
+                    _classified(fall, received=T0, at=T0, category=Category.MEDICAL),
+                    topics.incident_events,
+                ),
+                (_classified(second, received=T0, at=T0), topics.incident_events),
+                (
+                    UnitStatusReportedV1(
+                        unit_id="FT-1",
+                        status=UnitStatus.AVAILABLE,
+                        incident_id=first,
+                        reported_at=T0 + timedelta(minutes=1),
+                    ),
+                    topics.unit_status,
+                ),
+                (_unit("FT-3", UnitType.FIRE_TRUCK, 9), topics.unit_status),
+            ]
+            if split == "refused":  # no such order: refused, the batch is redone record by record
+                steps.insert(
+                    2,
+                    (
+                        CancelDispatchV1(
+                            incident_id=first,
+                            unit_id="FT-9",
+                            reason="test",
+                            requested_by="supervisor",
+                            requested_at=T0,
+                        ),
+                        topics.dispatch_commands,
+                    ),
+                )
+            sent: list[Outgoing] = []
+            processor = BatchProcessor(
+                stage="dispatcher",
+                pool=pool,
+                topics=topics,
+                handlers={
+                    IncidentClassifiedV1: dispatcher.on_incident_classified,
+                    UnitStatusReportedV1: dispatcher.on_unit_status,
+                    type(fleet[0]): dispatcher.on_unit_registered,
+                    CancelDispatchV1: dispatcher.on_cancel_dispatch,
+                },
+                state=dispatcher,
+                publish=sent.extend,
+            )
+            batches = [[s] for s in steps] if split == "one per batch" else [steps]
+            for batch in batches:
+                await processor.process(_records(batch))
+            orders = [
+                (tag[p.incident_id], p.unit_id)
+                for p in (o.event.payload for o in sent)
+                if isinstance(p, UnitDispatchedV1)
+            ]
+            waited = sum(isinstance(o.event.payload, IncidentEscalatedV1) for o in sent)
+            units = await pool.fetch("SELECT unit_id, status FROM units ORDER BY unit_id")
+            assert processor.dead_lettered == (1 if split == "refused" else 0), split
+            outcomes.append((orders, waited, [tuple(u.values()) for u in units]))
+    finally:
+        await pool.close()
+    orders, waited, _ = outcomes[0]
+    assert orders == [
+        ("collapse", "AMB-ALS"),
+        ("first", "FT-1"),
+        ("first", "FT-2"),
+        ("first", "AMB-PLAIN"),
+        ("fall", "AMB-FAR"),  # no ALS ambulance is free: any ambulance beats none
+        ("second", "FT-1"),
+        ("second", "FT-3"),
+    ]
+    assert waited == 3  # the second fire's engines until they free up, and its ambulance
+    assert all(outcome == outcomes[0] for outcome in outcomes[1:]), outcomes
+
+
+async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipeline) -> None:
+    """The claim locks a batch took are held until its transaction ends, are taken again by
+    any other connection (a timer job's) rather than assumed, and are forgotten with a
+    rolled-back transaction; the batch processor forgets them before the connection of a
+    failed batch goes back to the pool."""
+    from services.dispatcher.repository import Fleet
+
+    async def free(conn: asyncpg.Connection, *types: str) -> list[bool]:
+        return [
+            bool(r[0])
+            for r in await conn.fetch(
+                "SELECT pg_try_advisory_xact_lock(hashtext('siaga.dispatch.' || t))"
+                " FROM unnest($1::text[]) AS t",
+                list(types),
+            )
+        ]
+
+    dispatcher = _dispatcher(pipeline.topics)
+    fleet = Fleet()
+    pool = await _pool(pipeline, "dispatcher")
+    probe = await asyncpg.connect(pipeline.settings.database_url())
+    try:
+        await dispatcher.on_unit_registered(
+            pool, new_event(_unit("AMB-9", UnitType.AMBULANCE, 1), id=uuid.uuid4(), source="/t")
+        )
+        async with pool.acquire() as batch, pool.acquire() as timer:
+            tx = batch.transaction()
+            await tx.start()
+            await fleet.hold(batch, unit_types=["police"], unit_ids=["AMB-9", "NOBODY"])
+            assert await free(probe, "police", "ambulance", "fire_truck") == [False, False, True]
+            assert await fleet.unit_type_of(batch, unit_id="AMB-9") == "ambulance"
+            assert await fleet.unit_type_of(batch, unit_id="NOBODY") is None
+            fleet.registered(batch, unit_id="AMB-9", unit_type="fire_truck")
+            assert await fleet.unit_type_of(batch, unit_id="AMB-9") == "fire_truck"
+            async with timer.transaction():
+                waiting = asyncio.create_task(fleet.lock(timer, unit_type="police"))
+                done, _ = await asyncio.wait({waiting}, timeout=0.3)
+                assert not done  # the timer waits for the batch's lock, it does not assume it
+                await tx.rollback()
+                fleet.discard()
+                await waiting
+            async with batch.transaction():
+                await fleet.lock(batch, unit_type="ambulance")  # taken anew, not remembered
+                assert await free(probe, "ambulance") == [False]
+
+        class Watch:
+            """A batch state noting whether its connection was still the batch's when
+            it was told to forget."""
+
+            def __init__(self) -> None:
+                self.conn: Any = None
+                self.seen: list[str] = []
+
+            async def prepare(self, conn: asyncpg.Connection, events: Any) -> None:
+                self.conn = conn
+
+            async def flush(self, conn: asyncpg.Connection) -> None:
+                self.conn = None
+
+            def discard(self) -> None:
+                if self.conn is not None:
+                    try:
+                        self.seen.append("held" if self.conn.is_in_transaction() else "idle")
+                    except asyncpg.InterfaceError:
+                        self.seen.append("released")
+                self.conn = None
+
+        async def refuse(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
+            raise ValueError("refused")
+
+        watch = Watch()
+        processor = BatchProcessor(
+            stage="dispatcher",
+            pool=pool,
+            topics=pipeline.topics,
+            handlers={UnitStatusReportedV1: refuse},
+            state=watch,
+        )
+        report = UnitStatusReportedV1(unit_id="AMB-9", status=UnitStatus.EN_ROUTE, reported_at=T0)
+        await processor.process(_records([(report, pipeline.topics.unit_status)]))
+        assert processor.dead_lettered == 1
+        assert watch.seen and set(watch.seen) == {"held"}, watch.seen
+    finally:
+        await probe.close()
+        await pool.close()
