@@ -910,6 +910,15 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
                     topics.unit_status,
                 ),
                 (_unit("FT-3", UnitType.FIRE_TRUCK, 9), topics.unit_status),
+                (  # a unit registered earlier in the batch is known to it
+                    UnitStatusReportedV1(
+                        unit_id="FT-3",
+                        status=UnitStatus.EN_ROUTE,
+                        incident_id=second,
+                        reported_at=T0 + timedelta(minutes=2),
+                    ),
+                    topics.unit_status,
+                ),
             ]
             if split == "refused":  # no such order: refused, the batch is redone record by record
                 steps.insert(
@@ -964,6 +973,7 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
         ("second", "FT-3"),
     ]
     assert waited == 3  # the second fire's engines until they free up, and its ambulance
+    assert ("FT-3", "en_route") in outcomes[0][2]
     assert all(outcome == outcomes[0] for outcome in outcomes[1:]), outcomes
 
 
