@@ -23,6 +23,7 @@ from schemas.events import (
     UnitRegisteredV1,
     UnitStatusReportedV1,
 )
+from schemas.topics import Topics
 from schemas.vocabulary import Priority
 from services.common.gazetteer import BATANG_CENTRE
 from services.common.runtime import StageRuntime, stage_runtime
@@ -64,6 +65,18 @@ class DispatcherSettings(BaseSettings):
         }
 
 
+def build_dispatcher(topics: Topics, settings: DispatcherSettings) -> Dispatcher:
+    """The dispatcher's handlers and timers, with the run cards and times `settings` give."""
+    return Dispatcher(
+        topics=topics,
+        run_cards=RunCards.from_json(settings.run_cards),
+        fallback_point=(settings.fallback_lat, settings.fallback_lon),
+        ack_timeouts=settings.ack_timeouts(),
+        work_order_due=timedelta(seconds=settings.work_order_due_s),
+        work_order_reminder=timedelta(seconds=settings.work_order_reminder_s),
+    )
+
+
 @contextlib.asynccontextmanager
 async def bootstrap(
     common: CommonSettings | None = None, settings: DispatcherSettings | None = None
@@ -71,14 +84,7 @@ async def bootstrap(
     """Run the dispatcher until the context exits."""
     common = common or CommonSettings()
     settings = settings or DispatcherSettings()
-    dispatcher = Dispatcher(
-        topics=common.topics,
-        run_cards=RunCards.from_json(settings.run_cards),
-        fallback_point=(settings.fallback_lat, settings.fallback_lon),
-        ack_timeouts=settings.ack_timeouts(),
-        work_order_due=timedelta(seconds=settings.work_order_due_s),
-        work_order_reminder=timedelta(seconds=settings.work_order_reminder_s),
-    )
+    dispatcher = build_dispatcher(common.topics, settings)
     topics = common.topics
     async with stage_runtime(
         name="dispatcher",

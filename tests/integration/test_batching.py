@@ -828,31 +828,27 @@ async def test_rows_collected_per_batch_go_in_one_statement_first_of_a_key_winni
 
 
 def _dispatcher(topics: Any) -> Any:
-    """The dispatcher with the default run cards (a P1 fire: two engines, an ALS ambulance)."""
-    from services.dispatcher.entrypoint import Dispatcher
-    from services.dispatcher.runcards import RunCards
+    """The dispatcher as configured by default (a P1 fire: two engines and an ambulance; a
+    P1 medical call: an ALS ambulance, or any ambulance when none is free)."""
+    from services.dispatcher.bootstrap import DispatcherSettings, build_dispatcher
 
-    return Dispatcher(
-        topics=topics,
-        run_cards=RunCards.from_json(None),
-        fallback_point=(WONOTUNGGAL.lat, WONOTUNGGAL.lon),
-        ack_timeouts={p: timedelta(minutes=5) for p in Priority},
-        work_order_due=timedelta(days=3),
-        work_order_reminder=timedelta(days=1),
-    )
+    return build_dispatcher(topics, DispatcherSettings())
 
 
 def _unit(unit_id: str, unit_type: UnitType, km_away: float, *capabilities: str) -> Any:
-    """A unit based `km_away` north of the dispatcher's fallback point."""
+    """A unit based `km_away` north of the dispatcher's fallback point (Batang's centre)."""
     from schemas.common import Location
     from schemas.events import UnitRegisteredV1
+    from services.common.gazetteer import BATANG_CENTRE
+
+    lat, lon = BATANG_CENTRE
 
     return UnitRegisteredV1(
         unit_id=unit_id,
         unit_type=unit_type,
         agency="BPBD",
         base="Pos",
-        location=Location(lat=WONOTUNGGAL.lat + km_away / 111, lon=WONOTUNGGAL.lon),
+        location=Location(lat=lat + km_away / 111, lon=lon),
         capabilities=list(capabilities),
         registered_at=T0,
     )
