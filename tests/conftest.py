@@ -210,27 +210,25 @@ class Pipeline:
         async with self.db.acquire() as conn:
             return await conn.fetchval(sql, *args)
 
-    async def records(self, topic: str, *, settle_s: float = 1.0) -> list[Any]:
-        """Every record on a topic of this pipeline, read until quiet for `settle_s`."""
-        from services.common.kafka import records_since
+    async def records(self, topic: str) -> list[Any]:
+        """Every record on a topic of this pipeline, up to the end its log has when called.
 
-        found: list[Any] = []
-        stream = records_since(self.settings, [topic], since_ms=0)
-        try:
-            while True:
-                try:
-                    found.append(await asyncio.wait_for(anext(stream), timeout=settle_s))
-                except TimeoutError:
-                    return found
-        finally:
-            await stream.aclose()
+        The end is the high watermark of a fetch (`log_ends`), so a gap in fetching on a
+        loaded machine cannot end the read early, as reading "until quiet" could."""
+        from services.common.kafka import log_ends, partitions_of, plain_consumer, read_range
 
-    async def events(self, topic: str, *, settle_s: float = 1.0) -> list[Any]:
+        async with plain_consumer(self.settings) as consumer:
+            partitions = await partitions_of(consumer, [topic])
+            ends = await log_ends(consumer, partitions)
+            starts = await consumer.beginning_offsets(partitions)
+            return [record async for record in read_range(consumer, starts, ends)]
+
+    async def events(self, topic: str) -> list[Any]:
         """Decoded events on a topic (undecodable records are skipped)."""
         from schemas.envelope import DecodeError, decode_event
 
         out = []
-        for record in await self.records(topic, settle_s=settle_s):
+        for record in await self.records(topic):
             try:
                 out.append(decode_event(record.value))
             except DecodeError:

@@ -62,11 +62,7 @@ async def _publish(pipeline: Pipeline, *payloads: Any) -> None:
 
 async def _of_type(pipeline: Pipeline, topic: str, kind: type, n: int = 1) -> list[Any]:
     async def found() -> list[Any] | None:
-        hits = [
-            e.payload
-            for e in await pipeline.events(topic, settle_s=0.4)
-            if isinstance(e.payload, kind)
-        ]
+        hits = [e.payload for e in await pipeline.events(topic) if isinstance(e.payload, kind)]
         return hits if len(hits) >= n else None
 
     return await eventually(found, timeout=30, what=f"{n} x {kind.__name__}")

@@ -120,7 +120,7 @@ async def on_topic(pipeline: Pipeline, count: int) -> list[str]:
     have (an event may arrive twice, which consumers ignore; never before an older one)."""
 
     async def enough() -> list[str] | None:
-        events = await pipeline.events(pipeline.topics.incident_events, settle_s=0.5)
+        events = await pipeline.events(pipeline.topics.incident_events)
         reasons = [e.payload.reason for e in events if isinstance(e.payload, CallLinkedV1)]
         first = list(dict.fromkeys(reasons))
         return first if len(first) >= count else None
@@ -147,7 +147,7 @@ async def test_committed_events_leave_at_once_and_their_rows_go(
         relay.send_committed(fresh)
         assert await on_topic(pipeline, 5) == ["left-1", "left-2", "fresh-1", "fresh-2", "fresh-3"]
         await eventually(lambda: _none_left(pool), timeout=10, what="sent rows deleted")
-    records = await pipeline.records(pipeline.topics.incident_events, settle_s=0.5)
+    records = await pipeline.records(pipeline.topics.incident_events)
     assert len(records) == 5, "each event sent once"
 
 

@@ -122,7 +122,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_next_is_pr
     async def two_dead_letters() -> list[DeadLetterV1] | None:
         found = [
             e.payload
-            for e in await pipeline.events(pipeline.topics.deadletter, settle_s=0.5)
+            for e in await pipeline.events(pipeline.topics.deadletter)
             if isinstance(e.payload, DeadLetterV1)
         ]
         return found if len(found) >= 2 else None
@@ -247,7 +247,7 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
     async def refused() -> list | None:
         found = [
             e.payload
-            for e in await pipeline.events(pipeline.topics.deadletter, settle_s=0.5)
+            for e in await pipeline.events(pipeline.topics.deadletter)
             if isinstance(e.payload, DeadLetterV1) and e.payload.stage == "tracker"
         ]
         return found or None

@@ -173,6 +173,7 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
         if isinstance(e.payload, IncidentClassifiedV1)
     ]
     assert classified[0].needs_review and classified[0].explanation
+    await asyncio.sleep(2)  # give a dispatch order every chance to show up
     assert await pipeline.events(pipeline.topics.dispatch_orders) == []
     assert await pipeline.fetchval("SELECT count(*) FROM dispatcher.pending") == 0
 
@@ -214,7 +215,7 @@ async def test_the_same_call_redelivered_after_linking_is_not_linked_twice(
     async def one_link() -> list | None:
         found = [
             e.payload
-            for e in await pipeline.events(pipeline.topics.incident_events, settle_s=0.5)
+            for e in await pipeline.events(pipeline.topics.incident_events)
             if isinstance(e.payload, CallLinkedV1)
         ]
         return found or None
