@@ -59,7 +59,7 @@ async def bootstrap(
             CancelIncidentV1: tracker.on_cancel_incident,
             CloseIncidentV1: tracker.on_close_incident,
         },
-        state=tracker.incidents,
+        state=tracker,
         jobs=[PeriodicJob("sla-breaches", settings.timer_interval_s, tracker.raise_sla_breaches)],
     ) as runtime:
         yield runtime

@@ -62,10 +62,43 @@ TIME_OF_STEP: dict[IncidentStatus, str] = {
 
 @dataclass
 class Tracker:
-    """Applies incident, dispatch and unit events to the lifecycle state machine."""
+    """Applies incident, dispatch and unit events to the lifecycle state machine; it is
+    also the stage's batch state: what a batch names is read up front and written back
+    at its end."""
 
     topics: Topics
     incidents: repository.Incidents = field(default_factory=repository.Incidents)
+    assignments: repository.Assignments = field(default_factory=repository.Assignments)
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Lock the incidents the batch will change, then read their units' orders: those
+        its events name, and those its units are on or were on last."""
+        named: set[UUID] = set()
+        ordered: set[UUID] = set()
+        units: set[str] = set()
+        for event in events:
+            incident_id = getattr(event.payload, "incident_id", None)
+            unit_id = getattr(event.payload, "unit_id", None)
+            if isinstance(incident_id, UUID):
+                named.add(incident_id)
+            if isinstance(unit_id, str):
+                units.add(unit_id)
+                if isinstance(incident_id, UUID):
+                    ordered.add(incident_id)
+        theirs = await self.assignments.incidents_of(conn, units)
+        # Locked before the orders are read, so the orders read are the latest.
+        await self.incidents.lock(conn, named | theirs)
+        await self.assignments.read(conn, incidents=ordered)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write the batch's steps, timers and orders."""
+        await self.incidents.flush(conn)
+        await self.assignments.flush(conn)
+
+    def discard(self) -> None:
+        """Forget the batch (its transaction rolled back)."""
+        self.incidents.discard()
+        self.assignments.discard()
 
     async def on_incident_opened(
         self, conn: asyncpg.Connection, event: Event
@@ -116,14 +149,11 @@ class Tracker:
         """A unit has its order."""
         order = event.payload
         assert isinstance(order, UnitDispatchedV1)
-        await repository.stop_sla_timer(
-            conn, incident_id=order.incident_id, target="dispatch", at=order.dispatched_at, met=True
+        self.incidents.stop_timer(
+            repository.SlaStop(order.incident_id, "dispatch", order.dispatched_at, met=True)
         )
-        await repository.assign(
-            conn,
-            incident_id=order.incident_id,
-            unit_id=order.unit_id,
-            at=order.dispatched_at,
+        await self.assignments.assign(
+            conn, incident_id=order.incident_id, unit_id=order.unit_id, at=order.dispatched_at
         )
         return await self._step(
             conn,
@@ -141,7 +171,7 @@ class Tracker:
         """An order was withdrawn: the unit no longer counts for the incident."""
         cancelled = event.payload
         assert isinstance(cancelled, DispatchCancelledV1)
-        await repository.end_assignment(
+        await self.assignments.end(
             conn, incident_id=cancelled.incident_id, unit_id=cancelled.unit_id
         )
         return []
@@ -150,16 +180,15 @@ class Tracker:
         """A unit's progress moves its incident; the last unit to clear resolves it."""
         report = event.payload
         assert isinstance(report, UnitStatusReportedV1)
-        assignment = await repository.active_assignment(
+        assignment = await self.assignments.active(
             conn, unit_id=report.unit_id, incident_id=report.incident_id
         )
         progress = UNIT_PROGRESS.get(report.status)
         if assignment is None and progress is not None and report.incident_id is not None:
             # The unit names its incident and its order is still on the way to us.
-            await repository.assign(
+            assignment = await self.assignments.assign(
                 conn, incident_id=report.incident_id, unit_id=report.unit_id, at=report.reported_at
             )
-            assignment = {"incident_id": report.incident_id, "unit_id": report.unit_id}
         if assignment is None:
             if progress is not None:
                 raise Rejected(
@@ -169,7 +198,7 @@ class Tracker:
                 )
             if report.status is UnitStatus.AVAILABLE:
                 # back in service after `returning` closed the order: the eTimes still want it
-                last = await repository.last_assignment(
+                last = await self.assignments.last(
                     conn, unit_id=report.unit_id, incident_id=report.incident_id
                 )
                 if last is not None:
@@ -177,12 +206,10 @@ class Tracker:
                         conn, incident_id=last, column="back_in_service_at", at=report.reported_at
                     )
             return []  # nothing else to do with any incident
-        incident_id: UUID = assignment["incident_id"]
+        incident_id = assignment.incident_id
         if progress is not None:
             if report.status in ON_OR_PAST_SCENE:
-                await repository.mark_reached_scene(
-                    conn, incident_id=incident_id, unit_id=report.unit_id
-                )
+                self.assignments.reached_scene(assignment)
             return await self._step(
                 conn,
                 incident_id,
@@ -193,7 +220,7 @@ class Tracker:
                 unit_id=report.unit_id,
             )
         if report.status in UNIT_CLEARED or report.status is UnitStatus.OUT_OF_SERVICE:
-            await repository.end_assignment(conn, incident_id=incident_id, unit_id=report.unit_id)
+            await self.assignments.end(conn, incident_id=incident_id, unit_id=report.unit_id)
             if report.status is UnitStatus.AVAILABLE:
                 await self.incidents.stamp(
                     conn,
@@ -201,7 +228,7 @@ class Tracker:
                     column="back_in_service_at",
                     at=report.reported_at,
                 )
-            open_orders, served = await repository.incident_progress(conn, incident_id=incident_id)
+            open_orders, served = await self.assignments.progress(conn, incident_id=incident_id)
             if open_orders == 0 and served:
                 return await self._resolve(conn, incident_id, report.reported_at, served, event)
         return []
@@ -227,12 +254,10 @@ class Tracker:
         """The agency's first response meets the complaint's target."""
         answered = event.payload
         assert isinstance(answered, WorkOrderAnsweredV1)
-        await repository.stop_sla_timer(
-            conn,
-            incident_id=answered.incident_id,
-            target="first_response",
-            at=answered.answered_at,
-            met=True,
+        self.incidents.stop_timer(
+            repository.SlaStop(
+                answered.incident_id, "first_response", answered.answered_at, met=True
+            )
         )
         return await self._step(
             conn,
@@ -249,8 +274,8 @@ class Tracker:
         """The agency finished: the complaint is resolved."""
         closed = event.payload
         assert isinstance(closed, WorkOrderClosedV1)
-        await repository.stop_sla_timer(
-            conn, incident_id=closed.incident_id, target=None, at=closed.closed_at, met=True
+        self.incidents.stop_timer(
+            repository.SlaStop(closed.incident_id, "*", closed.closed_at, met=True)
         )
         return await self._resolve(conn, closed.incident_id, closed.closed_at, [], event)
 
@@ -260,8 +285,8 @@ class Tracker:
         """A supervisor cancels the incident; the dispatcher then releases its units."""
         command = event.payload
         assert isinstance(command, CancelIncidentV1)
-        await repository.stop_sla_timer(
-            conn, incident_id=command.incident_id, target=None, at=command.requested_at, met=False
+        self.incidents.stop_timer(
+            repository.SlaStop(command.incident_id, "*", command.requested_at, met=False)
         )
         return await self._step(
             conn,

@@ -10,7 +10,6 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.envelope import Event
 from schemas.vocabulary import IncidentStatus
 
 TIME_COLUMNS = frozenset(
@@ -53,18 +52,18 @@ _WRITE_STEPS = f"""
 
 
 class Incidents:
-    """The tracker's state for one batch: the incidents its events name are locked and read
-    in one statement, their steps kept in memory and written back in one statement, and
-    the SLA timers the batch starts are started in one."""
+    """The tracker's incidents for one batch: those its events name are locked and read in
+    one statement, their steps kept in memory and written back in one statement, and the
+    SLA timers the batch stops and starts are stopped in one and started in one."""
 
     def __init__(self) -> None:
         self._known: dict[UUID, _Incident] = {}
         self._timers: list[SlaTimer] = []
+        self._stops: list[SlaStop] = []
 
-    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        """Lock and read, in one go, the incidents the batch's events name."""
-        ids = {getattr(e.payload, "incident_id", None) for e in events}
-        await self._read(conn, [i for i in ids if isinstance(i, UUID)])
+    async def lock(self, conn: asyncpg.Connection, ids: Collection[UUID]) -> None:
+        """Lock and read, in one go, the incidents a batch will change (those not read yet)."""
+        await self._read(conn, ids)
 
     async def _read(self, conn: asyncpg.Connection, ids: Collection[UUID]) -> None:
         wanted = sorted(set(ids) - self._known.keys())
@@ -120,6 +119,10 @@ class Incidents:
             raise ValueError(f"unknown eTimes column {column}")
         incident.stamps.setdefault(column, at)
 
+    def stop_timer(self, stop: SlaStop) -> None:
+        """Stop the clock on a target with the batch's writes (the earliest stop counts)."""
+        self._stops.append(stop)
+
     def start_timer(self, timer: SlaTimer) -> None:
         """Start the clock on a target with the batch's writes (in any order with its stops:
         a stop is kept, and a timer started after it starts stopped)."""
@@ -130,8 +133,11 @@ class Incidents:
         written = sorted(
             ((i, row) for i, row in self._known.items() if row.written), key=lambda x: x[0]
         )
-        timers, self._timers = self._timers, []
-        self._known = {}
+        stops, timers = self._stops, self._timers
+        self.discard()
+        # Stops first: a timer this batch starts takes a stop the batch read before it.
+        if stops:
+            await stop_sla_timers(conn, stops)
         if timers:
             await start_sla_timers(conn, timers)
         if not written:
@@ -147,84 +153,180 @@ class Incidents:
         """Forget everything (the transaction rolled back)."""
         self._known = {}
         self._timers = []
+        self._stops = []
 
 
-async def assign(
-    conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str, at: datetime
-) -> None:
-    """A unit was ordered to an incident (a no-op when its report already opened the row)."""
-    await conn.execute(
-        "INSERT INTO assignments (incident_id, unit_id, dispatched_at) "
-        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        incident_id,
-        unit_id,
-        at,
-    )
+@dataclass
+class Assignment:
+    """A unit's order on an incident, as the batch has it."""
+
+    incident_id: UUID
+    unit_id: str
+    dispatched_at: datetime
+    active: bool = True
+    reached_scene: bool = False
+    changed: bool = False
 
 
-async def active_assignment(
-    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
-) -> dict[str, Any] | None:
-    """The unit's current order (for `incident_id` if given)."""
-    row = await conn.fetchrow(
-        """
-        SELECT incident_id, unit_id, reached_scene
-          FROM assignments
-         WHERE unit_id = $1 AND active AND ($2::uuid IS NULL OR incident_id = $2)
-         ORDER BY dispatched_at DESC
-         LIMIT 1
-        """,
-        unit_id,
-        incident_id,
-    )
-    return dict(row) if row else None
+# Only ever from open to ended and from not yet to reached scene, so the write commutes with
+# any other instance's write of the same row.
+_WRITE_ASSIGNMENTS = """
+    INSERT INTO assignments (incident_id, unit_id, dispatched_at, active, reached_scene)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::bool[])
+    ON CONFLICT (incident_id, unit_id) DO UPDATE
+       SET active = assignments.active AND EXCLUDED.active,
+           reached_scene = assignments.reached_scene OR EXCLUDED.reached_scene
+"""
 
 
-async def last_assignment(
-    conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
-) -> UUID | None:
-    """The incident of the unit's most recent order, open or not."""
-    value = await conn.fetchval(
-        """
-        SELECT incident_id FROM assignments
-         WHERE unit_id = $1 AND ($2::uuid IS NULL OR incident_id = $2)
-         ORDER BY dispatched_at DESC LIMIT 1
-        """,
-        unit_id,
-        incident_id,
-    )
-    return value if isinstance(value, UUID) else None
+class Assignments:
+    """Units' orders for one batch: every order of the incidents its events name (and of
+    the incidents its units are on or were on last) read in one statement, changed in
+    memory, and written back in one."""
 
+    def __init__(self) -> None:
+        self._orders: dict[tuple[UUID, str], Assignment] = {}
+        self._incidents: set[UUID] = set()  # every order of these is in `_orders`
+        self._units: set[str] = set()  # the open and the latest order of these are too
+        self._asked: set[str] = set()  # units whose incidents `incidents_of` found ...
+        self._theirs: set[UUID] = set()  # ... these, which `read` reads next
 
-async def mark_reached_scene(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
-    """The unit got to the scene of this incident."""
-    await conn.execute(
-        "UPDATE assignments SET reached_scene = true WHERE incident_id = $1 AND unit_id = $2",
-        incident_id,
-        unit_id,
-    )
+    async def incidents_of(self, conn: asyncpg.Connection, units: Collection[str]) -> set[UUID]:
+        """The incidents `units` (those not read yet) have open orders on or had their
+        latest order on: what a batch that names the units must lock; `read` reads them."""
+        wanted = sorted(set(units) - self._units)
+        if not wanted:
+            return set()
+        rows = await conn.fetch(
+            """
+            SELECT DISTINCT mine.incident_id
+              FROM unnest($1::text[]) AS u(unit_id)
+             CROSS JOIN LATERAL (
+                   (SELECT incident_id FROM assignments WHERE unit_id = u.unit_id AND active)
+                   UNION ALL
+                   (SELECT incident_id FROM assignments WHERE unit_id = u.unit_id
+                     ORDER BY dispatched_at DESC LIMIT 1)
+             ) AS mine
+            """,
+            wanted,
+        )
+        theirs = {row["incident_id"] for row in rows}
+        self._asked.update(wanted)
+        self._theirs.update(theirs)
+        return theirs
 
+    async def read(self, conn: asyncpg.Connection, *, incidents: Collection[UUID]) -> None:
+        """Read every order of `incidents` and of those `incidents_of` found: then every
+        open and latest order of the units it was asked about is known too."""
+        wanted = sorted((set(incidents) | self._theirs) - self._incidents)
+        if wanted:
+            rows = await conn.fetch(
+                "SELECT incident_id, unit_id, dispatched_at, active, reached_scene "
+                "FROM assignments WHERE incident_id = ANY($1::uuid[])",
+                wanted,
+            )
+            for row in rows:
+                self._orders.setdefault(
+                    (row["incident_id"], row["unit_id"]), Assignment(**dict(row))
+                )
+            self._incidents.update(wanted)
+        self._units.update(self._asked)
+        self._asked, self._theirs = set(), set()
 
-async def end_assignment(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
-    """The unit is done with, or released from, this incident."""
-    await conn.execute(
-        "UPDATE assignments SET active = false WHERE incident_id = $1 AND unit_id = $2",
-        incident_id,
-        unit_id,
-    )
+    async def _ensure(
+        self, conn: asyncpg.Connection, *, unit_id: str | None, incident_id: UUID | None
+    ) -> None:
+        # Only when a batch was not prepared for this event (a handler called on its own).
+        if unit_id is not None:
+            await self.incidents_of(conn, [unit_id])
+        await self.read(conn, incidents=[] if incident_id is None else [incident_id])
 
+    async def assign(
+        self, conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str, at: datetime
+    ) -> Assignment:
+        """A unit was ordered to an incident (nothing changes when its report already opened
+        the order, or the order was ended); returns the order."""
+        await self._ensure(conn, unit_id=unit_id, incident_id=incident_id)
+        order = self._orders.get((incident_id, unit_id))
+        if order is None:
+            order = self._orders[incident_id, unit_id] = Assignment(
+                incident_id, unit_id, dispatched_at=at, changed=True
+            )
+        return order
 
-async def incident_progress(
-    conn: asyncpg.Connection, *, incident_id: UUID
-) -> tuple[int, list[str]]:
-    """Orders still open on the incident, and every unit that reached its scene."""
-    rows = await conn.fetch(
-        "SELECT unit_id, active, reached_scene FROM assignments WHERE incident_id = $1",
-        incident_id,
-    )
-    open_orders = sum(1 for r in rows if r["active"])
-    served = sorted({r["unit_id"] for r in rows if r["reached_scene"]})
-    return open_orders, served
+    async def active(
+        self, conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
+    ) -> Assignment | None:
+        """The unit's current order (on `incident_id` if given), the latest if several."""
+        return await self._latest(conn, unit_id=unit_id, incident_id=incident_id, open_only=True)
+
+    async def last(
+        self, conn: asyncpg.Connection, *, unit_id: str, incident_id: UUID | None
+    ) -> UUID | None:
+        """The incident of the unit's latest order (on `incident_id` if given), open or not."""
+        order = await self._latest(conn, unit_id=unit_id, incident_id=incident_id, open_only=False)
+        return None if order is None else order.incident_id
+
+    async def _latest(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        unit_id: str,
+        incident_id: UUID | None,
+        open_only: bool,
+    ) -> Assignment | None:
+        await self._ensure(conn, unit_id=unit_id, incident_id=incident_id)
+        mine = [
+            order
+            for order in self._orders.values()
+            if order.unit_id == unit_id
+            and (order.active or not open_only)
+            and (incident_id is None or order.incident_id == incident_id)
+        ]
+        return max(mine, key=lambda order: order.dispatched_at, default=None)
+
+    def reached_scene(self, order: Assignment) -> None:
+        """The unit got to the scene of its order's incident."""
+        order.reached_scene = order.changed = True
+
+    async def end(self, conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str) -> None:
+        """The unit is done with, or released from, this incident (if it was ordered there)."""
+        await self._ensure(conn, unit_id=None, incident_id=incident_id)
+        order = self._orders.get((incident_id, unit_id))
+        if order is not None and order.active:
+            order.active = False
+            order.changed = True
+
+    async def progress(
+        self, conn: asyncpg.Connection, *, incident_id: UUID
+    ) -> tuple[int, list[str]]:
+        """Orders still open on the incident, and every unit that reached its scene."""
+        await self._ensure(conn, unit_id=None, incident_id=incident_id)
+        orders = [o for o in self._orders.values() if o.incident_id == incident_id]
+        served = sorted({o.unit_id for o in orders if o.reached_scene})
+        return sum(1 for o in orders if o.active), served
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write the batch's changed orders in one statement, and start afresh."""
+        changed = [o for o in self._orders.values() if o.changed]
+        self.discard()
+        if changed:
+            await conn.execute(
+                _WRITE_ASSIGNMENTS,
+                [o.incident_id for o in changed],
+                [o.unit_id for o in changed],
+                [o.dispatched_at for o in changed],
+                [o.active for o in changed],
+                [o.reached_scene for o in changed],
+            )
+
+    def discard(self) -> None:
+        """Forget everything (the transaction rolled back)."""
+        self._orders = {}
+        self._incidents = set()
+        self._units = set()
+        self._asked = set()
+        self._theirs = set()
 
 
 # ---------------------------------------------------------------- SLA timers
@@ -276,33 +378,62 @@ async def start_sla_timers(conn: asyncpg.Connection, timers: Sequence[SlaTimer])
     )
 
 
-async def stop_sla_timer(
-    conn: asyncpg.Connection, *, incident_id: UUID, target: str | None, at: datetime, met: bool
-) -> None:
-    """The target was met (or no longer applies); `target` None stops them all. The earliest
-    stop counts (on a tie, met before voided), whatever order they are read in; it is kept,
-    so a timer started later (its classification read after) starts stopped."""
+@dataclass(frozen=True)
+class SlaStop:
+    """A target met (or no longer applying) at a time; target `*` stops every target."""
+
+    incident_id: UUID
+    target: str
+    at: datetime
+    met: bool
+
+    def precedes(self, other: SlaStop) -> bool:
+        """The earlier stop counts; on a tie, met before voided."""
+        return (self.at, not self.met) < (other.at, not other.met)
+
+
+async def stop_sla_timers(conn: asyncpg.Connection, stops: Sequence[SlaStop]) -> None:
+    """Stop the clock on targets, in one statement. The earliest stop counts (on a tie, met
+    before voided), whatever order they are read in; it is kept, so a timer started later
+    (its classification read after) starts stopped."""
+    earliest: dict[tuple[UUID, str], SlaStop] = {}
+    for stop in stops:
+        kept = earliest.get((stop.incident_id, stop.target))
+        if kept is None or stop.precedes(kept):
+            earliest[stop.incident_id, stop.target] = stop
+    if not earliest:
+        return
+    # A running timer takes the earliest of the stops for its target or for every target.
     await conn.execute(
         """
-        WITH stopped AS (
-            UPDATE sla_timers
-               SET met_at = CASE WHEN $4 THEN $3 END,
-                   voided_at = CASE WHEN $4 THEN NULL ELSE $3 END
-             WHERE incident_id = $1 AND ($2::text IS NULL OR target = $2)
-               AND breached_at IS NULL
-               AND (met_at IS NULL AND voided_at IS NULL
-                    OR ($3, NOT $4) < (COALESCE(met_at, voided_at), met_at IS NULL))
+        WITH stop AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[])
+                   AS s(incident_id, target, at, met)
+        ), first AS (
+            SELECT DISTINCT ON (t.incident_id, t.target) t.incident_id, t.target, s.at, s.met
+              FROM sla_timers t
+              JOIN stop s ON s.incident_id = t.incident_id AND s.target IN (t.target, '*')
+             ORDER BY t.incident_id, t.target, s.at, s.met DESC
+        ), stopped AS (
+            UPDATE sla_timers t
+               SET met_at = CASE WHEN f.met THEN f.at END,
+                   voided_at = CASE WHEN f.met THEN NULL ELSE f.at END
+              FROM first f
+             WHERE t.incident_id = f.incident_id AND t.target = f.target
+               AND t.breached_at IS NULL
+               AND (t.met_at IS NULL AND t.voided_at IS NULL
+                    OR (f.at, NOT f.met) < (COALESCE(t.met_at, t.voided_at), t.met_at IS NULL))
         )
         INSERT INTO sla_stops (incident_id, target, at, met)
-        VALUES ($1, COALESCE($2, '*'), $3, $4)
+        SELECT incident_id, target, at, met FROM stop
         ON CONFLICT (incident_id, target) DO UPDATE
            SET at = EXCLUDED.at, met = EXCLUDED.met
          WHERE (EXCLUDED.at, NOT EXCLUDED.met) < (sla_stops.at, NOT sla_stops.met)
         """,
-        incident_id,
-        target,
-        at,
-        met,
+        [s.incident_id for s in earliest.values()],
+        [s.target for s in earliest.values()],
+        [s.at for s in earliest.values()],
+        [s.met for s in earliest.values()],
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from schemas.envelope import Event, decode_event, encode_event, new_event
 from schemas.events import (
     CallerSignals,
     CallLinkedV1,
+    DispatchCancelledV1,
     IncidentClassifiedV1,
     IncidentOpenedV1,
     IncidentResolvedV1,
@@ -499,7 +502,7 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
                 IncidentClassifiedV1: tracker.on_incident_classified,
                 UnitDispatchedV1: tracker.on_unit_dispatched,
             },
-            state=tracker.incidents,
+            state=tracker,
         )
         await processor.process(_records(batch))
         async with pool.acquire() as conn, conn.transaction():
@@ -513,51 +516,66 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
 
 
 async def test_sla_stops_give_the_same_timer_in_any_order(pipeline: Pipeline) -> None:
-    """Start, a met stop and an earlier void of all targets, read in every order: the timer
-    ends the same (the earliest stop counts)."""
+    """Start, a met stop and an earlier void of all targets, read in every order, one
+    statement each or the stops of a batch in one: the timer ends the same (the earliest
+    stop counts); of two stops of one target in one batch, the earlier counts."""
     import itertools
 
     from services.tracker import repository
 
     t0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    met = repository.SlaStop(uuid.UUID(int=0), "dispatch", t0 + timedelta(seconds=40), met=True)
+    void = repository.SlaStop(uuid.UUID(int=0), "*", t0 + timedelta(seconds=20), met=False)
+    sooner = repository.SlaStop(uuid.UUID(int=0), "dispatch", t0 + timedelta(seconds=30), met=True)
+    steps: dict[str, list[repository.SlaStop]] = {
+        "met": [met],
+        "void": [void],
+        "met+void": [met, void],
+        "void+met": [void, met],
+    }
+    orders = [
+        *itertools.permutations(("start", "met", "void")),
+        *itertools.permutations(("start", "met+void")),
+        *itertools.permutations(("start", "void+met")),
+    ]
+
+    async def timer_after(order: Sequence[str], stops: dict[str, list[Any]]) -> tuple[Any, Any]:
+        incident = uuid.uuid4()
+        async with pool.acquire() as conn, conn.transaction():
+            for step in order:
+                if step == "start":
+                    timer = repository.SlaTimer(
+                        incident_id=incident,
+                        target="dispatch",
+                        due_at=t0 + timedelta(minutes=1),
+                        priority="P1",
+                        channel="call112",
+                        category="fire",
+                        received_at=t0,
+                    )
+                    await repository.start_sla_timers(conn, [timer])
+                else:
+                    await repository.stop_sla_timers(
+                        conn, [dataclasses.replace(s, incident_id=incident) for s in stops[step]]
+                    )
+            row = await conn.fetchrow(
+                "SELECT met_at, voided_at FROM sla_timers WHERE incident_id = $1", incident
+            )
+        assert row is not None
+        return row["met_at"], row["voided_at"]
+
     pool = await _pool(pipeline, "tracker")
-    results = set()
     try:
-        for order in itertools.permutations(("start", "met", "void")):
-            incident = uuid.uuid4()
-            async with pool.acquire() as conn, conn.transaction():
-                for step in order:
-                    if step == "start":
-                        await repository.start_sla_timers(
-                            conn,
-                            [
-                                repository.SlaTimer(
-                                    incident_id=incident,
-                                    target="dispatch",
-                                    due_at=t0 + timedelta(minutes=1),
-                                    priority="P1",
-                                    channel="call112",
-                                    category="fire",
-                                    received_at=t0,
-                                )
-                            ],
-                        )
-                    else:
-                        await repository.stop_sla_timer(
-                            conn,
-                            incident_id=incident,
-                            target="dispatch" if step == "met" else None,
-                            at=t0 + timedelta(seconds=40 if step == "met" else 20),
-                            met=step == "met",
-                        )
-                row = await conn.fetchrow(
-                    "SELECT met_at, voided_at FROM sla_timers WHERE incident_id = $1", incident
-                )
-            assert row is not None
-            results.add((row["met_at"], row["voided_at"]))
+        results = {await timer_after(order, steps) for order in orders}
+        twice = {"met": [met, sooner], "met'": [sooner, met]}
+        both = {
+            await timer_after(order, twice)
+            for order in [("start", "met"), ("met", "start"), ("start", "met'"), ("met'", "start")]
+        }
     finally:
         await pool.close()
     assert results == {(None, t0 + timedelta(seconds=20))}
+    assert both == {(t0 + timedelta(seconds=30), None)}
 
 
 async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queue(
@@ -763,7 +781,7 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
                     UnitDispatchedV1: tracker.on_unit_dispatched,
                     UnitStatusReportedV1: tracker.on_unit_status,
                 },
-                state=tracker.incidents,
+                state=tracker,
                 publish=sent.extend,
             )
             batches = [[s] for s in steps] if split == "one per batch" else [steps]
@@ -796,6 +814,114 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
         "resolved",
     ]
     assert all(outcome == outcomes[0] for outcome in outcomes[1:])
+
+
+class _NoRoundTrips:
+    """What a prepared batch's handlers get as their connection: any use fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a handler of a prepared batch used the connection ({name})")
+
+
+async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_event(
+    pipeline: Pipeline,
+) -> None:
+    """Once the tracker has prepared a batch (its incidents locked and read, and the orders
+    of those incidents and of its units read), orders, reports, a cancellation and a unit
+    back from an order an earlier batch closed are handled in memory, and the batch writes
+    what a database-backed handling would have."""
+    from services.tracker.entrypoint import Tracker
+
+    topics = pipeline.topics
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    at = [t0 + timedelta(minutes=n) for n in range(12)]
+    a, b = uuid.uuid4(), uuid.uuid4()
+
+    def report(unit: str, status: UnitStatus, n: int, incident: uuid.UUID | None) -> Any:
+        return UnitStatusReportedV1(
+            unit_id=unit, status=status, incident_id=incident, reported_at=at[n]
+        )
+
+    cancelled = DispatchCancelledV1(
+        dispatch_id=uuid.uuid4(),
+        incident_id=a,
+        unit_id="DAMKAR-C",
+        reason="ack timeout",
+        unit_status_after=UnitStatus.OUT_OF_SERVICE,
+        cancelled_at=at[4],
+    )
+    # An earlier batch: the engine sent to b reaches it and heads back (its order closes).
+    earlier = [
+        _opened(b, at=at[0]),
+        _classified(b, received=at[0], at=at[1]),
+        _dispatched(b, unit="DAMKAR-B", at=at[2]),
+        report("DAMKAR-B", UnitStatus.ON_SCENE, 3, b),
+        report("DAMKAR-B", UnitStatus.RETURNING, 4, b),
+    ]
+    batch = [
+        _opened(a, at=at[0]),
+        _classified(a, received=at[0], at=at[1]),
+        _dispatched(a, unit="DAMKAR-A", at=at[2]),
+        _dispatched(a, unit="DAMKAR-C", at=at[2]),
+        report("DAMKAR-A", UnitStatus.ACKNOWLEDGED, 3, a),
+        cancelled,
+        report("DAMKAR-A", UnitStatus.ON_SCENE, 5, None),  # names no incident
+        report("DAMKAR-A", UnitStatus.AVAILABLE, 6, None),
+        report("DAMKAR-B", UnitStatus.AVAILABLE, 7, None),  # back from b
+    ]
+    tracker = Tracker(topics=topics)
+    handlers = {
+        IncidentOpenedV1: tracker.on_incident_opened,
+        IncidentClassifiedV1: tracker.on_incident_classified,
+        UnitDispatchedV1: tracker.on_unit_dispatched,
+        DispatchCancelledV1: tracker.on_dispatch_cancelled,
+        UnitStatusReportedV1: tracker.on_unit_status,
+    }
+    pool = await _pool(pipeline, "tracker")
+    try:
+        async with pool.acquire() as conn:
+            for events in ([earlier[:3]], [earlier[3:]], [batch]):
+                async with conn.transaction():
+                    prepared = [new_event(p, id=uuid.uuid4(), source="/test") for p in events[0]]
+                    await tracker.prepare(conn, prepared)
+                    changes = []
+                    for event in prepared:
+                        handler = handlers[type(event.payload)]
+                        changes += await handler(_NoRoundTrips(), event)  # type: ignore[arg-type]
+                    await tracker.flush(conn)
+        incidents = {
+            r["incident_id"]: r
+            for r in await pool.fetch("SELECT * FROM incidents WHERE incident_id = ANY($1)", [a, b])
+        }
+        orders = {
+            (r["incident_id"], r["unit_id"]): (r["active"], r["reached_scene"])
+            for r in await pool.fetch("SELECT * FROM assignments")
+        }
+        timer = await pool.fetchrow("SELECT met_at FROM sla_timers WHERE incident_id = $1", a)
+    finally:
+        await pool.close()
+    statuses = [
+        c.event.payload.to_status.value
+        for c in changes
+        if isinstance(c.event.payload, IncidentStatusChangedV1)
+    ]
+    assert statuses == [
+        "received",
+        "classified",
+        "dispatched",
+        "acknowledged",
+        "on_scene",
+        "resolved",
+    ]
+    assert incidents[a]["status"] == "resolved" and incidents[a]["resolved_at"] == at[6]
+    assert incidents[a]["back_in_service_at"] == at[6]
+    assert incidents[b]["status"] == "resolved" and incidents[b]["back_in_service_at"] == at[7]
+    assert orders == {
+        (a, "DAMKAR-A"): (False, True),
+        (a, "DAMKAR-C"): (False, False),
+        (b, "DAMKAR-B"): (False, True),
+    }
+    assert timer is not None and timer["met_at"] == at[2]
 
 
 async def test_rows_collected_per_batch_go_in_one_statement_first_of_a_key_winning(
