@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,6 +91,18 @@ async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     await conn.execute(f"SELECT {_LOCK.format('$1')}", unit_type)
 
 
+async def lock_unit_types(conn: asyncpg.Connection, *, unit_types: Iterable[str]) -> list[str]:
+    """`lock_unit_type` for several types in one statement, in name order (two
+    transactions locking some types in common cannot deadlock); returns that order."""
+    wanted = sorted(set(unit_types))
+    if wanted:
+        # unnest yields the array in order, so the locks are taken in that order.
+        await conn.execute(
+            f"SELECT count({_LOCK.format('t')}) FROM unnest($1::text[]) AS t", wanted
+        )
+    return wanted
+
+
 class Fleet:
     """What one batch's transaction knows of the fleet: the unit types whose claim lock
     (`lock_unit_type`) it holds, so each is taken once, and the types of the units its
@@ -118,13 +130,8 @@ class Fleet:
                 "SELECT unit_id, unit_type FROM units WHERE unit_id = ANY($1::text[])", ids
             )
             self._types.update((row["unit_id"], row["unit_type"]) for row in rows)
-        wanted = sorted({*unit_types, *(t for t in self._types.values() if t is not None)})
-        if wanted:
-            # unnest yields the array in order, so the locks are taken in that order.
-            await conn.execute(
-                f"SELECT count({_LOCK.format('t')}) FROM unnest($1::text[]) AS t", wanted
-            )
-            self._held.update(wanted)
+        named = (t for t in self._types.values() if t is not None)
+        self._held.update(await lock_unit_types(conn, unit_types=[*unit_types, *named]))
 
     async def lock(self, conn: asyncpg.Connection, *, unit_type: str) -> None:
         """`lock_unit_type`, unless this transaction already holds it."""
@@ -376,19 +383,30 @@ async def record_dispatch(
     )
 
 
+async def unacknowledged_types(conn: asyncpg.Connection, *, now: datetime) -> list[str]:
+    """The unit types of the orders past their acknowledgement time (nothing locked)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT unit_type FROM dispatches WHERE status = 'dispatched' AND ack_due_at <= $1",
+        now,
+    )
+    return [row["unit_type"] for row in rows]
+
+
 async def unacknowledged(
-    conn: asyncpg.Connection, *, now: datetime, limit: int = 100
+    conn: asyncpg.Connection, *, now: datetime, unit_types: Sequence[str], limit: int = 100
 ) -> list[Order]:
-    """Orders past their acknowledgement time, locked for this transaction."""
+    """Orders for units of `unit_types` past their acknowledgement time, locked for this
+    transaction (those another transaction has locked are left for the next look)."""
     rows = await conn.fetch(
         f"""
         SELECT {_ORDER_COLUMNS} FROM dispatches
-         WHERE status = 'dispatched' AND ack_due_at <= $1
+         WHERE status = 'dispatched' AND ack_due_at <= $1 AND unit_type = ANY($2::text[])
          ORDER BY ack_due_at
-         LIMIT $2
+         LIMIT $3
            FOR UPDATE SKIP LOCKED
         """,
         now,
+        list(unit_types),
         limit,
     )
     return [_order(r) for r in rows]

@@ -39,7 +39,7 @@ from services.common.processing import BatchProcessor, Deferred, Rows
 from services.projector.board import RANK, UnitChange, fold
 from services.projector.entrypoint import Projector
 from services.projector.repository import BoardChange, apply_board
-from tests.conftest import Pipeline
+from tests.conftest import Pipeline, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -1184,3 +1184,50 @@ async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipe
     finally:
         await probe.close()
         await pool.close()
+
+
+async def test_the_ack_timeout_job_locks_unit_types_before_orders_as_a_batch_does(
+    pipeline: Pipeline,
+) -> None:
+    """A batch holds its unit types and may then lock orders of that type (ending a
+    cancelled incident's orders); the job that withdraws unacknowledged orders meanwhile
+    waits for the type before it locks any order, so the two do not deadlock, and once the
+    batch commits the job withdraws the order."""
+    from services.dispatcher import repository
+
+    dispatcher = _dispatcher(pipeline.topics)
+    incident = uuid.uuid4()
+    pool = await _pool(pipeline, "dispatcher")
+    probe = await asyncpg.connect(pipeline.settings.database_url())
+    try:
+        await dispatcher.on_unit_registered(
+            pool, new_event(_unit("DAMKAR-9", UnitType.FIRE_TRUCK, 1), id=uuid.uuid4(), source="/t")
+        )
+        classified = _classified(incident, received=T0, at=T0)
+        await dispatcher.on_incident_classified(
+            pool, new_event(classified, id=uuid.uuid4(), source="/t")
+        )
+        await pool.execute("UPDATE dispatches SET ack_due_at = now() - interval '1 minute'")
+
+        async def expire() -> Sequence[Outgoing]:
+            async with pool.acquire() as conn, conn.transaction():
+                return await dispatcher.expire_unacknowledged(conn)
+
+        async def job_waits() -> bool:
+            return bool(await probe.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+        async with pool.acquire() as batch, batch.transaction():
+            await dispatcher.fleet.hold(batch, unit_types=["fire_truck"], unit_ids=[])
+            job = asyncio.create_task(expire())
+            await eventually(job_waits, timeout=10, what="the job waiting for the type")
+            orders = await repository.active_orders(batch, incident_id=incident)
+            assert [o.unit_id for o in orders] == ["DAMKAR-9"]
+        dispatcher.fleet.discard()
+        out = await job
+    finally:
+        await probe.close()
+        await pool.close()
+    withdrawn = [o.event.payload for o in out if isinstance(o.event.payload, DispatchCancelledV1)]
+    assert [(w.unit_id, w.unit_status_after) for w in withdrawn] == [
+        ("DAMKAR-9", UnitStatus.OUT_OF_SERVICE)
+    ]
