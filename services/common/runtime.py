@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from schemas.common import Contract
 from schemas.envelope import Event
@@ -47,9 +47,10 @@ async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:
     return await original(records)
 
 
-async def no_decoder(message: Any) -> None:
-    """Bodies are decoded by `schemas.decode_event`, which dead-letters what it cannot read."""
-    return None
+async def the_records(message: Any) -> Any:
+    """The batch's records as they came, for the handler: bodies are decoded by
+    `schemas.decode_event`, which dead-letters what it cannot read."""
+    return message.raw_message
 
 
 def subscribe(
@@ -74,15 +75,15 @@ def subscribe(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=tolerant_parser,
-        decoder=no_decoder,
+        decoder=the_records,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
     )
 
     @subscriber
-    async def consume(message: KafkaMessage) -> None:
+    async def consume(records: Any) -> None:
         try:
-            await processor.process(message.raw_message)
+            await processor.process(records)
         except Exception as exc:
             # The batch is rewound (nack) and fetched again; a pause keeps a persistent
             # fault from spinning, and the log says what is wrong.

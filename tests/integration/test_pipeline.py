@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -58,6 +59,9 @@ async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(
     assert len(opened) == 1
     orders = _dispatches(await pipeline.events(pipeline.topics.dispatch_orders))
     assert len(orders) == 1 and orders[0].unit_type.value == "ambulance"
+    # Batches reach the stages' handlers on the event loop, with no worker-thread hop
+    # (FastStream's dependency injection ran one per batch to hand over the message).
+    assert not [t.name for t in threading.enumerate() if "AnyIO worker" in t.name]
     assert orders[0].incident_id == incident["incident_id"]
     # the envelope links every event back to the intake that started the chain
     assert (
