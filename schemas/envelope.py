@@ -105,12 +105,16 @@ def _typed_envelope(event_type: EventType) -> type[CloudEvent]:
     return create_model(name, __base__=CloudEvent, **fields)
 
 
-# Every current event (envelope and payload) in one pass, chosen by its `type`. Anything it
-# refuses, an older version included, is decoded again in two passes, which upcasts it or
-# says exactly what is wrong.
+# The envelope of each current payload: a new event carries its payload as it is, and a
+# received one is read (envelope and payload) in one pass, chosen by its `type`. Anything
+# that refuses, an older version included, is decoded again in two passes, which upcasts
+# it or says exactly what is wrong.
+_ENVELOPES: dict[type[Contract], type[CloudEvent]] = {
+    t.model: _typed_envelope(t) for t in EVENT_TYPES if t.type not in UPCASTERS
+}
 _CURRENT: TypeAdapter[CloudEvent] = TypeAdapter(
     Annotated[  # type: ignore[arg-type]
-        Union[tuple(_typed_envelope(t) for t in EVENT_TYPES if t.type not in UPCASTERS)],  # noqa: UP007
+        Union[tuple(_ENVELOPES.values())],  # noqa: UP007
         Field(discriminator="type"),
     ]
 )
@@ -171,17 +175,22 @@ def new_event(
     subject = getattr(payload, event_type.subject_field)
     if isinstance(subject, Contract):  # enriched intake: subject is the inner intake id
         subject = getattr(subject, "intake_id", None)
-    envelope = CloudEvent(
-        id=str(id),
-        source=source,
-        type=event_type.type,
-        time=time or datetime.now(UTC),
-        subject=None if subject is None else str(subject),
-        dataschema=SCHEMA_BASE + event_type.schema_file,
-        data=payload.model_dump(mode="json"),
-        correlationid=correlationid,
-        causationid=causationid,
-    )
+    attributes: dict[str, Any] = {
+        "id": str(id),
+        "source": source,
+        "type": event_type.type,
+        "time": time or datetime.now(UTC),
+        "subject": None if subject is None else str(subject),
+        "dataschema": SCHEMA_BASE + event_type.schema_file,
+        "correlationid": correlationid,
+        "causationid": causationid,
+    }
+    typed = _ENVELOPES.get(type(payload))
+    if typed is not None:
+        # The payload is valid: taken as it is, and dumped once, with its envelope.
+        envelope = typed.model_validate({**attributes, "data": payload})
+    else:
+        envelope = CloudEvent(**attributes, data=payload.model_dump(mode="json"))
     return Event(envelope=envelope, payload=payload)
 
 

@@ -200,6 +200,7 @@ def test_every_current_event_decodes_in_one_pass_as_in_two(
     assert type(one.payload) is event_type.model and one.payload == two.payload == payload
     assert one.envelope.model_dump(exclude={"data"}) == two.envelope.model_dump(exclude={"data"})
     assert encode_event(one) == raw
+    assert json.loads(raw)["data"] == payload.model_dump(mode="json")
 
     body = json.loads(raw)
     body["data"][next(iter(body["data"]))] = {"not": "this"}
