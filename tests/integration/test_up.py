@@ -31,6 +31,12 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
+def _ctrl_c_stops() -> None:
+    """Run in each child before it starts: Ctrl-C (SIGINT) stops it, as at a terminal, even
+    when the tests were started in the background, whose commands inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _siaga(*args: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args],
@@ -77,6 +83,7 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
         stderr=subprocess.STDOUT,
         text=True,
         env=_env(home),
+        preexec_fn=_ctrl_c_stops,
     )
     children: list[psutil.Process] = []
     try:
@@ -132,6 +139,7 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
             stderr=subprocess.DEVNULL,
             text=True,
             env=_env(home),
+            preexec_fn=_ctrl_c_stops,
         )
         try:
             assert watch.stdout is not None
