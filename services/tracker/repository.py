@@ -186,6 +186,8 @@ class Assignments:
 
     def __init__(self) -> None:
         self._orders: dict[tuple[UUID, str], Assignment] = {}
+        self._of_unit: dict[str, list[Assignment]] = {}
+        self._of_incident: dict[UUID, list[Assignment]] = {}
         self._incidents: set[UUID] = set()  # every order of these is in `_orders`
         self._units: set[str] = set()  # the open and the latest order of these are too
         self._asked: set[str] = set()  # units whose incidents `incidents_of` found ...
@@ -226,9 +228,8 @@ class Assignments:
                 wanted,
             )
             for row in rows:
-                self._orders.setdefault(
-                    (row["incident_id"], row["unit_id"]), Assignment(**dict(row))
-                )
+                if (row["incident_id"], row["unit_id"]) not in self._orders:
+                    self._add(Assignment(**dict(row)))
             self._incidents.update(wanted)
         self._units.update(self._asked)
         self._asked, self._theirs = set(), set()
@@ -249,9 +250,13 @@ class Assignments:
         await self._ensure(conn, unit_id=unit_id, incident_id=incident_id)
         order = self._orders.get((incident_id, unit_id))
         if order is None:
-            order = self._orders[incident_id, unit_id] = Assignment(
-                incident_id, unit_id, dispatched_at=at, changed=True
-            )
+            order = self._add(Assignment(incident_id, unit_id, dispatched_at=at, changed=True))
+        return order
+
+    def _add(self, order: Assignment) -> Assignment:
+        self._orders[order.incident_id, order.unit_id] = order
+        self._of_unit.setdefault(order.unit_id, []).append(order)
+        self._of_incident.setdefault(order.incident_id, []).append(order)
         return order
 
     async def active(
@@ -278,9 +283,8 @@ class Assignments:
         await self._ensure(conn, unit_id=unit_id, incident_id=incident_id)
         mine = [
             order
-            for order in self._orders.values()
-            if order.unit_id == unit_id
-            and (order.active or not open_only)
+            for order in self._of_unit.get(unit_id, ())
+            if (order.active or not open_only)
             and (incident_id is None or order.incident_id == incident_id)
         ]
         return max(mine, key=lambda order: order.dispatched_at, default=None)
@@ -302,7 +306,7 @@ class Assignments:
     ) -> tuple[int, list[str]]:
         """Orders still open on the incident, and every unit that reached its scene."""
         await self._ensure(conn, unit_id=None, incident_id=incident_id)
-        orders = [o for o in self._orders.values() if o.incident_id == incident_id]
+        orders = self._of_incident.get(incident_id, [])
         served = sorted({o.unit_id for o in orders if o.reached_scene})
         return sum(1 for o in orders if o.active), served
 
@@ -323,6 +327,8 @@ class Assignments:
     def discard(self) -> None:
         """Forget everything (the transaction rolled back)."""
         self._orders = {}
+        self._of_unit = {}
+        self._of_incident = {}
         self._incidents = set()
         self._units = set()
         self._asked = set()
