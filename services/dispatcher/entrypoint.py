@@ -336,8 +336,8 @@ class Dispatcher:
         out of service until it reports again, so it is not offered the next call either."""
         out: list[Outgoing] = []
         now = datetime.now(UTC)
-        # The types are locked before any order, as a batch locks them: a batch holding a
-        # type may go on to lock that type's orders, and the job must not hold one then.
+        # The types are locked before any order: a batch holding a type may go on to lock
+        # that type's orders, and the job must not hold one then.
         types = await repository.lock_unit_types(
             conn, unit_types=await repository.unacknowledged_types(conn, now=now)
         )

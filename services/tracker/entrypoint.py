@@ -85,8 +85,8 @@ class Tracker:
                 units.add(unit_id)
                 if isinstance(incident_id, UUID):
                     ordered.add(incident_id)
-        theirs = await self.assignments.incidents_of(conn, units)
-        # Locked before the orders are read, so the orders read are the latest.
+        theirs = await self.assignments.incidents_of(conn, units)  # locks the units
+        # Locked before their orders are read, so the orders read are the latest.
         await self.incidents.lock(conn, named | theirs)
         await self.assignments.read(conn, incidents=ordered)
 

@@ -180,9 +180,9 @@ _WRITE_ASSIGNMENTS = """
 
 
 class Assignments:
-    """Units' orders for one batch: every order of the incidents its events name (and of
-    the incidents its units are on or were on last) read in one statement, changed in
-    memory, and written back in one."""
+    """Units' orders for one batch: every order of the incidents named by its events that
+    name a unit, and of the incidents its units are on or were on last, read in one
+    statement, changed in memory, and written back in one."""
 
     def __init__(self) -> None:
         self._orders: dict[tuple[UUID, str], Assignment] = {}
@@ -195,10 +195,20 @@ class Assignments:
 
     async def incidents_of(self, conn: asyncpg.Connection, units: Collection[str]) -> set[UUID]:
         """The incidents `units` (those not read yet) have open orders on or had their
-        latest order on: what a batch that names the units must lock; `read` reads them."""
+        latest order on: what a batch that names the units must lock; `read` reads them.
+
+        The units are locked first, in name order: every batch that changes a unit's orders
+        names the unit, so no other instance can give it a new order until this
+        transaction ends, and the incidents found stay all of its incidents."""
         wanted = sorted(set(units) - self._units)
         if not wanted:
             return set()
+        # unnest yields the array in order, so the locks are taken in that order.
+        await conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtext('siaga.tracker.unit.' || u))) "
+            "FROM unnest($1::text[]) AS u",
+            wanted,
+        )
         rows = await conn.fetch(
             """
             SELECT DISTINCT mine.incident_id
@@ -312,7 +322,11 @@ class Assignments:
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Write the batch's changed orders in one statement, and start afresh."""
-        changed = [o for o in self._orders.values() if o.changed]
+        # In key order, so two instances writing orders in common cannot deadlock.
+        changed = sorted(
+            (o for o in self._orders.values() if o.changed),
+            key=lambda o: (o.incident_id, o.unit_id),
+        )
         self.discard()
         if changed:
             await conn.execute(

@@ -924,6 +924,75 @@ async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_even
     assert timer is not None and timer["met_at"] == at[2]
 
 
+async def test_a_tracker_batch_holds_its_units_so_no_other_gives_them_orders_meanwhile(
+    pipeline: Pipeline,
+) -> None:
+    """A batch finds the incidents its units are on before it locks and reads them; the
+    units are locked first, so another instance's batch moving one of them to a new
+    incident waits until the first commits instead of changing what it found."""
+    from services.tracker.entrypoint import Tracker
+
+    topics = pipeline.topics
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    mine, theirs = Tracker(topics=topics), Tracker(topics=topics)
+    handlers = {
+        UnitDispatchedV1: theirs.on_unit_dispatched,
+        DispatchCancelledV1: theirs.on_dispatch_cancelled,
+    }
+    moved = [
+        (
+            DispatchCancelledV1(
+                dispatch_id=uuid.uuid4(),
+                incident_id=first,
+                unit_id="DAMKAR-1",
+                reason="incident cancelled",
+                unit_status_after=UnitStatus.AVAILABLE,
+                cancelled_at=t0 + timedelta(minutes=2),
+            ),
+            topics.dispatch_orders,
+        ),
+        (
+            _dispatched(second, unit="DAMKAR-1", at=t0 + timedelta(minutes=2)),
+            topics.dispatch_orders,
+        ),
+    ]
+    pool = await _pool(pipeline, "tracker")
+    probe = await asyncpg.connect(pipeline.settings.database_url())
+    try:
+        await pool.execute(
+            "INSERT INTO assignments (incident_id, unit_id, dispatched_at) VALUES ($1, $2, $3)",
+            first,
+            "DAMKAR-1",
+            t0,
+        )
+        other = BatchProcessor(
+            stage="tracker", pool=pool, topics=topics, handlers=handlers, state=theirs
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            report = UnitStatusReportedV1(
+                unit_id="DAMKAR-1",
+                status=UnitStatus.EN_ROUTE,
+                reported_at=t0 + timedelta(minutes=1),
+            )
+            await mine.prepare(conn, [new_event(report, id=uuid.uuid4(), source="/t")])
+            waiting = asyncio.create_task(other.process(_records(moved)))
+
+            async def other_waits() -> bool:
+                return bool(await probe.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+            await eventually(other_waits, timeout=10, what="the other batch waiting for the unit")
+            order = await mine.assignments.active(conn, unit_id="DAMKAR-1", incident_id=None)
+            assert order is not None and order.incident_id == first
+            await mine.flush(conn)
+        await waiting
+        rows = await pool.fetch("SELECT incident_id, active FROM assignments ORDER BY active")
+    finally:
+        await probe.close()
+        await pool.close()
+    assert [(r["incident_id"], r["active"]) for r in rows] == [(first, False), (second, True)]
+
+
 async def test_rows_collected_per_batch_go_in_one_statement_first_of_a_key_winning(
     pipeline: Pipeline,
 ) -> None:
