@@ -99,20 +99,32 @@ class Dispatcher:
     # ------------------------------------------------------------ batch state
 
     async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        """Lock at once the unit types the batch's incidents, reports and reassignments
-        will claim or free (and read the types of the units they name)."""
+        """Lock at once the unit types the batch's events will claim or free: those of its
+        run cards, of the units its reports, commands and registrations name, and of the
+        open orders of the incidents it cancels or merges."""
         unit_types: set[str] = set()
         unit_ids: set[str] = set()
+        incident_ids: set[UUID] = set()
         for event in events:
             payload = event.payload
             if isinstance(payload, IncidentClassifiedV1) and not payload.needs_review:
                 slots = self.run_cards.slots(payload.category, payload.priority)
                 unit_types.update(slot.unit_type.value for slot in slots)
-            elif isinstance(payload, UnitStatusReportedV1):
+            elif isinstance(payload, UnitStatusReportedV1 | CancelDispatchV1):
                 unit_ids.add(payload.unit_id)
-            elif isinstance(payload, ReassignDispatchV1) and payload.to_unit_id is not None:
-                unit_ids.add(payload.to_unit_id)
-        await self.fleet.hold(conn, unit_types=unit_types, unit_ids=unit_ids)
+            elif isinstance(payload, ReassignDispatchV1):
+                unit_ids.update(u for u in (payload.unit_id, payload.to_unit_id) if u)
+            elif isinstance(payload, UnitRegisteredV1):
+                unit_ids.add(payload.unit_id)  # its type so far, if it changes type
+                unit_types.add(payload.unit_type.value)
+            elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in (
+                IncidentStatus.CANCELLED,
+                IncidentStatus.MERGED,
+            ):
+                incident_ids.add(payload.incident_id)
+        await self.fleet.hold(
+            conn, unit_types=unit_types, unit_ids=unit_ids, incident_ids=incident_ids
+        )
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """The batch's transaction is about to commit."""

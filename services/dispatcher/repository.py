@@ -118,10 +118,16 @@ class Fleet:
         self._types: dict[str, str | None] = {}
 
     async def hold(
-        self, conn: asyncpg.Connection, *, unit_types: Iterable[str], unit_ids: Iterable[str]
+        self,
+        conn: asyncpg.Connection,
+        *,
+        unit_types: Iterable[str],
+        unit_ids: Iterable[str],
+        incident_ids: Iterable[UUID] = (),
     ) -> None:
-        """Read the types of `unit_ids`, then lock those and `unit_types` in name order (two
-        dispatchers locking some types in common cannot deadlock)."""
+        """Read the types of `unit_ids` and of the open orders of `incident_ids`, then lock
+        those and `unit_types` in name order (two dispatchers, or a dispatcher and its
+        ack-timeout job, locking some types in common cannot deadlock)."""
         self._conn, self._held, self._types = conn, set(), {}
         ids = sorted(set(unit_ids))
         if ids:
@@ -130,8 +136,16 @@ class Fleet:
                 "SELECT unit_id, unit_type FROM units WHERE unit_id = ANY($1::text[])", ids
             )
             self._types.update((row["unit_id"], row["unit_type"]) for row in rows)
+        ordered: list[str] = []
+        if incidents := sorted(set(incident_ids)):
+            rows = await conn.fetch(
+                "SELECT DISTINCT unit_type FROM dispatches WHERE incident_id = ANY($1::uuid[]) "
+                "AND status IN ('dispatched', 'acknowledged')",
+                incidents,
+            )
+            ordered = [row["unit_type"] for row in rows]
         named = (t for t in self._types.values() if t is not None)
-        self._held.update(await lock_unit_types(conn, unit_types=[*unit_types, *named]))
+        self._held.update(await lock_unit_types(conn, unit_types=[*unit_types, *named, *ordered]))
 
     async def lock(self, conn: asyncpg.Connection, *, unit_type: str) -> None:
         """`lock_unit_type`, unless this transaction already holds it."""

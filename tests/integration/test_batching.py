@@ -32,7 +32,7 @@ from schemas.events import (
     WorkOrderIssuedV1,
 )
 from schemas.ids import derive_id
-from schemas.vocabulary import Category, Channel, Priority, UnitStatus, UnitType
+from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred, Rows
@@ -1168,22 +1168,73 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
     assert all(outcome == outcomes[0] for outcome in outcomes[1:]), outcomes
 
 
+async def _free(conn: asyncpg.Connection, *types: str) -> list[bool]:
+    """Whether each unit type's claim lock is free (taken and let go at once if so)."""
+    return [
+        bool(r[0])
+        for r in await conn.fetch(
+            "SELECT pg_try_advisory_xact_lock(hashtext('siaga.dispatch.' || t))"
+            " FROM unnest($1::text[]) AS t",
+            list(types),
+        )
+    ]
+
+
+async def test_a_dispatcher_batch_holds_the_types_its_commands_registrations_and_cancelled_incidents_free(
+    pipeline: Pipeline,
+) -> None:
+    """Besides its run cards and reports, a batch locks up front the types of the units its
+    commands and registrations name and of the open orders of the incidents it cancels,
+    so that it takes no type lock later, when the ack-timeout job may hold one."""
+    from schemas.commands import CancelDispatchV1
+
+    dispatcher = _dispatcher(pipeline.topics)
+    robbery = uuid.uuid4()
+
+    def event(payload: Any) -> Event:
+        return new_event(payload, id=uuid.uuid4(), source="/t")
+
+    pool = await _pool(pipeline, "dispatcher")
+    probe = await asyncpg.connect(pipeline.settings.database_url())
+    try:
+        for unit in (_unit("POL-1", UnitType.POLICE, 1), _unit("DAMKAR-9", UnitType.FIRE_TRUCK, 1)):
+            await dispatcher.on_unit_registered(pool, event(unit))
+        await dispatcher.on_incident_classified(
+            pool, event(_classified(robbery, received=T0, at=T0, category=Category.CRIME))
+        )
+        batch = [
+            IncidentStatusChangedV1(
+                incident_id=robbery,
+                from_status=IncidentStatus.DISPATCHED,
+                to_status=IncidentStatus.CANCELLED,
+                changed_at=T0,
+                reason="false alarm",
+            ),
+            CancelDispatchV1(
+                incident_id=uuid.uuid4(),
+                unit_id="DAMKAR-9",
+                reason="wrong address",
+                requested_by="supervisor",
+                requested_at=T0,
+            ),
+            _unit("AMB-7", UnitType.AMBULANCE, 2),
+        ]
+        async with pool.acquire() as conn, conn.transaction():
+            await dispatcher.prepare(conn, [event(p) for p in batch])
+            held = await _free(probe, "police", "fire_truck", "ambulance", "rescue")
+            dispatcher.discard()
+    finally:
+        await probe.close()
+        await pool.close()
+    assert held == [False, False, False, True]
+
+
 async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipeline) -> None:
     """The claim locks a batch took are held until its transaction ends, are taken again by
     any other connection (a timer job's) rather than assumed, and are forgotten with a
     rolled-back transaction; the batch processor forgets them before the connection of a
     failed batch goes back to the pool."""
     from services.dispatcher.repository import Fleet
-
-    async def free(conn: asyncpg.Connection, *types: str) -> list[bool]:
-        return [
-            bool(r[0])
-            for r in await conn.fetch(
-                "SELECT pg_try_advisory_xact_lock(hashtext('siaga.dispatch.' || t))"
-                " FROM unnest($1::text[]) AS t",
-                list(types),
-            )
-        ]
 
     dispatcher = _dispatcher(pipeline.topics)
     fleet = Fleet()
@@ -1197,7 +1248,7 @@ async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipe
             tx = batch.transaction()
             await tx.start()
             await fleet.hold(batch, unit_types=["police"], unit_ids=["AMB-9", "NOBODY"])
-            assert await free(probe, "police", "ambulance", "fire_truck") == [False, False, True]
+            assert await _free(probe, "police", "ambulance", "fire_truck") == [False, False, True]
             assert await fleet.unit_type_of(batch, unit_id="AMB-9") == "ambulance"
             assert await fleet.unit_type_of(batch, unit_id="NOBODY") is None
             fleet.registered(batch, unit_id="AMB-9", unit_type="fire_truck")
@@ -1211,7 +1262,7 @@ async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipe
                 await waiting
             async with batch.transaction():
                 await fleet.lock(batch, unit_type="ambulance")  # taken anew, not remembered
-                assert await free(probe, "ambulance") == [False]
+                assert await _free(probe, "ambulance") == [False]
 
         class Watch:
             """A batch state noting whether its connection was still the batch's when
