@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -32,6 +33,23 @@ def is_transient(exc: BaseException) -> bool:
         state = str(getattr(exc, "sqlstate", "") or "")
         return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
     return isinstance(exc, asyncpg.InterfaceError | OSError | asyncio.TimeoutError)
+
+
+async def lock_in_order(
+    conn: asyncpg.Connection, *, namespace: str, names: Iterable[str]
+) -> list[str]:
+    """Take the transaction's advisory lock on each of `names` within `namespace`, in one
+    statement and in name order (two transactions locking some names in common cannot
+    deadlock); returns that order."""
+    wanted = sorted(set(names))
+    if wanted:
+        # unnest yields the array in order, so the locks are taken in that order.
+        await conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtext($1 || n))) FROM unnest($2::text[]) AS n",
+            namespace,
+            wanted,
+        )
+    return wanted
 
 
 def _server_settings(schema: str, application: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.events import UnitRegisteredV1
+from services.common.db import lock_in_order
 
 # ---------------------------------------------------------------- fleet
 
@@ -78,7 +79,7 @@ async def any_unit_free(conn: asyncpg.Connection, *, unit_type: str) -> bool:
     )
 
 
-_LOCK = "pg_advisory_xact_lock(hashtext('siaga.dispatch.' || {}))"
+_UNIT_TYPES = "siaga.dispatch."  # namespace of the unit-type claim locks
 
 
 async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
@@ -88,19 +89,13 @@ async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     queue its incident as pending, while the other, not yet seeing that pending row,
     finds nothing to serve: the incident would wait with a free unit at hand.
     """
-    await conn.execute(f"SELECT {_LOCK.format('$1')}", unit_type)
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || $2))", _UNIT_TYPES, unit_type)
 
 
 async def lock_unit_types(conn: asyncpg.Connection, *, unit_types: Iterable[str]) -> list[str]:
-    """`lock_unit_type` for several types in one statement, in name order (two
-    transactions locking some types in common cannot deadlock); returns that order."""
-    wanted = sorted(set(unit_types))
-    if wanted:
-        # unnest yields the array in order, so the locks are taken in that order.
-        await conn.execute(
-            f"SELECT count({_LOCK.format('t')}) FROM unnest($1::text[]) AS t", wanted
-        )
-    return wanted
+    """`lock_unit_type` for several types in one statement, in name order; returns that
+    order."""
+    return await lock_in_order(conn, namespace=_UNIT_TYPES, names=unit_types)
 
 
 class Fleet:

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.vocabulary import IncidentStatus
+from services.common.db import lock_in_order
 
 TIME_COLUMNS = frozenset(
     {
@@ -203,12 +204,7 @@ class Assignments:
         wanted = sorted(set(units) - self._units)
         if not wanted:
             return set()
-        # unnest yields the array in order, so the locks are taken in that order.
-        await conn.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtext('siaga.tracker.unit.' || u))) "
-            "FROM unnest($1::text[]) AS u",
-            wanted,
-        )
+        await lock_in_order(conn, namespace="siaga.tracker.unit.", names=wanted)
         rows = await conn.fetch(
             """
             SELECT DISTINCT mine.incident_id
