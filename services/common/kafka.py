@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -60,6 +63,77 @@ def _security(settings: CommonSettings) -> BaseSecurity | None:
     if use_ssl:
         return BaseSecurity(ssl_context=context, use_ssl=True)
     return None
+
+
+@dataclass
+class TopUp:
+    """Adds to a batch what reached the broker while the stage was busy with the last one.
+
+    aiokafka fetches a partition again only once its buffered records are taken, so under
+    load a batch holds what had arrived when the previous batch began, and a record that
+    arrives just after that fetch waits almost two batches. Taking the buffer sends the
+    next fetch; waiting up to `wait_ms` for its answer brings what has arrived since. Only
+    when the stage was busier than idle since its last batch began: otherwise the batch
+    was fetched just now, and waiting would only delay a quiet stage's record.
+    """
+
+    wait_ms: int
+    max_records: int
+    clock: Callable[[], float] = time.monotonic
+    _began: float = field(default=-math.inf, init=False)
+    _ended: float = field(default=-math.inf, init=False)
+
+    def begin(self) -> bool:
+        """Mark a batch as begun; whether it should be topped up."""
+        now = self.clock()
+        busy, idle = self._ended - self._began, now - self._ended
+        self._began = now
+        return self.wait_ms > 0 and busy > idle
+
+    def end(self) -> None:
+        """Mark the batch as ended, handled or failed."""
+        self._ended = self.clock()
+
+    async def more(
+        self, consumer: AIOKafkaConsumer, *, have: int
+    ) -> list[ConsumerRecord[Any, Any]]:
+        """What the consumer fetches within `wait_ms`, up to `max_records` in all."""
+        room = self.max_records - have
+        if room <= 0:
+            return []
+        fetched = await consumer.getmany(timeout_ms=self.wait_ms, max_records=room)
+        return [record for records in fetched.values() for record in records]
+
+    async def process(
+        self,
+        consumer: AIOKafkaConsumer | None,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        handle: Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[Any]],
+    ) -> None:
+        """`handle` the batch, topped up if the stage was busy. If that fails, the records
+        added are rewound (whoever fetched `records` rewinds those), so no offset is
+        committed past a record that was not handled."""
+        added: list[ConsumerRecord[Any, Any]] = []
+        if self.begin() and consumer is not None:
+            added = await self.more(consumer, have=len(records))
+        try:
+            await handle((*records, *added) if added else records)
+        except BaseException:
+            if consumer is not None:
+                rewind(consumer, added)
+            raise
+        finally:
+            self.end()
+
+
+def rewind(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    """Seek each partition back to the earliest of `records`, which will be fetched again."""
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        earliest[tp] = min(record.offset, earliest.get(tp, record.offset))
+    for tp, offset in earliest.items():
+        consumer.seek(tp, offset)
 
 
 def build_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:

@@ -17,7 +17,7 @@ from schemas.common import Contract
 from schemas.envelope import Event
 from services.common.db import STAGE_SCHEMAS, create_pool
 from services.common.health import HealthServer, StageMetrics
-from services.common.kafka import build_broker
+from services.common.kafka import TopUp, build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler, event_key
@@ -80,13 +80,16 @@ def subscribe(
         heartbeat_interval_ms=1_000,
     )
 
+    top_up = TopUp(wait_ms=kafka.top_up_ms, max_records=kafka.max_batch)
+
     @subscriber
     async def consume(records: Any) -> None:
         try:
-            await processor.process(records)
+            await top_up.process(subscriber.consumer, records, processor.process)
         except Exception as exc:
-            # The batch is rewound (nack) and fetched again; a pause keeps a persistent
-            # fault from spinning, and the log says what is wrong.
+            # The batch is rewound (FastStream's nack rewinds what it fetched, the top-up
+            # what it added) and fetched again; a pause keeps a persistent fault from
+            # spinning, and the log says what is wrong.
             failures["in_a_row"] += 1
             processor.metrics.error("batch_failed")
             pause = min(0.1 * 2 ** failures["in_a_row"], 10.0)

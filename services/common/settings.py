@@ -69,6 +69,11 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="Broker wait for a fetch")
     batch_timeout_ms: int = Field(default=20, ge=0, description="Wait to fill a consumer batch")
+    top_up_ms: int = Field(
+        default=15,
+        ge=0,
+        description="Wait for what arrived while a busy stage handled its last batch (0: off)",
+    )
     max_batch: int = Field(default=500, ge=1, description="Records per consumer batch")
     linger_ms: int = Field(default=2, ge=0, description="Producer wait to fill a batch")
 

@@ -15,6 +15,7 @@ from schemas.vocabulary import Channel
 from services.clients.operator import Spool, intake_event, new_intake
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
+from services.common.kafka import TopUp
 
 
 @dataclass
@@ -97,3 +98,31 @@ def test_a_dead_letter_stays_small_whatever_the_original_carried() -> None:
     raw = encode_event(out.event)
     assert len(raw) < 220 * 1024
     assert isinstance(decode_event(raw).payload, DeadLetterV1)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_batch_is_topped_up_only_when_the_stage_was_busier_than_idle() -> None:
+    clock = Clock()
+    top_up = TopUp(wait_ms=15, max_records=500, clock=clock)
+    assert not top_up.begin()  # the first batch: nothing was waiting behind another
+    clock.now += 0.030  # 30 ms of work
+    top_up.end()
+    clock.now += 0.002  # the next batch was already fetched: 2 ms idle
+    assert top_up.begin()
+    clock.now += 0.010
+    top_up.end()
+    clock.now += 2.0  # a quiet stage: its batch is fresh, waiting would only delay it
+    assert not top_up.begin()
+    clock.now += 0.010
+    top_up.end()
+    clock.now += 0.001
+    assert not TopUp(wait_ms=0, max_records=500, clock=clock).begin()  # turned off
