@@ -51,6 +51,7 @@ from services.stages import STAGES
 
 RESULTS = Path(__file__).parent / "results.json"
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
+QUIET_RATE = 10  # intakes per second
 
 
 def say(text: str) -> None:
@@ -619,6 +620,9 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
 
             # The embedded broker slows as its in-memory log grows, so latency is measured
             # on a fresh one as well as after the burst (the headline figures).
+            # A regency's ordinary hours: a call every few seconds, not a hundred a second.
+            say(f"latency at {QUIET_RATE} intakes/s on a fresh broker for {args.latency_seconds}s")
+            at_quiet = await latency_at(bench, rate=QUIET_RATE, seconds=args.latency_seconds)
             say(f"latency at 100 intakes/s on a fresh broker for {args.latency_seconds}s")
             at_100_fresh = await latency_at(bench, rate=100, seconds=args.latency_seconds)
 
@@ -670,6 +674,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "readmodel_latency_ms": at_100["readmodel_latency_ms"],
         "at_100": at_100,
         "at_100_fresh_broker": at_100_fresh,
+        "at_quiet_fresh_broker": at_quiet,
         "at_half_max": at_half,
         "at_half_max_fresh_broker": at_half_fresh,
         "drain": drain,
@@ -719,6 +724,14 @@ def print_table(r: dict[str, Any]) -> None:
         (
             "intake -> read model @100/s, fresh broker",
             lat(r["at_100_fresh_broker"]["readmodel_latency_ms"]),
+        ),
+        (
+            f"intake -> dispatch order @{QUIET_RATE}/s, fresh broker",
+            lat(r["at_quiet_fresh_broker"]["dispatch_latency_ms"]),
+        ),
+        (
+            f"intake -> read model @{QUIET_RATE}/s, fresh broker",
+            lat(r["at_quiet_fresh_broker"]["readmodel_latency_ms"]),
         ),
         (
             f"intake -> dispatch order @{r['at_half_max']['rate_eps']:.0f}/s, after the burst",
