@@ -605,8 +605,8 @@ async def running_stack(
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     """The whole benchmark; returns the results."""
     postgres = EmbeddedPostgres(home=home).start()
-    use_embedded_partitions()  # as `siaga up` does on the embedded broker
     try:
+        use_embedded_partitions()  # as `siaga up` does on the embedded broker
         async with running_stack(
             home,
             postgres,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -13,13 +12,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from schemas.envelope import CONTENT_TYPE
+from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
+
+log = get_logger("kafka")
 
 
 def _ssl_context(settings: CommonSettings) -> ssl.SSLContext:
@@ -67,42 +74,69 @@ def _security(settings: CommonSettings) -> BaseSecurity | None:
 
 @dataclass
 class TopUp:
-    """Adds to a batch what reached the broker while the stage was busy with the last one.
+    """Adds to a busy stage's batch what reached the broker while it handled the last one.
 
     aiokafka fetches a partition again only once its buffered records are taken, so under
     load a batch holds what had arrived when the previous batch began, and a record that
-    arrives just after that fetch waits almost two batches. Taking the buffer sends the
-    next fetch; waiting up to `wait_ms` for its answer brings what has arrived since. Only
-    when the stage was busier than idle since its last batch began: otherwise the batch
-    was fetched just now, and waiting would only delay a quiet stage's record.
+    arrives just after that fetch waits almost two batches. Waiting up to `wait_ms` for the
+    consumer's next fetch brings what has arrived since. Only when the stage spent longer
+    on its last batch than it has been idle since: otherwise this batch was fetched just
+    now, and waiting would only delay a quiet stage's record. A wait that brings nothing
+    counts as idle, so a moderate stream does not keep the stage waiting.
     """
 
     wait_ms: int
     max_records: int
     clock: Callable[[], float] = time.monotonic
-    _began: float = field(default=-math.inf, init=False)
-    _ended: float = field(default=-math.inf, init=False)
+    _began: float = field(default=0.0, init=False)
+    _busy: float = field(default=0.0, init=False)  # seconds the last batch was at work
+    _ended: float | None = field(default=None, init=False)
 
     def begin(self) -> bool:
         """Mark a batch as begun; whether it should be topped up."""
         now = self.clock()
-        busy, idle = self._ended - self._began, now - self._ended
         self._began = now
-        return self.wait_ms > 0 and busy > idle
+        if self._ended is None or self.wait_ms <= 0:
+            return False
+        return self._busy > now - self._ended
+
+    def waited_in_vain(self) -> None:
+        """The top-up brought nothing: its wait was idle time, not work."""
+        self._began = self.clock()
 
     def end(self) -> None:
         """Mark the batch as ended, handled or failed."""
         self._ended = self.clock()
+        self._busy = self._ended - self._began
 
     async def more(
-        self, consumer: AIOKafkaConsumer, *, have: int
+        self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> list[ConsumerRecord[Any, Any]]:
-        """What the consumer fetches within `wait_ms`, up to `max_records` in all."""
-        room = self.max_records - have
+        """What the consumer fetches within `wait_ms` after `records`, up to `max_records` in
+        all; nothing if the fetch fails, and the batch goes on as it was."""
+        room = self.max_records - len(records)
         if room <= 0:
             return []
-        fetched = await consumer.getmany(timeout_ms=self.wait_ms, max_records=room)
-        return [record for records in fetched.values() for record in records]
+        try:
+            # During a rebalance getmany waits for the new assignment, past its own timeout;
+            # the batch in hand must not wait for that.
+            async with asyncio.timeout(4 * self.wait_ms / 1000 + 0.1):
+                fetched = await consumer.getmany(timeout_ms=self.wait_ms, max_records=room)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("batch not topped up", error=f"{type(exc).__name__}: {exc}")
+            return []
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            last[key] = max(record.offset, last.get(key, -1))
+        # After a rebalance the consumer reads again from the committed offset: what the
+        # batch already holds must not come twice.
+        return [
+            record
+            for partition in fetched.values()
+            for record in partition
+            if record.offset > last.get((record.topic, record.partition), -1)
+        ]
 
     async def process(
         self,
@@ -110,13 +144,17 @@ class TopUp:
         records: Sequence[ConsumerRecord[Any, Any]],
         handle: Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[Any]],
     ) -> None:
-        """`handle` the batch, topped up if the stage was busy. If that fails, the records
-        added are rewound (whoever fetched `records` rewinds those), so no offset is
-        committed past a record that was not handled."""
+        """Handle the batch, topped up if the stage was busy; on failure rewind what was added.
+
+        Whoever fetched `records` rewinds those (FastStream's nack), so no offset is
+        committed past a record that was not handled.
+        """
         added: list[ConsumerRecord[Any, Any]] = []
-        if self.begin() and consumer is not None:
-            added = await self.more(consumer, have=len(records))
         try:
+            if self.begin() and consumer is not None:
+                added = await self.more(consumer, records)
+                if not added:
+                    self.waited_in_vain()
             await handle((*records, *added) if added else records)
         except BaseException:
             if consumer is not None:
@@ -133,7 +171,10 @@ def rewind(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any
         tp = TopicPartition(record.topic, record.partition)
         earliest[tp] = min(record.offset, earliest.get(tp, record.offset))
     for tp, offset in earliest.items():
-        consumer.seek(tp, offset)
+        # A partition taken away meanwhile is read again by its new owner, from the
+        # committed offset, which is not past this record.
+        with contextlib.suppress(IllegalStateError):
+            consumer.seek(tp, offset)
 
 
 def build_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:

@@ -44,26 +44,9 @@ async def partition(infra: Infra) -> AsyncIterator[TopicPartition]:
     yield TopicPartition(topic, 0)
 
 
-async def _buffered_batch(
-    infra: Infra, partition: TopicPartition, consumer: AIOKafkaConsumer
-) -> tuple[AIOKafkaProducer, list[Any]]:
-    """`first` fetched into the consumer's buffer, then `second` sent: a batch taken now holds
-    `first` only, since aiokafka fetches a partition again only once its buffer is taken."""
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
-    await producer.start()
-    await producer.send_and_wait(partition.topic, b"first", partition=0)
-
-    async def fetched() -> bool | None:
-        return consumer.highwater(partition) == 1 or None  # a fetch answered with `first`
-
-    await eventually(fetched, what="the first record in the consumer's buffer")
-    await producer.send_and_wait(partition.topic, b"second", partition=0)
-    batch = await consumer.getmany(timeout_ms=5_000)
-    return producer, [record for records in batch.values() for record in records]
-
-
 @pytest.fixture
 async def consumer(infra: Infra, partition: TopicPartition) -> AsyncIterator[AIOKafkaConsumer]:
+    """A stage's consumer of that partition, with the stages' fetch wait."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=infra.kafka_bootstrap,
         enable_auto_commit=False,
@@ -78,48 +61,70 @@ async def consumer(infra: Infra, partition: TopicPartition) -> AsyncIterator[AIO
         await consumer.stop()
 
 
-async def test_a_busy_stages_batch_takes_what_reached_the_broker_after_it_was_fetched(
-    infra: Infra, partition: TopicPartition, consumer: AIOKafkaConsumer
-) -> None:
-    producer, batch = await _buffered_batch(infra, partition, consumer)
+@pytest.fixture
+async def producer(infra: Infra) -> AsyncIterator[AIOKafkaProducer]:
+    """A client sending to the broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
     try:
-        assert [r.value for r in batch] == [b"first"]  # what the top-up is for
-        clock = Busy()
-        top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
-        clock.finish_long_batch(top_up)
-        handled: list[bytes] = []
-
-        async def handle(records: Sequence[Any]) -> None:
-            handled.extend(r.value for r in records)
-
-        await top_up.process(consumer, batch, handle)
-        assert handled == [b"first", b"second"]
-        assert await consumer.position(partition) == 2
+        yield producer
     finally:
         await producer.stop()
+
+
+async def _buffered_batch(
+    partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+) -> list[Any]:
+    """`first` fetched into the consumer's buffer, then `second` sent: a batch taken now holds
+    `first` only, since aiokafka fetches a partition again only once its buffer is taken."""
+    await producer.send_and_wait(partition.topic, b"first", partition=0)
+
+    async def fetched() -> bool | None:
+        return consumer.highwater(partition) == 1 or None  # a fetch answered with `first`
+
+    await eventually(fetched, what="the first record in the consumer's buffer")
+    await producer.send_and_wait(partition.topic, b"second", partition=0)
+    batch = await consumer.getmany(timeout_ms=5_000)
+    records = [record for records in batch.values() for record in records]
+    assert [r.value for r in records] == [b"first"]  # what the top-up is for
+    return records
+
+
+async def test_a_busy_stages_batch_takes_what_reached_the_broker_after_it_was_fetched(
+    partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+) -> None:
+    batch = await _buffered_batch(partition, consumer, producer)
+    clock = Busy()
+    top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
+    clock.finish_long_batch(top_up)
+    handled: list[bytes] = []
+
+    async def handle(records: Sequence[Any]) -> None:
+        handled.extend(r.value for r in records)
+
+    await top_up.process(consumer, batch, handle)
+    assert handled == [b"first", b"second"]
+    assert await consumer.position(partition) == 2
 
 
 async def test_a_failed_batch_gives_back_the_records_its_top_up_added(
-    infra: Infra, partition: TopicPartition, consumer: AIOKafkaConsumer
+    partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
 ) -> None:
-    producer, batch = await _buffered_batch(infra, partition, consumer)
-    try:
-        clock = Busy()
-        top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
-        clock.finish_long_batch(top_up)
-        seen: list[bytes] = []
+    batch = await _buffered_batch(partition, consumer, producer)
+    clock = Busy()
+    top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
+    clock.finish_long_batch(top_up)
+    seen: list[bytes] = []
 
-        async def fail(records: Sequence[Any]) -> None:
-            seen.extend(r.value for r in records)
-            raise RuntimeError("database gone")
+    async def fail(records: Sequence[Any]) -> None:
+        seen.extend(r.value for r in records)
+        raise RuntimeError("database gone")
 
-        with pytest.raises(RuntimeError):
-            await top_up.process(consumer, batch, fail)
-        assert seen == [b"first", b"second"]
-        # The consumer's caller (FastStream's nack) rewinds to `first`; the top-up rewound
-        # `second`, so a commit now could not pass it unhandled.
-        assert await consumer.position(partition) == 1
-        again = await consumer.getmany(timeout_ms=5_000)
-        assert [r.value for records in again.values() for r in records] == [b"second"]
-    finally:
-        await producer.stop()
+    with pytest.raises(RuntimeError):
+        await top_up.process(consumer, batch, fail)
+    assert seen == [b"first", b"second"]
+    # The consumer's caller (FastStream's nack) rewinds to `first`; the top-up rewound
+    # `second`, so a commit now could not pass it unhandled.
+    assert await consumer.position(partition) == 1
+    again = await consumer.getmany(timeout_ms=5_000)
+    assert [r.value for records in again.values() for r in records] == [b"second"]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from schemas.envelope import decode_event, encode_event
 from schemas.events import DeadLetterV1
@@ -15,7 +19,7 @@ from schemas.vocabulary import Channel
 from services.clients.operator import Spool, intake_event, new_intake
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
-from services.common.kafka import TopUp
+from services.common.kafka import TopUp, rewind
 
 
 @dataclass
@@ -122,7 +126,87 @@ def test_a_batch_is_topped_up_only_when_the_stage_was_busier_than_idle() -> None
     top_up.end()
     clock.now += 2.0  # a quiet stage: its batch is fresh, waiting would only delay it
     assert not top_up.begin()
-    clock.now += 0.010
+    off = TopUp(wait_ms=0, max_records=500, clock=clock)
+    off.begin()
+    clock.now += 0.030
+    off.end()
+    clock.now += 0.002
+    assert not off.begin()  # turned off
+
+
+class SilentConsumer:
+    """A consumer whose fetch brings nothing, after waiting as long as it is allowed."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.fetches = 0
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        self.fetches += 1
+        self.clock.now += timeout_ms / 1000
+        return {}
+
+
+async def test_a_top_up_that_brings_nothing_counts_as_idle_not_as_work() -> None:
+    # 40 records a second, 10 ms each: after one long batch the stage waits once in vain,
+    # and then no more (were the wait counted as work, it would wait before every batch).
+    clock = Clock()
+    consumer = SilentConsumer(clock)
+    top_up = TopUp(wait_ms=15, max_records=500, clock=clock)
+
+    async def handle(records: Sequence[Any]) -> None:
+        clock.now += 0.010
+
+    top_up.begin()
+    clock.now += 0.100  # one long batch
     top_up.end()
-    clock.now += 0.001
-    assert not TopUp(wait_ms=0, max_records=500, clock=clock).begin()  # turned off
+    for _ in range(5):
+        clock.now += 0.002 if consumer.fetches == 0 else 0.015
+        await top_up.process(consumer, [Record(b"x")], handle)
+    assert consumer.fetches == 1
+
+
+class SeekingConsumer:
+    """Records where a consumer was told to seek; `revoked` partitions refuse, as aiokafka's do."""
+
+    def __init__(self, revoked: set[TopicPartition]) -> None:
+        self.revoked = revoked
+        self.seeks: dict[TopicPartition, int] = {}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp in self.revoked:
+            raise IllegalStateError(f"{tp} is not assigned")
+        self.seeks[tp] = offset
+
+
+def test_a_rewind_goes_back_to_each_partitions_earliest_record_and_skips_revoked_ones() -> None:
+    records = [
+        Record(b"a", topic="t", partition=0, offset=7),
+        Record(b"b", topic="t", partition=1, offset=3),
+        Record(b"c", topic="t", partition=0, offset=5),
+        Record(b"d", topic="u", partition=0, offset=9),
+        Record(b"e", topic="t", partition=1, offset=4),
+    ]
+    consumer = SeekingConsumer(revoked={TopicPartition("u", 0)})
+    rewind(consumer, records)
+    assert consumer.seeks == {TopicPartition("t", 0): 5, TopicPartition("t", 1): 3}
+
+
+class RereadingConsumer:
+    """A consumer that, as after a rebalance, reads a partition again from an earlier offset."""
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        return {
+            TopicPartition("t", 0): [
+                Record(b"a", topic="t", partition=0, offset=o) for o in (4, 5, 6, 7)
+            ],
+            TopicPartition("t", 1): [Record(b"b", topic="t", partition=1, offset=0)],
+        }
+
+
+async def test_a_top_up_adds_no_record_the_batch_already_holds() -> None:
+    clock = Clock()
+    top_up = TopUp(wait_ms=15, max_records=500, clock=clock)
+    batch = [Record(b"a", topic="t", partition=0, offset=o) for o in (4, 5)]
+    added = await top_up.more(RereadingConsumer(), batch)
+    assert [(r.partition, r.offset) for r in added] == [(0, 6), (0, 7), (1, 0)]
