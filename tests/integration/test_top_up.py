@@ -16,19 +16,14 @@ from tests.conftest import eventually
 from tests.infra import Infra
 
 
-class Busy:
-    """A clock at which the stage has just finished a long batch, so it tops up."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def finish_long_batch(self, top_up: TopUp) -> None:
-        top_up.begin()
-        self.now += 1.0
-        top_up.end()
+def _busy_top_up() -> TopUp:
+    """A top-up whose stage has just finished a long batch, so it tops up the next one."""
+    now = [0.0]
+    top_up = TopUp(wait_ms=5_000, max_records=500, clock=lambda: now[0])
+    top_up.begin()
+    now[0] += 1.0
+    top_up.end()
+    return top_up
 
 
 @pytest.fixture
@@ -94,9 +89,7 @@ async def test_a_busy_stages_batch_takes_what_reached_the_broker_after_it_was_fe
     partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
 ) -> None:
     batch = await _buffered_batch(partition, consumer, producer)
-    clock = Busy()
-    top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
-    clock.finish_long_batch(top_up)
+    top_up = _busy_top_up()
     handled: list[bytes] = []
 
     async def handle(records: Sequence[Any]) -> None:
@@ -111,9 +104,7 @@ async def test_a_failed_batch_gives_back_the_records_its_top_up_added(
     partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
 ) -> None:
     batch = await _buffered_batch(partition, consumer, producer)
-    clock = Busy()
-    top_up = TopUp(wait_ms=5_000, max_records=500, clock=clock)
-    clock.finish_long_batch(top_up)
+    top_up = _busy_top_up()
     seen: list[bytes] = []
 
     async def fail(records: Sequence[Any]) -> None:
