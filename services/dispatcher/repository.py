@@ -89,7 +89,7 @@ async def lock_unit_type(conn: asyncpg.Connection, *, unit_type: str) -> None:
     queue its incident as pending, while the other, not yet seeing that pending row,
     finds nothing to serve: the incident would wait with a free unit at hand.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1 || $2))", _UNIT_TYPES, unit_type)
+    await lock_in_order(conn, namespace=_UNIT_TYPES, names=[unit_type])
 
 
 async def lock_unit_types(conn: asyncpg.Connection, *, unit_types: Iterable[str]) -> list[str]:
