@@ -68,7 +68,12 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(default=6, ge=1, description="Partitions of topics we create")
     replication_factor: int = Field(default=1, ge=1)
     fetch_max_wait_ms: int = Field(default=20, ge=0, description="Broker wait for a fetch")
-    batch_timeout_ms: int = Field(default=20, ge=0, description="Wait to fill a consumer batch")
+    batch_timeout_ms: int = Field(
+        default=5,
+        ge=0,
+        description="How long an empty poll waits for records; FastStream then sleeps as "
+        "long again, so a record arriving then waits up to this much more",
+    )
     top_up_ms: int = Field(
         default=15,
         ge=0,
