@@ -10,14 +10,16 @@ triage, and categories outside `categories` always open their own incident.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from schemas.common import Place
 from schemas.vocabulary import Category, Priority
-from services.common.geo import haversine_km
+from services.common.geo import EARTH_RADIUS_KM, haversine_km
 
 URGENCY = {Priority.P1: 1, Priority.P2: 2, Priority.P3: 3, Priority.P4: 4}
 
@@ -91,3 +93,60 @@ def find_link(call: Call, candidates: Sequence[OpenIncident], rule: DuplicateRul
         f"the first call"
     )
     return Link(incident.incident_id, reason)
+
+
+@dataclass
+class Nearby:
+    """Open incidents filed by square cells of the duplicate radius, so that a call is
+    compared with the incidents of the cells around it, not with every open incident of
+    its category (a busy night keeps hundreds open). What `around` gives is a superset of
+    those within `radius_km`; `find_link` still measures each one."""
+
+    radius_km: float
+    _cells: dict[tuple[int, int], list[OpenIncident]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def __post_init__(self) -> None:
+        # The radius as an angle: how far apart in latitude two points within it can be.
+        self._angle = self.radius_km / EARTH_RADIUS_KM
+        self._cell_deg = max(math.degrees(self._angle), 1e-9)
+
+    def _cell(self, lat: float, lon: float) -> tuple[int, int]:
+        return math.floor(lat / self._cell_deg), math.floor(lon / self._cell_deg)
+
+    def add(self, incident: OpenIncident) -> None:
+        """File an incident (one this batch read or opened)."""
+        self._cells[self._cell(incident.lat, incident.lon)].append(incident)
+
+    def add_all(self, incidents: Iterable[OpenIncident]) -> None:
+        """File several incidents."""
+        for incident in incidents:
+            self.add(incident)
+
+    def remove(self, incident_id: UUID) -> None:
+        """An incident that ended takes no more calls."""
+        for cell in self._cells.values():
+            cell[:] = [i for i in cell if i.incident_id != incident_id]
+
+    def around(self, lat: float, lon: float) -> Iterator[OpenIncident]:
+        """The incidents that may lie within the radius of a place."""
+        # Within an angle d of latitude lat0 the longitude differs by at most
+        # asin(sin d / cos lat0); near a pole (or across the antimeridian) the cells do
+        # not bound it, and every incident is a candidate.
+        cos_lat = math.cos(math.radians(lat))
+        sin_d = math.sin(self._angle)
+        if cos_lat <= sin_d:
+            yield from (i for cell in self._cells.values() for i in cell)
+            return
+        lon_span = math.degrees(math.asin(sin_d / cos_lat))
+        if lon - lon_span < -180 or lon + lon_span > 180:
+            yield from (i for cell in self._cells.values() for i in cell)
+            return
+        row, col = self._cell(lat, lon)
+        reach = math.ceil(lon_span / self._cell_deg)
+        for r in (row - 1, row, row + 1):
+            for c in range(col - reach, col + reach + 1):
+                found = self._cells.get((r, c))
+                if found:
+                    yield from found

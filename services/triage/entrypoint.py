@@ -68,12 +68,14 @@ class Triage:
             needs_review=decision.needs_review,
         )
         now = datetime.now(UTC)
-        if may_repeat(call, self.duplicates):
+        if may_repeat(call, self.duplicates) and call.place is not None:
             candidates = await self.batch.open_incidents(
                 conn,
                 category=call.category.value,
                 around=call.received_at,
                 window=self.duplicates.window,
+                near=(call.place.lat, call.place.lon),
+                radius_km=self.duplicates.radius_km,
             )
             link = find_link(call, candidates, self.duplicates)
             if link is not None:

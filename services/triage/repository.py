@@ -12,7 +12,7 @@ import asyncpg
 from schemas.common import Place
 from schemas.vocabulary import Category, Priority
 from services.common.processing import Deferred, Rows
-from services.triage.correlation import OpenIncident
+from services.triage.correlation import Nearby, OpenIncident
 
 
 @dataclass
@@ -24,34 +24,41 @@ class Correlation:
 
     openings: Deferred = field(default_factory=Deferred)
     links: Deferred = field(default_factory=Deferred)
-    _read: dict[str, tuple[datetime, datetime, list[OpenIncident]]] = field(default_factory=dict)
+    _read: dict[str, tuple[datetime, datetime, Nearby]] = field(default_factory=dict)
 
     async def open_incidents(
-        self, conn: asyncpg.Connection, *, category: str, around: datetime, window: timedelta
+        self,
+        conn: asyncpg.Connection,
+        *,
+        category: str,
+        around: datetime,
+        window: timedelta,
+        near: tuple[float, float],
+        radius_km: float,
     ) -> list[OpenIncident]:
         """Open, placed incidents of a category whose first call is within `window` of
-        `around`; the category stays locked until the transaction ends."""
+        `around` and that may lie within `radius_km` of `near` (lat, lon); the category
+        stays locked until the transaction ends."""
         low, high = around - window, around + window
         known = self._read.get(category)
         if known is None:
             await lock_category(conn, category=category)
-        if known is None or low < known[0] or high > known[1]:
+        if known is None or low < known[0] or high > known[1] or known[2].radius_km != radius_km:
             await self.openings.flush(conn)  # what the batch opened is read back with the rest
             # Read twice the window each way, so the batch's other calls (received
             # moments apart, in any order) are answered from what was read.
             wide = (around - 2 * window, around + 2 * window)
-            known = (
-                *wide,
-                await open_incidents(conn, category=category, low=wide[0], high=wide[1]),
-            )
+            nearby = Nearby(radius_km)
+            nearby.add_all(await open_incidents(conn, category=category, low=wide[0], high=wide[1]))
+            known = (*wide, nearby)
             self._read[category] = known
-        return [i for i in known[2] if low <= i.received_at <= high]
+        return [i for i in known[2].around(*near) if low <= i.received_at <= high]
 
     def opened(self, incident: OpenIncident) -> None:
         """An incident this batch opened can take the batch's later duplicate calls."""
         known = self._read.get(incident.category.value)
         if known is not None:
-            known[2].append(incident)
+            known[2].add(incident)
 
     async def end(self, conn: asyncpg.Connection, *, incident_id: UUID, at: datetime) -> None:
         """An incident resolved, closed, cancelled or merged takes no more duplicate calls."""
@@ -62,8 +69,8 @@ class Correlation:
             incident_id,
             at,
         )
-        for _, _, incidents in self._read.values():
-            incidents[:] = [i for i in incidents if i.incident_id != incident_id]
+        for _, _, nearby in self._read.values():
+            nearby.remove(incident_id)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Send the incidents, then the links to them; the next batch reads afresh."""

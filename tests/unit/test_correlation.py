@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,9 @@ from pydantic import ValidationError
 
 from schemas.common import Place
 from schemas.vocabulary import Category, Priority
+from services.common.geo import haversine_km
 from services.triage.bootstrap import TriageSettings
-from services.triage.correlation import Call, OpenIncident, find_link, may_repeat
+from services.triage.correlation import Call, Nearby, OpenIncident, find_link, may_repeat
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULE = TriageSettings(duplicate_window_s=600, duplicate_radius_km=1.0).duplicate_rule()
@@ -87,3 +89,63 @@ def test_medical_calls_are_never_merged_by_default() -> None:
 def test_unknown_categories_in_the_setting_are_refused() -> None:
     with pytest.raises(ValidationError, match="unknown categories: firre"):
         TriageSettings(duplicate_categories="fire,firre")
+
+
+@pytest.mark.parametrize("lat", [-7.06, 0.0, 51.5, -78.0, 89.995])
+@pytest.mark.parametrize("radius_km", [0.3, 1.5, 12.0])
+def test_the_cells_around_a_place_hold_every_incident_within_the_radius(
+    lat: float, radius_km: float
+) -> None:
+    rng = random.Random(f"{lat}/{radius_km}")
+    spread = 4 * radius_km / 111.0  # degrees: most incidents near, many just out of reach
+    incidents = [
+        _incident(
+            where=(
+                max(-90.0, min(90.0, lat + rng.uniform(-spread, spread))),
+                rng.uniform(109.0 - spread * 10, 109.0 + spread * 10)
+                if abs(lat) > 80
+                else 109.8 + rng.uniform(-spread, spread),
+            )
+        )
+        for _ in range(400)
+    ]
+    nearby = Nearby(radius_km)
+    nearby.add_all(incidents)
+    for _ in range(100):
+        here = (
+            incidents[rng.randrange(len(incidents))].lat + rng.uniform(-spread, spread) / 4,
+            109.8 + rng.uniform(-spread, spread),
+        )
+        here = (max(-90.0, min(90.0, here[0])), here[1])
+        within = {
+            i.incident_id for i in incidents if haversine_km(*here, i.lat, i.lon) <= radius_km
+        }
+        candidates = {i.incident_id for i in nearby.around(*here)}
+        assert within <= candidates
+        if abs(lat) < 60:
+            # The cells do narrow it down: far fewer than all of them are compared.
+            assert len(candidates) < len(incidents) / 2
+
+
+def test_a_call_links_to_the_same_incident_through_the_cells_as_through_them_all() -> None:
+    rng = random.Random(7)
+    incidents = [
+        _incident(
+            where=(-7.06 + rng.uniform(-0.1, 0.1), 109.8 + rng.uniform(-0.1, 0.1)),
+            at=T0 + timedelta(seconds=rng.randrange(-500, 500)),
+            priority=rng.choice([Priority.P1, Priority.P2]),
+        )
+        for _ in range(300)
+    ]
+    nearby = Nearby(RULE.radius_km)
+    nearby.add_all(incidents)
+    nearby.remove(incidents[0].incident_id)
+    left = incidents[1:]
+    linked = 0
+    for _ in range(200):
+        where = (-7.06 + rng.uniform(-0.1, 0.1), 109.8 + rng.uniform(-0.1, 0.1))
+        call = _call(where=where, priority=rng.choice([Priority.P1, Priority.P2]))
+        through_cells = find_link(call, list(nearby.around(*where)), RULE)
+        assert through_cells == find_link(call, left, RULE)
+        linked += through_cells is not None
+    assert 0 < linked < 200
