@@ -1351,3 +1351,52 @@ async def test_the_ack_timeout_job_locks_unit_types_before_orders_as_a_batch_doe
     assert [(w.unit_id, w.unit_status_after) for w in withdrawn] == [
         ("DAMKAR-9", UnitStatus.OUT_OF_SERVICE)
     ]
+
+
+async def test_a_freed_unit_serves_one_waiting_slot_without_looking_up_the_next(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With robberies waiting for police (two officers each), each officer who joins serves
+    the oldest waiting slot, and the queue is looked up once per officer: once that officer
+    is taken, the dispatcher does not lock the next waiting slot only to find no one free
+    for it."""
+    from services.dispatcher import repository
+
+    dispatcher = _dispatcher(pipeline.topics)
+    robberies = [uuid.uuid4() for _ in range(3)]
+    looked_up: list[str] = []
+    next_pending = repository.next_pending
+
+    async def counted(conn: asyncpg.Connection, *, unit_type: str, skip: int = 0) -> Any:
+        looked_up.append(unit_type)
+        return await next_pending(conn, unit_type=unit_type, skip=skip)
+
+    def event(payload: Any) -> Event:
+        return new_event(payload, id=uuid.uuid4(), source="/t")
+
+    pool = await _pool(pipeline, "dispatcher")
+    try:
+        for n, robbery in enumerate(robberies):
+            at = T0 + timedelta(seconds=n)
+            await dispatcher.on_incident_classified(
+                pool, event(_classified(robbery, received=at, at=at, category=Category.CRIME))
+            )
+        waiting = [
+            r["incident_id"]
+            for r in await pool.fetch(
+                "SELECT incident_id FROM pending WHERE unit_type = 'police' "
+                "ORDER BY priority, queued_at, incident_id, slot"
+            )
+        ]
+        monkeypatch.setattr(repository, "next_pending", counted)
+        served = []
+        for n in range(len(waiting) + 1):
+            out = await dispatcher.on_unit_registered(
+                pool, event(_unit(f"POL-NEW-{n}", UnitType.POLICE, 1))
+            )
+            served.append([o.event.payload.incident_id for o in out])
+    finally:
+        await pool.close()
+    assert len(waiting) >= 4  # the test fleet's two officers cannot cover three robberies
+    assert served == [[incident] for incident in waiting] + [[]]
+    assert looked_up == ["police"] * len(served)
