@@ -147,7 +147,7 @@ class GcSettings(BaseSettings):
     young_threshold: int = Field(
         default=20_000,
         ge=0,
-        description="Allocations between young collections (Python's default is 700; "
+        description="Allocations between young collections (Python 3.11's default is 700; "
         "0 keeps Python's defaults and does not freeze the start-up heap)",
     )
 

@@ -97,22 +97,28 @@ def find_link(call: Call, candidates: Sequence[OpenIncident], rule: DuplicateRul
 
 @dataclass
 class Nearby:
-    """Open incidents filed by square cells of the duplicate radius, so that a call is
-    compared with the incidents of the cells around it, not with every open incident of
-    its category (a busy night keeps hundreds open). What `around` gives is a superset of
-    those within `radius_km`; `find_link` still measures each one."""
+    """Open incidents filed by cells as tall as the duplicate radius (in degrees of latitude
+    and longitude), so that a call is compared with the incidents of the cells around it,
+    not with every open incident of its category (a busy night keeps hundreds open). What
+    `around` gives is a superset of those within `radius_km`; `find_link` still measures
+    each one."""
 
     radius_km: float
-    _cells: dict[tuple[int, int], list[OpenIncident]] = field(
+    _cells: dict[tuple[int, int] | None, list[OpenIncident]] = field(
         default_factory=lambda: defaultdict(list)
     )
 
     def __post_init__(self) -> None:
         # The radius as an angle: how far apart in latitude two points within it can be.
         self._angle = self.radius_km / EARTH_RADIUS_KM
-        self._cell_deg = max(math.degrees(self._angle), 1e-9)
+        # A hair wider than the radius, so rounding never pushes a point a cell further.
+        self._cell_deg = max(math.degrees(self._angle) * (1 + 1e-9), 1e-9)
 
-    def _cell(self, lat: float, lon: float) -> tuple[int, int]:
+    def _cell(self, lat: float, lon: float) -> tuple[int, int] | None:
+        """The cell of a point; None for one the grid cannot file (not a finite point on
+        the globe), which every look-up then considers."""
+        if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180:
+            return None
         return math.floor(lat / self._cell_deg), math.floor(lon / self._cell_deg)
 
     def add(self, incident: OpenIncident) -> None:
@@ -129,24 +135,34 @@ class Nearby:
         for cell in self._cells.values():
             cell[:] = [i for i in cell if i.incident_id != incident_id]
 
+    def _everything(self) -> Iterator[OpenIncident]:
+        return (i for cell in self._cells.values() for i in cell)
+
     def around(self, lat: float, lon: float) -> Iterator[OpenIncident]:
         """The incidents that may lie within the radius of a place."""
         # Within an angle d of latitude lat0 the longitude differs by at most
-        # asin(sin d / cos lat0); near a pole (or across the antimeridian) the cells do
-        # not bound it, and every incident is a candidate.
+        # asin(sin d / cos lat0) (for d under a quarter of the globe); where the cells do not
+        # bound it (near a pole, across the antimeridian, a place off the globe) every
+        # incident is a candidate.
+        if self._cell(lat, lon) is None or self._angle >= math.pi / 2:
+            yield from self._everything()
+            return
         cos_lat = math.cos(math.radians(lat))
         sin_d = math.sin(self._angle)
         if cos_lat <= sin_d:
-            yield from (i for cell in self._cells.values() for i in cell)
+            yield from self._everything()
             return
         lon_span = math.degrees(math.asin(sin_d / cos_lat))
+        lat_span = math.degrees(self._angle)
         if lon - lon_span < -180 or lon + lon_span > 180:
-            yield from (i for cell in self._cells.values() for i in cell)
+            yield from self._everything()
             return
-        row, col = self._cell(lat, lon)
-        reach = math.ceil(lon_span / self._cell_deg)
-        for r in (row - 1, row, row + 1):
-            for c in range(col - reach, col + reach + 1):
-                found = self._cells.get((r, c))
+        yield from self._cells.get(None, ())
+        c = self._cell_deg
+        for row in range(math.floor((lat - lat_span) / c), math.floor((lat + lat_span) / c) + 1):
+            for col in range(
+                math.floor((lon - lon_span) / c), math.floor((lon + lon_span) / c) + 1
+            ):
+                found = self._cells.get((row, col))
                 if found:
                     yield from found

@@ -149,3 +149,26 @@ def test_a_call_links_to_the_same_incident_through_the_cells_as_through_them_all
         assert through_cells == find_link(call, left, RULE)
         linked += through_cells is not None
     assert 0 < linked < 200
+
+
+def test_the_cells_fall_back_to_every_incident_where_they_cannot_bound_the_radius() -> None:
+    """Across the antimeridian, for a radius of a quarter of the globe, and for a place the
+    grid cannot file (not a finite point on the globe), every incident is a candidate; an
+    incident stored off the globe is still considered, and it breaks no look-up."""
+    fiji = _incident(where=(-17.8, 179.999))
+    samoa = _incident(where=(-17.8, -179.999))
+    adrift = _incident(where=(float("nan"), 109.8))
+    far_off = _incident(where=(-7.06, 200.0))
+    nearby = Nearby(1.5)
+    nearby.add_all([fiji, samoa, adrift, far_off])
+    assert haversine_km(fiji.lat, fiji.lon, samoa.lat, samoa.lon) < 1.5
+    assert samoa in list(nearby.around(fiji.lat, fiji.lon))
+    assert {i.incident_id for i in nearby.around(-7.06, 109.8)} == {
+        adrift.incident_id,
+        far_off.incident_id,
+    }
+    for lat, lon in ((float("nan"), 109.8), (-7.06, float("inf")), (95.0, 0.0)):
+        assert len(list(nearby.around(lat, lon))) == 4
+    huge = Nearby(11_100)
+    huge.add(_incident(where=(80.0, -150.0)))
+    assert len(list(huge.around(0.0, 0.0))) == 1
