@@ -538,15 +538,13 @@ class Dispatcher:
             if unit is None:
                 # Nothing free for this slot (the free unit may have been passed over for
                 # this incident): try the next waiting slot, until one is served or none is.
-                if not await repository.any_unit_free(conn, unit_type=unit_type):
-                    break
                 skip += 1
-                continue
-            await repository.remove_pending(conn, incident_id=need.incident_id, slot=need.slot)
-            out.append(await self._order(conn, need, unit, cause=cause))
-            # Usually that was the one free unit: asking is cheaper than locking the next
-            # waiting slot and failing to claim for it (in a busy hour, a quarter of the
-            # database's time went to that look-up).
+            else:
+                await repository.remove_pending(conn, incident_id=need.incident_id, slot=need.slot)
+                out.append(await self._order(conn, need, unit, cause=cause))
+            # Asked after a served slot too: usually that was the one free unit, and asking
+            # is cheaper than locking the next waiting slot and failing to claim for it (in
+            # a busy hour, a quarter of the database's time went to that look-up).
             if not await repository.any_unit_free(conn, unit_type=unit_type):
                 break
         return out

@@ -114,10 +114,14 @@ class Nearby:
         # A hair wider than the radius, so rounding never pushes a point a cell further.
         self._cell_deg = max(math.degrees(self._angle) * (1 + 1e-9), 1e-9)
 
+    @staticmethod
+    def _on_globe(lat: float, lon: float) -> bool:
+        return math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90 and abs(lon) <= 180
+
     def _cell(self, lat: float, lon: float) -> tuple[int, int] | None:
         """The cell of a point; None for one the grid cannot file (not a finite point on
         the globe), which every look-up then considers."""
-        if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180:
+        if not self._on_globe(lat, lon):
             return None
         return math.floor(lat / self._cell_deg), math.floor(lon / self._cell_deg)
 
@@ -135,28 +139,31 @@ class Nearby:
         for cell in self._cells.values():
             cell[:] = [i for i in cell if i.incident_id != incident_id]
 
-    def _everything(self) -> Iterator[OpenIncident]:
-        return (i for cell in self._cells.values() for i in cell)
-
-    def around(self, lat: float, lon: float) -> Iterator[OpenIncident]:
-        """The incidents that may lie within the radius of a place."""
+    def _reach(self, lat: float, lon: float) -> tuple[float, float] | None:
+        """How far in degrees of latitude and longitude the radius reaches from a place;
+        None where the cells cannot bound it (near a pole, across the antimeridian, a
+        radius of a quarter of the globe or more, a place off the globe)."""
+        if not self._on_globe(lat, lon) or self._angle >= math.pi / 2:
+            return None
         # Within an angle d of latitude lat0 the longitude differs by at most
-        # asin(sin d / cos lat0) (for d under a quarter of the globe); where the cells do not
-        # bound it (near a pole, across the antimeridian, a place off the globe) every
-        # incident is a candidate.
-        if self._cell(lat, lon) is None or self._angle >= math.pi / 2:
-            yield from self._everything()
-            return
+        # asin(sin d / cos lat0), for d under a quarter of the globe.
         cos_lat = math.cos(math.radians(lat))
         sin_d = math.sin(self._angle)
         if cos_lat <= sin_d:
-            yield from self._everything()
-            return
+            return None
         lon_span = math.degrees(math.asin(sin_d / cos_lat))
-        lat_span = math.degrees(self._angle)
         if lon - lon_span < -180 or lon + lon_span > 180:
-            yield from self._everything()
+            return None
+        return math.degrees(self._angle), lon_span
+
+    def around(self, lat: float, lon: float) -> Iterator[OpenIncident]:
+        """The incidents that may lie within the radius of a place (every incident where
+        the cells cannot bound it)."""
+        reach = self._reach(lat, lon)
+        if reach is None:
+            yield from (i for cell in self._cells.values() for i in cell)
             return
+        lat_span, lon_span = reach
         yield from self._cells.get(None, ())
         c = self._cell_deg
         for row in range(math.floor((lat - lat_span) / c), math.floor((lat + lat_span) / c) + 1):
