@@ -28,7 +28,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.workload import Workload, bench_fleet
-from schemas.envelope import CONTENT_TYPE, encode_event
+from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from services.common.db import STAGE_SCHEMAS, quote_ident
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import records_since
@@ -50,6 +50,7 @@ from services.stack.setup import prepare
 from services.stages import STAGES
 
 RESULTS = Path(__file__).parent / "results.json"
+# Intakes come as any outside Kafka client may send them: no type header (DESIGN.md).
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
 QUIET_RATE = 10  # intakes per second
 
@@ -407,11 +408,13 @@ async def crews(settings: CommonSettings, producer: AIOKafkaProducer) -> None:
             incident_id=order.incident_id,
             reported_at=datetime.now(UTC),
         )
+        event = status_event(report)
+        # As the field-unit client sends it (`send_events`): with its type header.
         await producer.send(
             settings.topics.unit_status,
-            encode_event(status_event(report)),
+            encode_event(event),
             key=order.unit_id.encode(),
-            headers=HEADERS,
+            headers=record_headers(event),
         )
 
     await answer_orders(settings, clear)

@@ -29,6 +29,11 @@ from schemas.registry import (
 )
 
 CONTENT_TYPE = "application/cloudevents+json"
+# The event's `type`, repeated in a record header by Siaga's producers, so a stage can pass
+# over another stage's events on a shared topic without parsing them. Optional: a record
+# without it is parsed, and one whose header disagrees with its body is refused.
+TYPE_HEADER = "ce_type"
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 MAX_EVENT_BYTES = 256 * 1024
 SCHEMA_BASE = "https://siaga.dev/schemas/"
 
@@ -199,6 +204,11 @@ def encode_event(event: Event) -> bytes:
     envelope = event.envelope
     absent = {name for name in _OPTIONAL_ATTRIBUTES if getattr(envelope, name) is None}
     return envelope.model_dump_json(exclude=absent).encode()
+
+
+def record_headers(event: Event) -> list[tuple[str, bytes]]:
+    """The headers a producer sends with an encoded event: its content type and its type."""
+    return [("content-type", _CONTENT_TYPE_BYTES), (TYPE_HEADER, event.envelope.type.encode())]
 
 
 def event_type_of(event: Event) -> EventType:

@@ -193,6 +193,15 @@ def model_for_type(type_: str) -> EventType | None:
     return _BY_TYPE.get(type_)
 
 
+def current_type(type_: str) -> str:
+    """The type an event of `type_` is read as once upcast; unknown types pass through."""
+    seen = set()
+    while type_ in UPCASTERS and type_ not in seen:
+        seen.add(type_)
+        type_ = UPCASTERS[type_][0]
+    return type_
+
+
 def upcast(type_: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Apply upcasters until `type_` is a current version; unknown types pass through."""
     seen = set()

@@ -21,7 +21,7 @@ from aiokafka.errors import (
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from schemas.envelope import CONTENT_TYPE
+from schemas.envelope import record_headers
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
@@ -242,7 +242,7 @@ async def send_events(producer_: AIOKafkaProducer, outgoing: list[Outgoing]) -> 
             o.topic,
             o.value,
             key=o.key,
-            headers=[("content-type", CONTENT_TYPE.encode())],
+            headers=record_headers(o.event),
         )
         for o in outgoing
     ]

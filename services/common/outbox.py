@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from faststream.kafka import KafkaBroker
 
-from schemas.envelope import CONTENT_TYPE, Event, encode_event, event_type_of
+from schemas.envelope import CONTENT_TYPE, TYPE_HEADER, Event, encode_event, event_type_of
 from schemas.topics import Topics
 from services.common.health import StageMetrics
 from services.common.logging import get_logger
@@ -145,7 +145,7 @@ class OutboxRelay:
                     # A send failed meanwhile: these are in the table, behind older rows.
                     self._fall_behind()
                     continue
-                await self._send([(o.topic, o.key, o.value) for o in batch])
+                await self._send([(o.topic, o.key, o.value, o.event.envelope.type) for o in batch])
             except Exception as exc:
                 # They are safe in the table; from now on everything goes through it, so no
                 # later event overtakes them.
@@ -227,20 +227,31 @@ class OutboxRelay:
                 )
             if not rows:
                 return 0
-            await self._send([(row["topic"], row["key"], row["value"]) for row in rows])
+            # The table keeps no type: these go without the type header, and every stage
+            # reading them parses them (a rare path: a failed send, a crash, a restart).
+            await self._send([(row["topic"], row["key"], row["value"], None) for row in rows])
             await conn.execute(
                 "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
             )
         self._count(len(rows))
         return len(rows)
 
-    async def _send(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
-        """Send pipelined, in order, and wait until the broker has every one."""
+    async def _send(self, messages: list[tuple[str, bytes | None, bytes, str | None]]) -> None:
+        """Send pipelined, in order, and wait until the broker has every one; each with its
+        event type in the type header when it is known."""
         futures = [
             await self._broker.publish(
-                value, topic, key=key, headers={"content-type": CONTENT_TYPE}, no_confirm=True
+                value,
+                topic,
+                key=key,
+                headers=(
+                    {"content-type": CONTENT_TYPE}
+                    if type_ is None
+                    else {"content-type": CONTENT_TYPE, TYPE_HEADER: type_}
+                ),
+                no_confirm=True,
             )
-            for topic, key, value in messages
+            for topic, key, value, type_ in messages
         ]
         await asyncio.gather(*futures)
 

@@ -27,8 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 import asyncpg
 
 from schemas.common import Contract
-from schemas.envelope import DecodeError, Event, decode_event, event_type_of
+from schemas.envelope import TYPE_HEADER, DecodeError, Event, decode_event, event_type_of
 from schemas.events import IntakeEnrichedV1, IntakeReceivedV1
+from schemas.registry import current_type, model_for_type
 from schemas.topics import Topics
 from services.common.db import is_transient
 from services.common.deadletter import dead_letter
@@ -120,6 +121,17 @@ class _Item:
     dead: Sequence[Outgoing]
 
 
+def _type_header(record: Any) -> str | None:
+    """The event type a record's header says it holds, or None (no header, or not text)."""
+    for key, value in getattr(record, "raw_headers", record.headers) or ():
+        if key == TYPE_HEADER:
+            try:
+                return bytes(value).decode() if value is not None else None
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
 class _Isolate(Exception):
     """A record of the batch failed: the batch is redone record by record."""
 
@@ -195,6 +207,7 @@ class BatchProcessor:
         # nobody can decode, so the ops team sees each bad message once.
         self._owned_topics = None if owned_topics is None else frozenset(owned_topics)
         self.metrics = metrics or StageMetrics(stage)
+        self._handles: dict[str, bool] = {}  # event type (as in its header) -> handled here
         self.skipped = 0
         self.processed = 0
         self.dead_lettered = 0
@@ -237,6 +250,12 @@ class BatchProcessor:
             return await self._apply_careful(decoded)
 
     def _decode(self, record: Any) -> _Item:
+        owned = self._owned_topics is None or record.topic in self._owned_topics
+        said = _type_header(record)
+        if said is not None and not owned and not self._handled(said):
+            # Another stage's event on a shared topic: passed over unread. Read, it would
+            # be passed over too (or, if it could not be read, left to the topic's owner).
+            return _Item(record, None, None, ())
         try:
             event = decode_event(record.value)
             expected = event_type_of(event).topic(self._topics)
@@ -246,8 +265,16 @@ class BatchProcessor:
                 raise DecodeError(
                     "wrong_topic", f"{event.envelope.type} belongs on {expected}, not here"
                 )
+            if said is not None and current_type(said) != event.envelope.type:
+                # Stages that trust the header would pass it over while others apply it:
+                # refused everywhere instead, and dead-lettered by the topic's owner.
+                raise DecodeError(
+                    "type_mismatch",
+                    f"the {TYPE_HEADER} header says {said[:128]!r}, "
+                    f"the event is {event.envelope.type!r}",
+                )
         except DecodeError as exc:
-            if self._owned_topics is not None and record.topic not in self._owned_topics:
+            if not owned:
                 self.skipped += 1
                 return _Item(record, None, None, ())
             return _Item(record, None, None, self._dead(record, exc.kind, exc.reason))
@@ -255,6 +282,17 @@ class BatchProcessor:
         if handler is None:
             return _Item(record, None, None, ())  # another stage's event on a shared topic
         return _Item(record, event, handler, ())
+
+    def _handled(self, type_: str) -> bool:
+        """Whether this stage has a handler for events of `type_` (upcast to its current
+        version); an unknown type has none."""
+        handled = self._handles.get(type_)
+        if handled is None:
+            known = model_for_type(current_type(type_))
+            handled = known is not None and known.model in self._handlers
+            if len(self._handles) < 1_000:  # a hostile producer could invent types forever
+                self._handles[type_] = handled
+        return handled
 
     async def _apply_fast(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
         """The common case: one inbox statement, the handlers, one outbox statement."""

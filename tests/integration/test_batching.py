@@ -15,7 +15,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from schemas.common import Place
-from schemas.envelope import Event, decode_event, encode_event, new_event
+from schemas.envelope import TYPE_HEADER, Event, decode_event, encode_event, new_event
 from schemas.events import (
     CallerSignals,
     CallLinkedV1,
@@ -32,6 +32,7 @@ from schemas.events import (
     WorkOrderIssuedV1,
 )
 from schemas.ids import derive_id
+from schemas.registry import event_type_for
 from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
@@ -365,6 +366,101 @@ async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_recor
         await pool.close()
     assert [r["unit_id"] for r in landed] == ["P-1", "P-3"]
     assert dead == 1 and processor.dead_lettered == 1
+
+
+async def test_a_stage_passes_over_other_stages_events_by_their_type_header_and_refuses_one_that_lies(
+    pipeline: Pipeline,
+) -> None:
+    topics = pipeline.topics
+    linked_type = event_type_for(CallLinkedV1).type
+    opened_type = event_type_for(IncidentOpenedV1).type
+    applied: dict[str, list[str]] = {"owner": [], "reader": []}
+
+    def link(reason: str) -> Event:
+        return new_event(
+            CallLinkedV1(
+                incident_id=uuid.uuid4(),
+                intake_id=uuid.uuid4(),
+                channel=Channel.CALL112,
+                linked_at=T0,
+                reason=reason,
+            ),
+            id=uuid.uuid4(),
+            source="/test",
+        )
+
+    opened = new_event(
+        IncidentOpenedV1(
+            incident_id=uuid.uuid4(),
+            intake_id=uuid.uuid4(),
+            channel=Channel.CALL112,
+            received_at=T0,
+            opened_at=T0,
+            text="kebakaran",
+            place=None,
+        ),
+        id=uuid.uuid4(),
+        source="/test",
+    )
+
+    def record(value: bytes, offset: int, said: str | None) -> ConsumerRecord[bytes, bytes]:
+        headers = [("content-type", b"x")] + (
+            [] if said is None else [(TYPE_HEADER, said.encode())]
+        )
+        return ConsumerRecord(
+            topics.incident_events, 0, offset, 0, 0, None, value, None, 0, len(value), headers
+        )
+
+    batch = [
+        # Not even JSON, but its header names an event the stage does not handle.
+        record(b"not json", 0, opened_type),
+        record(encode_event(link("told")), 1, linked_type),
+        # A link whose header says it is an opening, and an opening that says it is a link.
+        record(encode_event(link("hidden")), 2, opened_type),
+        record(encode_event(opened), 3, linked_type),
+        record(encode_event(link("untold")), 4, None),  # an outside producer's: parsed
+    ]
+    pool = await _pool(pipeline)
+    processors = {}
+    try:
+        for stage, owned in (("owner", None), ("reader", [])):
+
+            async def handler(
+                conn: asyncpg.Connection, event: Event, stage: str = stage
+            ) -> Sequence[Outgoing]:
+                assert isinstance(event.payload, CallLinkedV1)
+                applied[stage].append(event.payload.reason)
+                return []
+
+            processors[stage] = processor = BatchProcessor(
+                stage=stage,
+                pool=pool,
+                topics=topics,
+                handlers={CallLinkedV1: handler},
+                inbox_key=lambda event, stage=stage: f"{stage}:{event.id}",  # type: ignore[misc]
+                owned_topics=owned,
+            )
+            await processor.process(batch)
+        async with pool.acquire() as conn:
+            letters = [
+                decode_event(row["value"]).payload
+                for row in await conn.fetch(
+                    "SELECT value FROM outbox WHERE topic = $1 ORDER BY seq", topics.deadletter
+                )
+            ]
+    finally:
+        await pool.close()
+    # Both apply the links that are what they say, with or without the header.
+    assert applied == {"owner": ["told", "untold"], "reader": ["told", "untold"]}
+    # The topic's owner reads everything and dead-letters what it cannot trust.
+    assert [(d.stage, d.error_type, d.source_offset) for d in letters] == [  # type: ignore[attr-defined]
+        ("owner", "not_json", 0),
+        ("owner", "type_mismatch", 2),
+        ("owner", "type_mismatch", 3),
+    ]
+    # Another stage passes over what its header says it does not handle, unread; a record
+    # that says it is a link is read, and refused when it is not.
+    assert processors["reader"].skipped == 1 and processors["reader"].dead_lettered == 0
 
 
 async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_link(

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 
-from schemas.envelope import new_event
+from schemas.envelope import TYPE_HEADER, new_event
 from schemas.events import CallLinkedV1
+from schemas.registry import event_type_for
 from schemas.vocabulary import Channel
 from services.common.kafka import build_broker
 from services.common.outbox import OutboxRelay, Outgoing, write_outbox
@@ -149,6 +150,10 @@ async def test_committed_events_leave_at_once_and_their_rows_go(
         await eventually(lambda: _none_left(pool), timeout=10, what="sent rows deleted")
     records = await pipeline.records(pipeline.topics.incident_events)
     assert len(records) == 5, "each event sent once"
+    # Sent from memory, an event names its type in a header (consumers may pass over it
+    # unread); the table keeps no type, so what it sends is parsed by every reader.
+    said = [dict(r.headers).get(TYPE_HEADER) for r in records]
+    assert said == [None, None] + [event_type_for(CallLinkedV1).type.encode()] * 3
 
 
 async def test_after_a_failed_send_no_later_event_overtakes(
