@@ -347,6 +347,8 @@ class PlaceResolver:
         taken = [False] * len(tokens)
         found: list[Mention] = []
         doubtful: list[Mention] = []
+        # What comes before a word is the same whatever length of phrase starts there.
+        cues = [self._cue(tokens, start) for start in range(len(tokens))]
         for size in range(min(MAX_NGRAM, len(tokens)), 0, -1):
             for start in range(len(tokens) - size + 1):
                 if any(taken[start : start + size]):
@@ -355,7 +357,7 @@ class PlaceResolver:
                 if phrase in NOT_PLACES:
                     taken[start : start + size] = [True] * size
                     continue
-                cue = self._cue(tokens, start)
+                cue = cues[start]
                 targets = self._index.get(phrase)
                 edits = 0
                 if targets is None and (cue or from_hint):

@@ -147,7 +147,10 @@ class Classifier:
 
     def evidence(self, text: str) -> Evidence:
         """The phrases of each category, the threats and the calming words found in `text`."""
-        tokens = self._speller.correct_all(words(text))
+        return self._evidence(words(text))
+
+    def _evidence(self, tokens: list[str]) -> Evidence:
+        tokens = self._speller.correct_all(tokens)
         scores: dict[Category, float] = defaultdict(float)
         matched: dict[Category, list[str]] = defaultdict(list)
         for _, phrase, tags in _longest_first(tokens, self._categories):
@@ -179,11 +182,12 @@ class Classifier:
         self, *, text: str, channel: Channel, signals: CallerSignals | None = None
     ) -> Classification:
         """Classify one report; pure and deterministic."""
-        if (signals is not None and signals.ghost) or not words(text):
+        tokens = words(text)
+        if (signals is not None and signals.ghost) or not tokens:
             return self._decide(
                 Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [], [])
             )
-        found = self.evidence(text)
+        found = self._evidence(tokens)
         if found.admissions and not found.threats:
             said = ", ".join(found.admissions)
             return self._decide(Category.PRANK, 0.8, f"caller owns up to a prank: {said}", found)
