@@ -22,7 +22,7 @@ from schemas.vocabulary import Category
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.enricher.places import PlaceResolver
-from services.enricher.repository import CallerHistory, Callers, record_verdict
+from services.enricher.repository import CallerHistory, Callers, record_prank
 from services.enricher.signals import caller_signals, is_ghost
 
 SOURCE = "/siaga/enricher"
@@ -83,8 +83,8 @@ class Enricher:
         """Remember which intake opened the incident, to find its caller later."""
         opened = event.payload
         assert isinstance(opened, IncidentOpenedV1)
-        await record_verdict(
-            conn, self.callers, incident_id=opened.incident_id, intake_id=opened.intake_id
+        await self.callers.record_opening(
+            conn, incident_id=opened.incident_id, intake_id=opened.intake_id
         )
         return []
 
@@ -96,9 +96,7 @@ class Enricher:
         assert isinstance(classified, IncidentClassifiedV1)
         if classified.category is not Category.PRANK:
             return []
-        phone = await record_verdict(
-            conn, self.callers, incident_id=classified.incident_id, prank=True
-        )
+        phone = await record_prank(conn, self.callers, incident_id=classified.incident_id)
         if phone is not None:
             log.info("prank counted against caller", incident_id=str(classified.incident_id))
         return []

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.envelope import Event
-from schemas.events import IntakeReceivedV1
+from schemas.events import IncidentOpenedV1, IntakeReceivedV1
 from services.common.processing import Deferred, Rows
 
 
@@ -43,21 +43,33 @@ class _Count:
 class Callers:
     """The enricher's state for one batch: the numbers its intakes came from are locked and
     read in one statement, counted in memory and written back in one; which intake each
-    number made is collected too (read back only when a verdict comes)."""
+    number made, and which intake opened each incident, are collected too and written in
+    one statement each (read back only when a verdict comes)."""
 
     def __init__(self) -> None:
         self.later = Deferred()
         self._known: dict[str, CallerHistory] = {}
         self._counts: dict[str, _Count] = {}
+        self._openings: dict[UUID, UUID] = {}  # incident -> the intake that opened it
+        self._pranks: set[UUID] = set()  # incidents of the batch known to be pranks
 
     async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        """Lock and read, in one go, the numbers of the batch's intakes."""
+        """Lock and read, in one go, the numbers of the batch's intakes, and which of the
+        incidents it sees opened were already judged pranks."""
         phones = {
             e.payload.caller.phone
             for e in events
             if isinstance(e.payload, IntakeReceivedV1) and e.payload.caller.phone
         }
         await self._read(conn, phones)
+        opened = [e.payload.incident_id for e in events if isinstance(e.payload, IncidentOpenedV1)]
+        if opened:
+            rows = await conn.fetch(
+                "SELECT incident_id FROM incident_verdicts "
+                "WHERE incident_id = ANY($1::uuid[]) AND prank",
+                opened,
+            )
+            self._pranks.update(row["incident_id"] for row in rows)
 
     async def _read(self, conn: asyncpg.Connection, phones: Collection[str]) -> None:
         wanted = sorted(set(phones) - self._known.keys())
@@ -107,9 +119,24 @@ class Callers:
         )
         return before
 
+    async def record_opening(
+        self, conn: asyncpg.Connection, *, incident_id: UUID, intake_id: UUID
+    ) -> None:
+        """Note which intake opened an incident: with the batch's other writes, unless the
+        incident was already judged a prank, whose count the batch's later calls must see."""
+        self._openings.setdefault(incident_id, intake_id)
+        if incident_id in self._pranks:
+            await self.flush(conn)  # a verdict that came first: counted now (rare)
+
+    def saw_prank(self, incident_id: UUID) -> None:
+        """An incident of this batch was judged a prank."""
+        self._pranks.add(incident_id)
+
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write what the batch counted (adding to whatever is there) and start afresh."""
+        """Write what the batch counted (adding to whatever is there) and the incidents it
+        saw opened, recount the numbers whose prank verdict came first, and start afresh."""
         counts, self._counts = self._counts, {}
+        openings, self._openings = self._openings, {}
         self._known = {}
         if counts:
             phones = sorted(counts)
@@ -130,43 +157,58 @@ class Callers:
                 [counts[p].last_at for p in phones],
             )
         await self.later.flush(conn)
+        if openings:
+            verdicts = await conn.fetch(
+                """
+                INSERT INTO incident_verdicts (incident_id, intake_id, prank)
+                SELECT incident_id, intake_id, false
+                  FROM unnest($1::uuid[], $2::uuid[]) AS o(incident_id, intake_id)
+                ON CONFLICT (incident_id) DO UPDATE
+                   SET intake_id = COALESCE(incident_verdicts.intake_id, EXCLUDED.intake_id)
+                RETURNING intake_id, prank
+                """,
+                list(openings),
+                list(openings.values()),
+            )
+            # A prank verdict that came before its incident's opening is counted now.
+            for verdict in verdicts:
+                if verdict["prank"]:
+                    await _recount_pranks(conn, intake_id=verdict["intake_id"])
 
     def discard(self) -> None:
         """Forget everything (the transaction rolled back)."""
         self._known = {}
         self._counts = {}
+        self._openings = {}
+        self._pranks = set()
         self.later.discard()
 
 
-async def record_verdict(
-    conn: asyncpg.Connection,
-    callers: Callers,
-    *,
-    incident_id: UUID,
-    intake_id: UUID | None = None,
-    prank: bool = False,
+async def record_prank(
+    conn: asyncpg.Connection, callers: Callers, *, incident_id: UUID
 ) -> str | None:
-    """Note what an incident's opening intake was or that it was a prank; recount the pranks
-    of its caller once both are known. Returns the caller's number when it was recounted."""
-    verdict = await conn.fetchrow(
+    """Note that an incident was a prank; recount the pranks of its caller once the intake
+    that opened it is known too. Returns the caller's number when it was recounted."""
+    # The opening, the intake and its number may have come in this batch; the flush also
+    # drops what the batch read, so its later calls read the recount.
+    await callers.flush(conn)
+    callers.saw_prank(incident_id)
+    intake = await conn.fetchval(
         """
-        INSERT INTO incident_verdicts (incident_id, intake_id, prank) VALUES ($1, $2, $3)
-        ON CONFLICT (incident_id) DO UPDATE
-           SET intake_id = COALESCE(incident_verdicts.intake_id, EXCLUDED.intake_id),
-               prank = incident_verdicts.prank OR EXCLUDED.prank
-        RETURNING intake_id, prank
+        INSERT INTO incident_verdicts (incident_id, intake_id, prank) VALUES ($1, NULL, true)
+        ON CONFLICT (incident_id) DO UPDATE SET prank = true
+        RETURNING intake_id
         """,
         incident_id,
-        intake_id,
-        prank,
     )
-    if verdict is None or verdict["intake_id"] is None or not verdict["prank"]:
-        return None  # nothing to count (yet): most incidents are not pranks
-    intake = verdict["intake_id"]
-    # The intake and its number may have come in this batch; the flush also drops what the
-    # batch read, so its later calls read the recount.
-    await callers.flush(conn)
-    phone = await conn.fetchval("SELECT phone FROM caller_intakes WHERE intake_id = $1", intake)
+    if intake is None:
+        return None  # counted when the opening comes
+    return await _recount_pranks(conn, intake_id=intake)
+
+
+async def _recount_pranks(conn: asyncpg.Connection, *, intake_id: UUID) -> str | None:
+    """Count again the pranks of the number `intake_id` came from; returns that number."""
+    phone = await conn.fetchval("SELECT phone FROM caller_intakes WHERE intake_id = $1", intake_id)
     if phone is None:
         return None  # a withheld number: nothing to count against
     await conn.execute(

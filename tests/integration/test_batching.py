@@ -728,8 +728,9 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
 ) -> None:
     """The enricher reads a batch's numbers in one go and counts in memory: three calls from
     one number see 0, 1 and 2 earlier reports, a prank verdict read between them is seen by
-    the calls after it, and the stored counts are those of one call per batch; the same
-    holds when a refused record makes the batch be redone record by record."""
+    the calls after it (whether it comes before or after the incident's opening), and the
+    stored counts are those of one call per batch; the same holds when a refused record
+    makes the batch be redone record by record."""
     from services.common.gazetteer import load_gazetteer
     from services.common.processing import Rejected, intake_key
     from services.enricher.entrypoint import Enricher
@@ -746,7 +747,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
     async def refuse(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
         raise Rejected("refused", "a record the stage refuses")
 
-    def scenario(phone: str, *, refused: bool) -> list[tuple[Any, str]]:
+    def scenario(phone: str, *, refused: bool, prank_first: bool = False) -> list[tuple[Any, str]]:
         t0 = datetime.now(UTC) - timedelta(minutes=10)
         calls = [
             new_intake(channel=Channel.CALL112, text=f"kebakaran {n}", phone=phone).model_copy(
@@ -758,11 +759,11 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
         opened = _opened(incident, at=t0, intake_id=calls[0].intake_id)
         prank = _classified(incident, received=t0, at=t0, category=Category.PRANK, sla_seconds=0)
         other = new_intake(channel=Channel.SMS, text="banjir", phone=phone + "9")
+        verdicts = [opened, prank] if not prank_first else [prank, opened]
         batch: list[tuple[Any, str]] = [
             (calls[0], topics.intake_received),
             (other, topics.intake_received),
-            (opened, topics.incident_events),
-            (prank, topics.incident_events),
+            *((verdict, topics.incident_events) for verdict in verdicts),
             (calls[1], topics.intake_received),
             (calls[2], topics.intake_received),
         ]
@@ -804,6 +805,11 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
             "+6281100000001": [scenario("+6281100000001", refused=False)],
             "+6281100000002": [[step] for step in scenario("+6281100000002", refused=False)],
             "+6281100000003": [scenario("+6281100000003", refused=True)],
+            # Replayed out of order, the verdict before the opening: counted all the same.
+            "+6281100000004": [scenario("+6281100000004", refused=False, prank_first=True)],
+            "+6281100000005": [
+                [step] for step in scenario("+6281100000005", refused=False, prank_first=True)
+            ],
         }
         for phone, batches in cases.items():
             assert await run(batches) == expected, phone
