@@ -122,12 +122,13 @@ class _Item:
 
 
 def _type_header(record: Any) -> str | None:
-    """The event type a record's header says it holds, or None (no header, or not text)."""
+    """The event type a record's header says it holds, or None (no header, an empty one, as
+    a dead letter's redriven copy of a null header is, or not text)."""
     for key, value in getattr(record, "raw_headers", record.headers) or ():
         if key == TYPE_HEADER:
             try:
-                return bytes(value).decode() if value is not None else None
-            except UnicodeDecodeError:
+                return bytes(value).decode() or None if value else None
+            except (UnicodeDecodeError, TypeError):
                 return None
     return None
 

@@ -419,6 +419,7 @@ async def test_a_stage_passes_over_other_stages_events_by_their_type_header_and_
         record(encode_event(link("hidden")), 2, opened_type),
         record(encode_event(opened), 3, linked_type),
         record(encode_event(link("untold")), 4, None),  # an outside producer's: parsed
+        record(encode_event(link("blank")), 5, ""),  # an empty header says nothing: parsed
     ]
     pool = await _pool(pipeline)
     processors = {}
@@ -451,7 +452,7 @@ async def test_a_stage_passes_over_other_stages_events_by_their_type_header_and_
     finally:
         await pool.close()
     # Both apply the links that are what they say, with or without the header.
-    assert applied == {"owner": ["told", "untold"], "reader": ["told", "untold"]}
+    assert applied == {"owner": ["told", "untold", "blank"], "reader": ["told", "untold", "blank"]}
     # The topic's owner reads everything and dead-letters what it cannot trust.
     assert [(d.stage, d.error_type, d.source_offset) for d in letters] == [  # type: ignore[attr-defined]
         ("owner", "not_json", 0),
