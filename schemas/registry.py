@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,20 +193,24 @@ def model_for_type(type_: str) -> EventType | None:
     return _BY_TYPE.get(type_)
 
 
-def current_type(type_: str) -> str:
-    """The type an event of `type_` is read as once upcast; unknown types pass through."""
-    seen = set()
-    while type_ in UPCASTERS and type_ not in seen:
-        seen.add(type_)
-        type_ = UPCASTERS[type_][0]
-    return type_
-
-
-def upcast(type_: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Apply upcasters until `type_` is a current version; unknown types pass through."""
+def _upcasts(type_: str) -> Iterator[tuple[str, Upcaster]]:
+    """The upcasters that take `type_` to its current version, in order (each step's type
+    and function); a cycle is cut where it closes."""
     seen = set()
     while type_ in UPCASTERS and type_ not in seen:
         seen.add(type_)
         type_, fn = UPCASTERS[type_]
-        data = fn(data)
+        yield type_, fn
+
+
+def current_type(type_: str) -> str:
+    """The type an event of `type_` is read as once upcast; unknown types pass through."""
+    steps = [step for step, _ in _upcasts(type_)]
+    return steps[-1] if steps else type_
+
+
+def upcast(type_: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Apply upcasters until `type_` is a current version; unknown types pass through."""
+    for step, fn in _upcasts(type_):
+        type_, data = step, fn(data)
     return type_, data

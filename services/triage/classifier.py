@@ -145,12 +145,10 @@ class Classifier:
         }
         self._speller = Speller(vocabulary, known=COMMON_WORDS)
 
-    def evidence(self, text: str) -> Evidence:
-        """The phrases of each category, the threats and the calming words found in `text`."""
-        return self._evidence(words(text))
-
-    def _evidence(self, tokens: list[str]) -> Evidence:
-        tokens = self._speller.correct_all(tokens)
+    def evidence(self, said: list[str]) -> Evidence:
+        """The phrases of each category, the threats and the calming words found in the
+        words of a report (`words(text)`)."""
+        tokens = self._speller.correct_all(said)
         scores: dict[Category, float] = defaultdict(float)
         matched: dict[Category, list[str]] = defaultdict(list)
         for _, phrase, tags in _longest_first(tokens, self._categories):
@@ -187,7 +185,7 @@ class Classifier:
             return self._decide(
                 Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [], [])
             )
-        found = self._evidence(tokens)
+        found = self.evidence(tokens)
         if found.admissions and not found.threats:
             said = ", ".join(found.admissions)
             return self._decide(Category.PRANK, 0.8, f"caller owns up to a prank: {said}", found)

@@ -389,19 +389,7 @@ async def test_a_stage_passes_over_other_stages_events_by_their_type_header_and_
             source="/test",
         )
 
-    opened = new_event(
-        IncidentOpenedV1(
-            incident_id=uuid.uuid4(),
-            intake_id=uuid.uuid4(),
-            channel=Channel.CALL112,
-            received_at=T0,
-            opened_at=T0,
-            text="kebakaran",
-            place=None,
-        ),
-        id=uuid.uuid4(),
-        source="/test",
-    )
+    opened = new_event(_opened(uuid.uuid4(), at=T0), id=uuid.uuid4(), source="/test")
 
     def record(value: bytes, offset: int, said: str | None) -> ConsumerRecord[bytes, bytes]:
         headers = [("content-type", b"x")] + (
