@@ -78,15 +78,19 @@ async def watch_orders(
 
 
 async def answer_orders(
-    settings: CommonSettings, crew: Callable[[UnitDispatchedV1], Coroutine[Any, Any, None]]
+    settings: CommonSettings,
+    crew: Callable[[UnitDispatchedV1], Coroutine[Any, Any, None]],
+    *,
+    pace_s: float = 0.0,
 ) -> None:
     """Run `crew` for every dispatch order from now on, each on its own, as a fleet's
-    tablets would, until cancelled (then the crews still at work are cancelled too)."""
+    tablets would, until cancelled (then the crews still at work are cancelled too);
+    `pace_s` as in `records_since`."""
     since_ms = int(datetime.now(UTC).timestamp() * 1000)
     crews: set[asyncio.Task[None]] = set()
     try:
         async for record in records_since(
-            settings, [settings.topics.dispatch_orders], since_ms=since_ms
+            settings, [settings.topics.dispatch_orders], since_ms=since_ms, pace_s=pace_s
         ):
             try:
                 order = decode_event(record.value).payload

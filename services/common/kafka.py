@@ -164,6 +164,37 @@ class TopUp:
             self.end()
 
 
+@dataclass
+class Pace:
+    """Lets a stage that no dispatch waits for take a batch at most once per `interval_ms`.
+
+    Tansu's in-memory log lists every record batch a partition holds on each fetch that
+    finds something new, so every fetch makes the broker's work grow with its log. After
+    a batch the stage rests for what is left of the interval since the batch began; its
+    consumer has meanwhile fetched once, and the next batch takes that. So the stage costs
+    the broker a fetch per interval, not one every few records, and a record waits one to
+    two intervals. A full batch is a backlog: no rest after it.
+    """
+
+    interval_ms: int
+    max_records: int
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    _began: float = field(default=0.0, init=False)
+
+    def begin(self) -> None:
+        """Mark a batch as begun."""
+        self._began = self.clock()
+
+    async def rest(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """After a handled batch: wait out what is left of the interval since it began."""
+        if self.interval_ms <= 0 or len(records) >= self.max_records:
+            return
+        left = self._began + self.interval_ms / 1000 - self.clock()
+        if left > 0:
+            await self.sleep(left)
+
+
 def rewind(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
     """Seek each partition back to the earliest of `records`, which will be fetched again."""
     earliest: dict[TopicPartition, int] = {}
@@ -250,9 +281,11 @@ async def send_events(producer_: AIOKafkaProducer, outgoing: list[Outgoing]) -> 
 
 
 async def records_since(
-    settings: CommonSettings, topics: list[str], *, since_ms: int
+    settings: CommonSettings, topics: list[str], *, since_ms: int, pace_s: float = 0.0
 ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
-    """Every record of `topics` from a point in time on, as it arrives (no consumer group).
+    """Every record of `topics` from a point in time on, as it arrives (no consumer group);
+    with `pace_s`, what arrived is read every `pace_s` seconds, for a reader that need not
+    see each record at once and would cost the broker a fetch per record.
 
     Positions come from `offsets_for_times`, which Kafka and Tansu both answer correctly;
     partitions with nothing that recent start at the end, which Tansu may report up to a
@@ -277,9 +310,13 @@ async def records_since(
                 await consumer.seek_to_end(tp)
             else:
                 consumer.seek(tp, position.offset)
-        async for record in consumer:
-            if record.timestamp >= since_ms:
-                yield record
+        while True:
+            fetched = await consumer.getmany(timeout_ms=1_000)
+            for record in (r for records in fetched.values() for r in records):
+                if record.timestamp >= since_ms:
+                    yield record
+            if pace_s > 0:
+                await asyncio.sleep(pace_s)
     finally:
         await consumer.stop()
 

@@ -5,18 +5,40 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.projector.entrypoint import Projector
 from services.stages import subscriptions
 
 
+class ProjectorSettings(BaseSettings):
+    """`SIAGA_PROJECTOR_*`: how often the projector takes a batch."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_PROJECTOR_")
+
+    batch_interval_ms: int = Field(
+        default=100,
+        ge=0,
+        description="A batch is taken at most this often, unless a full one waits (the "
+        "read model is for people, and fewer, fuller batches spare the broker: "
+        "`Pace`); 0: as soon as records come",
+    )
+
+
 @contextlib.asynccontextmanager
 async def bootstrap(
-    common: CommonSettings | None = None, *, schema: str | None = None, group_id: str | None = None
+    common: CommonSettings | None = None,
+    settings: ProjectorSettings | None = None,
+    *,
+    schema: str | None = None,
+    group_id: str | None = None,
 ) -> AsyncIterator[StageRuntime]:
     """Run the projector until the context exits (into another schema for a rebuild)."""
     common = common or CommonSettings()
+    settings = settings or ProjectorSettings()
     projector = Projector()
     async with stage_runtime(
         name="projector",
@@ -29,5 +51,6 @@ async def bootstrap(
         state=projector.writes,
         schema=schema,
         group_id=group_id,
+        batch_interval_ms=settings.batch_interval_ms,
     ) as runtime:
         yield runtime

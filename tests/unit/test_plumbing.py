@@ -19,7 +19,7 @@ from schemas.vocabulary import Channel
 from services.clients.operator import Spool, intake_event, new_intake
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
-from services.common.kafka import TopUp, rewind
+from services.common.kafka import Pace, TopUp, rewind
 
 
 @dataclass
@@ -210,3 +210,35 @@ async def test_a_top_up_adds_no_record_the_batch_already_holds() -> None:
     batch = [Record(b"a", topic="t", partition=0, offset=o) for o in (4, 5)]
     added = await top_up.more(RereadingConsumer(), batch)
     assert [(r.partition, r.offset) for r in added] == [(0, 6), (0, 7), (1, 0)]
+
+
+class Sleeps:
+    """Sleeps that only move the clock, and remember how long each was."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.asked: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(round(seconds, 3))
+        self.clock.now += seconds
+
+
+async def test_a_paced_stage_rests_for_what_is_left_of_its_interval_unless_behind() -> None:
+    clock = Clock()
+    sleeps = Sleeps(clock)
+    pace = Pace(interval_ms=100, max_records=3, clock=clock, sleep=sleeps)
+    one = [Record(b"x")]
+    pace.begin()
+    clock.now += 0.030  # a 30 ms batch: 70 ms to rest
+    await pace.rest(one)
+    pace.begin()
+    clock.now += 0.250  # a batch longer than the interval: no rest
+    await pace.rest(one)
+    pace.begin()
+    clock.now += 0.010
+    await pace.rest([Record(b"x", offset=o) for o in range(3)])  # full: a backlog, no rest
+    off = Pace(interval_ms=0, max_records=3, clock=clock, sleep=sleeps)
+    off.begin()
+    await off.rest(one)
+    assert sleeps.asked == [0.07]
