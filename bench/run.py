@@ -222,7 +222,7 @@ STEPS = (
 )
 
 
-# The bench's own readers (the step times above, the crews below) read what arrived every
+# The bench's own readers (the step times and the crews, below) read what arrived every
 # 200 ms: the step times are the records' own timestamps, and a crew clears a second after
 # its order anyway. Reading each record as it came cost the embedded broker a fetch each,
 # and that slowed the pipeline it measures (README, Benchmark).
@@ -300,23 +300,25 @@ async def handled_through(
     """Wait until every stage has committed past `ends` on each partition it reads;
     returns when that happened."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         rows = await stage_lag(bench.settings)
-        if all((row.committed or 0) >= ends[(row.topic, row.partition)] for row in rows):
-            break
+        behind = [r for r in rows if (r.committed or 0) < ends.get((r.topic, r.partition), 0)]
+        if not behind:
+            return time.time()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(behind)} partitions still behind after {timeout:.0f}s")
         await asyncio.sleep(0.5)
-    return time.time()
 
 
-async def settle(bench: Bench, *, queue: bool = True, timeout: float = 600) -> float:
+async def settle(bench: Bench, *, timeout: float = 600) -> float:
     """Wait until every stage has worked off its backlog (the dispatcher and tracker may
     still be busy after the read model has caught up) and no incident waits for a unit
-    (a burst leaves a queue of them, which would be measured as dispatch latency; `queue`
-    False skips that); returns how long that took."""
+    (a burst leaves a queue of them, which would be measured as dispatch latency); returns
+    how long that took."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         lag = sum((await pipeline_lag(bench)).values())
-        waiting = await bench.db.fetchval("SELECT count(*) FROM dispatcher.pending") if queue else 0
+        waiting = await bench.db.fetchval("SELECT count(*) FROM dispatcher.pending")
         if lag == 0 and waiting == 0:
             break
         await asyncio.sleep(1.0)

@@ -84,8 +84,8 @@ def subscribe(
     """Register a batch subscriber whose offsets are committed only after `processor` succeeds;
     returns it (its `consumer` is the aiokafka consumer once started).
 
-    With `batch_interval_ms`, for a stage no dispatch waits for, it takes a batch at most that
-    often (`Pace`): on the embedded broker every fetch costs more the longer the log, and
+    With `batch_interval_ms`, for a stage no intake's first dispatch waits for, it takes a
+    batch at most that often (`Pace`): on the embedded broker every fetch costs more the longer the log, and
     such a stage fetching every few records had made every hop to a dispatch slower
     (README, Benchmark). Such a stage needs no top-up: its batch gathers while it rests."""
     kafka = settings.kafka
@@ -204,7 +204,7 @@ async def stage_runtime(
     stage dead-letters; on the others it leaves that to the topic's owner. `jobs` are the
     stage's database timers (ack timeouts, SLA breaches, due dates); `state` is what its
     handlers keep for one batch (see `BatchState`); `batch_interval_ms`, for a stage no
-    dispatch waits for, how seldom it takes a batch (see `Pace`).
+    intake's first dispatch waits for, how seldom it takes a batch (see `Pace`).
     """
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None

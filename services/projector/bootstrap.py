@@ -22,6 +22,7 @@ class ProjectorSettings(BaseSettings):
     batch_interval_ms: int = Field(
         default=100,
         ge=0,
+        le=10_000,
         description="A batch is taken at most this often, unless a full one waits (the "
         "read model is for people, and fewer, fuller batches spare the broker: "
         "`Pace`); 0: as soon as records come",

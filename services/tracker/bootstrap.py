@@ -35,9 +35,10 @@ class TrackerSettings(BaseSettings):
     batch_interval_ms: int = Field(
         default=100,
         ge=0,
+        le=10_000,
         description="A batch is taken at most this often, unless a full one waits (no "
-        "dispatch waits for the tracker, and fewer, fuller batches spare the broker: "
-        "`Pace`); 0: as soon as records come",
+        "intake's first dispatch waits for the tracker, and fewer, fuller batches spare "
+        "the broker: `Pace`); 0: as soon as records come",
     )
 
 

@@ -4,6 +4,8 @@ records in a few batches and lose none of them: on the real broker and database.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +66,7 @@ async def test_a_trickle_gathers_into_a_few_batches_and_none_of_it_is_lost(
         for n in range(TRICKLE)
     ]
     before = [_batches(runtime) for runtime in runtimes]
+    started = time.monotonic()
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap())
     await producer.start()
     try:
@@ -85,6 +88,11 @@ async def test_a_trickle_gathers_into_a_few_batches_and_none_of_it_is_lost(
         )
         return (tracked, projected) == (TRICKLE, TRICKLE) or None
 
+    took = time.monotonic() - started
     await eventually(handled, what="every report handled by the tracker and the projector")
+    # A batch as the trickle begins, one per interval it lasted, and one for its tail: a
+    # loaded machine that sends slower gets a larger allowance, still far below one a report.
+    allowed = 2 + math.ceil(took / (BATCH_INTERVAL_MS / 1000))
+    assert allowed < TRICKLE
     for runtime, batches in zip(runtimes, before, strict=True):
-        assert _batches(runtime) - batches <= 4, runtime.name
+        assert _batches(runtime) - batches <= allowed, runtime.name
