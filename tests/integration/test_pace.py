@@ -1,5 +1,5 @@
-"""The stages no dispatch waits for (the tracker and the projector) take a trickle of
-records in a few batches and lose none of them: on the real broker and database."""
+"""The stages no intake's first dispatch waits for (the tracker and the projector) take a
+trickle of records in a few batches and lose none of it: on the real broker and database."""
 
 from __future__ import annotations
 
@@ -90,9 +90,10 @@ async def test_a_trickle_gathers_into_a_few_batches_and_none_of_it_is_lost(
 
     took = time.monotonic() - started
     await eventually(handled, what="every report handled by the tracker and the projector")
-    # A batch as the trickle begins, one per interval it lasted, and one for its tail: a
-    # loaded machine that sends slower gets a larger allowance, still far below one a report.
-    allowed = 2 + math.ceil(took / (BATCH_INTERVAL_MS / 1000))
+    # A batch as the trickle begins, one per interval it lasted, one for its tail and one
+    # to spare (the fleet's registrations may still be read as it begins): a loaded machine
+    # that sends slower gets a larger allowance, still far below one batch a report.
+    allowed = 3 + math.ceil(took / (BATCH_INTERVAL_MS / 1000))
     assert allowed < TRICKLE
-    for runtime, batches in zip(runtimes, before, strict=True):
-        assert _batches(runtime) - batches <= allowed, runtime.name
+    taken = [_batches(runtime) - batches for runtime, batches in zip(runtimes, before, strict=True)]
+    assert all(n <= allowed for n in taken), (taken, allowed)
