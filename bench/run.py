@@ -31,7 +31,7 @@ from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from services.common.db import STAGE_SCHEMAS, quote_ident
 from services.common.gazetteer import load_gazetteer
-from services.common.kafka import records_since
+from services.common.kafka import log_ends, partitions_of, plain_consumer, records_since
 from services.common.settings import (
     CommonSettings,
     DatabaseSettings,
@@ -291,7 +291,9 @@ async def pipeline_lag(bench: Bench) -> dict[str, int]:
 
 async def log_ends_now(bench: Bench) -> dict[tuple[str, int], int]:
     """Where the log of every partition ends now."""
-    return {(row.topic, row.partition): row.end for row in await stage_lag(bench.settings)}
+    async with plain_consumer(bench.settings) as consumer:
+        ends = await log_ends(consumer, await partitions_of(consumer, bench.settings.topics.all()))
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
 
 async def handled_through(

@@ -85,9 +85,10 @@ def subscribe(
     returns it (its `consumer` is the aiokafka consumer once started).
 
     With `batch_interval_ms`, for a stage no intake's first dispatch waits for, it takes a
-    batch at most that often (`Pace`): on the embedded broker every fetch costs more the longer the log, and
-    such a stage fetching every few records had made every hop to a dispatch slower
-    (README, Benchmark). Such a stage needs no top-up: its batch gathers while it rests."""
+    batch at most that often (`Pace`): on the embedded broker every fetch costs more the
+    longer the log, and such a stage fetching every few records had made every hop to a
+    dispatch slower (README, Benchmark). Such a stage needs no top-up: its batch gathers
+    while it rests."""
     kafka = settings.kafka
     failures = {"in_a_row": 0}
     subscriber = broker.subscriber(
