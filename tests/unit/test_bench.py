@@ -1,0 +1,41 @@
+"""Where the benchmark runs: the embedded stack by default, the real one the environment names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.run import Infrastructure, on_database
+
+
+def test_a_stack_gets_its_own_database_on_the_server() -> None:
+    url = "postgresql://admin:s3cret@db.example:5432/postgres?sslmode=require"
+    assert (
+        on_database(url, "siaga_bench")
+        == "postgresql://admin:s3cret@db.example:5432/siaga_bench?sslmode=require"
+    )
+
+
+def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothing_is_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin@db.example:5432/postgres")
+    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS", raising=False)
+
+    infrastructure = Infrastructure.start(tmp_path)
+
+    assert infrastructure.postgres is None
+    assert infrastructure.broker_bootstrap == "kafka-1:9092,kafka-2:9092"
+    assert infrastructure.database_url("siaga_bench_fresh") == (
+        "postgresql://admin@db.example:5432/siaga_bench_fresh"
+    )
+    assert infrastructure.describe() == {
+        "broker": "external at kafka-1:9092,kafka-2:9092",
+        "database": "external at db.example",
+    }
+    # The embedded broker's partition count is not forced on a real cluster's topics.
+    assert "SIAGA_KAFKA_PARTITIONS" not in os.environ
+    assert not list(tmp_path.iterdir())
