@@ -472,7 +472,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
         existing = set(await admin.list_topics())
         await admin.create_topics(
             [
-                NewTopic(t, settings.kafka.partitions, 1)
+                NewTopic(t, settings.kafka.partitions, settings.kafka.replication_factor)
                 for t in (inbound, outbound)
                 if t not in existing
             ]
