@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
@@ -22,7 +22,7 @@ from services.common.kafka import Pace, TopUp, build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler, event_key
-from services.common.settings import CommonSettings, GcSettings
+from services.common.settings import CommonSettings, GcSettings, KafkaSettings
 from services.common.timers import PeriodicJob, run_periodically
 
 log = get_logger("runtime")
@@ -72,6 +72,56 @@ async def the_records(message: Any) -> Any:
     return message.raw_message
 
 
+@dataclass
+class BatchLoop:
+    """What a stage's subscriber does with each batch it is given: top it up when the
+    stage is busy, have the processor handle it, then rest if the stage is paced. A batch
+    that fails is rewound and given again, after a pause that grows with each failure in a
+    row, so a persistent fault does not spin; a failed batch takes no rest, since its pause
+    is already longer."""
+
+    processor: BatchProcessor
+    top_up: TopUp
+    pace: Pace
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    failures_in_a_row: int = 0
+
+    @classmethod
+    def for_stage(
+        cls, processor: BatchProcessor, kafka: KafkaSettings, *, batch_interval_ms: int
+    ) -> BatchLoop:
+        """The loop of a stage; a paced stage (`batch_interval_ms`) needs no top-up, since
+        its batch gathers while it rests."""
+        return cls(
+            processor,
+            TopUp(wait_ms=0 if batch_interval_ms else kafka.top_up_ms, max_records=kafka.max_batch),
+            Pace(interval_ms=batch_interval_ms, max_records=kafka.max_batch),
+        )
+
+    async def handle(
+        self, consumer: AIOKafkaConsumer | None, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        """Handle one batch; raises, after the pause, if it failed."""
+        self.pace.begin()
+        try:
+            await self.top_up.process(consumer, records, self.processor.process)
+        except Exception as exc:
+            # FastStream's nack rewinds what it fetched, the top-up what it added.
+            self.failures_in_a_row += 1
+            self.processor.metrics.error("batch_failed")
+            pause = min(0.1 * 2**self.failures_in_a_row, 10.0)
+            log.error(
+                "batch failed, will be redelivered",
+                stage=self.processor.stage,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=pause,
+            )
+            await self.sleep(pause)
+            raise
+        self.failures_in_a_row = 0
+        await self.pace.rest(records)
+
+
 def subscribe(
     broker: KafkaBroker,
     *,
@@ -87,10 +137,8 @@ def subscribe(
     With `batch_interval_ms`, for a stage no intake's first dispatch waits for, it takes a
     batch at most that often (`Pace`): on the embedded broker every fetch costs more the
     longer the log, and such a stage fetching every few records had made every hop to a
-    dispatch slower (README, Benchmark). Such a stage needs no top-up: its batch gathers
-    while it rests."""
+    dispatch slower (README, Benchmark)."""
     kafka = settings.kafka
-    failures = {"in_a_row": 0}
     subscriber = broker.subscriber(
         *topics,
         group_id=group_id,
@@ -105,32 +153,11 @@ def subscribe(
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
     )
-
-    top_up = TopUp(wait_ms=0 if batch_interval_ms else kafka.top_up_ms, max_records=kafka.max_batch)
-    pace = Pace(interval_ms=batch_interval_ms, max_records=kafka.max_batch)
+    loop = BatchLoop.for_stage(processor, kafka, batch_interval_ms=batch_interval_ms)
 
     @subscriber
     async def consume(records: Any) -> None:
-        pace.begin()
-        try:
-            await top_up.process(subscriber.consumer, records, processor.process)
-        except Exception as exc:
-            # The batch is rewound (FastStream's nack rewinds what it fetched, the top-up
-            # what it added) and fetched again; a pause keeps a persistent fault from
-            # spinning, and the log says what is wrong.
-            failures["in_a_row"] += 1
-            processor.metrics.error("batch_failed")
-            pause = min(0.1 * 2 ** failures["in_a_row"], 10.0)
-            log.error(
-                "batch failed, will be redelivered",
-                stage=processor.stage,
-                error=f"{type(exc).__name__}: {exc}",
-                retry_in_s=pause,
-            )
-            await asyncio.sleep(pause)
-            raise
-        failures["in_a_row"] = 0
-        await pace.rest(records)
+        await loop.handle(subscriber.consumer, records)
 
     return subscriber
 

@@ -20,6 +20,8 @@ from services.clients.operator import Spool, intake_event, new_intake
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
 from services.common.kafka import Pace, TopUp, rewind
+from services.common.runtime import BatchLoop
+from services.common.settings import KafkaSettings
 
 
 @dataclass
@@ -242,3 +244,58 @@ async def test_a_paced_stage_rests_for_what_is_left_of_its_interval_unless_behin
     off.begin()
     await off.rest(one)
     assert sleeps.asked == [0.07]
+
+
+@dataclass
+class Processor:
+    """Stands in for a stage's BatchProcessor: fails while told to, counts its errors."""
+
+    stage: str = "tracker"
+    fail: bool = False
+    handled: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> Processor:
+        return self
+
+    def error(self, kind: str) -> None:
+        self.errors.append(kind)
+
+    async def process(self, records: Sequence[Any]) -> None:
+        if self.fail:
+            raise RuntimeError("database refused")
+        self.handled.append(len(records))
+
+
+def test_a_paced_stage_takes_no_top_up_and_an_unpaced_one_takes_no_rest() -> None:
+    kafka = KafkaSettings(top_up_ms=15, max_batch=3)
+    paced = BatchLoop.for_stage(Processor(), kafka, batch_interval_ms=100)
+    unpaced = BatchLoop.for_stage(Processor(), kafka, batch_interval_ms=0)
+    assert (paced.top_up.wait_ms, paced.pace.interval_ms) == (0, 100)
+    assert (unpaced.top_up.wait_ms, unpaced.pace.interval_ms) == (15, 0)
+
+
+async def test_a_failed_batch_pauses_longer_each_time_in_a_row_and_takes_no_rest() -> None:
+    clock = Clock()
+    rests, pauses = Sleeps(clock), Sleeps(clock)
+    processor = Processor(fail=True)
+    loop = BatchLoop(
+        processor,
+        TopUp(wait_ms=0, max_records=3, clock=clock),
+        Pace(interval_ms=1000, max_records=3, clock=clock, sleep=rests),  # longer than a pause
+        sleep=pauses,
+    )
+    one = [Record(b"x")]
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            await loop.handle(None, one)
+    assert (pauses.asked, rests.asked) == ([0.2, 0.4], [])
+    assert processor.errors == ["batch_failed", "batch_failed"]
+    processor.fail = False
+    await loop.handle(None, one)  # handled at once: the whole interval is left to rest
+    assert (processor.handled, rests.asked, loop.failures_in_a_row) == ([1], [1.0], 0)
+    processor.fail = True
+    with pytest.raises(RuntimeError):
+        await loop.handle(None, one)
+    assert pauses.asked[-1] == 0.2  # a success in between starts the count again
