@@ -57,6 +57,9 @@ RESULTS = Path(__file__).parent / "results.json"
 # Intakes come as any outside Kafka client may send them: no type header (DESIGN.md).
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
 QUIET_RATE = 10  # intakes per second
+# Roles are the server's, not a database's: on a real server the bench's stages must not
+# take over (and re-password) the roles of a Siaga that runs there.
+ROLE_PREFIX = "siaga_bench"
 
 
 def say(text: str) -> None:
@@ -643,7 +646,7 @@ async def running_stack(
             home=HomeSettings(home=home),
             kafka=KafkaSettings(bootstrap=bootstrap),
             topic=TopicSettings(prefix=prefix),
-            database=DatabaseSettings(url=database_url),
+            database=DatabaseSettings(url=database_url, role_prefix=ROLE_PREFIX),
         )
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())
         say(f"{label} stack: migrations, topics, bench fleet")
@@ -660,6 +663,7 @@ async def running_stack(
             "SIAGA_KAFKA_BOOTSTRAP": bootstrap,
             "SIAGA_TOPIC_PREFIX": prefix,
             "SIAGA_DATABASE_URL": database_url,
+            "SIAGA_DATABASE_ROLE_PREFIX": ROLE_PREFIX,
             "SIAGA_HOME": str(home),
         }
         for stage in STAGES:
