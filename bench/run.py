@@ -565,7 +565,8 @@ class Infrastructure:
     with an empty log) and one embedded PostgreSQL; with `SIAGA_KAFKA_BOOTSTRAP` a real
     broker, where each stack gets a topic prefix of its own instead, and with
     `SIAGA_DATABASE_URL` a real PostgreSQL server, where each stack (re)creates a database
-    of its own, so that URL's role must be allowed to create databases."""
+    of its own and its stages connect as the bench's roles (`ROLE_PREFIX`), so that URL's
+    role must be allowed to create databases and roles."""
 
     broker_bootstrap: str | None
     server_url: str
