@@ -18,11 +18,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -889,18 +889,51 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"  broker {m['broker']}, database {m['database']}\n")
 
 
-def main() -> int:
-    """Command line of the benchmark."""
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
-    parser.add_argument("--burst", type=int, default=20_000, help="intakes in the throughput burst")
-    parser.add_argument("--latency-seconds", type=float, default=30)
-    parser.add_argument("--steady-seconds", type=float, default=20)
-    parser.add_argument("--baseline-messages", type=int, default=50_000)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line and exit code 2, not the usage block."""
+        self.exit(2, f"{self.prog}: {message} (see `make bench BENCH_ARGS=--help`)\n")
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, not {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The benchmark's command line."""
+    parser = _Parser(prog="make bench", description=__doc__)
+    parser.add_argument("--burst", type=_count, default=20_000, help="intakes in the burst")
+    parser.add_argument("--latency-seconds", type=_seconds, default=30)
+    parser.add_argument("--steady-seconds", type=_seconds, default=20)
+    parser.add_argument("--baseline-messages", type=_count, default=50_000)
     parser.add_argument("--soak", action="store_true", help="also a long run to watch memory")
-    parser.add_argument("--soak-messages", type=int, default=1_000_000)
+    parser.add_argument("--soak-messages", type=_count, default=1_000_000)
     parser.add_argument("--home", default=".siaga-bench")
     parser.add_argument("--out", default=str(RESULTS))
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    """Command line of the benchmark."""
+    args = parse_args()
     results = asyncio.run(run(args, Path(args.home).resolve()))
     print_table(results)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -1,4 +1,5 @@
-"""Where the benchmark runs: the embedded stack by default, the real one the environment names."""
+"""The benchmark's command line, and where it runs: the embedded stack by default, the real
+one the environment names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import Infrastructure, on_database
+from bench.run import Infrastructure, on_database, parse_args
 
 
 def test_a_stack_gets_its_own_database_on_the_server() -> None:
@@ -39,3 +40,35 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
     # The embedded broker's partition count is not forced on a real cluster's topics.
     assert "SIAGA_KAFKA_PARTITIONS" not in os.environ
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--burst", "-5"], "argument --burst: must be at least 1, not -5"),
+        (["--burst", "many"], "argument --burst: not a whole number: 'many'"),
+        (["--latency-seconds", "0"], "argument --latency-seconds: must be above 0 seconds, not 0"),
+        (["--steady-seconds", "inf"], "argument --steady-seconds: must be above 0 seconds"),
+        (["--soak-messages", "0"], "argument --soak-messages: must be at least 1, not 0"),
+        (["--fast"], "unrecognized arguments: --fast"),
+    ],
+)
+def test_a_bad_argument_gets_one_line_and_exit_code_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("make bench: ") and says in err
+
+
+def test_the_defaults_are_the_documented_run() -> None:
+    args = parse_args([])
+    assert (args.burst, args.latency_seconds, args.soak, args.soak_messages) == (
+        20_000,
+        30,
+        False,
+        1_000_000,
+    )
+    assert parse_args(["--soak", "--soak-messages", "30000"]).soak_messages == 30_000
