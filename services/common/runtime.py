@@ -77,8 +77,8 @@ class BatchLoop:
     """What a stage's subscriber does with each batch it is given: top it up when the
     stage is busy, have the processor handle it, then rest if the stage is paced. A batch
     that fails is rewound and given again, after a pause that grows with each failure in a
-    row, so a persistent fault does not spin; a failed batch takes no rest, since its pause
-    is already longer."""
+    row, so a persistent fault does not spin; a failed batch takes that pause instead of
+    the rest."""
 
     processor: BatchProcessor
     top_up: TopUp
