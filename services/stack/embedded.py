@@ -24,7 +24,7 @@ HOST = "127.0.0.1"
 # says otherwise). Tansu's in-memory log costs it more on every fetch the more record
 # batches a partition holds, and each send puts a batch in every partition it touches:
 # with 2 instead of 6 the idle broker uses half the CPU and latency after a long run is
-# about a quarter lower (README, Benchmark). Two still let a second instance of a stage
+# about a quarter lower (bench/HISTORY.md). Two still let a second instance of a stage
 # share the work on one machine.
 EMBEDDED_PARTITIONS = 2
 
@@ -198,11 +198,20 @@ class EmbeddedPostgres:
             stop(self.proc, sig=signal.SIGINT, timeout=15)
 
 
-async def recreate_database(server_url: str, name: str) -> None:
+async def recreate_database(server_url: str, name: str, *, ssl: str | None = None) -> None:
     """Drop and create a database, so an in-memory broker starts with an empty read model."""
-    conn = await asyncpg.connect(server_url)
+    conn = await asyncpg.connect(server_url, ssl=ssl)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(server_url: str, name: str, *, ssl: str | None = None) -> None:
+    """Drop a database if it exists, whoever is still connected to it."""
+    conn = await asyncpg.connect(server_url, ssl=ssl)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()

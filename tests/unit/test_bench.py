@@ -3,6 +3,7 @@ one the environment names."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,8 +15,13 @@ from bench.run import Infrastructure, on_database, parse_args
 def test_a_stack_gets_its_own_database_on_the_server() -> None:
     url = "postgresql://admin:s3cret@db.example:5432/postgres?sslmode=require"
     assert (
-        on_database(url, "siaga_bench")
-        == "postgresql://admin:s3cret@db.example:5432/siaga_bench?sslmode=require"
+        on_database(url, "siaga_bench_main")
+        == "postgresql://admin:s3cret@db.example:5432/siaga_bench_main?sslmode=require"
+    )
+    # A local socket named in the query: the URL keeps its empty host.
+    assert (
+        on_database("postgresql:///postgres?host=/var/run/postgresql", "siaga_bench_main")
+        == "postgresql:///siaga_bench_main?host=/var/run/postgresql"
     )
 
 
@@ -23,23 +29,47 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
-    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin@db.example:5432/postgres")
+    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin:s3cret@db.example:5432/postgres")
+    monkeypatch.setenv("SIAGA_DATABASE_SSLMODE", "require")
     monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS", raising=False)
 
     infrastructure = Infrastructure.start(tmp_path)
 
     assert infrastructure.postgres is None
-    assert infrastructure.broker_bootstrap == "kafka-1:9092,kafka-2:9092"
-    assert infrastructure.database_url("siaga_bench_fresh") == (
-        "postgresql://admin@db.example:5432/siaga_bench_fresh"
+    assert (infrastructure.broker_bootstrap, infrastructure.ssl) == (
+        "kafka-1:9092,kafka-2:9092",
+        "require",
     )
-    assert infrastructure.describe() == {
+    # Topics and databases of this run's own, so two runs on one cluster never meet.
+    run = infrastructure.run_id
+    assert infrastructure.topic_prefix("fresh") == f"bench-fresh-{run}"
+    assert infrastructure.database_name("fresh") == f"siaga_bench_fresh_{run}"
+    assert infrastructure.database_url(infrastructure.database_name("main")) == (
+        f"postgresql://admin:s3cret@db.example:5432/siaga_bench_main_{run}"
+    )
+    described = infrastructure.describe()
+    assert described == {
         "broker": "external at kafka-1:9092,kafka-2:9092",
         "database": "external at db.example",
     }
+    assert "s3cret" not in json.dumps(described) + repr(infrastructure)
     # The embedded broker's partition count is not forced on a real cluster's topics.
     assert "SIAGA_KAFKA_PARTITIONS" not in os.environ
     assert not list(tmp_path.iterdir())
+
+
+def test_an_empty_bootstrap_means_the_embedded_broker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "")
+    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin@db.example:5432/postgres")
+    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS", raising=False)
+
+    infrastructure = Infrastructure.start(tmp_path)
+
+    assert infrastructure.broker_bootstrap is None
+    assert infrastructure.topic_prefix("main") == "siaga"  # a broker of the stack's own
+    assert os.environ["SIAGA_KAFKA_PARTITIONS"] == "2"  # as `siaga up` gives the embedded one
 
 
 @pytest.mark.parametrize(
@@ -47,8 +77,9 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
     [
         (["--burst", "-5"], "argument --burst: must be at least 1, not -5"),
         (["--burst", "many"], "argument --burst: not a whole number: 'many'"),
-        (["--latency-seconds", "0"], "argument --latency-seconds: must be above 0 seconds, not 0"),
-        (["--steady-seconds", "inf"], "argument --steady-seconds: must be above 0 seconds"),
+        (["--latency-seconds", "0.5"], "argument --latency-seconds: must be at least 1 second"),
+        (["--steady-seconds", "inf"], "argument --steady-seconds: must be at least 1 second"),
+        (["--steady-seconds", "soon"], "argument --steady-seconds: not a number of seconds"),
         (["--soak-messages", "0"], "argument --soak-messages: must be at least 1, not 0"),
         (["--fast"], "unrecognized arguments: --fast"),
     ],

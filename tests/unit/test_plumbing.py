@@ -269,11 +269,14 @@ class Processor:
 
 
 def test_a_paced_stage_takes_no_top_up_and_an_unpaced_one_takes_no_rest() -> None:
-    kafka = KafkaSettings(top_up_ms=15, max_batch=3)
-    paced = BatchLoop.for_stage(Processor(), kafka, batch_interval_ms=100)
+    kafka = KafkaSettings(top_up_ms=25, max_batch=7)
+    paced = BatchLoop.for_stage(Processor(), kafka, batch_interval_ms=300)
     unpaced = BatchLoop.for_stage(Processor(), kafka, batch_interval_ms=0)
-    assert (paced.top_up.wait_ms, paced.pace.interval_ms) == (0, 100)
-    assert (unpaced.top_up.wait_ms, unpaced.pace.interval_ms) == (15, 0)
+    assert (paced.top_up.wait_ms, paced.pace.interval_ms) == (0, 300)
+    assert (unpaced.top_up.wait_ms, unpaced.pace.interval_ms) == (25, 0)
+    # A full batch is a backlog to both: no top-up past it, no rest after it.
+    assert {loop.top_up.max_records for loop in (paced, unpaced)} == {7}
+    assert {loop.pace.max_records for loop in (paced, unpaced)} == {7}
 
 
 async def test_a_failed_batch_pauses_longer_each_time_in_a_row_and_takes_no_rest() -> None:
