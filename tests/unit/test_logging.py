@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from services.common.logging import configure_logging, get_logger, mask_phones_in
 
 PHONE = "+6281234567890"
+
+
+@pytest.fixture(autouse=True)
+def _suite_logging() -> Iterator[None]:
+    """These tests point structlog at a captured stream that is closed after them; the
+    suite's configuration comes back, or the next test to log writes to a closed file."""
+    yield
+    configure_logging(level="WARNING", json=True)
 
 
 def test_phone_numbers_inside_text_are_masked_and_dates_are_not() -> None:
