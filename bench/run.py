@@ -14,11 +14,12 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ QUIET_RATE = 10  # intakes per second
 # Roles are the server's, not a database's: on a real server the bench's stages must not
 # take over (and re-password) the roles of a Siaga that runs there.
 ROLE_PREFIX = "siaga_bench"
+UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION
 
 
 def say(text: str) -> None:
@@ -583,14 +585,17 @@ class Infrastructure:
     broker: each stack gets topics and consumer groups under a prefix of this run's own.
     With `SIAGA_DATABASE_URL`, a real PostgreSQL server: each stack gets a database of this
     run's own there. The stages connect as the bench's roles (`ROLE_PREFIX`), so that URL's
-    role must be allowed to create databases and roles. What a run made on a real broker
-    or server is dropped at its end."""
+    role must be allowed to create databases and roles. A run's topics and databases on a
+    real broker or server are dropped at its end (its consumer groups and the roles stay)."""
 
     broker_bootstrap: str | None
     server_url: str = field(repr=False)  # may hold a password
     postgres: EmbeddedPostgres | None
     ssl: str | None = None
-    run_id: str = field(default_factory=lambda: f"{datetime.now(UTC):%Y%m%d%H%M%S}")
+    # Its time, and a random part for two runs started in the same second.
+    run_id: str = field(
+        default_factory=lambda: f"{datetime.now(UTC):%Y%m%d%H%M%S}{secrets.token_hex(2)}"
+    )
 
     @classmethod
     def start(cls, home: Path) -> Infrastructure:
@@ -637,18 +642,29 @@ class Infrastructure:
         """Drop what a stack made on a real broker or server: its topics (a soak's million
         records among them) and its database. A failure is reported, not raised, so the
         run's figures survive."""
-        try:
-            if self.broker_bootstrap is not None:
+        if self.broker_bootstrap is not None:
+            topics = [*settings.topics.all(), *baseline_topics(settings)]
+            try:
                 admin = AIOKafkaAdminClient(**client_options(settings))
                 await admin.start()
                 try:
-                    await admin.delete_topics([*settings.topics.all(), *baseline_topics(settings)])
+                    response = await admin.delete_topics(topics)
                 finally:
                     await admin.close()
-            if self.postgres is None:
+                refused = [
+                    f"{topic} (error {code})"
+                    for topic, code, *_ in response.topic_error_codes
+                    if code not in (0, UNKNOWN_TOPIC)  # the fresh stack has no baseline topics
+                ]
+                if refused:
+                    say(f"the broker kept these topics: {', '.join(refused)}")
+            except Exception as exc:  # reported, and the run goes on
+                say(f"could not delete the bench's topics: {type(exc).__name__}: {exc}")
+        if self.postgres is None:
+            try:
                 await drop_database(self.server_url, database, ssl=self.ssl)
-        except Exception as exc:  # reported, and the run goes on
-            say(f"could not drop what the bench made: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # reported, and the run goes on
+                say(f"could not drop database {database}: {type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -663,10 +679,32 @@ class Stack:
 
 
 # What would point a stage at the database of another Siaga on the same server, or make
-# all five stages ask for one port, is not passed on from the bench's environment.
+# all five stages ask for one port, is not passed on from the bench's environment; nor is
+# what the stack's own settings set below (pydantic-settings reads names in any case).
 NOT_INHERITED = {f"SIAGA_DATABASE_{who.upper()}_URL" for who in (*STAGES, "reader")} | {
-    "SIAGA_HTTP_PORT"
+    "SIAGA_HTTP_PORT",
+    "SIAGA_DATABASE_SSLMODE",
+    "SIAGA_KAFKA_SECURITY_PROTOCOL",
 }
+
+
+def stage_environment(
+    settings: CommonSettings, *, inherited: Mapping[str, str], home: Path
+) -> dict[str, str]:
+    """The environment of a bench stage process: the bench's own, less `NOT_INHERITED`,
+    with the stack's broker, topics, database, roles and security."""
+    env = {k: v for k, v in inherited.items() if k.upper() not in NOT_INHERITED}
+    env |= {
+        "SIAGA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap(),
+        "SIAGA_KAFKA_SECURITY_PROTOCOL": settings.kafka.security_protocol,
+        "SIAGA_TOPIC_PREFIX": settings.topics.prefix,
+        "SIAGA_DATABASE_URL": settings.database_url(),
+        "SIAGA_DATABASE_ROLE_PREFIX": settings.database.role_prefix,
+        "SIAGA_HOME": str(home),
+    }
+    if settings.database.sslmode:
+        env["SIAGA_DATABASE_SSLMODE"] = settings.database.sslmode
+    return env
 
 
 @contextlib.asynccontextmanager
@@ -681,26 +719,31 @@ async def running_stack(
     stages on them, with the bench fleet, its crews and the memory sampler; stop it all on
     exit. With `baseline_messages`, the raw client's hop is measured first, alone on the
     broker."""
-    broker = (
-        EmbeddedBroker(log=home / "logs" / f"tansu-{label}.log").start()
-        if infrastructure.broker_bootstrap is None
-        else None
-    )
-    bootstrap = broker.bootstrap if broker else str(infrastructure.broker_bootstrap)
-    prefix = infrastructure.topic_prefix(label)
     database = infrastructure.database_name(label)
-    database_url = infrastructure.database_url(database)
-    settings = CommonSettings(
-        home=HomeSettings(home=home),
-        kafka=KafkaSettings(bootstrap=bootstrap),
-        topic=TopicSettings(prefix=prefix),
-        database=DatabaseSettings(url=database_url, role_prefix=ROLE_PREFIX),
-    )
+    broker: EmbeddedBroker | None = None
+    settings: CommonSettings | None = None
     stages: dict[str, subprocess.Popen[bytes]] = {}
     tasks: list[asyncio.Task[Any]] = []
     db: asyncpg.Pool | None = None
     producer: AIOKafkaProducer | None = None
     try:
+        if infrastructure.broker_bootstrap is None:
+            broker = EmbeddedBroker(log=home / "logs" / f"tansu-{label}.log").start()
+        kafka = (
+            KafkaSettings(bootstrap=broker.bootstrap, security_protocol="PLAINTEXT")
+            if broker
+            else KafkaSettings(bootstrap=infrastructure.broker_bootstrap)
+        )
+        settings = CommonSettings(
+            home=HomeSettings(home=home),
+            kafka=kafka,
+            topic=TopicSettings(prefix=infrastructure.topic_prefix(label)),
+            database=DatabaseSettings(
+                url=infrastructure.database_url(database),
+                role_prefix=ROLE_PREFIX,
+                sslmode=infrastructure.ssl,
+            ),
+        )
         await recreate_database(infrastructure.server_url, database, ssl=infrastructure.ssl)
         gazetteer = load_gazetteer(settings.home.resolved_data_dir())
         say(f"{label} stack: migrations, topics, bench fleet")
@@ -712,21 +755,16 @@ async def running_stack(
                 settings, count=baseline_messages, workload=Workload(gazetteer, seed=1)
             )
             say(f"baseline: {base['baseline_eps']} msg/s")
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in NOT_INHERITED},
-            "SIAGA_KAFKA_BOOTSTRAP": bootstrap,
-            "SIAGA_TOPIC_PREFIX": prefix,
-            "SIAGA_DATABASE_URL": database_url,
-            "SIAGA_DATABASE_ROLE_PREFIX": ROLE_PREFIX,
-            "SIAGA_HOME": str(home),
-        }
+        env = stage_environment(settings, inherited=os.environ, home=home)
         for stage in STAGES:
             stages[stage] = spawn(
                 [sys.executable, "-m", "services.cli.main", "run", stage],
                 log=home / "logs" / f"{stage}-{label}.log",
                 env=env,
             )
-        db = await asyncpg.create_pool(database_url, ssl=infrastructure.ssl, min_size=1, max_size=3)
+        db = await asyncpg.create_pool(
+            settings.database_url(), ssl=infrastructure.ssl, min_size=1, max_size=3
+        )
         producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks="all")
         await producer.start()
         # A real broker or database is not this machine's process to sample.
@@ -762,7 +800,8 @@ async def running_stack(
             stop(proc, timeout=15)
         if broker is not None:
             broker.stop()
-        await infrastructure.drop(settings, database=database)
+        if settings is not None:
+            await infrastructure.drop(settings, database=database)
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -957,23 +996,28 @@ def _count(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    """A phase length of at least a second: shorter, the quiet phase would send nothing."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 1 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be at least 1 second, not {text}")
-    return value
+def _seconds(minimum: float) -> Callable[[str], float]:
+    """A phase length of at least `minimum` seconds."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not minimum <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g} s, not {text}")
+        return value
+
+    return seconds
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The benchmark's command line."""
     parser = _Parser(prog="make bench", description=__doc__)
     parser.add_argument("--burst", type=_count, default=20_000, help="intakes in the burst")
-    parser.add_argument("--latency-seconds", type=_seconds, default=30)
-    parser.add_argument("--steady-seconds", type=_seconds, default=20)
+    parser.add_argument("--latency-seconds", type=_seconds(1), default=30)
+    # The backlog is sampled once a second and its two halves compared: two samples at least.
+    parser.add_argument("--steady-seconds", type=_seconds(2), default=20)
     parser.add_argument("--baseline-messages", type=_count, default=50_000)
     parser.add_argument("--soak", action="store_true", help="also a long run to watch memory")
     parser.add_argument("--soak-messages", type=_count, default=1_000_000)

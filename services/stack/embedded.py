@@ -23,9 +23,9 @@ HOST = "127.0.0.1"
 # Partitions of the topics created on the embedded broker (unless SIAGA_KAFKA_PARTITIONS
 # says otherwise). Tansu's in-memory log costs it more on every fetch the more record
 # batches a partition holds, and each send puts a batch in every partition it touches:
-# with 2 instead of 6 the idle broker uses half the CPU and latency after a long run is
-# about a quarter lower (bench/HISTORY.md). Two still let a second instance of a stage
-# share the work on one machine.
+# with 2 instead of 6 the idle broker uses about half the CPU, and every fetch costs less
+# (bench/HISTORY.md). Two still let a second instance of a stage share the work on one
+# machine.
 EMBEDDED_PARTITIONS = 2
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import Infrastructure, on_database, parse_args
+from bench.run import ROLE_PREFIX, Infrastructure, on_database, parse_args, stage_environment
+from services.common.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    HomeSettings,
+    KafkaSettings,
+    TopicSettings,
+)
 
 
 def test_a_stack_gets_its_own_database_on_the_server() -> None:
@@ -31,7 +38,8 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
     monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
     monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin:s3cret@db.example:5432/postgres")
     monkeypatch.setenv("SIAGA_DATABASE_SSLMODE", "require")
-    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS", raising=False)
+    monkeypatch.setenv("SIAGA_KAFKA_PARTITIONS", "6")
+    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS")
 
     infrastructure = Infrastructure.start(tmp_path)
 
@@ -63,7 +71,9 @@ def test_an_empty_bootstrap_means_the_embedded_broker(
 ) -> None:
     monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "")
     monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin@db.example:5432/postgres")
-    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS", raising=False)
+    # Set, then removed: the undo then removes what `start` sets, for the tests after this.
+    monkeypatch.setenv("SIAGA_KAFKA_PARTITIONS", "6")
+    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS")
 
     infrastructure = Infrastructure.start(tmp_path)
 
@@ -77,8 +87,9 @@ def test_an_empty_bootstrap_means_the_embedded_broker(
     [
         (["--burst", "-5"], "argument --burst: must be at least 1, not -5"),
         (["--burst", "many"], "argument --burst: not a whole number: 'many'"),
-        (["--latency-seconds", "0.5"], "argument --latency-seconds: must be at least 1 second"),
-        (["--steady-seconds", "inf"], "argument --steady-seconds: must be at least 1 second"),
+        (["--latency-seconds", "0.5"], "argument --latency-seconds: must be at least 1 s"),
+        (["--steady-seconds", "1.5"], "argument --steady-seconds: must be at least 2 s"),
+        (["--steady-seconds", "inf"], "argument --steady-seconds: must be at least 2 s"),
         (["--steady-seconds", "soon"], "argument --steady-seconds: not a number of seconds"),
         (["--soak-messages", "0"], "argument --soak-messages: must be at least 1, not 0"),
         (["--fast"], "unrecognized arguments: --fast"),
@@ -103,3 +114,40 @@ def test_the_defaults_are_the_documented_run() -> None:
         1_000_000,
     )
     assert parse_args(["--soak", "--soak-messages", "30000"]).soak_messages == 30_000
+
+
+def test_a_stage_gets_the_stacks_broker_database_and_roles_and_nothing_of_another_siaga(
+    tmp_path: Path,
+) -> None:
+    settings = CommonSettings(
+        home=HomeSettings(home=tmp_path),
+        kafka=KafkaSettings(bootstrap="127.0.0.1:9092", security_protocol="PLAINTEXT"),
+        topic=TopicSettings(prefix="bench-main-x"),
+        database=DatabaseSettings(
+            url="postgresql://admin@db:5432/siaga_bench_main_x", role_prefix=ROLE_PREFIX
+        ),
+    )
+    inherited = {
+        "PATH": "/usr/bin",
+        "SIAGA_KAFKA_MAX_BATCH": "250",  # a tuning the bench is asked to run with
+        "SIAGA_DATABASE_ENRICHER_URL": "postgresql://siaga_enricher@db:5432/siaga",
+        "siaga_database_reader_url": "postgresql://siaga_reader@db:5432/siaga",
+        "SIAGA_HTTP_PORT": "8080",
+        "SIAGA_DATABASE_SSLMODE": "require",
+        "SIAGA_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "SIAGA_TOPIC_PREFIX": "siaga",
+        "SIAGA_DATABASE_URL": "postgresql://admin@db:5432/siaga",
+    }
+
+    env = stage_environment(settings, inherited=inherited, home=tmp_path)
+
+    assert env == {
+        "PATH": "/usr/bin",
+        "SIAGA_KAFKA_MAX_BATCH": "250",
+        "SIAGA_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+        "SIAGA_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "SIAGA_TOPIC_PREFIX": "bench-main-x",
+        "SIAGA_DATABASE_URL": "postgresql://admin@db:5432/siaga_bench_main_x",
+        "SIAGA_DATABASE_ROLE_PREFIX": "siaga_bench",
+        "SIAGA_HOME": str(tmp_path),
+    }
