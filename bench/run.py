@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
@@ -38,6 +38,7 @@ from services.common.db import STAGE_SCHEMAS, quote_ident
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import (
     client_options,
+    ensure_topics,
     log_ends,
     partitions_of,
     plain_consumer,
@@ -49,6 +50,7 @@ from services.common.settings import (
     HomeSettings,
     KafkaSettings,
     TopicSettings,
+    on_database,
 )
 from services.ops.lag import stage_lag
 from services.stack.embedded import (
@@ -485,19 +487,7 @@ async def baseline(settings: CommonSettings, *, count: int, workload: Workload) 
     """The raw aiokafka client through one hop: consume, parse, transform, produce, commit."""
     client = client_options(settings)  # the address, and SASL/TLS on a real cluster
     inbound, outbound = baseline_topics(settings)
-    admin = AIOKafkaAdminClient(**client)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.create_topics(
-            [
-                NewTopic(t, settings.kafka.partitions, settings.kafka.replication_factor)
-                for t in (inbound, outbound)
-                if t not in existing
-            ]
-        )
-    finally:
-        await admin.close()
+    await ensure_topics(settings, names=[inbound, outbound])
     producer = AIOKafkaProducer(**client, linger_ms=2, acks="all")
     await producer.start()
     try:
@@ -568,14 +558,6 @@ def machine(infrastructure: Infrastructure) -> dict[str, Any]:
         **infrastructure.describe(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def on_database(server_url: str, name: str) -> str:
-    """`server_url` with its database replaced by `name`; a URL without a host (a local
-    socket named in its query) keeps its `//`."""
-    parts = urlsplit(server_url)
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
 
 
 @dataclass

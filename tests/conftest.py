@@ -26,7 +26,7 @@ from services.common.settings import (
     TopicSettings,
 )
 from services.dispatcher.fleet import UnitSpec
-from services.stack.embedded import recreate_database
+from services.stack.embedded import drop_database, recreate_database
 from tests.infra import Infra, containers, docker_unavailable_reason, embedded
 
 T = TypeVar("T")
@@ -301,11 +301,7 @@ async def open_pipeline(
     finally:
         await pipe.stop()
         await db.close()
-        conn = await asyncpg.connect(infra.server_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(infra.server_url, name)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.settings import on_database
 from services.stack.embedded import EmbeddedBroker, EmbeddedPostgres
 
 
@@ -22,8 +23,7 @@ class Infra:
 
     def database_url(self, database: str) -> str:
         """The URL of another database on the same server."""
-        base, _, _ = self.server_url.rpartition("/")
-        return f"{base}/{database}"
+        return on_database(self.server_url, database)
 
 
 @contextlib.contextmanager

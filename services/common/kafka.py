@@ -228,9 +228,12 @@ def build_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(settings: CommonSettings, *, attempts: int = 50) -> None:
-    """Create every topic of the deployment if missing (idempotent; waits for the broker)."""
-    topics = settings.topics.all()
+async def ensure_topics(
+    settings: CommonSettings, *, names: Sequence[str] | None = None, attempts: int = 50
+) -> None:
+    """Create every topic of the deployment (or those `names`) if missing, with the
+    deployment's partitions and replication (idempotent; waits for the broker)."""
+    topics = list(settings.topics.all() if names is None else names)
     admin = AIOKafkaAdminClient(**client_options(settings), client_id="siaga-admin")
     for attempt in range(attempts):
         try:

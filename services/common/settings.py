@@ -208,5 +208,13 @@ class CommonSettings(BaseModel):
         return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
+def on_database(server_url: str, name: str) -> str:
+    """`server_url` with its database replaced by `name`; a URL without a host (a local
+    socket named in its query) keeps its `//`."""
+    parts = urlsplit(server_url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}/{name}{query}"
+
+
 class NotConfigured(RuntimeError):
     """A connection detail is missing; the message says how to provide it."""

@@ -200,9 +200,9 @@ class EmbeddedPostgres:
 
 async def recreate_database(server_url: str, name: str, *, ssl: str | None = None) -> None:
     """Drop and create a database, so an in-memory broker starts with an empty read model."""
+    await drop_database(server_url, name, ssl=ssl)
     conn = await asyncpg.connect(server_url, ssl=ssl)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()

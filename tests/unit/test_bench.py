@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import ROLE_PREFIX, Infrastructure, on_database, parse_args, stage_environment
+from bench.run import ROLE_PREFIX, Infrastructure, parse_args, stage_environment
 from services.common.settings import (
     CommonSettings,
     DatabaseSettings,
     HomeSettings,
     KafkaSettings,
     TopicSettings,
+    on_database,
 )
 
 
@@ -32,14 +33,24 @@ def test_a_stack_gets_its_own_database_on_the_server() -> None:
     )
 
 
+def _environment(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    """The bench's environment: these `SIAGA_` variables, and no partition count. That is
+    set, then removed, so the undo also removes what `Infrastructure.start` may set."""
+    for name, value in variables.items():
+        monkeypatch.setenv(f"SIAGA_{name}", value)
+    monkeypatch.setenv("SIAGA_KAFKA_PARTITIONS", "6")
+    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS")
+
+
 def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothing_is_started(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
-    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin:s3cret@db.example:5432/postgres")
-    monkeypatch.setenv("SIAGA_DATABASE_SSLMODE", "require")
-    monkeypatch.setenv("SIAGA_KAFKA_PARTITIONS", "6")
-    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS")
+    _environment(
+        monkeypatch,
+        KAFKA_BOOTSTRAP="kafka-1:9092,kafka-2:9092",
+        DATABASE_URL="postgresql://admin:s3cret@db.example:5432/postgres",
+        DATABASE_SSLMODE="require",
+    )
 
     infrastructure = Infrastructure.start(tmp_path)
 
@@ -48,7 +59,7 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
         "kafka-1:9092,kafka-2:9092",
         "require",
     )
-    # Topics and databases of this run's own, so two runs on one cluster never meet.
+    # Topics and databases of this run's own, so two runs on one cluster do not meet.
     run = infrastructure.run_id
     assert infrastructure.topic_prefix("fresh") == f"bench-fresh-{run}"
     assert infrastructure.database_name("fresh") == f"siaga_bench_fresh_{run}"
@@ -69,11 +80,9 @@ def test_a_real_broker_and_database_named_in_the_environment_are_used_and_nothin
 def test_an_empty_bootstrap_means_the_embedded_broker(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "")
-    monkeypatch.setenv("SIAGA_DATABASE_URL", "postgresql://admin@db.example:5432/postgres")
-    # Set, then removed: the undo then removes what `start` sets, for the tests after this.
-    monkeypatch.setenv("SIAGA_KAFKA_PARTITIONS", "6")
-    monkeypatch.delenv("SIAGA_KAFKA_PARTITIONS")
+    _environment(
+        monkeypatch, KAFKA_BOOTSTRAP="", DATABASE_URL="postgresql://admin@db.example:5432/postgres"
+    )
 
     infrastructure = Infrastructure.start(tmp_path)
 
