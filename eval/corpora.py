@@ -10,6 +10,18 @@ from pathlib import Path
 OWN_CORPUS = Path(__file__).resolve().parent / "corpus" / "siaga_reports.jsonl"
 
 
+def shared_data() -> Path | None:
+    """The team's `../shared/data` (its `corpora/`, never copied into the project) beside
+    the working directory or the checkout, or None when there is none."""
+    for candidate in (
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+    ):
+        if (candidate / "corpora").is_dir():
+            return candidate
+    return None
+
+
 @dataclass(frozen=True)
 class Report:
     """A labelled report."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.corpora import Report, lapor, montco, own_corpus
+from eval.corpora import Report, lapor, montco, own_corpus, shared_data
 from eval.metrics import Outcome, score
 from schemas.vocabulary import Channel
 from services.common.settings import CommonSettings
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--errors", choices=("dev", "test", "all"), help="list the mistakes")
     args = parser.parse_args(argv)
     settings = CommonSettings()
-    data_dir = settings.home.resolved_data_dir()
+    data_dir = shared_data()
     started = time.perf_counter()
     engine = OfflineTriage.from_settings(settings)
     print(f"engine ready in {time.perf_counter() - started:.2f}s")
