@@ -727,7 +727,7 @@ async def running_stack(
             ),
         )
         await recreate_database(infrastructure.server_url, database, ssl=infrastructure.ssl)
-        gazetteer = load_gazetteer(settings.home.resolved_data_dir())
+        gazetteer = load_gazetteer(settings.home.pack())
         say(f"{label} stack: migrations, topics, bench fleet")
         await prepare(settings, fleet=bench_fleet(gazetteer))
         base = None

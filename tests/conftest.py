@@ -33,13 +33,6 @@ T = TypeVar("T")
 
 configure_logging(level="WARNING", json=True)
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# Tests that name desa or landmarks need the regency's gazetteer (the built-in fallback
-# knows the kecamatan only).
-needs_shared_data = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason="../shared/data not present (desa names unknown)"
-)
-
 # A small fleet whose positions are known, so tests can say which unit must go.
 TEST_FLEET: list[UnitSpec] = [
     UnitSpec(
@@ -79,7 +72,7 @@ def infra(
 def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> CommonSettings:
     """Settings of one isolated pipeline: its own topic prefix and database."""
     return CommonSettings(
-        home=HomeSettings(home=home, data_dir=SHARED_DATA if SHARED_DATA.is_dir() else None),
+        home=HomeSettings(home=home),
         kafka=KafkaSettings(bootstrap=infra.kafka_bootstrap, partitions=3),
         topic=TopicSettings(prefix=prefix),
         database=DatabaseSettings(

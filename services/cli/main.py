@@ -13,7 +13,8 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from services.common.settings import NotConfigured
+from services.common.datapack import DataPackError
+from services.common.settings import HomeSettings, NotConfigured
 from services.stages import STAGES
 
 
@@ -249,9 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input gets one line on stderr and a non-zero exit, never a traceback."""
     try:
         args = _parser().parse_args(argv)
+        # A SIAGA_DATA_DIR without a data pack is told now, not by a stage that fails later.
+        HomeSettings().pack()
         return _dispatch(args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except DataPackError as exc:
+        print(f"siaga: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

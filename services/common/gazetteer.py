@@ -7,26 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Fallback when the official region file is not at hand: Batang's 15 kecamatan with their
-# Kemendagri codes and approximate centroids (our own list, so the stack always starts).
-BATANG_KECAMATAN: tuple[tuple[str, str, float, float], ...] = (
-    ("33.25.01", "Wonotunggal", -7.0246, 109.7562),
-    ("33.25.02", "Bandar", -7.0620, 109.7965),
-    ("33.25.03", "Blado", -7.1129, 109.8334),
-    ("33.25.04", "Reban", -7.1100, 109.8791),
-    ("33.25.05", "Bawang", -7.1272, 109.9197),
-    ("33.25.06", "Tersono", -7.0382, 109.9662),
-    ("33.25.07", "Gringsing", -6.9570, 110.0051),
-    ("33.25.08", "Limpung", -7.0217, 109.9242),
-    ("33.25.09", "Subah", -6.9600, 109.8739),
-    ("33.25.10", "Tulis", -6.9504, 109.8115),
-    ("33.25.11", "Batang", -6.9078, 109.7292),
-    ("33.25.12", "Warungasem", -6.9506, 109.7071),
-    ("33.25.13", "Kandeman", -6.9212, 109.7736),
-    ("33.25.14", "Pecalungan", -7.0214, 109.8614),
-    ("33.25.15", "Banyuputih", -6.9603, 109.9414),
-)
+from services.common.datapack import DataPack, DataPackError
+
+# Batang's centre, where the dispatcher ranks units from when a report has no place.
 BATANG_CENTRE = (-7.0210, 109.8616)
+
+REGION_COLUMNS = frozenset({"code", "level", "name", "parent_code", "lat", "lon"})
 
 
 @dataclass(frozen=True)
@@ -88,11 +74,21 @@ class Gazetteer:
 def load_regions(path: Path) -> Gazetteer:
     """Read an official region file (`code,level,name,parent_code,lat,lon`) of any regency."""
     areas: list[Area] = []
-    regency, centre = "", BATANG_CENTRE
+    regency = ""
+    centre: tuple[float, float] | None = None
     with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            level = row["level"].strip().lower()
-            lat, lon = float(row["lat"]), float(row["lon"])
+        reader = csv.DictReader(handle)
+        missing = REGION_COLUMNS.difference(reader.fieldnames or ())
+        if missing:
+            raise DataPackError(f"{path}: no column {', '.join(sorted(missing))}")
+        for row in reader:
+            level = (row["level"] or "").strip().lower()
+            try:
+                lat, lon = float(row["lat"]), float(row["lon"])
+            except (TypeError, ValueError):
+                raise DataPackError(
+                    f"{path}: line {reader.line_num}: lat/lon not numbers"
+                ) from None
             if level == "kabupaten" or level == "kota":
                 regency, centre = row["name"].strip(), (lat, lon)
                 continue
@@ -106,24 +102,17 @@ def load_regions(path: Path) -> Gazetteer:
                     lon=lon,
                 )
             )
-    if not any(a.level == "kecamatan" for a in areas):
+    kecamatan = [a for a in areas if a.level == "kecamatan"]
+    if not kecamatan:
         raise ValueError(f"{path}: no kecamatan rows")
+    if centre is None:  # a file without its regency's own row: the kecamatan's mean
+        centre = (
+            sum(k.lat for k in kecamatan) / len(kecamatan),
+            sum(k.lon for k in kecamatan) / len(kecamatan),
+        )
     return Gazetteer(regency=regency or path.stem, centre=centre, areas=tuple(areas))
 
 
-def builtin_batang() -> Gazetteer:
-    """Batang's 15 kecamatan only, for when the official file is absent."""
-    areas = tuple(
-        Area(code, "kecamatan", name, "33.25", lat, lon)
-        for code, name, lat, lon in BATANG_KECAMATAN
-    )
-    return Gazetteer(regency="Kabupaten Batang", centre=BATANG_CENTRE, areas=areas)
-
-
-def load_gazetteer(data_dir: Path | None) -> Gazetteer:
-    """The official Batang file from the shared data folder, else the built-in fallback."""
-    if data_dir is not None:
-        path = data_dir / "regions" / "batang_regions.csv"
-        if path.exists():
-            return load_regions(path)
-    return builtin_batang()
+def load_gazetteer(pack: DataPack) -> Gazetteer:
+    """The areas of the data pack's region file."""
+    return load_regions(pack.regions)

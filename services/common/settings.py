@@ -11,17 +11,19 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import DEFAULT_PREFIX, Topics
+from services.common.datapack import DataPack, resolve_pack
 
 
 class HomeSettings(BaseSettings):
-    """Where a running `siaga up` keeps its state and where the shared data lives."""
+    """Where a running `siaga up` keeps its state and which regency's data pack is used."""
 
     model_config = SettingsConfigDict(env_prefix="SIAGA_")
 
     home: Path = Field(default=Path(".siaga"), description="State folder of the embedded stack")
     data_dir: Path | None = Field(
         default=None,
-        description="Folder with regions/ and facilities/ (default: ../shared/data if present)",
+        description="Another regency's data pack (regions/, facilities/, landmarks.csv); "
+        "default: Batang's, built in",
     )
 
     @property
@@ -29,17 +31,9 @@ class HomeSettings(BaseSettings):
         """`stack.json` written by `siaga up` with the connection details."""
         return self.home / "stack.json"
 
-    def resolved_data_dir(self) -> Path | None:
-        """The shared data folder, or None when absent (built-in fallbacks are used)."""
-        if self.data_dir is not None:
-            return self.data_dir if self.data_dir.is_dir() else None
-        for candidate in (
-            Path.cwd().parent / "shared" / "data",
-            _REPO_ROOT.parent / "shared" / "data",
-        ):
-            if candidate.is_dir():
-                return candidate
-        return None
+    def pack(self) -> DataPack:
+        """The regency's data pack: SIAGA_DATA_DIR's when set, else the built-in Batang one."""
+        return resolve_pack(self.data_dir)
 
     def read_stack(self) -> dict[str, Any]:
         """The contents of `stack.json`, or {} when no stack is running here."""
@@ -47,9 +41,6 @@ class HomeSettings(BaseSettings):
             return dict(json.loads(self.stack_file.read_text()))
         except (OSError, ValueError):
             return {}
-
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class KafkaSettings(BaseSettings):

@@ -102,8 +102,9 @@ def _puskesmas_ambulances(facilities: Path, kecamatan_names: list[str]) -> list[
     return units
 
 
-def starter_fleet(gazetteer: Gazetteer, data_dir: Path | None) -> list[UnitSpec]:
-    """The core units, a Polsek car per kecamatan and an ambulance per puskesmas in the file."""
+def starter_fleet(gazetteer: Gazetteer, *, facilities: Path | None) -> list[UnitSpec]:
+    """The core units, a Polsek car per kecamatan and an ambulance per puskesmas in the
+    data pack's facilities file (`facilities`, None when the pack has none)."""
     names = [k.name for k in gazetteer.kecamatan]
     fleet = list(_CORE)
     fleet += [
@@ -111,8 +112,7 @@ def starter_fleet(gazetteer: Gazetteer, data_dir: Path | None) -> list[UnitSpec]
         for k in names
         if k != "Batang"
     ]
-    facilities = data_dir / "facilities" / "batang_facilities.csv" if data_dir else None
-    if facilities is not None and facilities.exists():
+    if facilities is not None:
         fleet += _puskesmas_ambulances(facilities, names)
     return fleet
 

@@ -10,11 +10,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeReceivedV1
-from services.common.gazetteer import Gazetteer, load_gazetteer
+from services.common.gazetteer import Gazetteer
 from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
-from services.enricher.boundaries import load_boundaries
 from services.enricher.entrypoint import Enricher
 from services.enricher.places import PlaceResolver
 from services.stages import subscriptions
@@ -41,10 +40,8 @@ async def bootstrap(
     """Run the enricher until the context exits."""
     common = common or CommonSettings()
     settings = settings or EnricherSettings()
-    data_dir = common.home.resolved_data_dir()
-    gazetteer = gazetteer or load_gazetteer(data_dir)
     enricher = Enricher(
-        resolver=PlaceResolver(gazetteer, boundaries=load_boundaries(data_dir)),
+        resolver=PlaceResolver.from_pack(common.home.pack(), gazetteer=gazetteer),
         topics=common.topics,
         repeat_window=timedelta(seconds=settings.repeat_window_s),
         prank_threshold=settings.prank_threshold,

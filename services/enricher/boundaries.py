@@ -10,6 +10,8 @@ from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from services.common.datapack import DataPack
+
 # Degrees of latitude per kilometre, near enough at Batang's latitude for "how far outside".
 KM_PER_DEGREE = 111.0
 
@@ -59,9 +61,6 @@ class Boundaries:
         return inner.y, inner.x
 
 
-def load_boundaries(data_dir: Path | None) -> Boundaries | None:
-    """Batang's boundaries from the shared data folder, or None when absent."""
-    if data_dir is None:
-        return None
-    path = data_dir / "regions" / "batang_boundaries.geojson"
-    return Boundaries.from_geojson(path) if path.exists() else None
+def load_boundaries(pack: DataPack) -> Boundaries | None:
+    """The data pack's boundaries, or None when it has none."""
+    return Boundaries.from_geojson(pack.boundaries) if pack.boundaries else None

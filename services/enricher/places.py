@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from schemas.common import Location, Place
-from services.common.gazetteer import Area, Gazetteer
+from services.common.datapack import DataPack
+from services.common.gazetteer import Area, Gazetteer, load_gazetteer
 from services.common.geo import haversine_km
 from services.common.text import max_edits, words
-from services.enricher.boundaries import Boundaries
+from services.enricher.boundaries import Boundaries, load_boundaries
 
 MAX_NGRAM = 4
 MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
@@ -169,8 +171,6 @@ NOT_PLACES = frozenset(
     }
 )
 
-LANDMARK_FILE = "landmarks.csv"
-
 
 @dataclass(frozen=True)
 class Target:
@@ -207,7 +207,7 @@ class Mention:
 
 @dataclass(frozen=True)
 class Landmark:
-    """A place callers name, written down by the team (`landmarks.csv`)."""
+    """A place callers name, as the data pack's `landmarks.csv` writes it down."""
 
     name: str
     variants: tuple[str, ...]
@@ -218,9 +218,11 @@ class Landmark:
     lon: float | None
 
 
-def read_landmarks() -> list[Landmark]:
-    """The team's landmark list shipped with the enricher."""
-    text = resources.files("services.enricher").joinpath(LANDMARK_FILE).read_text("utf-8")
+def read_landmarks(path: Path | None) -> list[Landmark]:
+    """The landmarks of a data pack's `landmarks.csv` (none when the pack has no such file)."""
+    if path is None:
+        return []
+    text = path.read_text(encoding="utf-8")
     out = []
     for row in csv.DictReader(text.splitlines()):
         out.append(
@@ -249,7 +251,7 @@ class PlaceResolver:
         gazetteer: Gazetteer,
         *,
         boundaries: Boundaries | None = None,
-        landmarks: list[Landmark] | None = None,
+        landmarks: Sequence[Landmark] = (),
     ) -> None:
         self.gazetteer = gazetteer
         self.boundaries = boundaries
@@ -268,7 +270,7 @@ class PlaceResolver:
         for first, targets in heads.items():
             if first not in self._index:
                 self._index[first] = targets
-        for landmark in read_landmarks() if landmarks is None else landmarks:
+        for landmark in landmarks:
             found = self._landmark_target(landmark)
             if found is None:
                 continue
@@ -279,6 +281,15 @@ class PlaceResolver:
             k
             for k in self._index
             if len(k) >= MIN_FUZZY and k not in EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
+        )
+
+    @classmethod
+    def from_pack(cls, pack: DataPack, *, gazetteer: Gazetteer | None = None) -> PlaceResolver:
+        """A data pack's areas (or `gazetteer`), boundaries and landmarks, as the stages use them."""
+        return cls(
+            gazetteer or load_gazetteer(pack),
+            boundaries=load_boundaries(pack),
+            landmarks=read_landmarks(pack.landmarks),
         )
 
     def _add(self, key: str, target: Target) -> None:

@@ -14,10 +14,9 @@ async def seed_fleet(
     settings: CommonSettings, fleet: list[UnitSpec] | None = None
 ) -> list[UnitSpec]:
     """Publish `UnitRegistered` for each unit (the same ids each time: harmless to repeat)."""
-    gazetteer = load_gazetteer(settings.home.resolved_data_dir())
-    fleet = (
-        fleet if fleet is not None else starter_fleet(gazetteer, settings.home.resolved_data_dir())
-    )
+    pack = settings.home.pack()
+    gazetteer = load_gazetteer(pack)
+    fleet = fleet if fleet is not None else starter_fleet(gazetteer, facilities=pack.facilities)
     client = producer(settings)
     await client.start()
     try:

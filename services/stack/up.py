@@ -183,8 +183,7 @@ def up(settings: CommonSettings, *, demo: bool) -> int:
         _write_stack_file(settings.home.stack_file, info)
         # Tables and topics exist before any stage starts, so none races the migrations.
         fleet = asyncio.run(prepare(live))
-        source = live.home.resolved_data_dir() or "built-in list"
-        _say(f"fleet       {len(fleet)} units registered; gazetteer from {source}")
+        _say(f"fleet       {len(fleet)} units registered; gazetteer from {live.home.pack().source}")
         info["stages"] = stack.start_stages(env)
         _write_stack_file(settings.home.stack_file, info)
 

@@ -7,9 +7,7 @@ from typing import Any
 
 from schemas.events import CallerSignals
 from schemas.vocabulary import Channel
-from services.common.gazetteer import load_gazetteer
 from services.common.settings import CommonSettings
-from services.enricher.boundaries import load_boundaries
 from services.enricher.places import PlaceResolver
 from services.triage.classifier import Classifier
 
@@ -26,8 +24,7 @@ class OfflineTriage:
         """Built from the same gazetteer and thresholds as the running stages."""
         from services.triage.bootstrap import TriageSettings
 
-        data_dir = settings.home.resolved_data_dir()
-        resolver = PlaceResolver(load_gazetteer(data_dir), boundaries=load_boundaries(data_dir))
+        resolver = PlaceResolver.from_pack(settings.home.pack())
         threshold = TriageSettings().review_threshold
         return cls(resolver, Classifier(threshold=threshold))
 

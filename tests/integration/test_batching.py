@@ -727,7 +727,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
 
     topics = pipeline.topics
     enricher = Enricher(
-        resolver=PlaceResolver(load_gazetteer(pipeline.settings.home.resolved_data_dir())),
+        resolver=PlaceResolver(load_gazetteer(pipeline.settings.home.pack())),
         topics=topics,
         repeat_window=timedelta(hours=24),
         prank_threshold=3,

@@ -20,7 +20,7 @@ from schemas.events import (
 from schemas.vocabulary import Channel, UnitType
 from services.clients.operator import new_intake, submit
 from services.dispatcher.fleet import UnitSpec
-from tests.conftest import TEST_FLEET, Pipeline, eventually, needs_shared_data
+from tests.conftest import TEST_FLEET, Pipeline, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,6 @@ def fleet() -> list[UnitSpec]:
     ]
 
 
-@needs_shared_data  # the calls name the desa (Tumbrep), not only the kecamatan
 async def test_three_calls_about_one_fire_give_one_incident_and_one_dispatch(
     pipeline: Pipeline,
 ) -> None:

@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from schemas.vocabulary import UnitType
-from services.common.gazetteer import builtin_batang, load_gazetteer
+from services.common.datapack import resolve_pack
+from services.common.gazetteer import load_gazetteer
 from services.dispatcher.fleet import registration_events, starter_fleet
 from services.dispatcher.runcards import travel
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+PACK = resolve_pack(None)
 
 
 def test_starter_fleet_covers_every_kind_of_unit_with_unique_ids() -> None:
-    data = SHARED if SHARED.is_dir() else None
-    gazetteer = load_gazetteer(data)
-    fleet = starter_fleet(gazetteer, data)
+    gazetteer = load_gazetteer(PACK)
+    fleet = starter_fleet(gazetteer, facilities=PACK.facilities)
     ids = [u.unit_id for u in fleet]
     assert len(ids) == len(set(ids))
     assert {u.unit_type for u in fleet} == set(UnitType)
     police = [u for u in fleet if u.unit_type is UnitType.POLICE]
     assert {u.kecamatan for u in police} == {k.name for k in gazetteer.kecamatan}
-    if data:  # an ambulance at each puskesmas of the facilities file
-        assert sum(u.unit_id.startswith("AMB-PKM-") for u in fleet) >= 20
+    # an ambulance at each puskesmas of the facilities file whose kecamatan is known
+    assert sum(u.unit_id.startswith("AMB-PKM-") for u in fleet) == 21
+    assert len(fleet) == 49
+
+
+def test_a_pack_without_facilities_has_no_puskesmas_ambulances() -> None:
+    fleet = starter_fleet(load_gazetteer(PACK), facilities=None)
+    assert len(fleet) == 28 and not any(u.unit_id.startswith("AMB-PKM-") for u in fleet)
 
 
 def test_registration_ids_repeat_for_the_same_fleet() -> None:
-    gazetteer = builtin_batang()
-    fleet = starter_fleet(gazetteer, None)
+    gazetteer = load_gazetteer(PACK)
+    fleet = starter_fleet(gazetteer, facilities=PACK.facilities)
     first = [e.id for e in registration_events(fleet, gazetteer)]
     again = [e.id for e in registration_events(fleet, gazetteer)]
     assert first == again

@@ -1,24 +1,22 @@
 """The place resolver on hard cases: shared desa names, landmarks, typos, everyday words,
-coordinates on and off the polygons."""
+coordinates on and off the polygons (Batang's built-in data pack)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from schemas.common import Location
-from services.common.gazetteer import builtin_batang, load_gazetteer
+from services.common.datapack import resolve_pack
+from services.common.gazetteer import Gazetteer, load_gazetteer
 from services.enricher.boundaries import load_boundaries
 from services.enricher.places import PlaceResolver, read_landmarks
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+PACK = resolve_pack(None)
 
 
 @pytest.fixture(scope="module")
 def resolver() -> PlaceResolver:
-    return PlaceResolver(load_gazetteer(SHARED), boundaries=load_boundaries(SHARED))
+    return PlaceResolver.from_pack(PACK)
 
 
 @pytest.mark.parametrize(
@@ -117,9 +115,11 @@ def test_a_centroid_outside_its_own_polygon_is_not_used_as_the_point(
 
 
 def test_every_landmark_names_a_known_kecamatan_and_desa() -> None:
-    gazetteer = load_gazetteer(SHARED)
+    gazetteer = load_gazetteer(PACK)
     kecamatan = {k.name: k.code for k in gazetteer.kecamatan}
-    for landmark in read_landmarks():
+    landmarks = read_landmarks(PACK.landmarks)
+    assert len(landmarks) >= 50
+    for landmark in landmarks:
         assert landmark.kecamatan in kecamatan, landmark.name
         if landmark.desa:
             assert any(
@@ -128,8 +128,10 @@ def test_every_landmark_names_a_known_kecamatan_and_desa() -> None:
             ), landmark.name
 
 
-def test_without_the_region_file_landmarks_fall_back_to_their_kecamatan() -> None:
-    resolver = PlaceResolver(builtin_batang())
+def test_without_desa_in_the_region_file_landmarks_fall_back_to_their_kecamatan() -> None:
+    full = load_gazetteer(PACK)  # as a pack whose region file lists the kecamatan only
+    kecamatan_only = Gazetteer(full.regency, full.centre, tuple(full.kecamatan))
+    resolver = PlaceResolver(kecamatan_only, landmarks=read_landmarks(PACK.landmarks))
     place = resolver.resolve(text="anak tenggelam di pantai sigandu")
     assert place is not None and place.kecamatan == "Batang" and place.desa is None
     assert place.method == "landmark"
@@ -146,7 +148,7 @@ def test_remembered_fuzzy_matches_resolve_as_fresh_ones(monkeypatch: pytest.Monk
         ("longsor di desa lobng", None),
         ("pohon tumbang di jalan", "Kalisari, Blado"),
     ]
-    gazetteer, boundaries = load_gazetteer(SHARED), load_boundaries(SHARED)
+    gazetteer, boundaries = load_gazetteer(PACK), load_boundaries(PACK)
 
     def placed(r: PlaceResolver) -> list[tuple[str, str | None] | None]:
         found = [r.resolve(text=t, hint=h) for t, h in texts]

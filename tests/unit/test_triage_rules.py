@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from schemas.common import Location
 from schemas.events import CallerSignals
 from schemas.vocabulary import Category, Channel, Priority
-from services.common.gazetteer import builtin_batang, load_gazetteer, load_regions
+from services.common.datapack import resolve_pack
+from services.common.gazetteer import load_gazetteer
 from services.enricher.places import PlaceResolver
 from services.triage.classifier import Classifier
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+PACK = resolve_pack(None)
 
 
 def _signals(**flags: object) -> CallerSignals:
@@ -106,24 +104,8 @@ def test_nothing_recognised_goes_to_a_human() -> None:
     assert decision.needs_review and decision.confidence < 0.5
 
 
-def test_builtin_gazetteer_has_all_fifteen_kecamatan() -> None:
-    gazetteer = builtin_batang()
-    assert len(gazetteer.kecamatan) == 15
-    place = PlaceResolver(gazetteer).resolve(text="kecelakaan di Gringsing")
-    assert place is not None and place.kecamatan == "Gringsing" and place.desa is None
-
-
-@needs_shared
-def test_official_region_file_loads_every_desa() -> None:
-    gazetteer = load_regions(SHARED / "regions" / "batang_regions.csv")
-    assert len(gazetteer.kecamatan) == 15
-    assert len(gazetteer.desa) == 248
-    assert gazetteer.regency == "Kabupaten Batang"
-
-
-@needs_shared
 def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
-    resolver = PlaceResolver(load_gazetteer(SHARED))
+    resolver = PlaceResolver(load_gazetteer(PACK))
     sendang = [a for a in resolver.gazetteer.desa if a.name == "Sendang"]
     assert len(sendang) >= 2
     for desa in sendang:
@@ -133,9 +115,8 @@ def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
         assert (place.desa_code, place.kecamatan) == (desa.code, kecamatan)
 
 
-@needs_shared
 def test_coordinates_resolve_to_the_nearest_desa() -> None:
-    gazetteer = load_gazetteer(SHARED)
+    gazetteer = load_gazetteer(PACK)
     limpung = next(a for a in gazetteer.kecamatan if a.name == "Limpung")
     place = PlaceResolver(gazetteer).resolve(
         text="", location=Location(lat=limpung.lat, lon=limpung.lon, accuracy_m=20)
@@ -144,4 +125,4 @@ def test_coordinates_resolve_to_the_nearest_desa() -> None:
 
 
 def test_unknown_place_is_unresolved_not_guessed() -> None:
-    assert PlaceResolver(builtin_batang()).resolve(text="tolong ada orang pingsan") is None
+    assert PlaceResolver(load_gazetteer(PACK)).resolve(text="tolong ada orang pingsan") is None
