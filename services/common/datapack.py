@@ -33,7 +33,7 @@ class DataPack:
     @property
     def source(self) -> str:
         """The pack as a person would name it: the built-in one, or its folder."""
-        return f"the built-in {self.root.name} pack" if self.builtin else str(self.root)
+        return f"the built-in {self.root.name.title()} pack" if self.builtin else str(self.root)
 
 
 def open_pack(root: Path, *, builtin: bool = False) -> DataPack:

@@ -164,6 +164,8 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
     assert "stopped" in output
+    # the whole starter fleet, from the data pack shipped in the project
+    assert "49 units registered; gazetteer from the built-in Batang pack" in output
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.pid for p in alive]
     assert not (home / "stack.json").exists()
