@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck schemas bench eval clean
+.PHONY: install run test lint typecheck schemas bench eval model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,15 @@ bench: install
 schemas: install
 	$(BIN)/python -m schemas.generate
 
-## eval: triage the labelled corpora offline; prints the scores and writes eval/results.json
+## eval: triage on held-out writers (train on four sets, test on the fifth) and the other
+## corpora; prints the scores and the time per report, writes eval/results.json
 eval: install
 	$(BIN)/python -m eval.run
+
+## model: train triage's model from the team's corpus and ../shared's (deterministic) into
+## services/triage/model/, the files a plain clone runs with
+model: install
+	$(BIN)/python -m eval.train
 
 clean:
 	rm -rf $(VENV) .siaga .siaga-bench .pytest_cache .mypy_cache .ruff_cache

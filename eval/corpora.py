@@ -34,6 +34,8 @@ class Report:
     priority: str
     kecamatan: str | None
     split: str
+    alt: tuple[str, ...] = ()  # other acceptable categories
+    writer: str = "siaga"  # who wrote it: the team, or a shared set's writer (a-e)
 
 
 def own_corpus(path: Path = OWN_CORPUS) -> list[Report]:
@@ -53,6 +55,34 @@ def own_corpus(path: Path = OWN_CORPUS) -> list[Report]:
                 priority=row["priority"],
                 kecamatan=row.get("kecamatan"),
                 split=row["split"],
+            )
+        )
+    return out
+
+
+DEV_REPORTS = "siaga_dev_reports.jsonl"
+
+
+def dev_reports(data_dir: Path) -> list[Report]:
+    """The shared labelled corpus: five sets of Batang reports, each by its own writer."""
+    out = []
+    path = data_dir / "corpora" / DEV_REPORTS
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        out.append(
+            Report(
+                id=row["id"],
+                text=row["text"],
+                channel=row["channel"],
+                place_hint=None,
+                category=row["category"],
+                priority=row["priority"],
+                kecamatan=row.get("kecamatan"),
+                split="all",
+                alt=tuple(row.get("alt") or ()),
+                writer=row["writer"],
             )
         )
     return out

@@ -18,6 +18,13 @@ class Outcome:
     predicted_priority: str
     predicted_kecamatan: str | None
     needs_review: bool
+    alt: tuple[str, ...] = ()  # other categories the label accepts
+    needs_confirmation: bool = False
+
+    @property
+    def category_right(self) -> bool:
+        """The category, or one of the label's acceptable others."""
+        return self.predicted_category == self.category or self.predicted_category in self.alt
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -56,6 +63,7 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "accuracy": _ratio(
             sum(o.category == o.predicted_category for o in outcomes), len(outcomes)
         ),
+        "category_right": _ratio(sum(o.category_right for o in outcomes), len(outcomes)),
         "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
         "per_category": per_category,
         "p1_reports": len(p1),
@@ -74,5 +82,9 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
             sum(1 for o in outcomes if not o.kecamatan),
         ),
         "sent_to_human_review": _ratio(sum(o.needs_review for o in outcomes), len(outcomes)),
+        "p1_to_confirm": _ratio(
+            sum(o.needs_confirmation for o in outcomes if o.predicted_priority == "P1"),
+            sum(o.predicted_priority == "P1" for o in outcomes),
+        ),
         "top_confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:8]),
     }

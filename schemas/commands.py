@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from schemas.common import MAX_NAME, MAX_TEXT, Contract
+from schemas.vocabulary import Category, Priority
 
 
 class CancelDispatchV1(Contract):
@@ -67,4 +68,16 @@ class CloseWorkOrderV1(Contract):
     incident_id: UUID = Field(description="The incident of the work order")
     resolution: str = Field(description="What was done", min_length=1, max_length=MAX_TEXT)
     requested_by: str = Field(description="Agency officer", max_length=MAX_NAME)
+    requested_at: AwareDatetime = Field(description="When")
+
+
+class ReviewTriageV1(Contract):
+    """A call-taker's answer to triage's questions: confirm it, or give the priority or
+    category the answers call for (both null: confirmed as it stands)."""
+
+    incident_id: UUID = Field(description="The incident")
+    priority: Priority | None = Field(default=None, description="New priority, or null")
+    category: Category | None = Field(default=None, description="New category, or null")
+    note: str = Field(default="", description="What the caller answered", max_length=MAX_TEXT)
+    requested_by: str = Field(description="Call-taker or supervisor", max_length=MAX_NAME)
     requested_at: AwareDatetime = Field(description="When")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
@@ -28,6 +28,10 @@ from schemas.vocabulary import (
 )
 
 UnitId = Annotated[str, StringConstraints(max_length=64)]
+Question = Annotated[str, StringConstraints(max_length=MAX_NAME)]
+MAX_QUESTIONS = 8
+LifeThreat = Literal["certain", "possible", "none"]
+ReviewDecision = Literal["confirmed", "lowered", "raised", "recategorised"]
 Capability = Annotated[str, StringConstraints(max_length=MAX_CODE)]
 # A dead letter keeps keys and header values up to this size (longer ones are cut).
 MAX_KEPT_B64 = 16 * 1024
@@ -115,6 +119,40 @@ class IncidentClassifiedV1(Contract):
     received_at: datetime = Field(description="When the opening intake was received")
     place: Place | None = Field(description="Where, as resolved by the enricher")
     classified_at: datetime = Field(description="When triage classified it")
+    needs_confirmation: bool = Field(
+        default=False,
+        description="P1 on uncertain evidence of a threat to life: units go now and a "
+        "call-taker confirms or lowers it, asking the questions",
+    )
+    questions: list[Question] = Field(
+        default_factory=list,
+        description="Key questions for the call-taker to confirm or lower the priority",
+        max_length=MAX_QUESTIONS,
+    )
+    life_threat: LifeThreat = Field(
+        default="none",
+        description="What the words say of a threat to life: certain, possible or none",
+    )
+
+
+class TriageReviewedV1(Contract):
+    """A call-taker's decision on triage: confirmed, or a new priority or category."""
+
+    incident_id: UUID = Field(description="The incident")
+    decision: ReviewDecision = Field(description="confirmed, lowered, raised or recategorised")
+    category: Category = Field(description="Category after the review")
+    priority: Priority = Field(description="Priority after the review")
+    agency: str = Field(description="Responsible agency after the review", max_length=MAX_NAME)
+    sla_seconds: int = Field(description="Target of the priority after the review", ge=0)
+    previous_category: Category = Field(description="Category before the review")
+    previous_priority: Priority = Field(description="Priority before the review")
+    note: str = Field(default="", description="What the call-taker learnt", max_length=MAX_TEXT)
+    reviewed_by: str = Field(description="Call-taker or supervisor", max_length=MAX_NAME)
+    reviewed_at: datetime = Field(description="When the decision was made")
+    text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
+    channel: Channel = Field(description="Channel of the opening intake")
+    received_at: datetime = Field(description="When the opening intake was received")
+    place: Place | None = Field(description="Where, as resolved by the enricher")
 
 
 class IncidentStatusChangedV1(Contract):

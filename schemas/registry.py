@@ -119,6 +119,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "incident_id",
     ),
     EventType("siaga.unit.moved", 1, ev.UnitMovedV1, _t("unit_status"), "unit_id"),
+    EventType(
+        "siaga.incident.triage_reviewed",
+        1,
+        ev.TriageReviewedV1,
+        _t("incident_events"),
+        "incident_id",
+    ),
     EventType("siaga.deadletter", 1, ev.DeadLetterV1, _t("deadletter"), "stage"),
     # Commands (imperative), on the commands topic, keyed by incident id.
     EventType(
@@ -160,6 +167,13 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "siaga.command.close_work_order",
         1,
         cmd.CloseWorkOrderV1,
+        _t("dispatch_commands"),
+        "incident_id",
+    ),
+    EventType(
+        "siaga.command.review_triage",
+        1,
+        cmd.ReviewTriageV1,
         _t("dispatch_commands"),
         "incident_id",
     ),

@@ -1,13 +1,9 @@
-"""Reports as people type them: normalised words, slang and abbreviations spelled out, typos fixed."""
+"""Reports as people type them: normalised words, with slang and abbreviations spelled out."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
-
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 
 # Chat and SMS shorthand of Indonesian and Javanese callers, spelled out before matching.
 SHORTHAND: dict[str, str] = {
@@ -166,8 +162,9 @@ def normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", lowered).strip()
 
 
-# Possessive and definite endings ("apinya", "genine", "omahku") hide the word that matters.
-SUFFIXES = ("nya", "ne", "ku", "mu", "e")
+# Possessive and definite endings ("apinya", "genine", "omahku", krama "griyanipun") hide
+# the word that matters.
+SUFFIXES = ("nipun", "ipun", "nya", "ne", "ku", "mu", "e")
 
 
 def stem(
@@ -198,50 +195,3 @@ def max_edits(word: str) -> int:
     if len(word) < 5:
         return 0
     return 1 if len(word) < 9 else 2
-
-
-class Speller:
-    """Corrects typos towards a vocabulary of words that matter, leaving known words alone."""
-
-    # Reports repeat the same few thousand words (and the same slips): a word is looked up
-    # once, not fuzzily matched against the vocabulary each time. Bounded, for a long run.
-    MEMO_SIZE = 50_000
-
-    def __init__(self, targets: Iterable[str], *, known: Iterable[str] = ()) -> None:
-        self.targets = sorted({t for t in targets if t})
-        self._target_set = frozenset(self.targets)
-        self.known = frozenset(known) | self._target_set
-        self._memo: dict[str, str] = {}
-
-    def correct(self, word: str) -> str:
-        """The vocabulary word `word` was meant to be, or `word` itself."""
-        if word in self.known or word.isdigit():
-            return word
-        meant = self._memo.get(word)
-        if meant is None:
-            if len(self._memo) >= self.MEMO_SIZE:
-                self._memo.clear()
-            meant = self._memo[word] = self._match(word)
-        return meant
-
-    def _match(self, word: str) -> str:
-        base = stem(word, self._target_set)
-        if base is not None:
-            return base
-        limit = max_edits(word)
-        if limit == 0:
-            return word
-        found = process.extractOne(
-            word, self.targets, scorer=Levenshtein.distance, score_cutoff=limit
-        )
-        if found is None:
-            return word
-        target = found[0]
-        # A slip keeps the first letter and roughly the length; anything else is another word.
-        if target[0] != word[0] or abs(len(target) - len(word)) > limit:
-            return word
-        return str(target)
-
-    def correct_all(self, tokens: Iterable[str]) -> list[str]:
-        """Every word corrected."""
-        return [self.correct(t) for t in tokens]

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.commands import ReviewTriageV1
 from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1, IntakeEnrichedV1
 from schemas.vocabulary import Category, Priority
+from services.common.gazetteer import load_gazetteer
 from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.stages import subscriptions
-from services.triage.classifier import Classifier
+from services.triage.classifier import SLA_SECONDS, Classifier
 from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
-from services.triage.rules import SLA_SECONDS
 
 # Calls about one fire or crash are many; two sick people in one desa are two patients, so
 # medical, crime and complaints about people are never merged unless configured.
@@ -72,6 +73,11 @@ class TriageSettings(BaseSettings):
             raise ValueError(f"unknown categories: {', '.join(unknown)}")
         return value
 
+    def classifier(self, *, place_names: Iterable[str]) -> Classifier:
+        """The classifier these settings describe, knowing the regency's place names (a
+        place's name is never read as a slip of a keyword)."""
+        return Classifier(threshold=self.review_threshold, place_names=place_names)
+
     def duplicate_rule(self) -> DuplicateRule:
         """The correlation rule these settings describe."""
         names = [c.strip() for c in self.duplicate_categories.split(",") if c.strip()]
@@ -80,6 +86,10 @@ class TriageSettings(BaseSettings):
             radius_km=self.duplicate_radius_km,
             categories=frozenset(Category(n) for n in names),
         )
+
+
+def _place_names(common: CommonSettings) -> list[str]:
+    return [a.name for a in load_gazetteer(common.home.pack()).areas]
 
 
 @contextlib.asynccontextmanager
@@ -93,7 +103,7 @@ async def bootstrap(
     common = common or CommonSettings()
     settings = settings or TriageSettings()
     triage = Triage(
-        classifier=classifier or Classifier(threshold=settings.review_threshold),
+        classifier=classifier or settings.classifier(place_names=_place_names(common)),
         topics=common.topics,
         duplicates=settings.duplicate_rule(),
         sla_seconds=settings.sla_seconds(),
@@ -102,13 +112,14 @@ async def bootstrap(
         name="triage",
         settings=common,
         # Incident events come back so ended incidents stop taking duplicate calls (the
-        # tracker owns that topic's dead letters).
+        # tracker owns that topic's dead letters); a call-taker's review comes as a command.
         subscriptions=subscriptions("triage", common.topics),
         owned_topics=[common.topics.intake_enriched],
         handlers={
             IntakeEnrichedV1: triage.on_intake_enriched,
             IncidentResolvedV1: triage.on_incident_ended,
             IncidentStatusChangedV1: triage.on_incident_ended,
+            ReviewTriageV1: triage.on_review_triage,
         },
         inbox_key=intake_key,
         state=triage.batch,

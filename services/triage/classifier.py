@@ -1,45 +1,83 @@
-"""Explainable rule-based classification: category, priority, agency, SLA and confidence.
+"""Triage's decision: category, priority, agency, SLA, confidence, key questions, explanation.
 
-The report's words are normalised (shorthand spelled out, typos corrected towards the
-rule words), then matched against every category's phrases, longest first. The category
-with most points wins; the confidence grows with its points and with its lead over the
-runner-up (threat words do not count for the runner-up). A caller owning up to a prank
-makes it a prank unless a life is at risk. Priority is the category's default, one step
-down for past events and complaint phrasing, P1 -> P2 for an emergency that is over or
-small, lowered to P3 for a number flagged for pranks, and P1 whenever words say a life is
-at risk (on any channel, whatever the caller's history; such a report is never held for
-review). The explanation names the words and rules that decided.
+Three readers of one report, each kept explainable:
+
+- the life-threat detector (`threats.py`): chief complaints in Indonesian, Javanese ngoko and
+  krama, English and SMS slang, with what discounts them;
+- the category words (`categories.py`, categories.toml);
+- the trained model (`model.py`): letters and words towards categories and priorities.
+
+The category is the one with the best model log-probability plus the category words' points
+and the detected complaints' points, each weighed (`Policy`). Priority is built for recall,
+since under-triage is the error that kills: a certain threat is P1; a possible one, or a
+model P1 probability above `p1_possible`, is P1 with the key questions, for a call-taker
+to confirm or lower; otherwise the model's likeliest of P2-P4 that fits the category.
+A caller owning up to a joke makes a prank unless a threat is certain; a number flagged
+for pranks is lowered to P3 unless a life may be at risk. Below `review_threshold` a human
+decides the category first, unless a life may be at risk (units go on the best reading).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
 
-from schemas.events import CallerSignals
+from schemas.events import CallerSignals, LifeThreat
 from schemas.vocabulary import Category, Channel, Priority
-from services.common.text import Speller, words
-from services.triage.rules import (
-    CALMING,
-    COMMON_WORDS,
-    EMERGENCY_CATEGORIES,
-    LIFE_THREAT,
-    NEGATIONS,
-    NEUTRAL,
-    NOT_URGENT,
-    PRANK_ADMISSIONS,
-    RULES,
-    SLA_SECONDS,
-)
+from services.common.datapack import resolve_pack
+from services.common.gazetteer import load_gazetteer
+from services.common.text import normalise
+from services.triage.categories import CategoryEvidence, CategoryScorer
+from services.triage.lexicon import Lexicon, built_in_lexicon
+from services.triage.model import LinearModel, Prediction, built_in_model
+from services.triage.phrases import PhraseIndex
+from services.triage.reading import Reader, Reading
+from services.triage.threats import Threat, ThreatDetector
 
-MAX_PHRASE = 4
-# One step down for an emergency long past or reported as a complaint.
-LOWER = {Priority.P1: Priority.P2, Priority.P2: Priority.P3}
-NEUTRAL_TAG = "neutral"
-THREAT_TAG = "threat"
-CALM_TAG = "calm"
-LATE_TAG = "late"
-ADMIT_TAG = "admit"
+SLA_SECONDS: dict[Priority, int] = {
+    Priority.P1: 60,
+    Priority.P2: 5 * 60,
+    Priority.P3: 3 * 24 * 3600,
+    Priority.P4: 3 * 24 * 3600,
+}
+
+# Categories where a unit goes out; the rest become agency work orders.
+EMERGENCY_CATEGORIES = frozenset(
+    {
+        Category.MEDICAL,
+        Category.FIRE,
+        Category.TRAFFIC_ACCIDENT,
+        Category.CRIME,
+        Category.DISASTER,
+        Category.RESCUE,
+    }
+)
+NOT_INCIDENTS = frozenset({Category.PRANK, Category.GHOST})
+# Categories that name a scene; their strong words make symptoms part of the scene.
+SCENES = EMERGENCY_CATEGORIES - {Category.MEDICAL}
+SCENE_POINTS = 3.0
+# Priorities each kind of category may take when no threat to life is found.
+ALLOWED = {
+    Category.INFORMATION: (Priority.P4,),
+    Category.PRANK: (Priority.P4,),
+    Category.GHOST: (Priority.P4,),
+}
+BELOW_P1 = (Priority.P2, Priority.P3, Priority.P4)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the three readings are weighed; chosen by `make eval` on held-out writers."""
+
+    rule_weight: float = 0.3  # log-probability per category-word point
+    threat_weight: float = 0.3  # per detected complaint point (certain 2, possible 1)
+    symptom_at_scene: float = 0.5  # medical points kept when a scene's words are there
+    p1_possible: float = 0.3  # model P1 probability that makes an emergency P1, to confirm
+    p1_other: float = 0.7  # the same for a report of another category (units must then go)
+    p1_over: float = 0.7  # the same, when the report says it is past or handled
+    review_threshold: float = 0.5  # below this confidence a human decides the category
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,12 @@ class Classification:
     explanation: str
     needs_review: bool
     sla_seconds: int
+    questions: tuple[str, ...] = ()
+    threat: LifeThreat = "none"
+    complaints: tuple[str, ...] = ()
+    # Uncertain evidence of a threat to life: P1 now (or P3 for a number flagged for
+    # pranks), for a call-taker to confirm, lower or raise with the questions.
+    needs_confirmation: bool = False
 
     @property
     def dispatches_units(self) -> bool:
@@ -61,201 +105,269 @@ class Classification:
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """What the words of one report say."""
-
-    scores: dict[Category, float]
-    matched: dict[Category, list[str]]
-    threats: list[str]
-    calming: list[str]
-    admissions: list[str]
-    not_urgent: list[str]
-
-
-def _key(phrase: str) -> str:
-    return " ".join(words(phrase))
-
-
-def _category_lexicon() -> dict[str, list[tuple[str, float]]]:
-    """Phrase -> (category or neutral tag, points)."""
-    lexicon: dict[str, dict[str, float]] = defaultdict(dict)
-    for category, rule in RULES.items():
-        for phrase, points in rule.weighted():
-            tags = lexicon[_key(phrase)]
-            tags[category.value] = max(points, tags.get(category.value, 0.0))
-    # A phrase is worth at least its strongest part ("truk terguling" >= "terguling"), since
-    # matching the longer phrase keeps its words from counting alone.
-    for phrase, tags in lexicon.items():
-        parts = phrase.split()
-        for size in range(1, len(parts)):
-            for start in range(len(parts) - size + 1):
-                inner = lexicon.get(" ".join(parts[start : start + size]), {})
-                for tag, points in inner.items():
-                    if tag in tags:
-                        tags[tag] = max(tags[tag], points)
-    for phrase in NEUTRAL:
-        lexicon[_key(phrase)][NEUTRAL_TAG] = 0.0
-    return {k: sorted(v.items()) for k, v in lexicon.items()}
-
-
-def _signal_lexicon() -> dict[str, list[tuple[str, float]]]:
-    """Phrase -> threat or calming tag."""
-    lexicon: dict[str, list[tuple[str, float]]] = {}
-    for phrase in LIFE_THREAT:
-        lexicon[_key(phrase)] = [(THREAT_TAG, 0.0)]
-    for phrase in CALMING:
-        lexicon[_key(phrase)] = [(CALM_TAG, 0.0)]
-    for phrase in NOT_URGENT:
-        lexicon[_key(phrase)] = [(LATE_TAG, 0.0)]
-    for phrase in PRANK_ADMISSIONS:
-        lexicon[_key(phrase)] = [(ADMIT_TAG, 0.0)]
-    return lexicon
-
-
-def _longest_first(
-    tokens: list[str], lexicon: dict[str, list[tuple[str, float]]]
-) -> list[tuple[int, str, list[tuple[str, float]]]]:
-    """(start, phrase, tags) of every lexicon phrase in `tokens`, longest first, no overlaps."""
-    taken = [False] * len(tokens)
-    found = []
-    for size in range(min(MAX_PHRASE, len(tokens)), 0, -1):
-        for start in range(len(tokens) - size + 1):
-            if any(taken[start : start + size]):
-                continue
-            phrase = " ".join(tokens[start : start + size])
-            tags = lexicon.get(phrase)
-            if tags:
-                taken[start : start + size] = [True] * size
-                found.append((start, phrase, tags))
-    return sorted(found)
+class _Evidence:
+    reading: Reading
+    threat: Threat
+    words: CategoryEvidence
+    model: Prediction
+    admissions: list[str] = field(default_factory=list)
+    laughter: list[str] = field(default_factory=list)
 
 
 class Classifier:
-    """Scores each category by the words of the report; below `threshold` a human decides."""
+    """The triage decision from the report's words; pure and deterministic."""
 
-    def __init__(self, *, threshold: float = 0.5) -> None:
-        self.threshold = threshold
-        self._categories = _category_lexicon()
-        self._signals = _signal_lexicon()
-        self._threat_phrases = frozenset(
-            p for p, tags in self._signals.items() if tags[0][0] == THREAT_TAG
+    def __init__(
+        self,
+        *,
+        threshold: float | None = None,
+        policy: Policy | None = None,
+        lexicon: Lexicon | None = None,
+        model: LinearModel | None = None,
+        place_names: Iterable[str] | None = None,
+        known_words: Iterable[str] | None = None,
+    ) -> None:
+        policy = policy or Policy()
+        if threshold is not None:
+            policy = Policy(**{**policy.__dict__, "review_threshold": threshold})
+        self.policy = policy
+        self.threshold = policy.review_threshold
+        lexicon = lexicon or built_in_lexicon()
+        self.lexicon = lexicon
+        self._model = model
+        m = lexicon.modifiers
+        # A place's name is never a slip of a keyword ("Kebaturan" is not "kebakaran").
+        places = built_in_place_names() if place_names is None else place_names
+        known = lexicon.common_words | {w for name in places for w in normalise(name).split()}
+        known |= set(self.model.known_words if known_words is None else known_words)
+        self.reader = Reader(language=lexicon.language.words, emoji=m.emoji, common=known)
+        self.threats = ThreatDetector(lexicon, self.reader)
+        self.words = CategoryScorer(lexicon, self.reader)
+        self._admissions: PhraseIndex[str] = PhraseIndex(
+            [(p, "admit") for p in m.prank_admissions] + [(p, "laugh") for p in m.laughter],
+            word=self.reader.pattern_word,
         )
-        vocabulary = {
-            w for lex in (self._categories, self._signals) for p in lex for w in p.split()
+        # Jokes and laughter are said as they are: a slip of "ngajak" is not "ngakak".
+        jokes = self.words.vocabulary(Category.PRANK) | self._admissions.vocabulary()
+        self.reader.learn(
+            (self.threats.vocabulary() | self.words.vocabulary()) - jokes,
+            run_together=self.threats.word_pairs(),
+        )
+        self._silence = frozenset(
+            self.reader.pattern_word(w) for w in m.silence
+        ) | self.words.vocabulary(Category.GHOST)
+        self._category_questions = {
+            c: tuple(rule.questions) for c, rule in lexicon.categories.items()
         }
-        self._speller = Speller(vocabulary, known=COMMON_WORDS)
 
-    def evidence(self, said: list[str]) -> Evidence:
-        """The phrases of each category, the threats and the calming words found in the
-        words of a report (`words(text)`)."""
-        tokens = self._speller.correct_all(said)
-        scores: dict[Category, float] = defaultdict(float)
-        matched: dict[Category, list[str]] = defaultdict(list)
-        for _, phrase, tags in _longest_first(tokens, self._categories):
-            for tag, points in tags:
-                if tag != NEUTRAL_TAG and phrase not in matched[Category(tag)]:
-                    scores[Category(tag)] += points
-                    matched[Category(tag)].append(phrase)
-        threats: list[str] = []
-        calming: list[str] = []
+    @property
+    def model(self) -> LinearModel:
+        """The trained model: the one given, else the built-in one (read when first needed, so
+        that the trainer can read reports before any model exists)."""
+        if self._model is None:
+            self._model = built_in_model()
+        return self._model
+
+    def agency_of(self, category: Category) -> str:
+        """The agency responsible for a category."""
+        return self.lexicon.categories[category].agency
+
+    def read(self, text: str) -> Reading:
+        """The report as triage reads it."""
+        return self.reader.read(text)
+
+    def evidence(self, reading: Reading) -> _Evidence:
+        """What each of the three readers finds in a report."""
         admissions: list[str] = []
-        not_urgent: list[str] = []
-        for start, phrase, tags in _longest_first(tokens, self._signals):
-            if tags[0][0] == CALM_TAG:
-                calming.append(phrase)
-                continue
-            if tags[0][0] == LATE_TAG:
-                not_urgent.append(phrase)
-                continue
-            if tags[0][0] == ADMIT_TAG:
-                admissions.append(phrase)
-                continue
-            # "tidak ada korban jiwa" denies the threat; "tidak sadar" is one.
-            denied = NEGATIONS & set(tokens[max(0, start - 2) : start])
-            if not denied or phrase.split()[0] in NEGATIONS:
-                threats.append(phrase)
-        return Evidence(dict(scores), dict(matched), threats, calming, admissions, not_urgent)
+        laughter: list[str] = []
+        for m in self._admissions.find(reading.tokens):
+            said = " ".join(reading.tokens[m.start : m.end])
+            (admissions if m.value == "admit" else laughter).append(said)
+        return _Evidence(
+            reading=reading,
+            threat=self.threats.assess(reading),
+            words=self.words.score(reading),
+            model=self.model.predict(reading),
+            admissions=admissions,
+            laughter=laughter,
+        )
 
     def classify(
         self, *, text: str, channel: Channel, signals: CallerSignals | None = None
     ) -> Classification:
-        """Classify one report; pure and deterministic."""
-        tokens = words(text)
-        if (signals is not None and signals.ghost) or not tokens:
-            return self._decide(
-                Category.GHOST, 1.0, "empty or silent report", Evidence({}, {}, [], [], [], [])
+        """Classify one report."""
+        reading = self.read(text)
+        if (signals is not None and signals.ghost) or not reading.tokens:
+            return self._decision(
+                Category.GHOST, Priority.P4, 1.0, "empty or silent report", needs_review=False
             )
-        found = self.evidence(tokens)
-        if found.admissions and not found.threats:
-            said = ", ".join(found.admissions)
-            return self._decide(Category.PRANK, 0.8, f"caller owns up to a prank: {said}", found)
-        if not found.scores:
-            confidence = 0.3 if channel.is_emergency_line else 0.4
-            category = Category.MEDICAL if found.threats else Category.INFORMATION
-            reason = "no category words found"
-            if found.threats:
-                reason = f"no category words; life at risk ({', '.join(found.threats)})"
-            return self._decide(category, confidence, reason, found, signals)
-        ranked = sorted(found.scores.items(), key=lambda kv: (-kv[1], list(RULES).index(kv[0])))
-        category, top = ranked[0]
-        # Threat words ("orang terjebak" in a fire) say how bad it is, not what it is: they do
-        # not make the runner-up a rival.
-        runner_up = max((self._points_beyond_threats(c, found) for c, _ in ranked[1:]), default=0.0)
-        strength = top / (top + 1.5)
-        margin = (top - runner_up) / top
-        confidence = round(min(0.99, strength * (0.55 + 0.45 * margin) + 0.05), 2)
-        explanation = f"{category.value} {top:g} points: {', '.join(found.matched[category])}"
-        if len(ranked) > 1:
-            other, points = ranked[1]
-            explanation += f"; then {other.value} {points:g}: {', '.join(found.matched[other])}"
-        return self._decide(category, confidence, explanation, found, signals)
-
-    def _points_beyond_threats(self, category: Category, found: Evidence) -> float:
-        return sum(
-            dict(self._categories[phrase])[category.value]
-            for phrase in found.matched[category]
-            if phrase not in self._threat_phrases
+        found = self.evidence(reading)
+        threat = found.threat
+        if found.admissions and not threat.certain:
+            said = ", ".join(dict.fromkeys(found.admissions))
+            return self._decision(
+                Category.PRANK,
+                Priority.P4,
+                0.8,
+                f"caller owns up to a joke: {said}",
+                needs_review=False,
+            )
+        scores = self._scores(found)
+        category, confidence, why = self._category(found, scores)
+        if threat.certain and category in NOT_INCIDENTS:
+            # Laughing while someone is trapped is no prank.
+            category = max(EMERGENCY_CATEGORIES, key=lambda c: scores[c])
+            why += f"; a life is at risk: {category.value}, not a prank"
+        priority, reasons, questions = self._priority(category, found, signals)
+        if priority is Priority.P1 and category not in EMERGENCY_CATEGORIES:
+            # A life at risk needs units, which only an emergency category sends.
+            before = category
+            category = max(EMERGENCY_CATEGORIES, key=lambda c: scores[c])
+            reasons.append(f"{before.value} -> {category.value}: units must go")
+            questions = questions or self._category_questions.get(category, ())
+        needs_review = confidence < self.threshold and priority is not Priority.P1
+        if confidence < self.threshold and priority is Priority.P1:
+            reasons.append(
+                f"not held for review (confidence {confidence:.2f}): a life may be at risk"
+            )
+        return self._decision(
+            category,
+            priority,
+            confidence,
+            "; ".join([why, *reasons]),
+            needs_review=needs_review,
+            questions=questions,
+            threat=threat,
         )
 
-    def _decide(
+    def _scores(self, found: _Evidence) -> dict[Category, float]:
+        """Each category's model log-probability plus its words' and complaints' points."""
+        policy = self.policy
+        threat_points = found.threat.categories()
+        words = dict(found.words.scores)
+        # Symptoms at a scene (a crash, a fire, an attack, a flood) are the scene's: a crash
+        # with an unconscious rider is a traffic accident, to which an ambulance goes too.
+        if any(words.get(c, 0.0) >= SCENE_POINTS for c in SCENES):
+            for points in (words, threat_points):
+                if Category.MEDICAL in points:
+                    points[Category.MEDICAL] *= policy.symptom_at_scene
+        scores: dict[Category, float] = {}
+        # Silence is a ghost call; a report that says anything else is not one.
+        ghost_possible = not (set(found.reading.tokens) - self._silence)
+        for category in Category:
+            if category is Category.GHOST and not ghost_possible:
+                continue
+            p = found.model.category.get(category, 0.0)
+            scores[category] = (
+                math.log(max(p, 1e-9))
+                + policy.rule_weight * words.get(category, 0.0)
+                + policy.threat_weight * threat_points.get(category, 0.0)
+            )
+        return scores
+
+    def _category(
+        self, found: _Evidence, scores: dict[Category, float]
+    ) -> tuple[Category, float, str]:
+        """The best category, its confidence and why."""
+        best = max(scores, key=lambda c: scores[c])
+        top = max(scores.values())
+        total = sum(math.exp(s - top) for s in scores.values())
+        confidence = round(1.0 / total, 2)
+        parts = [f"{best.value} ({confidence:.2f})"]
+        pulled = found.model.top("category", best.value)
+        if pulled:
+            parts.append("model: " + ", ".join(pulled))
+        if found.words.matched.get(best):
+            parts.append("words: " + ", ".join(found.words.matched[best]))
+        return best, confidence, parts[0] + ("; " + "; ".join(parts[1:]) if parts[1:] else "")
+
+    def _priority(
+        self, category: Category, found: _Evidence, signals: CallerSignals | None
+    ) -> tuple[Priority, list[str], tuple[str, ...]]:
+        """The priority, the reasons and the key questions."""
+        threat = found.threat
+        p1 = found.model.priority.get(Priority.P1, 0.0)
+        reasons: list[str] = []
+        found_complaints = {f.complaint for f in threat.findings}
+        discounted = [d for d in threat.discounted if d.finding.complaint not in found_complaints]
+        for d in discounted[:3]:
+            reasons.append(f"not counted: {d.finding.name} '{d.finding.words}' ({d.reason})")
+        if category in NOT_INCIDENTS:
+            return Priority.P4, reasons, ()
+        flagged = signals is not None and signals.prank_flagged
+        if threat.findings:
+            kind = "life at risk" if threat.certain else "life may be at risk"
+            named = ", ".join(f"{x.name} '{x.words}'" for x in threat.findings[:3])
+            if flagged and not threat.certain:
+                assert signals is not None
+                reasons.append(
+                    f"{kind}: {named}; number flagged after {signals.prior_pranks} pranks -> P3, "
+                    "to confirm by calling back"
+                )
+                return Priority.P3, reasons, threat.questions
+            reasons.append(f"{kind}: {named} -> P1" + ("" if threat.certain else ", to confirm"))
+            if flagged:
+                reasons.append("number flagged for pranks, but a life is at risk")
+            return Priority.P1, reasons, threat.questions
+        needed = (
+            self.policy.p1_possible if category in EMERGENCY_CATEGORIES else self.policy.p1_other
+        )
+        if threat.over or threat.other_senses or threat.complaint:
+            # Past, handled, a complaint's request, or threat words in another sense: the
+            # model's P1 must be sure.
+            needed = max(needed, self.policy.p1_over)
+        if p1 >= needed:
+            if signals is not None and signals.prank_flagged:
+                reasons.append(f"number flagged after {signals.prior_pranks} pranks -> P3")
+                return Priority.P3, reasons, ()
+            pulled = found.model.top("priority", Priority.P1.value)
+            said = f": {', '.join(pulled)}" if pulled else ""
+            reasons.append(f"model P1 {p1:.2f}{said} -> P1, to confirm")
+            return Priority.P1, reasons, self._category_questions.get(category, ())
+        allowed = ALLOWED.get(category, BELOW_P1)
+        priority = max(allowed, key=lambda p: found.model.priority.get(p, 0.0))
+        if signals is not None and signals.prank_flagged and priority is Priority.P2:
+            reasons.append(f"number flagged after {signals.prior_pranks} pranks -> P3")
+            priority = Priority.P3
+        return priority, reasons, ()
+
+    def _decision(
         self,
         category: Category,
+        priority: Priority,
         confidence: float,
         explanation: str,
-        found: Evidence,
-        signals: CallerSignals | None = None,
+        *,
+        needs_review: bool,
+        questions: tuple[str, ...] = (),
+        threat: Threat | None = None,
     ) -> Classification:
-        rule = RULES[category]
-        priority = rule.priority
-        real = category not in (Category.PRANK, Category.GHOST)
-        if real and found.not_urgent and not found.threats and priority in LOWER:
-            priority = LOWER[priority]
-            explanation += f"; {', '.join(found.not_urgent)} -> {priority.value}"
-        elif real and found.calming and not found.threats and priority is Priority.P1:
-            priority = Priority.P2
-            explanation += f"; {', '.join(found.calming)} -> P2"
-        if signals is not None and signals.prank_flagged and real:
-            if priority in (Priority.P1, Priority.P2) and not found.threats:
-                priority = Priority.P3
-                explanation += (
-                    f"; number flagged after {signals.prior_pranks} pranks -> P3 (no life at risk)"
-                )
-            elif found.threats:
-                explanation += "; number flagged for pranks, but a life is at risk"
-        needs_review = confidence < self.threshold
-        if found.threats and real:
-            priority = Priority.P1
-            explanation += f"; life at risk: {', '.join(found.threats)} -> P1"
-            if needs_review:
-                # A human would decide too late: units go on the best reading.
-                needs_review = False
-                explanation += f"; not held for review (confidence {confidence:.2f})"
+        level: LifeThreat = "none" if threat is None else threat.level
+        if priority is Priority.P1 and level == "none":
+            level = "possible"  # the model's P1: evidence to confirm
+        confirm = bool(questions) and level == "possible" and category not in NOT_INCIDENTS
         return Classification(
             category=category,
             priority=priority,
-            agency=rule.agency,
+            agency=self.lexicon.categories[category].agency,
             confidence=confidence,
             explanation=explanation,
             needs_review=needs_review,
             sla_seconds=SLA_SECONDS[priority],
+            questions=tuple(questions),
+            threat=level,
+            complaints=tuple(f.complaint for f in threat.findings) if threat else (),
+            needs_confirmation=confirm,
         )
+
+
+@cache
+def built_in_place_names() -> tuple[str, ...]:
+    """The names of the built-in data pack's areas."""
+    return tuple(a.name for a in load_gazetteer(resolve_pack(None)).areas)
+
+
+@cache
+def default_classifier() -> Classifier:
+    """One classifier per process with the built-in lexicon and model."""
+    return Classifier()

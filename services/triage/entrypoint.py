@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas.commands import ReviewTriageV1
 from schemas.common import Contract
 from schemas.envelope import Event, new_event
 from schemas.events import (
@@ -19,15 +20,17 @@ from schemas.events import (
     IncidentResolvedV1,
     IncidentStatusChangedV1,
     IntakeEnrichedV1,
+    ReviewDecision,
+    TriageReviewedV1,
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import IncidentStatus, Priority
+from schemas.vocabulary import Category, IncidentStatus, Priority
 from services.common.outbox import Outgoing
+from services.common.processing import Rejected
 from services.triage import repository
-from services.triage.classifier import Classification, Classifier
+from services.triage.classifier import SLA_SECONDS, Classification, Classifier
 from services.triage.correlation import Call, DuplicateRule, OpenIncident, find_link, may_repeat
-from services.triage.rules import SLA_SECONDS
 
 SOURCE = "/siaga/triage"
 ENDED = frozenset(
@@ -119,6 +122,9 @@ class Triage:
             place=enriched.place,
             received_at=intake.received_at,
             needs_review=decision.needs_review,
+            agency=decision.agency,
+            channel=intake.channel.value,
+            text=intake.text,
             at=now,
         )
         place = enriched.place
@@ -157,6 +163,9 @@ class Triage:
             received_at=intake.received_at,
             place=enriched.place,
             classified_at=now,
+            needs_confirmation=decision.needs_confirmation,
+            questions=list(decision.questions),
+            life_threat=decision.threat,
         )
         return [
             self._out(opened, derive_id(incident_id, "opened"), cause, intake.intake_id),
@@ -173,6 +182,63 @@ class Triage:
         )
         return Outgoing.of(event, self.topics)
 
+    async def on_review_triage(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A call-taker's answer to triage: the incident's decision as they give it."""
+        command = event.payload
+        assert isinstance(command, ReviewTriageV1)
+        await self.batch.openings.flush(conn)  # it may have been opened in this batch
+        current = await repository.classified(conn, incident_id=command.incident_id)
+        if current is None:
+            raise Rejected("unknown_incident", f"triage opened no incident {command.incident_id}")
+        if current.ended:
+            raise Rejected("incident_ended", f"incident {command.incident_id} has ended")
+        decision = review_decision(
+            before=(current.category, current.priority),
+            category=command.category,
+            priority=command.priority,
+        )
+        category = command.category or current.category
+        priority = command.priority or current.priority
+        agency = self.classifier.agency_of(category)
+        await repository.record_review(
+            conn,
+            incident_id=current.incident_id,
+            category=category,
+            priority=priority,
+            agency=agency,
+            at=command.requested_at,
+        )
+        reviewed = TriageReviewedV1(
+            incident_id=current.incident_id,
+            decision=decision,
+            category=category,
+            priority=priority,
+            agency=agency,
+            sla_seconds=self.sla_seconds[priority],
+            previous_category=current.category,
+            previous_priority=current.priority,
+            note=command.note,
+            reviewed_by=command.requested_by,
+            reviewed_at=command.requested_at,
+            text=current.text,
+            channel=current.channel,
+            received_at=current.received_at,
+            place=current.place,
+        )
+        correlation = event.envelope.correlationid or str(current.incident_id)
+        return [
+            Outgoing.of(
+                new_event(
+                    reviewed,
+                    id=derive_id(event.id, "reviewed"),
+                    source=SOURCE,
+                    correlationid=correlation,
+                    causationid=event.id,
+                ),
+                self.topics,
+            )
+        ]
+
     async def on_incident_ended(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
         """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
         payload = event.payload
@@ -181,3 +247,20 @@ class Triage:
         elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
             await self.batch.end(conn, incident_id=payload.incident_id, at=payload.changed_at)
         return []
+
+
+def review_decision(
+    *,
+    before: tuple[Category, Priority],
+    category: Category | None,
+    priority: Priority | None,
+) -> ReviewDecision:
+    """What a call-taker's review did: confirmed, lowered, raised or recategorised (a new
+    category is named first, since it changes who goes)."""
+    old_category, old_priority = before
+    if category is not None and category is not old_category:
+        return "recategorised"
+    if priority is None or priority is old_priority:
+        return "confirmed"
+    # P1 is the highest: a larger number is a lower priority.
+    return "lowered" if priority.value > old_priority.value else "raised"

@@ -25,8 +25,8 @@ class OfflineTriage:
         from services.triage.bootstrap import TriageSettings
 
         resolver = PlaceResolver.from_pack(settings.home.pack())
-        threshold = TriageSettings().review_threshold
-        return cls(resolver, Classifier(threshold=threshold))
+        names = [a.name for a in resolver.gazetteer.areas]
+        return cls(resolver, TriageSettings().classifier(place_names=names))
 
     def triage(
         self, *, text: str, channel: Channel, place_hint: str | None = None
@@ -45,6 +45,9 @@ class OfflineTriage:
             "confidence": decision.confidence,
             "explanation": decision.explanation,
             "needs_review": decision.needs_review,
+            "needs_confirmation": decision.needs_confirmation,
+            "life_threat": decision.threat,
+            "questions": list(decision.questions),
             "sla_seconds": decision.sla_seconds,
             "place": None
             if place is None

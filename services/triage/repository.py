@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
-from schemas.vocabulary import Category, Priority
+from schemas.vocabulary import Category, Channel, Priority
 from services.common.processing import Deferred, Rows
 from services.triage.correlation import Nearby, OpenIncident
 
@@ -88,9 +88,10 @@ class Correlation:
 _OPENINGS = Rows(
     """
     INSERT INTO incidents (incident_id, category, priority, kecamatan_code, lat, lon,
-                           opened_at, received_at, needs_review)
+                           opened_at, received_at, needs_review, agency, channel, text, place)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[],
-                         $6::float8[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
+                         $6::float8[], $7::timestamptz[], $8::timestamptz[], $9::bool[],
+                         $10::text[], $11::text[], $12::text[], $13::jsonb[])
     ON CONFLICT (incident_id) DO NOTHING
     """
 )
@@ -111,6 +112,9 @@ def open_incident(
     place: Place | None,
     received_at: datetime,
     needs_review: bool,
+    agency: str,
+    channel: str,
+    text: str,
     at: datetime,
 ) -> None:
     """Record a new incident and its first intake (sent with the batch)."""
@@ -125,6 +129,10 @@ def open_incident(
         at,
         received_at,
         needs_review,
+        agency,
+        channel,
+        text,
+        place.model_dump_json() if place else None,
     )
     link_intake(batch.links, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
 
@@ -178,3 +186,67 @@ async def open_incidents(
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class Classified:
+    """An incident as triage last decided it (opened, or reviewed since)."""
+
+    incident_id: UUID
+    category: Category
+    priority: Priority
+    agency: str
+    channel: Channel
+    text: str
+    place: Place | None
+    received_at: datetime
+    ended: bool
+
+
+async def classified(conn: asyncpg.Connection, *, incident_id: UUID) -> Classified | None:
+    """The incident's current decision, locked until the transaction ends, or None."""
+    row = await conn.fetchrow(
+        """
+        SELECT incident_id, category, priority, agency, channel, text, place,
+               COALESCE(received_at, opened_at) AS received_at, ended_at IS NOT NULL AS ended
+          FROM incidents WHERE incident_id = $1 FOR UPDATE
+        """,
+        incident_id,
+    )
+    if row is None or row["agency"] is None:
+        return None  # unknown, or opened before triage kept its decisions
+    return Classified(
+        incident_id=row["incident_id"],
+        category=Category(row["category"]),
+        priority=Priority(row["priority"]),
+        agency=row["agency"],
+        channel=Channel(row["channel"]),
+        text=row["text"] or "",
+        place=Place.model_validate_json(row["place"]) if row["place"] else None,
+        received_at=row["received_at"],
+        ended=row["ended"],
+    )
+
+
+async def record_review(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    category: Category,
+    priority: Priority,
+    agency: str,
+    at: datetime,
+) -> None:
+    """A call-taker's decision replaces triage's: no longer under review."""
+    await conn.execute(
+        """
+        UPDATE incidents
+           SET category = $2, priority = $3, agency = $4, needs_review = false, reviewed_at = $5
+         WHERE incident_id = $1
+        """,
+        incident_id,
+        category.value,
+        priority.value,
+        agency,
+        at,
+    )

@@ -100,8 +100,11 @@ def test_flagged_prank_caller_still_gets_p1_when_a_life_is_at_risk() -> None:
 
 
 def test_nothing_recognised_goes_to_a_human() -> None:
-    decision = Classifier().classify(text="halo halo", channel=Channel.CALL112)
+    decision = Classifier().classify(text="pak ada itu di sana", channel=Channel.CALL112)
     assert decision.needs_review and decision.confidence < 0.5
+    # A greeting and nothing else is a silent call, not a question for a human.
+    silent = Classifier().classify(text="halo halo", channel=Channel.CALL112)
+    assert silent.category is Category.GHOST and not silent.dispatches_units
 
 
 def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:

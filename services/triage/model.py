@@ -1,0 +1,228 @@
+"""The trained part of triage: a linear model over a report's letters and words.
+
+Features are the character 2-5-grams of each folded word (robust to typos, endings and
+words split or joined by speech-to-text), the words as triage reads them (Javanese and
+shorthand mapped) and their pairs, weighted by TF-IDF and L2-normalised. Two heads share
+them: the category and the priority, each a multinomial logistic regression. The weights are
+trained by `make model` (`eval/train.py`) from the project's corpus and the shared one and
+checked in as a tab-separated file, one feature a line, so a review sees which letters and
+words pull towards which category; nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from schemas.vocabulary import Category, Priority
+from services.triage.reading import Reading
+
+BUILT_IN = Path(__file__).resolve().parent / "model"
+META = "model.json"
+WEIGHTS = "features.tsv"
+WORDS = "words.txt"
+FEATURES_VERSION = 1
+CHAR_GRAMS = (2, 5)
+HEADS = ("category", "priority")
+
+
+class ModelError(ValueError):
+    """A model folder that is missing or does not match this code's features."""
+
+
+def features(reading: Reading) -> Counter[str]:
+    """Counts of a report's features: `c:` letter n-grams, `w:` words, `b:` word pairs."""
+    out: Counter[str] = Counter()
+    low, high = CHAR_GRAMS
+    for word in reading.folded.split():
+        padded = f" {word} "
+        for n in range(low, min(high, len(padded)) + 1):
+            for i in range(len(padded) - n + 1):
+                out["c:" + padded[i : i + n]] += 1
+    tokens = reading.tokens
+    for token in tokens:
+        out["w:" + token] += 1
+    for first, second in pairwise(tokens):
+        out[f"b:{first}_{second}"] += 1
+    return out
+
+
+@dataclass(frozen=True)
+class Head:
+    """One softmax head: its classes, weights (features x classes) and intercepts."""
+
+    classes: tuple[str, ...]
+    weights: np.ndarray
+    intercepts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's probabilities for one report, and the words that pulled most."""
+
+    category: dict[Category, float]
+    priority: dict[Priority, float]
+    _model: LinearModel
+    _rows: np.ndarray
+    _values: np.ndarray
+    _names: tuple[str, ...]
+
+    def top(self, head: str, label: str, *, limit: int = 3) -> list[str]:
+        """The words whose features pulled hardest towards `label` (for the explanation)."""
+        model_head = self._model.heads[head]
+        column = model_head.classes.index(label)
+        pull = self._values * model_head.weights[self._rows, column]
+        by_word: dict[str, float] = {}
+        for name, amount in zip(self._names, pull, strict=True):
+            word = _word_of(name)
+            by_word[word] = by_word.get(word, 0.0) + float(amount)
+        ranked = sorted(by_word.items(), key=lambda kv: -kv[1])
+        return [w for w, amount in ranked[:limit] if amount > 0]
+
+
+def _word_of(feature: str) -> str:
+    kind, _, body = feature.partition(":")
+    if kind == "b":
+        return body.replace("_", " ")
+    return body.strip()
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Vocabulary, IDF and the two heads, as trained and checked in."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    heads: dict[str, Head]
+    meta: dict[str, object]
+    # Words the training reports use often: spelled right, never "corrected" to a keyword.
+    known_words: tuple[str, ...] = ()
+
+    def vector(self, reading: Reading) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """The report's known features: their rows, TF-IDF values (L2-normalised) and names."""
+        rows: list[int] = []
+        names: list[str] = []
+        counts: list[int] = []
+        for name, count in features(reading).items():
+            row = self.vocabulary.get(name)
+            if row is not None:
+                rows.append(row)
+                names.append(name)
+                counts.append(count)
+        index = np.array(rows, dtype=np.int64)
+        values = (1.0 + np.log(np.array(counts, dtype=np.float64))) * self.idf[index]
+        norm = float(np.sqrt(values @ values)) if len(values) else 0.0
+        return index, (values / norm if norm else values), tuple(names)
+
+    def predict(self, reading: Reading) -> Prediction:
+        """Probabilities of every category and priority."""
+        rows, values, names = self.vector(reading)
+        probabilities = {}
+        for head_name, head in self.heads.items():
+            scores = values @ head.weights[rows] + head.intercepts
+            scores = np.exp(scores - scores.max())
+            probabilities[head_name] = dict(
+                zip(head.classes, (scores / scores.sum()).tolist(), strict=True)
+            )
+        return Prediction(
+            category={Category(k): v for k, v in probabilities["category"].items()},
+            priority={Priority(k): v for k, v in probabilities["priority"].items()},
+            _model=self,
+            _rows=rows,
+            _values=values,
+            _names=names,
+        )
+
+    def save(self, folder: Path) -> None:
+        """Write `model.json`, `features.tsv` and `words.txt`, sorted and rounded, so one
+        training gives byte-identical files and a retraining is a reviewable diff.
+
+        `features.tsv` has a header naming its columns (feature, idf, then one column per
+        category and per priority) and one feature a line; a weight too small to matter is
+        an empty cell, so `grep -P '^w:sesak\t'` shows where "sesak" pulls."""
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.meta)
+        meta["features_version"] = FEATURES_VERSION
+        meta["heads"] = {
+            name: {
+                "classes": list(head.classes),
+                "intercepts": [round(float(x), 4) for x in head.intercepts],
+            }
+            for name, head in self.heads.items()
+        }
+        (folder / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        header = ["feature", "idf"] + [
+            f"{name}:{label}" for name, head in self.heads.items() for label in head.classes
+        ]
+        lines = ["\t".join(header)]
+        for name, row in sorted(self.vocabulary.items()):
+            cells = [name, _num(self.idf[row])]
+            for head in self.heads.values():
+                cells += [_num(w) if w else "" for w in head.weights[row]]
+            lines.append("\t".join(cells).rstrip("\t"))
+        (folder / WEIGHTS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (folder / WORDS).write_text("\n".join(sorted(self.known_words)) + "\n", encoding="utf-8")
+
+
+def _num(value: float) -> str:
+    text = f"{float(value):.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def load_model(folder: Path = BUILT_IN) -> LinearModel:
+    """The model of `folder`; `ModelError` when it is missing, damaged or of another
+    feature version."""
+    try:
+        meta = json.loads((folder / META).read_text())
+        lines = (folder / WEIGHTS).read_text(encoding="utf-8").splitlines()
+        known = tuple((folder / WORDS).read_text(encoding="utf-8").split())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder}: no triage model ({exc})") from None
+    if meta.get("features_version") != FEATURES_VERSION:
+        raise ModelError(
+            f"{folder}: model of features version {meta.get('features_version')}, "
+            f"this code reads {FEATURES_VERSION}: run `make model`"
+        )
+    try:
+        header = lines[0].split("\t")
+        width = len(header) - 2
+        vocabulary: dict[str, int] = {}
+        idf = np.zeros(len(lines) - 1)
+        table = np.zeros((len(lines) - 1, width))
+        for row, line in enumerate(lines[1:]):
+            name, value, *weights = line.split("\t")
+            vocabulary[name] = row
+            idf[row] = float(value)
+            for col, weight in enumerate(weights):
+                if weight:
+                    table[row, col] = float(weight)
+        heads = {}
+        for name in HEADS:
+            classes = tuple(meta["heads"][name]["classes"])
+            columns = [header.index(f"{name}:{c}") - 2 for c in classes]
+            heads[name] = Head(
+                classes,
+                np.ascontiguousarray(table[:, columns]),
+                np.array(meta["heads"][name]["intercepts"], dtype=np.float64),
+            )
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ModelError(f"{folder}: damaged triage model ({exc!r})") from None
+    return LinearModel(vocabulary, idf, heads, meta, known)
+
+
+@cache
+def built_in_model() -> LinearModel:
+    """The model shipped with Siaga, read once per process."""
+    return load_model(BUILT_IN)
+
+
+def idf_of(document_frequency: int, documents: int) -> float:
+    """Smoothed inverse document frequency, as the trainer and the reader both compute it."""
+    return math.log((1 + documents) / (1 + document_frequency)) + 1.0

@@ -1,0 +1,241 @@
+"""Phrase patterns matched against a report's words: words, prefixes, endings, choices, gaps.
+
+A pattern is written as words separated by spaces, each word one of:
+
+- `tenggelam`: that word;
+- `tenggelam*`: a word that starts so (`tenggelamnya`); `*timpa`: one that ends so (`tertimpa`);
+- `tidak|belum`: any of the choices, each one word written as above;
+- `(tidak gerak|diam saja|pingsan)`: any of these phrases (the pattern stands for one
+  pattern per phrase);
+- `@person`: any word of a named concept (a list of choices kept beside the patterns);
+- `..` up to three words of anything, `...` up to seven.
+
+So `@person .. tidak bergerak` finds "anak saya tidak bergerak" and "korban masih tidak
+bergerak". Matching is by word, after the report is normalised, so a pattern never matches
+inside a word unless it says so with `*`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+SHORT_GAP = 3
+LONG_GAP = 7
+# Prefixes and endings shorter than this would match too much to be meant.
+MIN_AFFIX = 3
+
+
+class PatternError(ValueError):
+    """A pattern that cannot be read (unknown concept, empty choice, gap at an end)."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One word of a pattern: the words, beginnings and endings it accepts."""
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+
+    def accepts(self, token: str) -> bool:
+        """True when `token` is one of the slot's words or has one of its affixes."""
+        return (
+            token in self.exact
+            or any(token.startswith(p) for p in self.prefixes)
+            or any(token.endswith(s) for s in self.suffixes)
+        )
+
+
+@dataclass(frozen=True)
+class Pattern(Generic[T]):
+    """A parsed pattern with the value it stands for."""
+
+    text: str
+    parts: tuple[Slot | int, ...]  # an int is a gap of at most that many words
+    value: T
+
+    @property
+    def words(self) -> int:
+        """How many slots it has (its strength among overlapping matches)."""
+        return sum(isinstance(p, Slot) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class Match(Generic[T]):
+    """Where a pattern matched: words `start` up to, not including, `end`."""
+
+    start: int
+    end: int
+    pattern: Pattern[T]
+
+    @property
+    def value(self) -> T:
+        """What the pattern stands for."""
+        return self.pattern.value
+
+
+def expand(text: str) -> list[str]:
+    """The patterns a pattern with `(a b|c)` groups stands for, one per phrase of each group."""
+    start = text.find("(")
+    if start < 0:
+        if ")" in text:
+            raise PatternError(f"{text!r}: ')' without '('")
+        return [text]
+    end = text.find(")", start)
+    if end < 0:
+        raise PatternError(f"{text!r}: '(' without ')'")
+    head, body, tail = text[:start], text[start + 1 : end], text[end + 1 :]
+    choices = [c.strip() for c in body.split("|")]
+    if not all(choices):
+        raise PatternError(f"{text!r}: empty choice in a group")
+    return [e for c in choices for e in expand(f"{head} {c} {tail}")]
+
+
+def parse(
+    text: str,
+    *,
+    concepts: Mapping[str, Sequence[str]] | None = None,
+    word: Callable[[str], str] = lambda w: w,
+) -> tuple[Slot | int, ...]:
+    """The slots and gaps of one pattern; `word` normalises its plain words as reports are."""
+    parts: list[Slot | int] = []
+    for piece in text.split():
+        if piece in ("..", "..."):
+            if not parts or isinstance(parts[-1], int):
+                raise PatternError(f"{text!r}: a gap must stand between words")
+            parts.append(SHORT_GAP if piece == ".." else LONG_GAP)
+            continue
+        parts.append(_slot(piece, text, concepts or {}, word))
+    if not parts or isinstance(parts[-1], int):
+        raise PatternError(f"{text!r}: a pattern must end with a word")
+    return tuple(parts)
+
+
+def _slot(
+    piece: str, text: str, concepts: Mapping[str, Sequence[str]], word: Callable[[str], str]
+) -> Slot:
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    choices: list[str] = []
+    for choice in piece.split("|"):
+        if choice.startswith("@"):
+            if choice[1:] not in concepts:
+                raise PatternError(f"{text!r}: unknown concept {choice}")
+            choices.extend(concepts[choice[1:]])
+        else:
+            choices.append(choice)
+    for choice in choices:
+        if not choice or choice == "*":
+            raise PatternError(f"{text!r}: empty choice")
+        if choice.endswith("*"):
+            prefixes.append(_affix(choice[:-1], text))
+        elif choice.startswith("*"):
+            suffixes.append(_affix(choice[1:], text))
+        else:
+            exact.add(word(choice))
+    return Slot(frozenset(exact), tuple(prefixes), tuple(suffixes))
+
+
+def _affix(affix: str, text: str) -> str:
+    if len(affix) < MIN_AFFIX or "*" in affix:
+        raise PatternError(f"{text!r}: {affix!r} is too short a beginning or ending")
+    return affix
+
+
+class PhraseIndex(Generic[T]):
+    """Many patterns, found together in one pass over a report's words."""
+
+    def __init__(
+        self,
+        patterns: Iterable[tuple[str, T]],
+        *,
+        concepts: Mapping[str, Sequence[str]] | None = None,
+        word: Callable[[str], str] = lambda w: w,
+    ) -> None:
+        self.patterns = [
+            Pattern(t, parse(e, concepts=concepts, word=word), v)
+            for t, v in patterns
+            for e in expand(t)
+        ]
+        # Each pattern is tried only where its first word stands: indexed by that word, or by
+        # the beginning or ending it asks for.
+        self._by_word: dict[str, list[Pattern[T]]] = defaultdict(list)
+        self._by_prefix: dict[str, list[Pattern[T]]] = defaultdict(list)
+        self._by_suffix: dict[str, list[Pattern[T]]] = defaultdict(list)
+        for pattern in self.patterns:
+            first = pattern.parts[0]
+            assert isinstance(first, Slot)
+            for w in first.exact:
+                self._by_word[w].append(pattern)
+            for p in first.prefixes:
+                self._by_prefix[p].append(pattern)
+            for s in first.suffixes:
+                self._by_suffix[s].append(pattern)
+        self._affix_lengths = sorted({len(a) for a in (*self._by_prefix, *self._by_suffix)})
+
+    def vocabulary(self) -> set[str]:
+        """Every plain word the patterns name (for the speller to correct towards)."""
+        return {w for p in self.patterns for s in p.parts if isinstance(s, Slot) for w in s.exact}
+
+    def word_pairs(self) -> set[str]:
+        """Two words a pattern names side by side ("tidak sadar"), run together."""
+        out = set()
+        for pattern in self.patterns:
+            for a, b in zip(pattern.parts, pattern.parts[1:], strict=False):
+                if isinstance(a, Slot) and isinstance(b, Slot):
+                    out |= {x + y for x in a.exact for y in b.exact}
+        return out
+
+    def find(self, tokens: Sequence[str]) -> list[Match[T]]:
+        """Every match of every pattern, the shortest span for each start, in word order."""
+        found: list[Match[T]] = []
+        for start, token in enumerate(tokens):
+            for pattern in self._starting_at(token):
+                end = _match(pattern.parts, tokens, start)
+                if end is not None:
+                    found.append(Match(start, end, pattern))
+        return found
+
+    def find_longest(self, tokens: Sequence[str]) -> list[Match[T]]:
+        """Matches that do not overlap, the ones of most words first, in word order."""
+        taken = [False] * len(tokens)
+        chosen: list[Match[T]] = []
+        ranked = sorted(self.find(tokens), key=lambda m: (-m.pattern.words, m.start - m.end))
+        for m in ranked:
+            if not any(taken[m.start : m.end]):
+                taken[m.start : m.end] = [True] * (m.end - m.start)
+                chosen.append(m)
+        return sorted(chosen, key=lambda m: m.start)
+
+    def _starting_at(self, token: str) -> list[Pattern[T]]:
+        candidates = list(self._by_word.get(token, ()))
+        for size in self._affix_lengths:
+            if size > len(token):
+                break
+            candidates += self._by_prefix.get(token[:size], ())
+            candidates += self._by_suffix.get(token[-size:], ())
+        if len(candidates) > 1:  # a pattern indexed under two of the token's affixes
+            candidates = list({id(p): p for p in candidates}.values())
+        return candidates
+
+
+def _match(parts: Sequence[Slot | int], tokens: Sequence[str], at: int) -> int | None:
+    """The end of the shortest match of `parts` starting at word `at`, or None."""
+    if not parts:
+        return at
+    part = parts[0]
+    if isinstance(part, int):
+        for skip in range(part + 1):
+            end = _match(parts[1:], tokens, at + skip)
+            if end is not None:
+                return end
+        return None
+    if at < len(tokens) and part.accepts(tokens[at]):
+        return _match(parts[1:], tokens, at + 1)
+    return None

@@ -1,0 +1,209 @@
+"""A report as triage reads it: emoji and hashtags spelled out, shorthand and Javanese mapped to
+Indonesian words, typos and words split or run together by speech-to-text mended."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from services.common.text import SHORTHAND, normalise, stem, words
+
+# Clause ends: negation and hedges reach back only to the start of their clause.
+_CLAUSE_END = re.compile(r"[.!?;,:\n()\[\]]+|\s-\s|\s/\s")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_TAGS = re.compile(r"[#@](\w+)")
+# A word run together from two ("tidaksadar") is split when a pattern names the two.
+MIN_PART = 2
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What triage reads in one report."""
+
+    text: str  # as received
+    folded: str  # lower-case ASCII words, emoji spelled out (what the model sees)
+    tokens: tuple[str, ...]  # Indonesian words after mapping and correction (what rules see)
+    clause_starts: frozenset[int]  # token positions where a new clause begins
+
+    def clause_start(self, at: int) -> int:
+        """The first token of the clause holding token `at`."""
+        while at > 0 and at not in self.clause_starts:
+            at -= 1
+        return at
+
+
+class Reader:
+    """Turns report text into a `Reading`: the same steps for reports and for patterns."""
+
+    def __init__(
+        self,
+        *,
+        language: Mapping[str, str],
+        emoji: Mapping[str, str],
+        common: Iterable[str] = (),
+    ) -> None:
+        self._language = dict(language)
+        self._emoji = dict(emoji)
+        self._common = frozenset(common)
+        self._run_together: frozenset[str] = frozenset()
+        self.learn(())
+
+    def learn(self, vocabulary: Iterable[str], *, run_together: Iterable[str] = ()) -> None:
+        """The words that matter (the patterns' words): typos are corrected towards them; and
+        the pairs of them that speech-to-text may run together ("tidaksadar")."""
+        self._vocabulary = frozenset(vocabulary)
+        self._run_together = frozenset(run_together)
+        self._speller = Speller(self._vocabulary, known=self._common)
+        self._known = self._speller.known | frozenset(self._language) | frozenset(SHORTHAND)
+
+    def lemma(self, word: str) -> str:
+        """One normalised word as the Indonesian word(s) it stands for."""
+        mapped = self._language.get(word)
+        if mapped is None:
+            base = stem(word, self._language)
+            mapped = self._language[base] if base is not None else word
+        return mapped
+
+    def pattern_word(self, word: str) -> str:
+        """A plain word of a pattern, spelled as a report's word would be after reading."""
+        spelled = SHORTHAND.get(word, word)
+        return " ".join(self.lemma(w) for w in spelled.split()) if spelled else spelled
+
+    def read(self, text: str) -> Reading:
+        """The report's folded text, its words and where its clauses start."""
+        spelled = _TAGS.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
+        for symbol, meaning in self._emoji.items():
+            if symbol in spelled:
+                spelled = spelled.replace(symbol, f" {meaning} ")
+        tokens: list[str] = []
+        starts = {0}
+        for clause in _CLAUSE_END.split(spelled):
+            said = self._mend(words(clause))
+            if not said:
+                continue
+            starts.add(len(tokens))
+            for word in said:
+                tokens.extend(w for w in self.lemma(word).split() if w)
+        corrected = tuple(self._speller.correct_all(tokens))
+        return Reading(
+            text=text,
+            folded=normalise(spelled),
+            tokens=corrected,
+            clause_starts=frozenset(s for s in starts if s < len(corrected)),
+        )
+
+    def _mend(self, said: list[str]) -> list[str]:
+        """Words split ("kece lakaan") or run together ("tidaksadar") by speech-to-text."""
+        out: list[str] = []
+        i = 0
+        while i < len(said):
+            word = said[i]
+            if i + 1 < len(said) and not (word in self._known and said[i + 1] in self._known):
+                joined = word + said[i + 1]
+                if joined in self._vocabulary or self.lemma(joined) in self._vocabulary:
+                    out.append(joined)
+                    i += 2
+                    continue
+            if word not in self._known and word in self._run_together:
+                out.extend(self._split(word))
+            else:
+                out.append(word)
+            i += 1
+        return out
+
+    def _split(self, word: str) -> list[str]:
+        for cut in range(MIN_PART, len(word) - MIN_PART + 1):
+            head, tail = word[:cut], word[cut:]
+            if head in self._known and tail in self._known:
+                return [head, tail]
+        return [word]
+
+
+MIN_SKELETON = 3
+MIN_SKELETON_WORD = 5
+_VOWELS = str.maketrans("", "", "aeiou")
+
+
+def skeleton(word: str) -> str:
+    """The first letter and the consonants after it ("kebakaran" -> "kbkrn")."""
+    return word[:1] + word[1:].translate(_VOWELS)
+
+
+def _dropped_vowels(short: str, full: str) -> bool:
+    """Whether `short` is `full` with some vowels left out."""
+    letters = iter(full)
+    return all(c in letters for c in short)
+
+
+def slips_allowed(word: str) -> int:
+    """How many typing slips a word may carry and still be read as a keyword: none below six
+    letters ("maret" is not "macet"), one up to eleven, two beyond."""
+    if len(word) < 6:
+        return 0
+    return 1 if len(word) < 12 else 2
+
+
+class Speller:
+    """Corrects typos towards a vocabulary of words that matter, leaving known words alone."""
+
+    # Reports repeat the same few thousand words (and the same slips): a word is looked up
+    # once, not fuzzily matched against the vocabulary each time. Bounded, for a long run.
+    MEMO_SIZE = 50_000
+
+    def __init__(self, targets: Iterable[str], *, known: Iterable[str] = ()) -> None:
+        self.targets = sorted({t for t in targets if t})
+        self._target_set = frozenset(self.targets)
+        self.known = frozenset(known) | self._target_set
+        self._memo: dict[str, str] = {}
+        # SMS drops vowels ("kbkaran", "npas"): a word is read by its consonants when they
+        # are those of one keyword alone.
+        by_skeleton: dict[str, set[str]] = {}
+        for t in self.targets:
+            if len(t) >= MIN_SKELETON_WORD:
+                by_skeleton.setdefault(skeleton(t), set()).add(t)
+        self._skeletons = {k: next(iter(v)) for k, v in by_skeleton.items() if len(v) == 1}
+
+    def correct(self, word: str) -> str:
+        """The vocabulary word `word` was meant to be, or `word` itself."""
+        if word in self._target_set or word.isdigit():
+            return word
+        # An ending hides the keyword even in a word spelled right ("bibirnya" is "bibir").
+        base = stem(word, self._target_set)
+        if base is not None:
+            return base
+        if word in self.known:
+            return word
+        meant = self._memo.get(word)
+        if meant is None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            meant = self._memo[word] = self._match(word)
+        return meant
+
+    def _match(self, word: str) -> str:
+        bare = skeleton(word)
+        if len(bare) >= MIN_SKELETON and len(word) >= 4 and bare in self._skeletons:
+            target = self._skeletons[bare]
+            if len(word) < len(target) and _dropped_vowels(word, target):
+                return target
+        limit = slips_allowed(word)
+        if limit == 0:
+            return word
+        found = process.extractOne(
+            word, self.targets, scorer=Levenshtein.distance, score_cutoff=limit
+        )
+        if found is None:
+            return word
+        target = found[0]
+        # A slip keeps the first letter and roughly the length; anything else is another word.
+        if target[0] != word[0] or abs(len(target) - len(word)) > limit:
+            return word
+        return str(target)
+
+    def correct_all(self, tokens: Iterable[str]) -> list[str]:
+        """Every word corrected."""
+        return [self.correct(t) for t in tokens]

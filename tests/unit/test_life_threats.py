@@ -1,0 +1,206 @@
+"""The life-threat detector and the safety policy: every chief complaint in Indonesian,
+Javanese ngoko and krama, English and SMS slang, told by symptoms and scenes; the hard
+negatives (other senses, past or handled events, fears, jokes); uncertain -> P1 with questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.events import CallerSignals
+from schemas.vocabulary import Category, Channel, Priority
+from services.triage.classifier import EMERGENCY_CATEGORIES, Classifier
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+# (complaint, text) by language form: id = Indonesian, jv = Javanese ngoko, kr = krama,
+# en = English, sms = SMS slang and typos.
+THREATS = [
+    ("breathing", "id", "anak saya tidak bernapas, badannya lemas"),
+    ("breathing", "jv", "bojoku ora iso ambegan, lambene biru"),
+    ("breathing", "kr", "bapak kula mboten saged ambekan, lambenipun biru"),
+    ("breathing", "en", "my grandmother is not breathing properly, her lips are blue"),
+    ("breathing", "sms", "tlg bpk sy gk npas, bibir biru"),
+    ("unconscious", "id", "ibu saya pingsan di dapur, dipanggil tidak menjawab"),
+    ("unconscious", "jv", "simbah ambruk ning kamar mandi, dijawil ora mangsuli"),
+    ("unconscious", "kr", "bapak kula semaput, mboten saged dipun gugah"),
+    ("unconscious", "en", "a man collapsed at the market and is unresponsive"),
+    ("unconscious", "sms", "org tergeletak di jln gk sadar"),
+    ("chest_pain", "id", "suami saya nyeri dada kiri sampai ke lengan, keringat dingin"),
+    ("chest_pain", "jv", "bapakku dadane loro kaya ketindih watu, kringete adem"),
+    ("chest_pain", "kr", "bapak kula jajanipun sakit sanget kados ketindih watu"),
+    ("chest_pain", "en", "my father has crushing chest pain and is sweating"),
+    ("chest_pain", "sms", "tlg ayah sy dada skt bgt kringet dingin"),
+    ("stroke", "id", "kakek tiba-tiba bicara pelo dan tangan kanan tidak bisa diangkat"),
+    ("stroke", "jv", "mbahku ngomonge pelo, raine mencong"),
+    ("stroke", "kr", "bapak kula ngendikane mboten cetha, cangkemipun mencong"),
+    ("stroke", "en", "her face is drooping and her speech is slurred"),
+    ("stroke", "sms", "ibu tb2 mulut mencong, lumpuh sblh"),
+    ("bleeding", "id", "tangannya tersayat mesin, darah mengucur tidak berhenti"),
+    ("bleeding", "jv", "sikile kena arit, getihe metu terus ora mandeg"),
+    ("bleeding", "kr", "suku kula kenging arit, ludiranipun medal kathah sanget"),
+    ("bleeding", "en", "he cut his leg with a chainsaw and is bleeding heavily"),
+    ("bleeding", "sms", "kpl bocor drh bnyk bgt"),
+    ("pregnancy", "id", "istri saya hamil 8 bulan, keluar darah banyak dan lemas"),
+    ("pregnancy", "jv", "bojoku meteng, getihe metu akeh banget"),
+    ("pregnancy", "en", "my wife is pregnant and bleeding a lot, she feels faint"),
+    ("pregnancy", "sms", "bumil pendarahan, lemes bgt"),
+    ("seizure", "id", "anak saya kejang sudah 10 menit tidak berhenti"),
+    ("seizure", "jv", "anakku kejang ket mau durung mandeg"),
+    ("seizure", "en", "my son has been having a seizure for ten minutes and it won't stop"),
+    ("seizure", "sms", "ank sy kejang2 trs gk brhenti"),
+    ("poisoning", "id", "petani gemetar dan ngiler setelah menyemprot pestisida, lalu pingsan"),
+    ("poisoning", "jv", "adiku ngombe racun tikus, cangkeme umpluk"),
+    ("poisoning", "en", "my brother drank pesticide and is foaming at the mouth"),
+    ("poisoning", "sms", "tmn sy minum obat sestrip, skrg gk bs dibangunin"),
+    ("choking", "id", "bayi saya tersedak kancing, wajahnya membiru"),
+    ("choking", "jv", "anakku keselek pentol, raine biru"),
+    ("choking", "en", "my baby is choking on a button and turning blue"),
+    ("choking", "sms", "ank sy keselek permen gk bs npas"),
+    ("allergy", "id", "disengat tawon, mukanya bengkak dan sesak"),
+    ("allergy", "jv", "dientup tawon, raine abuh, ambegane ngik ngik"),
+    ("allergy", "en", "after eating peanuts her lips and throat are swelling"),
+    ("burns_electric", "id", "tukang tersengat listrik di tiang, tidak bergerak"),
+    ("burns_electric", "jv", "wong kesetrum ning cagak listrik isih nempel kabel"),
+    ("burns_electric", "en", "a worker was electrocuted on the roof"),
+    ("drowning", "id", "anak tenggelam di sungai belum muncul"),
+    ("drowning", "jv", "bocah kelelep ning kali, durung munggah"),
+    ("drowning", "kr", "lare kula keli wonten ing kali, dereng ketemu"),
+    ("drowning", "en", "my friend was pulled out by the waves at Sigandu beach"),
+    ("drowning", "sms", "tlg org keseret arus di muara"),
+    ("trapped", "id", "tembok roboh menimpa orang setelah gempa, belum bisa dikeluarkan"),
+    ("trapped", "jv", "omahe ketimbun lemah, wonge isih ning njero"),
+    ("trapped", "en", "a worker is trapped under the collapsed wall"),
+    ("trapped", "sms", "org kejepit di mobil, blm bs dikeluarin"),
+    ("fire_people", "id", "rumah terbakar, nenek masih di dalam kamar"),
+    ("fire_people", "jv", "omah kobong, bapakku isih ning njero ra iso metu"),
+    ("fire_people", "en", "the house is on fire and my children are still inside"),
+    ("fire_people", "sms", "kbkaran rmh, ank msh di dlm"),
+    ("violence", "id", "suami mencekik anaknya, sekarang masih di rumah"),
+    ("violence", "jv", "wong edan nggawa arit ngamuk ning pasar, wis mbacok wong"),
+    ("violence", "en", "a man stabbed someone at the market and is still walking around"),
+    ("violence", "sms", "ada yg dibacok, pelaku msh di lokasi"),
+    ("violence", "id", "pencuri dikeroyok warga sampai berdarah-darah"),
+    ("intruder", "id", "ada maling masuk rumah, kami sembunyi di kamar"),
+    ("intruder", "en", "there is a burglar in the kitchen right now, we are hiding upstairs"),
+    ("jump", "id", "ada orang naik tower SUTET mau lompat"),
+    ("jump", "jv", "ana wong ning pinggir kreteg arep mlumpat"),
+    ("jump", "en", "a woman is standing on the bridge railing threatening to jump"),
+    ("crash", "id", "motor masuk kolong truk, pengendaranya tidak bergerak"),
+    ("crash", "jv", "ketabrak truk, wonge ora obah ning tengah dalan"),
+    ("crash", "en", "a truck hit two motorbikes, one man is not moving"),
+    ("crash", "sms", "laka R2 vs truk, 3 korban tergeletak gk gerak"),
+    ("crash", "id", "mobil pick up terguling, penumpang di bak terpental"),
+    ("disaster_people", "id", "banjir bandang, air sudah sedada, nenek masih di bawah"),
+    ("disaster_people", "jv", "banyune wis sak gulu, wong-wong ning gendeng"),
+    ("disaster_people", "en", "flash flood, people are on the roofs waiting for a boat"),
+    ("disaster_people", "id", "longsor menimbun rumah, ibu dan anak belum keluar"),
+]
+
+
+@pytest.mark.parametrize(("complaint", "form", "text"), THREATS)
+def test_each_chief_complaint_in_each_form_is_p1_with_units(
+    classifier: Classifier, complaint: str, form: str, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.CALL112)
+    assert decision.priority is Priority.P1, decision.explanation
+    assert decision.category in EMERGENCY_CATEGORIES and decision.dispatches_units
+    reading = classifier.read(text)
+    found = {f.complaint for f in classifier.threats.assess(reading).findings}
+    assert complaint in found, (found, reading.tokens, decision.explanation)
+    assert decision.questions, "a P1 carries the call-taker's key questions"
+
+
+# Words of a threat in another sense, or a threat that is over, feared, denied or a joke.
+NOT_THREATS = [
+    "mau tanya jadwal kereta api ke Semarang",
+    "toko sebelah banjir diskon akhir tahun",
+    "ibu saya mau kontrol tekanan darah rutin di puskesmas",
+    "pak bupati kebakaran jenggot dikritik soal jalan",
+    "tenggelam dalam kesibukan, pak camat tetap turun ke desa",
+    "kemarin rumah kami kebakaran, sekarang butuh bantuan terpal",
+    "terima kasih tim SAR yang sudah menemukan anak kami yang tenggelam minggu lalu",
+    "pohon di depan sekolah miring, takut tertimpa kalau hujan",
+    "tanah longsor menutup jalan, tidak ada korban jiwa",
+    "tadi kebakaran dapur, api sudah padam, semua selamat",
+    "anak saya kejang demam minggu lalu, sudah sembuh, mau tanya jadwal imunisasi",
+    "HP ku semaput ra iso diurupke wkwk",
+    "pak kancaku kelelep... kelelep tresna wkwkwk",
+    "ada kebakaran di hatiku hahaha cuma bercanda",
+    "akta kematian bapak saya belum keluar",
+    "lampu jalan mati, gelap, rawan kecelakaan",
+    "jalan berlubang, sering ada motor jatuh, mohon diperbaiki",
+    "sapi kula kecemplung sumur mboten saged minggah",
+    "kabel listrik nyangkut di pohon depan rumah",
+    "harga cabai di pasar meledak, kapan operasi pasar?",
+    "my phone is dead and the battery won't charge",
+]
+
+
+@pytest.mark.parametrize("text", NOT_THREATS)
+def test_other_senses_past_feared_denied_and_jokes_are_not_p1(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert decision.priority is not Priority.P1, decision.explanation
+    assert not decision.needs_confirmation
+
+
+def test_uncertain_evidence_is_p1_with_the_questions_to_confirm_or_lower_it(
+    classifier: Classifier,
+) -> None:
+    unsure = classifier.classify(text="bapak saya sesak napas", channel=Channel.PSC119)
+    assert unsure.priority is Priority.P1 and unsure.threat == "possible"
+    assert unsure.needs_confirmation and not unsure.needs_review
+    assert any("bicara" in q for q in unsure.questions)  # can they speak a whole sentence?
+    sure = classifier.classify(
+        text="bapak saya sesak napas, bibirnya biru, tidak bisa bicara", channel=Channel.PSC119
+    )
+    assert sure.priority is Priority.P1 and sure.threat == "certain"
+    assert not sure.needs_confirmation and sure.questions
+
+
+def test_a_certain_threat_from_a_flagged_number_is_p1_a_possible_one_is_p3_to_confirm(
+    classifier: Classifier,
+) -> None:
+    flagged = CallerSignals(
+        prior_reports=9, prior_pranks=5, repeat_caller=True, prank_flagged=True, ghost=False
+    )
+    certain = classifier.classify(
+        text="anak saya tenggelam di kali", channel=Channel.CALL112, signals=flagged
+    )
+    assert certain.priority is Priority.P1
+    possible = classifier.classify(
+        text="ada kebakaran di pasar", channel=Channel.CALL112, signals=flagged
+    )
+    assert possible.priority is Priority.P3 and possible.needs_confirmation
+    assert possible.questions and "flagged" in possible.explanation
+
+
+def test_a_laugh_while_someone_is_trapped_is_no_prank(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="haha tolong ada kebakaran, orang terjebak di lantai dua", channel=Channel.CALL112
+    )
+    assert decision.category is Category.FIRE and decision.priority is Priority.P1
+
+
+def test_speech_to_text_run_together_and_split_words_are_read(classifier: Classifier) -> None:
+    reading = classifier.read("halo iya pak bapak saya tidaksadar kece lakaan motor")
+    assert {"tidak", "sadar", "kecelakaan"} <= set(reading.tokens)
+    assert "cekik" not in classifier.read("anak-anak cekikikan di telepon").tokens
+
+
+def test_a_place_name_is_never_read_as_a_keyword(classifier: Classifier) -> None:
+    # Kebaturan (a desa of Bandar) is one slip from "kebakaran".
+    assert "kebakaran" not in classifier.read("jadwal posyandu di ds Kebaturan").tokens
+
+
+def test_the_explanation_names_the_words_that_decided(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="mbak anak saya dipatok ular di sawah, kakinya bengkak hitam", channel=Channel.PSC119
+    )
+    assert decision.priority is Priority.P1
+    assert "venomous bite" in decision.explanation and "model:" in decision.explanation
