@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,7 @@ from services.stages import subscriptions
 from services.triage.classifier import SLA_SECONDS, Classifier
 from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
+from services.triage.lexicon import load_lexicon
 
 # Calls about one fire or crash are many; two sick people in one desa are two patients, so
 # medical, crime and complaints about people are never merged unless configured.
@@ -35,6 +37,10 @@ class TriageSettings(BaseSettings):
 
     review_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Below this confidence a human triages"
+    )
+    lexicon_dir: Path | None = Field(
+        default=None,
+        description="A folder of triage's four lexicon files (default: the built-in ones)",
     )
     sla_p1_s: int = Field(
         default=SLA_SECONDS[Priority.P1], gt=0, description="P1: intake to dispatch"
@@ -76,7 +82,10 @@ class TriageSettings(BaseSettings):
     def classifier(self, *, place_names: Iterable[str]) -> Classifier:
         """The classifier these settings describe, knowing the regency's place names (a
         place's name is never read as a slip of a keyword)."""
-        return Classifier(threshold=self.review_threshold, place_names=place_names)
+        lexicon = None if self.lexicon_dir is None else load_lexicon(self.lexicon_dir)
+        return Classifier(
+            threshold=self.review_threshold, place_names=place_names, lexicon=lexicon
+        )
 
     def duplicate_rule(self) -> DuplicateRule:
         """The correlation rule these settings describe."""

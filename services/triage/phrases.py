@@ -85,7 +85,7 @@ def expand(text: str) -> list[str]:
     if start < 0:
         if ")" in text:
             raise PatternError(f"{text!r}: ')' without '('")
-        return [text]
+        return [" ".join(text.split())]
     end = text.find(")", start)
     if end < 0:
         raise PatternError(f"{text!r}: '(' without ')'")
