@@ -49,7 +49,7 @@ def subscriptions(stage: str, topics: Topics) -> list[str]:
     """The topics a stage's consumer group reads (a test checks it against the running stages)."""
     return {
         "enricher": [topics.intake_received, topics.incident_events],
-        "triage": [topics.intake_enriched, topics.incident_events],
+        "triage": [topics.intake_enriched, topics.incident_events, topics.dispatch_commands],
         "dispatcher": [topics.incident_events, topics.unit_status, topics.dispatch_commands],
         "tracker": [
             topics.incident_events,

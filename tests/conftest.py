@@ -180,18 +180,31 @@ class Pipeline:
     async def publish(self, intakes: list[Any]) -> None:
         """Send intakes in one go, as a busy command centre would (their keys spread them
         over partitions, so different stage instances may handle them)."""
+        from services.clients.operator import intake_event
+
+        await self.send([intake_event(i) for i in intakes])
+
+    async def send(self, events: list[Any]) -> None:
+        """Send events (each to its topic) as any producer would."""
         from aiokafka import AIOKafkaProducer
 
-        from services.clients.operator import intake_event
         from services.common.kafka import send_events
         from services.common.outbox import Outgoing
 
         client = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap())
         await client.start()
         try:
-            await send_events(client, [Outgoing.of(intake_event(i), self.topics) for i in intakes])
+            await send_events(client, [Outgoing.of(e, self.topics) for e in events])
         finally:
             await client.stop()
+
+    async def command(self, *payloads: Any) -> list[Any]:
+        """Send commands (or any payloads) as a supervisor's client would; their events."""
+        from schemas.envelope import new_event
+
+        events = [new_event(p, id=uuid.uuid4(), source="/test") for p in payloads]
+        await self.send(events)
+        return events
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Rows from any stage's schema (name it in the SQL)."""

@@ -188,6 +188,10 @@ def triage(args: argparse.Namespace) -> int:
             f"(confidence {result['confidence']:.2f}); {where}"
         )
         print(f"because: {result['explanation']}")
+        for question in result["questions"]:
+            print(f"ask: {question}")
+        if result["needs_confirmation"]:
+            print("a life may be at risk: P1 now, for a call-taker to confirm or lower")
         if result["needs_review"]:
             print("below the confidence threshold: a call-taker triages it, nothing is dispatched")
     return 0
@@ -327,6 +331,17 @@ def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
         "confidence": row["confidence"],
         "explanation": row["explanation"],
         "needs_review": row["needs_review"],
+        "needs_confirmation": row["needs_confirmation"],
+        "life_threat": row["life_threat"],
+        "questions": row["questions"],
+        "review": None
+        if row["reviewed_at"] is None
+        else {
+            "decision": row["review_decision"],
+            "by": row["reviewed_by"],
+            "at": row["reviewed_at"],
+            "note": row["review_note"],
+        },
         "channel": row["channel"],
         "text": row["text"],
         "kecamatan": row["kecamatan"],
@@ -377,13 +392,21 @@ async def incident(args: argparse.Namespace) -> int:
             print_json(rows)
         else:
             for r in rows:
-                review = " REVIEW" if r["needs_review"] else ""
+                review = (
+                    " REVIEW"
+                    if r["needs_review"]
+                    else " CONFIRM"
+                    if r.get("needs_confirmation")
+                    else ""
+                )
                 print(
                     f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
                     f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
                 )
                 if args.review:
                     print(f"    {r['text']!r}\n    because: {r['explanation']}")
+                    for question in r["questions"]:
+                        print(f"    ask: {question}")
         return 0
     finally:
         await conn.close()
@@ -397,6 +420,14 @@ def _print_incident(i: dict[str, Any]) -> None:
     )
     if i["needs_review"]:
         print("          waiting for a human triage decision")
+    elif i["needs_confirmation"]:
+        print("          units sent; a call-taker confirms or lowers it (siaga incident review)")
+    for question in i["questions"]:
+        print(f"ask       {question}")
+    if i["review"]:
+        r = i["review"]
+        note = f": {r['note']}" if r["note"] else ""
+        print(f"reviewed  {r['decision']} by {r['by']}{note}")
     print(f"where     {i['kecamatan'] or '-'} / {i['desa'] or '-'}")
     print(f"report    {i['channel']}: {i['text']}")
     print(f"intakes   {', '.join(str(x) for x in i['intake_ids'])}")

@@ -13,6 +13,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from schemas.vocabulary import Category, Priority
 from services.common.datapack import DataPackError
 from services.common.settings import HomeSettings, NotConfigured
 from services.stages import STAGES
@@ -155,10 +156,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="incident or intake id")
     p.add_argument("--note", default="")
     p.add_argument("--by", default="supervisor")
+    p = incident.add_parser(
+        "review", help="call-taker: confirm triage, or give the priority or category the answers call for"
+    )
+    p.add_argument("id", help="incident or intake id")
+    p.add_argument("--confirm", action="store_true", help="triage was right")
+    p.add_argument("--priority", choices=[x.value for x in Priority], help="the new priority")
+    p.add_argument("--category", choices=[x.value for x in Category], help="the new category")
+    p.add_argument("--note", default="", help="what the caller answered")
+    p.add_argument("--by", default="call-taker")
     p = incident.add_parser("list", help="newest incidents")
     p.add_argument("--status")
     p.add_argument(
-        "--review", action="store_true", help="the human triage queue: low-confidence incidents"
+        "--review",
+        action="store_true",
+        help="the triage review queue: low-confidence incidents and P1s to confirm",
     )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
@@ -215,6 +227,14 @@ def _ops_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot say of a combination of arguments."""
+    if args.command == "incident" and args.incident_command == "review":
+        changes = args.priority or args.category
+        if args.confirm == bool(changes):
+            parser.error("incident review: give --confirm, or --priority and/or --category")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from services.cli import commands, ops, supervisor
 
@@ -230,6 +250,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "incident": {
             "cancel": supervisor.incident_lifecycle,
             "close": supervisor.incident_lifecycle,
+            "review": supervisor.incident_review,
             "log": ops.incident_log,
         }.get(getattr(args, "incident_command", ""), commands.incident),
         "dispatch": supervisor.dispatch,
@@ -249,7 +270,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; bad input gets one line on stderr and a non-zero exit, never a traceback."""
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        _check(parser, args)
         # A SIAGA_DATA_DIR without a data pack is told now, not by a stage that fails later.
         HomeSettings().pack()
         return _dispatch(args)

@@ -15,11 +15,12 @@ from schemas.commands import (
     CloseIncidentV1,
     CloseWorkOrderV1,
     ReassignDispatchV1,
+    ReviewTriageV1,
 )
 from schemas.common import Contract, Location
 from schemas.envelope import new_event
 from schemas.events import UnitMovedV1, UnitRegisteredV1
-from schemas.vocabulary import UnitType
+from schemas.vocabulary import Category, Priority, UnitType
 from services.cli.commands import CommandError, print_json
 from services.common.db import STAGE_SCHEMAS, connect
 from services.common.kafka import producer, send_events
@@ -149,6 +150,24 @@ async def incident_lifecycle(args: argparse.Namespace) -> int:
         )
     await _publish(settings, command, source="/siaga/cli/supervisor")
     print(f"{args.incident_command} sent for incident {incident_id}")
+    return 0
+
+
+async def incident_review(args: argparse.Namespace) -> int:
+    """A call-taker's answer to triage: confirm it, or give a new priority or category."""
+    settings = CommonSettings()
+    incident_id = await _incident_id(settings, args.id)
+    command = ReviewTriageV1(
+        incident_id=incident_id,
+        priority=Priority(args.priority) if args.priority else None,
+        category=Category(args.category) if args.category else None,
+        note=args.note,
+        requested_by=args.by,
+        requested_at=_now(),
+    )
+    await _publish(settings, command, source="/siaga/cli/call-taker")
+    change = " ".join(x for x in (args.category, args.priority) if x) or "confirmed"
+    print(f"review sent for incident {incident_id}: {change}")
     return 0
 
 

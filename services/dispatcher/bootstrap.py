@@ -19,6 +19,7 @@ from schemas.events import (
     IncidentClassifiedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
+    TriageReviewedV1,
     UnitMovedV1,
     UnitRegisteredV1,
     UnitStatusReportedV1,
@@ -94,6 +95,7 @@ async def bootstrap(
         state=dispatcher,
         handlers={
             IncidentClassifiedV1: dispatcher.on_incident_classified,
+            TriageReviewedV1: dispatcher.on_triage_reviewed,
             IncidentStatusChangedV1: dispatcher.on_incident_finished,
             IncidentResolvedV1: dispatcher.on_incident_finished,
             UnitRegisteredV1: dispatcher.on_unit_registered,

@@ -25,6 +25,7 @@ from schemas.events import (
     IncidentEscalatedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
+    TriageReviewedV1,
     UnitDispatchedV1,
     UnitMovedV1,
     UnitRegisteredV1,
@@ -107,7 +108,9 @@ class Dispatcher:
         incident_ids: set[UUID] = set()
         for event in events:
             payload = event.payload
-            if isinstance(payload, IncidentClassifiedV1) and not payload.needs_review:
+            if (
+                isinstance(payload, IncidentClassifiedV1) and not payload.needs_review
+            ) or isinstance(payload, TriageReviewedV1):
                 slots = self.run_cards.slots(payload.category, payload.priority)
                 unit_types.update(slot.unit_type.value for slot in slots)
             elif isinstance(payload, UnitStatusReportedV1 | CancelDispatchV1):
@@ -148,7 +151,9 @@ class Dispatcher:
         if not slots:
             if incident.category in NO_WORK_ORDER:
                 return []
-            return await self._work_order(conn, incident, event)
+            return await self._work_order(
+                conn, incident, summary=incident.text or incident.explanation, cause=event
+            )
         out: list[Outgoing] = []
         for number, wanted in enumerate(slots):
             need = Need(
@@ -158,6 +163,32 @@ class Dispatcher:
                 incident.category,
                 incident.priority,
                 incident.place,
+            )
+            out += await self._fill(conn, need, cause=event)
+        return out
+
+    async def on_triage_reviewed(
+        self, conn: asyncpg.Connection, event: Event
+    ) -> Sequence[Outgoing]:
+        """A call-taker's decision: what its run card needs beyond the units already sent or
+        waited for goes now (all of it for an incident that was held for review); a lowered
+        priority recalls nobody (a supervisor cancels units that are not needed)."""
+        review = event.payload
+        assert isinstance(review, TriageReviewedV1)
+        slots = self.run_cards.slots(review.category, review.priority)
+        if not slots:
+            if review.category in NO_WORK_ORDER:
+                return []
+            return await self._work_order(
+                conn, review, summary=review.text or review.note, cause=event
+            )
+        taken = await repository.run_card_slots(conn, incident_id=review.incident_id)
+        missing = still_needed(slots, taken)
+        next_slot = max(taken, default=-1) + 1
+        out: list[Outgoing] = []
+        for number, wanted in enumerate(missing, start=next_slot):
+            need = Need(
+                review.incident_id, number, wanted, review.category, review.priority, review.place
             )
             out += await self._fill(conn, need, cause=event)
         return out
@@ -568,7 +599,12 @@ class Dispatcher:
         return order
 
     async def _work_order(
-        self, conn: asyncpg.Connection, incident: IncidentClassifiedV1, cause: Event
+        self,
+        conn: asyncpg.Connection,
+        incident: IncidentClassifiedV1 | TriageReviewedV1,
+        *,
+        summary: str,
+        cause: Event,
     ) -> Sequence[Outgoing]:
         now = datetime.now(UTC)
         work_order_id = derive_id(incident.incident_id, "work_order")
@@ -591,7 +627,7 @@ class Dispatcher:
             agency=incident.agency,
             category=incident.category,
             priority=incident.priority,
-            summary=incident.text or incident.explanation,
+            summary=summary,
             issued_at=now,
             due_at=due,
         )
@@ -620,3 +656,25 @@ class Dispatcher:
             ),
             self.topics,
         )
+
+
+def still_needed(wanted: Sequence[Slot], taken: dict[int, Slot]) -> list[Slot]:
+    """The run card's slots no unit sent (or waited for) already covers: a unit of the type,
+    with the capability when the slot names one."""
+    free = list(taken.values())
+    missing = []
+    for slot in wanted:
+        match = next(
+            (
+                t
+                for t in free
+                if t.unit_type is slot.unit_type
+                and (slot.capability is None or t.capability == slot.capability)
+            ),
+            None,
+        )
+        if match is None:
+            missing.append(slot)
+        else:
+            free.remove(match)
+    return missing

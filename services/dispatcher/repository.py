@@ -13,7 +13,9 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.events import UnitRegisteredV1
+from schemas.vocabulary import UnitType
 from services.common.db import lock_in_order
+from services.dispatcher.runcards import Slot
 
 # ---------------------------------------------------------------- fleet
 
@@ -516,6 +518,21 @@ async def remove_pending(conn: asyncpg.Connection, *, incident_id: UUID, slot: i
     await conn.execute(
         "DELETE FROM pending WHERE incident_id = $1 AND slot = $2", incident_id, slot
     )
+
+
+async def run_card_slots(conn: asyncpg.Connection, *, incident_id: UUID) -> dict[int, Slot]:
+    """The slots of an incident that a unit was sent for (and not withdrawn from) or that
+    wait for one, by slot number."""
+    rows = await conn.fetch(
+        """
+        SELECT slot, unit_type, capability FROM dispatches
+         WHERE incident_id = $1 AND status <> 'cancelled'
+        UNION ALL
+        SELECT slot, unit_type, capability FROM pending WHERE incident_id = $1
+        """,
+        incident_id,
+    )
+    return {r["slot"]: Slot(UnitType(r["unit_type"]), r["capability"]) for r in rows}
 
 
 async def withdraw_pending(conn: asyncpg.Connection, *, incident_id: UUID) -> int:

@@ -23,6 +23,7 @@ from schemas.events import (
     IntakeEnrichedV1,
     IntakeReceivedV1,
     SlaBreachedV1,
+    TriageReviewedV1,
     UnitDispatchedV1,
     UnitMovedV1,
     UnitRegisteredV1,
@@ -132,15 +133,18 @@ class Projector:
         """Category, priority, agency and confidence."""
         p = event.payload
         assert isinstance(p, IncidentClassifiedV1)
-        rm.upsert_incident(
+        rm.classify_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
             category=p.category.value,
             priority=p.priority.value,
             agency=p.agency,
+            needs_review=p.needs_review,
+            needs_confirmation=p.needs_confirmation,
+            questions=p.questions,
+            life_threat=p.life_threat,
             confidence=p.confidence,
             explanation=p.explanation,
-            needs_review=p.needs_review,
             sla_seconds=p.sla_seconds,
             channel=p.channel.value,
             text=p.text,
@@ -149,11 +153,39 @@ class Projector:
         )
         rm.place_incident(self.writes.upserts, incident_id=p.incident_id, place=p.place)
         review = " (needs human triage)" if p.needs_review else ""
+        if p.needs_confirmation:
+            review = " (to confirm: " + " / ".join(p.questions[:2]) + ")"
         self._timeline(
             event,
             p.incident_id,
             f"classified {p.category.value} {p.priority.value} -> {p.agency}{review}",
         )
+        return NOTHING
+
+    async def triage_reviewed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+        """A call-taker's decision on triage replaces it and ends its review."""
+        p = event.payload
+        assert isinstance(p, TriageReviewedV1)
+        rm.review_incident(
+            self.writes.upserts,
+            incident_id=p.incident_id,
+            category=p.category.value,
+            priority=p.priority.value,
+            agency=p.agency,
+            sla_seconds=p.sla_seconds,
+            decision=p.decision,
+            note=p.note,
+            reviewed_by=p.reviewed_by,
+            reviewed_at=p.reviewed_at,
+        )
+        change = (
+            ""
+            if p.decision == "confirmed"
+            else f": {p.previous_category.value} {p.previous_priority.value} -> "
+            f"{p.category.value} {p.priority.value}"
+        )
+        note = f" ({p.note})" if p.note else ""
+        self._timeline(event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}")
         return NOTHING
 
     async def status_changed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
@@ -437,6 +469,7 @@ class Projector:
             IncidentOpenedV1: self.incident_opened,
             CallLinkedV1: self.call_linked,
             IncidentClassifiedV1: self.incident_classified,
+            TriageReviewedV1: self.triage_reviewed,
             IncidentStatusChangedV1: self.status_changed,
             IncidentResolvedV1: self.incident_resolved,
             UnitDispatchedV1: self.unit_dispatched,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,7 @@ async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] 
     if row is None:
         return None
     incident = dict(row)
+    incident["questions"] = json.loads(incident["questions"]) if incident["questions"] else []
     incident_id = incident["incident_id"]
     intakes = await conn.fetch(
         "SELECT intake_id FROM intakes WHERE incident_id = $1 ORDER BY received_at", incident_id
@@ -62,8 +64,9 @@ async def list_incidents(
         rows = await conn.fetch(
             """
             SELECT q.incident_id, q.status, q.category, q.priority, q.agency, q.kecamatan,
-                   true AS needs_review, q.received_at, NULL::text AS units,
-                   q.confidence, q.explanation, q.text
+                   q.needs_review, q.needs_confirmation, q.received_at, NULL::text AS units,
+                   q.confidence, q.explanation, q.text,
+                   COALESCE(q.questions, '[]'::jsonb)::text AS questions, q.life_threat
               FROM review_queue q
              WHERE $2::text IS NULL OR q.status = $2
              LIMIT $1
@@ -71,11 +74,11 @@ async def list_incidents(
             limit,
             status,
         )
-        return [dict(r) for r in rows]
+        return [{**dict(r), "questions": json.loads(r["questions"])} for r in rows]
     rows = await conn.fetch(
         """
         SELECT i.incident_id, i.status, i.category, i.priority, i.agency, i.kecamatan,
-               i.needs_review, i.received_at,
+               i.needs_review, i.needs_confirmation, i.received_at,
                (SELECT string_agg(u.unit_id, ',' ORDER BY u.unit_id)
                   FROM incident_units u WHERE u.incident_id = i.incident_id) AS units
           FROM incidents i

@@ -7,6 +7,7 @@ per unit per batch, instead of a round trip to the database for every row of eve
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,88 @@ def upsert_incident(writes: Deferred, *, incident_id: UUID, **fields: Any) -> No
         f"ON CONFLICT (incident_id) DO UPDATE SET {updates}",
         incident_id,
         *fields.values(),
+    )
+
+
+def classify_incident(
+    writes: Deferred,
+    *,
+    incident_id: UUID,
+    category: str,
+    priority: str,
+    agency: str,
+    needs_review: bool,
+    needs_confirmation: bool,
+    questions: list[str],
+    life_threat: str,
+    **fields: Any,
+) -> None:
+    """Triage's decision; a call-taker's review (`review_incident`), read before or after
+    it, keeps its own category, priority and agency and takes the incident off the queue."""
+    columns = [
+        "incident_id", "category", "priority", "agency", "needs_review", "needs_confirmation",
+        "questions", "life_threat", *fields,
+    ]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    decided = {"category", "priority", "agency", "needs_review", "needs_confirmation", "sla_seconds"}
+    updates = [
+        f"{c} = CASE WHEN incidents.reviewed_at IS NULL THEN EXCLUDED.{c} ELSE incidents.{c} END"
+        if c in decided
+        else f"{c} = EXCLUDED.{c}"
+        for c in columns[1:]
+    ]
+    writes.add(
+        f"INSERT INTO incidents ({', '.join(columns)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (incident_id) DO UPDATE SET {', '.join(updates)}",
+        incident_id,
+        category,
+        priority,
+        agency,
+        needs_review,
+        needs_confirmation,
+        json.dumps(questions),
+        life_threat,
+        *fields.values(),
+    )
+
+
+def review_incident(
+    writes: Deferred,
+    *,
+    incident_id: UUID,
+    category: str,
+    priority: str,
+    agency: str,
+    sla_seconds: int,
+    decision: str,
+    note: str,
+    reviewed_by: str,
+    reviewed_at: datetime,
+) -> None:
+    """A call-taker's decision; of several reviews the latest stands."""
+    writes.add(
+        """
+        INSERT INTO incidents (incident_id, category, priority, agency, sla_seconds,
+                               review_decision, review_note, reviewed_by, reviewed_at,
+                               needs_review, needs_confirmation)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, false)
+        ON CONFLICT (incident_id) DO UPDATE
+           SET category = EXCLUDED.category, priority = EXCLUDED.priority,
+               agency = EXCLUDED.agency, sla_seconds = EXCLUDED.sla_seconds,
+               review_decision = EXCLUDED.review_decision, review_note = EXCLUDED.review_note,
+               reviewed_by = EXCLUDED.reviewed_by, reviewed_at = EXCLUDED.reviewed_at,
+               needs_review = false, needs_confirmation = false
+         WHERE incidents.reviewed_at IS NULL OR incidents.reviewed_at <= EXCLUDED.reviewed_at
+        """,
+        incident_id,
+        category,
+        priority,
+        agency,
+        sla_seconds,
+        decision,
+        note,
+        reviewed_by,
+        reviewed_at,
     )
 
 

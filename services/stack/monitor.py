@@ -17,6 +17,7 @@ from schemas.events import (
     IntakeEnrichedV1,
     IntakeReceivedV1,
     SlaBreachedV1,
+    TriageReviewedV1,
     UnitDispatchedV1,
     UnitStatusReportedV1,
     WorkOrderAnsweredV1,
@@ -54,9 +55,16 @@ def describe(event: Event) -> str | None:
         return f"enriched    intake {_short(p.intake.intake_id)}  {where}{flags}"
     if isinstance(p, IncidentClassifiedV1):
         review = "  NEEDS HUMAN TRIAGE" if p.needs_review else ""
+        if p.needs_confirmation:
+            review = f"  TO CONFIRM: {p.questions[0]}" if p.questions else "  TO CONFIRM"
         return (
             f"classified  incident {_short(p.incident_id)}  {p.category.value} {p.priority.value}"
             f" -> {p.agency} (confidence {p.confidence:.2f}){review}"
+        )
+    if isinstance(p, TriageReviewedV1):
+        return (
+            f"reviewed    incident {_short(p.incident_id)}  {p.decision} by {p.reviewed_by}: "
+            f"{p.category.value} {p.priority.value}"
         )
     if isinstance(p, CallLinkedV1):
         return f"linked      intake {_short(p.intake_id)} -> incident {_short(p.incident_id)}"

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.commands import CancelIncidentV1, ReassignDispatchV1
-from schemas.envelope import DecodeError, decode_event, new_event
+from schemas.envelope import DecodeError, decode_event
 from schemas.events import (
     DeadLetterV1,
     DispatchCancelledV1,
@@ -43,21 +43,6 @@ def _settings(**stages: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for stage, values in stages.items():
         built[stage] = {"settings": kinds[stage](**values)}
     return built
-
-
-async def _publish(pipeline: Pipeline, *payloads: Any) -> None:
-    client = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap())
-    await client.start()
-    try:
-        await send_events(
-            client,
-            [
-                Outgoing.of(new_event(p, id=uuid.uuid4(), source="/test"), pipeline.topics)
-                for p in payloads
-            ],
-        )
-    finally:
-        await client.stop()
 
 
 async def _of_type(pipeline: Pipeline, topic: str, kind: type, n: int = 1) -> list[Any]:
@@ -315,8 +300,7 @@ async def test_a_complaint_past_its_due_time_is_flagged_overdue(pipeline: Pipeli
     rows = await eventually(overdue, what="the overdue flag")
     assert rows[0]["incident_id"] == incident["incident_id"] and rows[0]["state"] == "open"
     now = datetime.now(UTC)
-    await _publish(
-        pipeline,
+    await pipeline.command(
         AnswerWorkOrderV1(
             incident_id=incident["incident_id"],
             response="Sudah dijadwalkan perbaikan",
@@ -351,8 +335,7 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
     incident_id = incident["incident_id"]
     assert incident["units"][0]["unit_id"] == "AMB-LIMPUNG"
     now = datetime.now(UTC)
-    await _publish(
-        pipeline,
+    await pipeline.command(
         ReassignDispatchV1(
             incident_id=incident_id,
             unit_id="AMB-LIMPUNG",
@@ -366,8 +349,7 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
     units = {u["unit_id"]: u["status"] for u in after["units"]}
     assert units == {"AMB-LIMPUNG": "cancelled", "AMB-GRINGSING": "dispatched"}
     # a reassignment to an unknown unit is refused with a reason, and changes nothing
-    await _publish(
-        pipeline,
+    await pipeline.command(
         ReassignDispatchV1(
             incident_id=incident_id,
             unit_id="AMB-GRINGSING",
@@ -381,8 +363,7 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
     assert dead[0].stage == "dispatcher" and dead[0].reason.startswith("unknown_unit")
     still = await pipeline.incident_for_intake(intake.intake_id, with_units=2)
     assert {u["unit_id"]: u["status"] for u in still["units"]} == units
-    await _publish(
-        pipeline,
+    await pipeline.command(
         CancelIncidentV1(
             incident_id=incident_id, reason="false alarm", requested_by="spv-1", requested_at=now
         ),
@@ -417,8 +398,7 @@ async def test_units_added_and_moved_at_run_time_take_part_and_sla_figures_add_u
     now = datetime.now(UTC)
     # a new ALS ambulance at Puskesmas Subah, and the Batang police car moved to Subah
     subah = (-6.96, 109.874)
-    await _publish(
-        pipeline,
+    await pipeline.command(
         UnitRegisteredV1(
             unit_id="AMB-SUBAH",
             unit_type=UnitType.AMBULANCE,

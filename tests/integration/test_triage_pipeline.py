@@ -155,7 +155,7 @@ async def test_a_known_prank_number_reporting_people_trapped_in_a_fire_is_still_
 async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispatched(
     pipeline: Pipeline,
 ) -> None:
-    unclear = new_intake(channel=Channel.CALL112, text="halo halo, pak", phone="+6281322220001")
+    unclear = new_intake(channel=Channel.CALL112, text="pak ada itu di sana", phone="+6281322220001")
     await submit(pipeline.settings, unclear)
     incident = await pipeline.incident_for_intake(unclear.intake_id, with_units=0)
     assert incident["needs_review"] is True
@@ -179,7 +179,7 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
     # The call-taker's view of the queue.
     shown = await _siaga(pipeline, "incident", "list", "--review", "--json")
     assert [row["incident_id"] for row in shown] == [str(incident["incident_id"])]
-    assert shown[0]["explanation"] and shown[0]["text"] == "halo halo, pak"
+    assert shown[0]["explanation"] and shown[0]["text"] == "pak ada itu di sana"
 
 
 async def _siaga(pipeline: Pipeline, *args: str) -> Any:
@@ -204,7 +204,7 @@ async def test_the_same_call_redelivered_after_linking_is_not_linked_twice(
 ) -> None:
     first = new_intake(channel=Channel.CALL112, text="truk terguling di alas roban, sopir luka")
     second = new_intake(
-        channel=Channel.CALL112, text="kecelakaan truk terbalik di alas roban Gringsing"
+        channel=Channel.CALL112, text="truk terbalik di alas roban Gringsing, sopir luka ringan"
     )
     await submit(pipeline.settings, first)
     await pipeline.incident_for_intake(first.intake_id, with_units=1)
