@@ -71,6 +71,9 @@ PLACE_CUES = frozenset(
         "turunan",
         "perumahan",
         "komplek",
+        "jalan",
+        "pantura",
+        "warga",
         "village",
         "towards",
         "near",
@@ -84,9 +87,26 @@ AREA_CUES = frozenset({"desa", "kelurahan", "kecamatan", "dukuh", "dusun", "dsn"
 NEAR_CUES = frozenset({"di", "lokasi", "depan", "samping", "belakang", "at"})
 FAR_CUES = frozenset({"dari", "ke", "arah", "jurusan", "menuju", "towards"})
 
-# Area names that are also everyday words: a place word must come before them.
+# Area names that are also everyday words, or desa names many regencies have (Sidorejo,
+# Tegalsari): a place word must come before them.
 COMMON_WORD_NAMES = frozenset(
     {
+        "sukorejo",
+        "ngaliyan",
+        "babadan",
+        "plumbon",
+        "tegalsari",
+        "karanganyar",
+        "sidorejo",
+        "wonosari",
+        "kalirejo",
+        "sidoharjo",
+        "gondang",
+        "jambangan",
+        "kambangan",
+        "semampir",
+        "sembung",
+        "banaran",
         "bawang",
         "tulis",
         "bandar",
@@ -120,8 +140,6 @@ EVERYDAY_WORD_NAMES = frozenset(
         "kebumen",
         "wonosobo",
         "gombong",
-        "sukorejo",
-        "ngaliyan",
         "menjangan",
         "soka",
         "getas",
@@ -135,20 +153,6 @@ EVERYDAY_WORD_NAMES = frozenset(
         "pacet",
         "banteng",
         "lebo",
-        "sembung",
-        "banaran",
-        "babadan",
-        "plumbon",
-        "tegalsari",
-        "karanganyar",
-        "sidorejo",
-        "wonosari",
-        "kalirejo",
-        "sidoharjo",
-        "gondang",
-        "jambangan",
-        "kambangan",
-        "semampir",
     }
 )
 
