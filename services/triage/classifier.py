@@ -58,6 +58,7 @@ NOT_INCIDENTS = frozenset({Category.PRANK, Category.GHOST})
 # Categories that name a scene; their strong words make symptoms part of the scene.
 SCENES = EMERGENCY_CATEGORIES - {Category.MEDICAL}
 SCENE_POINTS = 3.0
+STRONG_POINTS = 3.0
 # Priorities each kind of category may take when no threat to life is found.
 ALLOWED = {
     Category.INFORMATION: (Priority.P4,),
@@ -73,7 +74,7 @@ class Policy:
 
     rule_weight: float = 0.3  # log-probability per category-word point
     threat_weight: float = 0.3  # per detected complaint point (certain 2, possible 1)
-    symptom_at_scene: float = 0.5  # medical points kept when a scene's words are there
+    symptom_at_scene: float = 0.25  # medical points kept when a scene's words are there
     p1_possible: float = 0.3  # model P1 probability that makes an emergency P1, to confirm
     p1_other: float = 0.7  # the same for a report of another category (units must then go)
     p1_over: float = 0.7  # the same, when the report says it is past or handled
@@ -269,6 +270,9 @@ class Classifier:
         self, found: _Evidence, scores: dict[Category, float]
     ) -> tuple[Category, float, str]:
         """The best category, its confidence and why."""
+        if (found.laughter or found.admissions) and found.threat.other_senses:
+            # "ada kebakaran di hati sy... wkwk": a pun on a threat word, laughed at.
+            scores[Category.PRANK] += self.policy.rule_weight * STRONG_POINTS
         best = max(scores, key=lambda c: scores[c])
         top = max(scores.values())
         total = sum(math.exp(s - top) for s in scores.values())

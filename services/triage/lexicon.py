@@ -74,6 +74,7 @@ class Modifiers(_Strict):
 
     negations: list[Phrase]
     denied_after: list[Phrase]
+    denial_fillers: list[Phrase]
     soften: list[Phrase]
     hypothetical: list[Phrase]
     past: list[Phrase]

@@ -113,6 +113,7 @@ class ThreatDetector:
         m = lexicon.modifiers
         self._other_senses = index([(p, "other") for p in m.other_senses])
         self._negations = index([(p, "not") for p in m.negations])
+        self._fillers = frozenset(reader.pattern_word(w) for w in m.denial_fillers)
         self._soften = index([(p, "soft") for p in m.soften])
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
@@ -258,9 +259,13 @@ class ThreatDetector:
             return " ".join(window[hits[0].start : hits[0].end]) if hits else None
 
         if not self._negations.find([first]):
-            denial = before(self._negations, NEGATION_REACH)
-            if denial:
-                return f"denied ({denial})"
+            # "tidak ada (yang) korban", "no one hurt": a denial reaches over these words
+            # only; "tidak gerak, darahnya banyak" denies the stillness, not the blood.
+            at = m.start
+            while at > max(clause, m.start - NEGATION_REACH) and tokens[at - 1] in self._fillers:
+                at -= 1
+            if at > clause and self._negations.find(tokens[at - 1 : at]):
+                return f"denied ({' '.join(tokens[at - 1 : m.start])})"
         after = tokens[m.end : m.end + DENIED_AFTER_REACH + 1]
         if self._denied_after.find(after):
             return "denied after"
