@@ -74,6 +74,7 @@ class Policy:
 
     rule_weight: float = 0.3  # log-probability per category-word point
     threat_weight: float = 0.3  # per detected complaint point (certain 2, possible 1)
+    prank_alone: float = 0.5  # model probability that makes a prank with no sign of one
     symptom_at_scene: float = 0.25  # medical points kept when a scene's words are there
     p1_possible: float = 0.3  # model P1 probability that makes an emergency P1, to confirm
     p1_other: float = 0.7  # the same for a report of another category (units must then go)
@@ -149,7 +150,10 @@ class Classifier:
             word=self.reader.pattern_word,
         )
         # Jokes and laughter are said as they are: a slip of "ngajak" is not "ngakak".
-        jokes = self.words.vocabulary(Category.PRANK) | self._admissions.vocabulary()
+        serious = self.threats.vocabulary() | {
+            w for c in Category if c is not Category.PRANK for w in self.words.vocabulary(c)
+        }
+        jokes = (self.words.vocabulary(Category.PRANK) | self._admissions.vocabulary()) - serious
         self.reader.learn(
             (self.threats.vocabulary() | self.words.vocabulary()) - jokes,
             run_together=self.threats.word_pairs(),
@@ -253,10 +257,17 @@ class Classifier:
                 if Category.MEDICAL in points:
                     points[Category.MEDICAL] *= policy.symptom_at_scene
         scores: dict[Category, float] = {}
-        # Silence is a ghost call; a report that says anything else is not one.
+        # Silence is a ghost call; a report that says anything else is not one. A prank needs
+        # its own sign (a joke's words, laughter, owning up): a vague call goes to a human,
+        # and a prank verdict counts against the caller's number.
         ghost_possible = not (set(found.reading.tokens) - self._silence)
+        prank_possible = bool(
+            found.words.scores.get(Category.PRANK) or found.laughter or found.admissions
+        ) or found.model.category.get(Category.PRANK, 0.0) >= policy.prank_alone
         for category in Category:
             if category is Category.GHOST and not ghost_possible:
+                continue
+            if category is Category.PRANK and not prank_possible:
                 continue
             p = found.model.category.get(category, 0.0)
             scores[category] = (
@@ -316,9 +327,11 @@ class Classifier:
         needed = (
             self.policy.p1_possible if category in EMERGENCY_CATEGORIES else self.policy.p1_other
         )
-        if threat.over or threat.other_senses or threat.complaint:
-            # Past, handled, a complaint's request, or threat words in another sense: the
-            # model's P1 must be sure.
+        explained = bool(threat.discounted) and not threat.findings
+        if threat.over or threat.other_senses or threat.complaint or explained:
+            # Past, handled, a complaint's request, threat words in another sense, or every
+            # threat word explained away (denied, feared, an animal's): the model's P1 must
+            # be sure.
             needed = max(needed, self.policy.p1_over)
         if p1 >= needed:
             if signals is not None and signals.prank_flagged:

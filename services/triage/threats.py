@@ -21,9 +21,9 @@ from services.triage.phrases import Match, PhraseIndex
 from services.triage.reading import Reader, Reading
 
 NEGATION_REACH = 3
-SOFTEN_REACH = 3
+SOFTEN_REACH = 1  # "mau pingsan"; in "mau melahirkan, ketuban pecah" it is the birth's
 HYPOTHETICAL_REACH = 4
-DENIED_AFTER_REACH = 2
+DENIED_AFTER_REACH = 1
 MAX_QUESTIONS = 4
 # "sejak kemarin" is since yesterday: still going on, not past.
 SINCE = frozenset({"sejak", "since", "dari"})
@@ -267,15 +267,12 @@ class ThreatDetector:
             if at > clause and self._negations.find(tokens[at - 1 : at]):
                 return f"denied ({' '.join(tokens[at - 1 : m.start])})"
         after = tokens[m.end : m.end + DENIED_AFTER_REACH + 1]
-        if self._denied_after.find(after):
+        if any(d.start == 0 for d in self._denied_after.find(after)):
             return "denied after"
         hedge = before(self._hypothetical, HYPOTHETICAL_REACH)
         if hedge:
             return f"hypothetical ({hedge})"
-        if not self._soften.find([first]):
-            soft = before(self._soften, SOFTEN_REACH)
-            if soft:
-                return f"softened ({soft})"
+        soft = None if self._soften.find([first]) else before(self._soften, SOFTEN_REACH)
         kinds = self._per_complaint[complaint.id]
         if complaint.context and not kinds["context"].find(tokens):
             return "out of context"
@@ -291,7 +288,7 @@ class ThreatDetector:
             return f"resolved ({' '.join(tokens[r.start : r.end])})"
         if not finding.certain and kinds["lower"].find(tokens):
             return "a lesser danger"
-        return None
+        return f"softened ({soft})" if soft else None
 
     def _questions(self, findings: Sequence[Finding]) -> tuple[str, ...]:
         """All questions of the first complaint, the first of each other, at most four."""
