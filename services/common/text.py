@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 
 # Chat and SMS shorthand of Indonesian and Javanese callers, spelled out before matching.
 SHORTHAND: dict[str, str] = {
@@ -172,22 +174,32 @@ def stem(
 ) -> str | None:
     """The word without its ending when that is in `vocabulary`, else None."""
     for suffix in SUFFIXES:
-        base = word[: -len(suffix)]
-        if word.endswith(suffix) and len(base) >= shortest and base in vocabulary:
-            return base
+        if word.endswith(suffix):
+            base = word[: -len(suffix)]
+            if len(base) >= shortest and base in vocabulary:
+                return base
     return None
 
 
 def words(text: str) -> list[str]:
     """The normalised words of a report with shorthand spelled out."""
+    return spell_out(normalise(text).split())
+
+
+def spell_out(tokens: Iterable[str]) -> list[str]:
+    """Normalised words with shorthand spelled out ("tlg" -> "tolong", "omahe" -> "rumah")."""
     out: list[str] = []
-    for token in normalise(text).split():
-        if token not in SHORTHAND:
-            # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
-            token = stem(token, SHORTHAND, shortest=4) or token
-        expanded = SHORTHAND.get(token, token)
-        out.extend(expanded.split())
+    for token in tokens:
+        out.extend(_spelled(token))
     return out
+
+
+@lru_cache(maxsize=50_000)
+def _spelled(token: str) -> tuple[str, ...]:
+    if token not in SHORTHAND:
+        # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
+        token = stem(token, SHORTHAND, shortest=4) or token
+    return tuple(SHORTHAND.get(token, token).split())
 
 
 def max_edits(word: str) -> int:

@@ -66,7 +66,7 @@ class CategoryScorer:
         """The points of every category with a phrase in the report."""
         scores: dict[Category, float] = defaultdict(float)
         matched: dict[Category, list[str]] = defaultdict(list)
-        for m in self._index.find_longest(reading.tokens):
+        for m in self._index.find_longest(reading.tokens, reading.words):
             phrase = " ".join(reading.tokens[m.start : m.end])
             for category, worth in m.value.items():
                 if phrase not in matched[category]:

@@ -185,7 +185,7 @@ class Classifier:
         """What each of the three readers finds in a report."""
         admissions: list[str] = []
         laughter: list[str] = []
-        for m in self._admissions.find(reading.tokens):
+        for m in self._admissions.find(reading.tokens, reading.words):
             said = " ".join(reading.tokens[m.start : m.end])
             (admissions if m.value == "admit" else laughter).append(said)
         return _Evidence(
@@ -264,17 +264,19 @@ class Classifier:
         prank_possible = bool(
             found.words.scores.get(Category.PRANK) or found.laughter or found.admissions
         ) or found.model.category.get(Category.PRANK, 0.0) >= policy.prank_alone
-        for category in Category:
+        log = math.log
+        for category, p in found.model.category.items():
             if category is Category.GHOST and not ghost_possible:
                 continue
             if category is Category.PRANK and not prank_possible:
                 continue
-            p = found.model.category.get(category, 0.0)
-            scores[category] = (
-                math.log(max(p, 1e-9))
-                + policy.rule_weight * words.get(category, 0.0)
-                + policy.threat_weight * threat_points.get(category, 0.0)
-            )
+            scores[category] = log(max(p, 1e-9))
+        for category, said in words.items():
+            if category in scores:
+                scores[category] += policy.rule_weight * said
+        for category, found_points in threat_points.items():
+            if category in scores:
+                scores[category] += policy.threat_weight * found_points
         return scores
 
     def _category(

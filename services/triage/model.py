@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from itertools import pairwise
 from pathlib import Path
 
@@ -31,21 +31,30 @@ WORDS = "words.txt"
 FEATURES_VERSION = 1
 CHAR_GRAMS = (2, 5)
 HEADS = ("category", "priority")
+WORD_MEMO = 50_000  # words whose letter n-grams are remembered
+TOP_FEATURES = 24  # features looked at to name the words that pulled most
 
 
 class ModelError(ValueError):
     """A model folder that is missing or does not match this code's features."""
 
 
+def letter_grams(word: str) -> list[str]:
+    """The `c:` features of one folded word: its letter n-grams, padded with spaces."""
+    low, high = CHAR_GRAMS
+    padded = f" {word} "
+    return [
+        "c:" + padded[i : i + n]
+        for n in range(low, min(high, len(padded)) + 1)
+        for i in range(len(padded) - n + 1)
+    ]
+
+
 def features(reading: Reading) -> Counter[str]:
     """Counts of a report's features: `c:` letter n-grams, `w:` words, `b:` word pairs."""
     out: Counter[str] = Counter()
-    low, high = CHAR_GRAMS
     for word in reading.folded.split():
-        padded = f" {word} "
-        for n in range(low, min(high, len(padded)) + 1):
-            for i in range(len(padded) - n + 1):
-                out["c:" + padded[i : i + n]] += 1
+        out.update(letter_grams(word))
     tokens = reading.tokens
     for token in tokens:
         out["w:" + token] += 1
@@ -72,19 +81,29 @@ class Prediction:
     _model: LinearModel
     _rows: np.ndarray
     _values: np.ndarray
-    _names: tuple[str, ...]
 
     def top(self, head: str, label: str, *, limit: int = 3) -> list[str]:
         """The words whose features pulled hardest towards `label` (for the explanation)."""
         model_head = self._model.heads[head]
         column = model_head.classes.index(label)
         pull = self._values * model_head.weights[self._rows, column]
+        # The strongest few features decide the words named; the rest are not looked at.
+        count = min(TOP_FEATURES, len(pull))
+        if count == 0:
+            return []
+        strongest = np.argpartition(-pull, count - 1)[:count]
+        words = self._model.words
         by_word: dict[str, float] = {}
-        for name, amount in zip(self._names, pull, strict=True):
-            word = _word_of(name)
-            by_word[word] = by_word.get(word, 0.0) + float(amount)
+        for i in strongest:
+            word = words[self._rows[i]]
+            by_word[word] = by_word.get(word, 0.0) + float(pull[i])
         ranked = sorted(by_word.items(), key=lambda kv: -kv[1])
         return [w for w, amount in ranked[:limit] if amount > 0]
+
+
+def _softmax(scores: np.ndarray) -> list[float]:
+    exp = np.exp(scores - scores.max())
+    return list((exp / exp.sum()).tolist())
 
 
 def _word_of(feature: str) -> str:
@@ -104,40 +123,73 @@ class LinearModel:
     meta: dict[str, object]
     # Words the training reports use often: spelled right, never "corrected" to a keyword.
     known_words: tuple[str, ...] = ()
+    # A word's known letter n-grams, looked up once (reports repeat the same words).
+    _grams_of: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
 
-    def vector(self, reading: Reading) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        """The report's known features: their rows, TF-IDF values (L2-normalised) and names."""
-        rows: list[int] = []
-        names: list[str] = []
-        counts: list[int] = []
-        for name, count in features(reading).items():
-            row = self.vocabulary.get(name)
+    @cached_property
+    def words(self) -> list[str]:
+        """The word (or pair of words) each feature row belongs to, for explanations."""
+        out = [""] * len(self.vocabulary)
+        for name, row in self.vocabulary.items():
+            out[row] = _word_of(name)
+        return out
+
+    def vector(self, reading: Reading) -> tuple[np.ndarray, np.ndarray]:
+        """The report's known features: their rows and TF-IDF values (L2-normalised), as
+        `features` counts them."""
+        found: list[int] = []
+        grams_of = self._grams_of
+        vocabulary = self.vocabulary
+        for word in reading.folded.split():
+            rows = grams_of.get(word)
+            if rows is None:
+                if len(grams_of) >= WORD_MEMO:
+                    grams_of.clear()
+                rows = grams_of[word] = tuple(
+                    vocabulary[g] for g in letter_grams(word) if g in vocabulary
+                )
+            found.extend(rows)
+        tokens = reading.tokens
+        for name in [f"w:{t}" for t in tokens] + [f"b:{a}_{b}" for a, b in pairwise(tokens)]:
+            row = vocabulary.get(name)
             if row is not None:
-                rows.append(row)
-                names.append(name)
-                counts.append(count)
-        index = np.array(rows, dtype=np.int64)
-        values = (1.0 + np.log(np.array(counts, dtype=np.float64))) * self.idf[index]
+                found.append(row)
+        counted = Counter(found)
+        index = np.fromiter(counted.keys(), dtype=np.int64, count=len(counted))
+        tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
+        values = (1.0 + np.log(tf)) * self.idf[index]
         norm = float(np.sqrt(values @ values)) if len(values) else 0.0
-        return index, (values / norm if norm else values), tuple(names)
+        return index, (values / norm if norm else values)
+
+    @cached_property
+    def _joined(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Both heads' weights side by side (one gather per report), their intercepts, and
+        where the category's columns end."""
+        category, priority = self.heads["category"], self.heads["priority"]
+        weights = np.ascontiguousarray(np.hstack([category.weights, priority.weights]))
+        return weights, np.concatenate([category.intercepts, priority.intercepts]), len(
+            category.classes
+        )
+
+    @cached_property
+    def _labels(self) -> tuple[tuple[Category, ...], tuple[Priority, ...]]:
+        return (
+            tuple(Category(c) for c in self.heads["category"].classes),
+            tuple(Priority(p) for p in self.heads["priority"].classes),
+        )
 
     def predict(self, reading: Reading) -> Prediction:
         """Probabilities of every category and priority."""
-        rows, values, names = self.vector(reading)
-        probabilities = {}
-        for head_name, head in self.heads.items():
-            scores = values @ head.weights[rows] + head.intercepts
-            scores = np.exp(scores - scores.max())
-            probabilities[head_name] = dict(
-                zip(head.classes, (scores / scores.sum()).tolist(), strict=True)
-            )
+        rows, values = self.vector(reading)
+        weights, intercepts, split = self._joined
+        scores = values @ weights[rows] + intercepts
+        categories, priorities = self._labels
         return Prediction(
-            category={Category(k): v for k, v in probabilities["category"].items()},
-            priority={Priority(k): v for k, v in probabilities["priority"].items()},
+            category=dict(zip(categories, _softmax(scores[:split]), strict=True)),
+            priority=dict(zip(priorities, _softmax(scores[split:]), strict=True)),
             _model=self,
             _rows=rows,
             _values=values,
-            _names=names,
         )
 
     def save(self, folder: Path) -> None:

@@ -18,7 +18,7 @@ inside a word unless it says so with `*`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -28,6 +28,7 @@ SHORT_GAP = 3
 LONG_GAP = 7
 # Prefixes and endings shorter than this would match too much to be meant.
 MIN_AFFIX = 3
+MEMO_SIZE = 50_000  # words whose candidate patterns are remembered, per index
 
 
 class PatternError(ValueError):
@@ -44,10 +45,10 @@ class Slot:
 
     def accepts(self, token: str) -> bool:
         """True when `token` is one of the slot's words or has one of its affixes."""
-        return (
-            token in self.exact
-            or any(token.startswith(p) for p in self.prefixes)
-            or any(token.endswith(s) for s in self.suffixes)
+        if token in self.exact:
+            return True
+        return bool(self.prefixes and token.startswith(self.prefixes)) or bool(
+            self.suffixes and token.endswith(self.suffixes)
         )
 
 
@@ -58,6 +59,16 @@ class Pattern(Generic[T]):
     text: str
     parts: tuple[Slot | int, ...]  # an int is a gap of at most that many words
     value: T
+
+    @property
+    def required(self) -> tuple[frozenset[str], ...]:
+        """Word sets of which the report must hold one each for the pattern to match
+        (its later slots that accept whole words only): checked before matching."""
+        return tuple(
+            p.exact
+            for p in self.parts[1:]
+            if isinstance(p, Slot) and not p.prefixes and not p.suffixes
+        )
 
     @property
     def words(self) -> int:
@@ -178,6 +189,9 @@ class PhraseIndex(Generic[T]):
             for s in first.suffixes:
                 self._by_suffix[s].append(pattern)
         self._affix_lengths = sorted({len(a) for a in (*self._by_prefix, *self._by_suffix)})
+        self._required = {id(p): p.required for p in self.patterns}
+        # Reports repeat the same words: the patterns that may start at a word, once each.
+        self._starting: dict[str, list[Pattern[T]]] = {}
 
     def vocabulary(self) -> set[str]:
         """Every plain word the patterns name (for the speller to correct towards)."""
@@ -192,28 +206,45 @@ class PhraseIndex(Generic[T]):
                     out |= {x + y for x in a.exact for y in b.exact}
         return out
 
-    def find(self, tokens: Sequence[str]) -> list[Match[T]]:
-        """Every match of every pattern, the shortest span for each start, in word order."""
+    def find(
+        self, tokens: Sequence[str], present: Set[str] | None = None
+    ) -> list[Match[T]]:
+        """Every match of every pattern, the shortest span for each start, in word order
+        (`present`: the set of `tokens`, when the caller has it already)."""
         found: list[Match[T]] = []
+        if present is None:
+            present = set(tokens)
+        required = self._required
+        starting = self._starting
         for start, token in enumerate(tokens):
-            for pattern in self._starting_at(token):
-                end = _match(pattern.parts, tokens, start)
-                if end is not None:
-                    found.append(Match(start, end, pattern))
+            candidates = starting.get(token)
+            if candidates is None:
+                candidates = self._starting_at(token)
+            for pattern in candidates:
+                for words in required[id(pattern)]:
+                    if words.isdisjoint(present):
+                        break
+                else:
+                    end = _match(pattern.parts, 1, tokens, start + 1)
+                    if end is not None:
+                        found.append(Match(start, end, pattern))
         return found
 
-    def find_longest(self, tokens: Sequence[str]) -> list[Match[T]]:
+    def find_longest(
+        self, tokens: Sequence[str], present: Set[str] | None = None
+    ) -> list[Match[T]]:
         """Matches that do not overlap, the ones of most words first, in word order."""
-        taken = [False] * len(tokens)
-        chosen: list[Match[T]] = []
-        ranked = sorted(self.find(tokens), key=lambda m: (-m.pattern.words, m.start - m.end))
-        for m in ranked:
-            if not any(taken[m.start : m.end]):
-                taken[m.start : m.end] = [True] * (m.end - m.start)
-                chosen.append(m)
-        return sorted(chosen, key=lambda m: m.start)
+        return longest_first(self.find(tokens, present), len(tokens))
 
     def _starting_at(self, token: str) -> list[Pattern[T]]:
+        known = self._starting.get(token)
+        if known is None:
+            if len(self._starting) >= MEMO_SIZE:
+                self._starting.clear()
+            known = self._starting[token] = self._candidates(token)
+        return known
+
+    def _candidates(self, token: str) -> list[Pattern[T]]:
         candidates = list(self._by_word.get(token, ()))
         for size in self._affix_lengths:
             if size > len(token):
@@ -225,17 +256,32 @@ class PhraseIndex(Generic[T]):
         return candidates
 
 
-def _match(parts: Sequence[Slot | int], tokens: Sequence[str], at: int) -> int | None:
-    """The end of the shortest match of `parts` starting at word `at`, or None."""
-    if not parts:
-        return at
-    part = parts[0]
-    if isinstance(part, int):
-        for skip in range(part + 1):
-            end = _match(parts[1:], tokens, at + skip)
-            if end is not None:
-                return end
-        return None
-    if at < len(tokens) and part.accepts(tokens[at]):
-        return _match(parts[1:], tokens, at + 1)
-    return None
+def longest_first(found: Sequence[Match[T]], length: int) -> list[Match[T]]:
+    """Of `found` (over `length` words), those that do not overlap, the ones of most words
+    first, in word order."""
+    taken = [False] * length
+    chosen: list[Match[T]] = []
+    for m in sorted(found, key=lambda m: (-m.pattern.words, m.start - m.end)):
+        if not any(taken[m.start : m.end]):
+            taken[m.start : m.end] = [True] * (m.end - m.start)
+            chosen.append(m)
+    return sorted(chosen, key=lambda m: m.start)
+
+
+def _match(parts: Sequence[Slot | int], i: int, tokens: Sequence[str], at: int) -> int | None:
+    """The end of the shortest match of `parts[i:]` starting at word `at`, or None (the
+    first slot was matched where the candidate was found)."""
+    count = len(parts)
+    while i < count:
+        part = parts[i]
+        if isinstance(part, int):
+            for skip in range(part + 1):
+                end = _match(parts, i + 1, tokens, at + skip)
+                if end is not None:
+                    return end
+            return None
+        if at >= len(tokens) or not part.accepts(tokens[at]):
+            return None
+        i += 1
+        at += 1
+    return at

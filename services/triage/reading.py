@@ -6,16 +6,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from services.common.text import SHORTHAND, normalise, stem, words
+from services.common.text import SHORTHAND, normalise, spell_out, stem
 
 # Clause ends: negation and hedges reach back only to the start of their clause.
 _CLAUSE_END = re.compile(r"[.!?;,:\n()\[\]]+|\s-\s|\s/\s")
+_CLAUSE_MARK = "qqclauseqq"  # letters only, so normalising keeps it
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TAGS = re.compile(r"[#@](\w+)")
+MEMO_SIZE = 50_000  # words whose reading is remembered
 # A word run together from two ("tidaksadar") is split when a pattern names the two.
 MIN_PART = 2
 
@@ -28,6 +31,11 @@ class Reading:
     folded: str  # lower-case ASCII words, emoji spelled out (what the model sees)
     tokens: tuple[str, ...]  # Indonesian words after mapping and correction (what rules see)
     clause_starts: frozenset[int]  # token positions where a new clause begins
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The set of its tokens (for the pattern indexes' quick checks)."""
+        return frozenset(self.tokens)
 
     def clause_start(self, at: int) -> int:
         """The first token of the clause holding token `at`."""
@@ -49,6 +57,7 @@ class Reader:
         self._language = dict(language)
         self._emoji = dict(emoji)
         self._common = frozenset(common)
+        self._lemmas: dict[str, str] = {}
         self._run_together: frozenset[str] = frozenset()
         self.learn(())
 
@@ -64,8 +73,12 @@ class Reader:
         """One normalised word as the Indonesian word(s) it stands for."""
         mapped = self._language.get(word)
         if mapped is None:
-            base = stem(word, self._language)
-            mapped = self._language[base] if base is not None else word
+            mapped = self._lemmas.get(word)
+            if mapped is None:
+                if len(self._lemmas) >= MEMO_SIZE:
+                    self._lemmas.clear()
+                base = stem(word, self._language)
+                mapped = self._lemmas[word] = self._language[base] if base is not None else word
         return mapped
 
     def pattern_word(self, word: str) -> str:
@@ -79,19 +92,26 @@ class Reader:
         for symbol, meaning in self._emoji.items():
             if symbol in spelled:
                 spelled = spelled.replace(symbol, f" {meaning} ")
+        # Normalised once, with a word of its own where each clause ends.
+        marked = normalise(_CLAUSE_END.sub(f" {_CLAUSE_MARK} ", spelled)).split()
         tokens: list[str] = []
         starts = {0}
-        for clause in _CLAUSE_END.split(spelled):
-            said = self._mend(words(clause))
+        clause: list[str] = []
+        for word in [*marked, _CLAUSE_MARK]:
+            if word != _CLAUSE_MARK:
+                clause.append(word)
+                continue
+            said = self._mend(spell_out(clause))
+            clause = []
             if not said:
                 continue
             starts.add(len(tokens))
-            for word in said:
-                tokens.extend(w for w in self.lemma(word).split() if w)
+            for spoken in said:
+                tokens.extend(w for w in self.lemma(spoken).split() if w)
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(
             text=text,
-            folded=normalise(spelled),
+            folded=" ".join(w for w in marked if w != _CLAUSE_MARK),
             tokens=corrected,
             clause_starts=frozenset(s for s in starts if s < len(corrected)),
         )

@@ -11,13 +11,13 @@ something that keeps happening. Every discount is kept with its reason for the e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from schemas.events import LifeThreat
 from schemas.vocabulary import Category
 from services.triage.lexicon import Complaint, Lexicon
-from services.triage.phrases import Match, PhraseIndex
+from services.triage.phrases import Match, PatternError, PhraseIndex, longest_first
 from services.triage.reading import Reader, Reading
 
 NEGATION_REACH = 3
@@ -83,9 +83,27 @@ class Threat:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    complaint: Complaint
-    certain: bool
+class _Tag:
+    """What a pattern of the report-wide scan stands for."""
+
+    kind: str  # finding | other | report | resolved | lower | context | not_when
+    complaint: Complaint | None = None
+    certain: bool = False
+    signal: str = ""  # of a report-wide pattern: past, still, handled, habitual, request
+
+
+@dataclass
+class _Scan:
+    """One pass over a report: every pattern of every kind, found at once."""
+
+    findings: list[Match[_Tag]]
+    other_senses: list[Match[_Tag]]
+    report: list[Match[_Tag]]
+    per_complaint: dict[tuple[str, str], list[Match[_Tag]]]
+
+    def of(self, kind: str, complaint: Complaint) -> list[Match[_Tag]]:
+        """A complaint's matches of one kind (resolved, lower, context, not_when)."""
+        return self.per_complaint.get((kind, complaint.id), [])
 
 
 class ThreatDetector:
@@ -99,74 +117,77 @@ class ThreatDetector:
         def index(entries: Iterable[tuple[str, object]]) -> PhraseIndex[object]:
             return PhraseIndex(entries, concepts=concepts, word=word)
 
-        self._findings = index(
-            [(p, _Entry(c, True)) for c in self.complaints.values() for p in c.certain]
-            + [(p, _Entry(c, False)) for c in self.complaints.values() for p in c.possible]
-        )
-        self._per_complaint = {
-            c.id: {
-                kind: index([(p, kind) for p in getattr(c, kind)])
-                for kind in ("resolved", "lower", "context", "not_when")
-            }
-            for c in self.complaints.values()
-        }
         m = lexicon.modifiers
-        self._other_senses = index([(p, "other") for p in m.other_senses])
-        self._negations = index([(p, "not") for p in m.negations])
+        complaints = self.complaints.values()
+        # Every pattern read over the whole report, in one index: one pass a report.
+        entries: list[tuple[str, _Tag]] = []
+        for c in complaints:
+            entries += [(p, _Tag("finding", c, certain=True)) for p in c.certain]
+            entries += [(p, _Tag("finding", c)) for p in c.possible]
+            for kind in ("resolved", "lower", "context", "not_when"):
+                entries += [(p, _Tag(kind, c)) for p in getattr(c, kind)]
+        entries += [(p, _Tag("other")) for p in m.other_senses]
+        for signal in ("past", "still", "handled", "habitual", "requests"):
+            entries += [(p, _Tag("report", signal=signal)) for p in getattr(m, signal)]
+        self._scan: PhraseIndex[_Tag] = PhraseIndex(entries, concepts=concepts, word=word)
+        self._finding_patterns = PhraseIndex(
+            [(p, "finding") for c in complaints for p in (*c.certain, *c.possible)],
+            concepts=concepts,
+            word=word,
+        )
+        # Read in the few words around a finding.
+        self._negation_words = one_words(m.negations, word, "negations")
         self._fillers = frozenset(reader.pattern_word(w) for w in m.denial_fillers)
-        self._soften = index([(p, "soft") for p in m.soften])
+        self._soft_words = one_words(m.soften, word, "soften")
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
-        self._report_wide = index(
-            [(p, "past") for p in m.past]
-            + [(p, "still") for p in m.still]
-            + [(p, "handled") for p in m.handled]
-            + [(p, "habitual") for p in m.habitual]
-            + [(p, "request") for p in m.requests]
-        )
 
     def vocabulary(self) -> set[str]:
         """Every plain word the detector's patterns name."""
         out: set[str] = set()
-        for idx in (
-            self._findings,
-            self._other_senses,
-            self._negations,
-            self._soften,
-            self._hypothetical,
-            self._denied_after,
-            self._report_wide,
-        ):
+        for idx in (self._scan, self._hypothetical, self._denied_after):
             out |= idx.vocabulary()
-        for kinds in self._per_complaint.values():
-            for idx in kinds.values():
-                out |= idx.vocabulary()
-        return out
+        return out | self._negation_words | self._soft_words
 
     def word_pairs(self) -> set[str]:
         """Pairs of words the complaints name side by side, run together ("tidaksadar")."""
-        return self._findings.word_pairs()
+        return self._finding_patterns.word_pairs()
 
-    def masked(self, reading: Reading) -> set[int]:
-        """Token positions taken by phrases meant in another sense ("kereta api")."""
-        return {
-            i
-            for m in self._other_senses.find_longest(reading.tokens)
-            for i in range(m.start, m.end)
-        }
+    def scan(self, reading: Reading) -> _Scan:
+        """Every report-wide pattern found in one pass, sorted by kind."""
+        out = _Scan([], [], [], {})
+        for m in self._scan.find(reading.tokens, reading.words):
+            tag = m.value
+            if tag.kind == "finding":
+                out.findings.append(m)
+            elif tag.kind == "other":
+                out.other_senses.append(m)
+            elif tag.kind == "report":
+                out.report.append(m)
+            else:
+                assert tag.complaint is not None
+                out.per_complaint.setdefault((tag.kind, tag.complaint.id), []).append(m)
+        out.other_senses = longest_first(out.other_senses, len(reading.tokens))
+        return out
 
-    def assess(self, reading: Reading, *, masked: set[int] | None = None) -> Threat:
+    def other_senses(self, reading: Reading) -> list[Match[_Tag]]:
+        """Phrases meant in another sense ("kereta api"), longest first, without overlaps."""
+        return self.scan(reading).other_senses
+
+    def assess(self, reading: Reading) -> Threat:
         """The findings of one report, each kept or discounted with its reason."""
         tokens = reading.tokens
-        masked = self.masked(reading) if masked is None else masked
+        scan = self.scan(reading)
+        other = scan.other_senses
+        masked = {i for m in other for i in range(m.start, m.end)}
         # "kelelep... kelelep tresna": a word also said in another sense is a pun on it.
         punned = {tokens[i] for i in masked}
-        over, past_at, habitual, request = self._report_wide_signals(tokens)
+        over, past_at, habitual, request = self._report_wide_signals(tokens, scan.report)
         kept: dict[str, Finding] = {}
         discounted: list[Discounted] = []
-        for m in self._best_matches(tokens, masked):
+        for m in self._best_matches(scan.findings, masked):
             entry = m.value
-            assert isinstance(entry, _Entry)
+            assert entry.complaint is not None
             finding = Finding(
                 complaint=entry.complaint.id,
                 name=entry.complaint.name,
@@ -174,7 +195,7 @@ class ThreatDetector:
                 words=" ".join(tokens[m.start : m.end]),
                 certain=entry.certain,
             )
-            reason = self._discount(m, reading, finding, entry.complaint)
+            reason = self._discount(m, reading, finding, entry.complaint, scan)
             if reason is None and tokens[m.start] in punned and m.end - m.start == 1:
                 reason = "a pun on another sense of the word"
             if reason is None and any(
@@ -194,27 +215,28 @@ class ThreatDetector:
             if held is None or (finding.certain and not held.certain):
                 kept[finding.complaint] = finding
         findings = tuple(sorted(kept.values(), key=lambda f: not f.certain))
-        senses = tuple(
-            " ".join(tokens[m.start : m.end]) for m in self._other_senses.find_longest(tokens)
-        )
+        senses = tuple(" ".join(tokens[m.start : m.end]) for m in other)
         return Threat(
             findings, tuple(discounted), self._questions(findings), over, senses, habitual or request
         )
 
     def _report_wide_signals(
-        self, tokens: Sequence[str]
+        self, tokens: Sequence[str], found: Sequence[Match[_Tag]]
     ) -> tuple[str | None, list[int], bool, bool]:
         """Whether the whole report is over (past or handled, nothing still going on), where
         it says something is past, whether it says it keeps happening, and whether it asks
         for a fix as a complaint does."""
-        found = self._report_wide.find(tokens)
-        handled = [m for m in found if m.value == "handled"]
+        handled = [m for m in found if m.value.signal == "handled"]
         past = [
-            m for m in found if m.value == "past" and not (m.start and tokens[m.start - 1] in SINCE)
+            m
+            for m in found
+            if m.value.signal == "past" and not (m.start and tokens[m.start - 1] in SINCE)
         ]
         # "sekarang sudah stabil" is handled, not still going on.
         still = [
-            m for m in found if m.value == "still" and not any(_overlap(m, h) for h in handled)
+            m
+            for m in found
+            if m.value.signal == "still" and not any(_overlap(m, h) for h in handled)
         ]
         over = None
         if not still and handled:
@@ -224,30 +246,35 @@ class ThreatDetector:
         return (
             over,
             [m.start for m in past],
-            any(m.value == "habitual" for m in found),
-            any(m.value == "request" for m in found),
+            any(m.value.signal == "habitual" for m in found),
+            any(m.value.signal == "requests" for m in found),
         )
 
-    def _best_matches(self, tokens: Sequence[str], masked: set[int]) -> list[Match[object]]:
+    @staticmethod
+    def _best_matches(found: Sequence[Match[_Tag]], masked: set[int]) -> list[Match[_Tag]]:
         """Every finding's match clear of masked words; of one complaint at one place, the
         longest (so "tidak bernapas" is not also read as a bare "bernapas")."""
-        best: dict[tuple[str, int], Match[object]] = {}
-        for m in self._findings.find(tokens):
+        best: dict[tuple[str, int], Match[_Tag]] = {}
+        for m in found:
             if any(i in masked for i in range(m.start, m.end)):
                 continue
-            entry = m.value
-            assert isinstance(entry, _Entry)
-            key = (entry.complaint.id, m.start)
+            assert m.value.complaint is not None
+            key = (m.value.complaint.id, m.start)
             held = best.get(key)
-            if held is None or (m.end - m.start, m.value.certain) > (  # type: ignore[attr-defined]
+            if held is None or (m.end - m.start, m.value.certain) > (
                 held.end - held.start,
-                held.value.certain,  # type: ignore[attr-defined]
+                held.value.certain,
             ):
                 best[key] = m
         return sorted(best.values(), key=lambda m: m.start)
 
     def _discount(
-        self, m: Match[object], reading: Reading, finding: Finding, complaint: Complaint
+        self,
+        m: Match[_Tag],
+        reading: Reading,
+        finding: Finding,
+        complaint: Complaint,
+        scan: _Scan,
     ) -> str | None:
         tokens = reading.tokens
         clause = reading.clause_start(m.start)
@@ -258,13 +285,13 @@ class ThreatDetector:
             hits = index.find(window)
             return " ".join(window[hits[0].start : hits[0].end]) if hits else None
 
-        if not self._negations.find([first]):
+        if first not in self._negation_words:
             # "tidak ada (yang) korban", "no one hurt": a denial reaches over these words
             # only; "tidak gerak, darahnya banyak" denies the stillness, not the blood.
             at = m.start
             while at > max(clause, m.start - NEGATION_REACH) and tokens[at - 1] in self._fillers:
                 at -= 1
-            if at > clause and self._negations.find(tokens[at - 1 : at]):
+            if at > clause and tokens[at - 1] in self._negation_words:
                 return f"denied ({' '.join(tokens[at - 1 : m.start])})"
         after = tokens[m.end : m.end + DENIED_AFTER_REACH + 1]
         if any(d.start == 0 for d in self._denied_after.find(after)):
@@ -272,21 +299,23 @@ class ThreatDetector:
         hedge = before(self._hypothetical, HYPOTHETICAL_REACH)
         if hedge:
             return f"hypothetical ({hedge})"
-        soft = None if self._soften.find([first]) else before(self._soften, SOFTEN_REACH)
-        kinds = self._per_complaint[complaint.id]
-        if complaint.context and not kinds["context"].find(tokens):
+        soft = None
+        if first not in self._soft_words and m.start > clause and tokens[m.start - 1] in self._soft_words:
+            soft = tokens[m.start - 1]
+        if complaint.context and not scan.of("context", complaint):
             return "out of context"
-        if any(_overlap(n, m) for n in kinds["not_when"].find(tokens)):
+        if any(_overlap(n, m) for n in scan.of("not_when", complaint)):
             return "not a person at risk"
         resolved = [
             r
-            for r in kinds["resolved"].find(tokens)
-            if not _inside(r, m) and not (r.start and self._negations.find(tokens[r.start - 1 : r.start]))
+            for r in scan.of("resolved", complaint)
+            if not _inside(r, m)
+            and not (r.start and tokens[r.start - 1] in self._negation_words)
         ]
         if resolved:
             r = resolved[0]
             return f"resolved ({' '.join(tokens[r.start : r.end])})"
-        if not finding.certain and kinds["lower"].find(tokens):
+        if not finding.certain and scan.of("lower", complaint):
             return "a lesser danger"
         return f"softened ({soft})" if soft else None
 
@@ -301,9 +330,19 @@ class ThreatDetector:
         return tuple(out[:MAX_QUESTIONS])
 
 
-def _overlap(a: Match[object], b: Match[object]) -> bool:
+def one_words(words: Iterable[str], word: Callable[[str], str], what: str) -> frozenset[str]:
+    """A list of single words, each read as a report's word is; a phrase is refused."""
+    out = set()
+    for w in words:
+        if len(w.split()) != 1 or "|" in w or "*" in w:
+            raise PatternError(f"{what}: {w!r} must be one plain word")
+        out.add(word(w))
+    return frozenset(out)
+
+
+def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _inside(inner: Match[object], outer: Match[object]) -> bool:
+def _inside(inner: Match[_Tag], outer: Match[_Tag]) -> bool:
     return inner.start >= outer.start and inner.end <= outer.end
