@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +17,10 @@ from schemas.vocabulary import UnitStatus
 from services.common.kafka import producer, records_since, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
+
+
+def _forget(crews: dict[UUID, asyncio.Task[None]], key: UUID, _: object) -> None:
+    crews.pop(key, None)
 
 
 def status_event(report: UnitStatusReportedV1) -> Event:
@@ -82,12 +87,13 @@ async def answer_orders(
     crew: Callable[[UnitDispatchedV1], Coroutine[Any, Any, None]],
     *,
     pace_s: float = 0.0,
+    serves: Callable[[UnitDispatchedV1], bool] = lambda order: True,
 ) -> None:
-    """Run `crew` for every dispatch order from now on, each on its own, as a fleet's
-    tablets would, until cancelled (then the crews still at work are cancelled too);
-    `pace_s` as in `records_since`."""
+    """Run `crew` for every dispatch order from now on that `serves` accepts, each on its
+    own, as a fleet's tablets would; a crew stops when its order is cancelled, and every
+    crew when this is cancelled; `pace_s` as in `records_since`."""
     since_ms = int(datetime.now(UTC).timestamp() * 1000)
-    crews: set[asyncio.Task[None]] = set()
+    crews: dict[UUID, asyncio.Task[None]] = {}
     try:
         async for record in records_since(
             settings, [settings.topics.dispatch_orders], since_ms=since_ms, pace_s=pace_s
@@ -96,11 +102,13 @@ async def answer_orders(
                 order = decode_event(record.value).payload
             except DecodeError:
                 continue
-            if isinstance(order, UnitDispatchedV1):
+            if isinstance(order, UnitDispatchedV1) and serves(order):
                 task = asyncio.create_task(crew(order))
-                crews.add(task)
-                task.add_done_callback(crews.discard)
+                crews[order.dispatch_id] = task
+                task.add_done_callback(partial(_forget, crews, order.dispatch_id))
+            elif isinstance(order, DispatchCancelledV1) and order.dispatch_id in crews:
+                crews[order.dispatch_id].cancel()
     finally:
-        for task in list(crews):
+        for task in list(crews.values()):
             task.cancel()
-        await asyncio.gather(*crews, return_exceptions=True)
+        await asyncio.gather(*crews.values(), return_exceptions=True)

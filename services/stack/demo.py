@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 
 from schemas.events import UnitDispatchedV1
+from schemas.ids import derive_id
 from schemas.vocabulary import Channel, UnitStatus
 from services.clients.field_unit import answer_orders, report_status
 from services.clients.operator import new_intake, submit
@@ -76,27 +77,33 @@ async def _crew(settings: CommonSettings, order: UnitDispatchedV1) -> None:
         )
 
 
-async def _field_crews(settings: CommonSettings) -> None:
-    """Every unit answers its orders, as a crew with a tablet would."""
-    await answer_orders(settings, lambda order: _crew(settings, order))
-
-
 async def play(settings: CommonSettings) -> None:
-    """Send the scenario's reports while the demo crews answer their orders."""
-    crews = asyncio.create_task(_field_crews(settings))
+    """Send the scenario's reports while the demo crews answer the orders of the demo's own
+    incidents (a user's incident is the user's to play); a crew whose order is cancelled
+    stops."""
+    intakes = [
+        new_intake(
+            channel=report.channel,
+            text=report.text,
+            phone=report.phone,
+            place_hint=report.place_hint,
+            operator_id="demo",
+        )
+        for report in SCENARIO
+    ]
+    # Triage derives an incident's id from the intake that opens it.
+    demo_incidents = {derive_id(intake.intake_id, "incident") for intake in intakes}
+    crews = asyncio.create_task(
+        answer_orders(
+            settings,
+            lambda order: _crew(settings, order),
+            serves=lambda order: order.incident_id in demo_incidents,
+        )
+    )
     try:
-        for report in SCENARIO:
+        for report, intake in zip(SCENARIO, intakes, strict=True):
             await asyncio.sleep(report.after_s)
-            await submit(
-                settings,
-                new_intake(
-                    channel=report.channel,
-                    text=report.text,
-                    phone=report.phone,
-                    place_hint=report.place_hint,
-                    operator_id="demo",
-                ),
-            )
+            await submit(settings, intake)
         await crews
     finally:
         crews.cancel()

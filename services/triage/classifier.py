@@ -142,7 +142,12 @@ class Classifier:
         places = built_in_place_names() if place_names is None else place_names
         known = lexicon.common_words | {w for name in places for w in normalise(name).split()}
         known |= set(self.model.known_words if known_words is None else known_words)
-        self.reader = Reader(language=lexicon.language.words, emoji=m.emoji, common=known)
+        self.reader = Reader(
+            language=lexicon.language.words,
+            emoji=m.emoji,
+            common=known,
+            doubled=lexicon.language.doubled,
+        )
         self.threats = ThreatDetector(lexicon, self.reader)
         self.words = CategoryScorer(lexicon, self.reader)
         self._admissions: PhraseIndex[str] = PhraseIndex(

@@ -94,6 +94,7 @@ class Language(_Strict):
     """language.toml: how callers say things, mapped to one Indonesian word each."""
 
     words: dict[str, str]
+    doubled: list[Phrase] = Field(default_factory=list)
 
 
 class Lexicon(_Strict):

@@ -53,7 +53,9 @@ class Reader:
         language: Mapping[str, str],
         emoji: Mapping[str, str],
         common: Iterable[str] = (),
+        doubled: Iterable[str] = (),
     ) -> None:
+        self._doubled = frozenset(doubled)
         self._language = dict(language)
         self._emoji = dict(emoji)
         self._common = frozenset(common)
@@ -106,7 +108,11 @@ class Reader:
             if not said:
                 continue
             starts.add(len(tokens))
-            for spoken in said:
+            for n, spoken in enumerate(said):
+                doubled = (n > 0 and said[n - 1] == spoken) or said[n + 1 : n + 2] == [spoken]
+                if doubled and spoken in self._doubled:
+                    tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
+                    continue
                 tokens.extend(w for w in self.lemma(spoken).split() if w)
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(

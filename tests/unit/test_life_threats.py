@@ -191,6 +191,9 @@ def test_speech_to_text_run_together_and_split_words_are_read(classifier: Classi
     reading = classifier.read("halo iya pak bapak saya tidaksadar kece lakaan motor")
     assert {"tidak", "sadar", "kecelakaan"} <= set(reading.tokens)
     assert "cekik" not in classifier.read("anak-anak cekikikan di telepon").tokens
+    # "tiba" alone is Javanese for a fall; "tiba-tiba" is suddenly.
+    assert "jatuh" in classifier.read("mbahku tiba ning kamar mandi").tokens
+    assert "jatuh" not in classifier.read("bapak tiba-tiba pingsan").tokens
 
 
 def test_a_place_name_is_never_read_as_a_keyword(classifier: Classifier) -> None:
