@@ -174,6 +174,21 @@ async def rebuild(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- incident log
 
 
+def _log_line(event: Any) -> str:
+    """What the monitor does not show of an incident's events: its opening and commands."""
+    from schemas.commands import ReviewTriageV1
+    from schemas.events import IncidentOpenedV1
+
+    p = event.payload
+    if isinstance(p, IncidentOpenedV1):
+        return f"opened      incident {str(p.incident_id)[:8]}  from {p.channel.value} intake {str(p.intake_id)[:8]}"
+    if isinstance(p, ReviewTriageV1):
+        change = " ".join(x.value for x in (p.category, p.priority) if x) or "confirm"
+        return f"command     review by {p.requested_by}: {change}"
+    by = getattr(p, "requested_by", None)
+    return f"command     by {by}" if by else ""
+
+
 async def incident_log(args: argparse.Namespace) -> int:
     """Every event of one incident, in time order, across topics."""
     from services.ops.incident_log import incident_log as read_log
@@ -193,7 +208,7 @@ async def incident_log(args: argparse.Namespace) -> int:
             print_json(e.as_json())
             continue
         envelope = e.event.envelope
-        line = describe(e.event) or envelope.type
+        line = describe(e.event) or _log_line(e.event)
         print(
             f"{envelope.time.astimezone():%Y-%m-%d %H:%M:%S}  {e.topic}:{e.partition}:{e.offset:<6} "
             f"{envelope.type:<34} {line}"
