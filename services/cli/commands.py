@@ -18,6 +18,7 @@ import asyncpg
 
 from schemas.common import Location
 from schemas.vocabulary import Channel, UnitStatus
+from services.cli.errors import BadInput
 from services.common.db import STAGE_SCHEMAS, connect
 from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
@@ -26,8 +27,8 @@ UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
 CHANNEL_CHOICES = ", ".join(c.value for c in Channel)
 
 
-class CommandError(ValueError):
-    """A one-line problem the user can fix."""
+class CommandError(BadInput):
+    """A one-line problem with what the user gave, which they can fix (exit code 2)."""
 
 
 def _json_default(value: Any) -> Any:
@@ -42,6 +43,13 @@ def _json_default(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def _uuid(text: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CommandError(f"not an {what}: {text!r}") from None
 
 
 def _channel(text: str) -> Channel:
@@ -133,7 +141,7 @@ async def report(args: argparse.Namespace) -> int:
             place_hint=args.place,
             location=_location(args.lat, args.lon, args.accuracy),
             operator_id=args.operator,
-            intake_id=uuid.UUID(args.intake_id) if args.intake_id else None,
+            intake_id=_uuid(args.intake_id, "intake id") if args.intake_id else None,
         )
         delivery = await submit(settings, intake)
         print(intake.intake_id)
@@ -370,10 +378,6 @@ async def incident(args: argparse.Namespace) -> int:
     )
     try:
         if args.incident_command == "show":
-            try:
-                uuid.UUID(args.id)
-            except ValueError:
-                raise CommandError(f"not an incident or intake id: {args.id!r}") from None
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max(0.0, args.wait)
             while (row := await find_incident(conn, args.id)) is None and loop.time() < deadline:

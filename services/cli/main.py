@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -13,7 +14,8 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from schemas.vocabulary import Category, Priority
+from schemas.vocabulary import Category, Channel, Priority
+from services.cli.errors import BadInput
 from services.common.datapack import DataPackError
 from services.common.settings import HomeSettings, NotConfigured
 from services.stages import STAGES
@@ -47,10 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--channel",
-        default="call112",
-        help="call112, psc119, whatsapp, instagram, youtube, web, sms",
+        choices=[c.value for c in Channel],
+        help="where the report came in (required unless --flush)",
     )
-    p.add_argument("--text", default="", help="what the caller said")
+    p.add_argument(
+        "--text", help='what the caller said (required unless --flush; "" for a silent call)'
+    )
     p.add_argument("--caller", help="caller phone in E.164, e.g. +6281234567890")
     p.add_argument("--name", help="caller name")
     p.add_argument("--place", help="place the caller named")
@@ -109,13 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         "dispatch", help="supervisor: cancel or reassign an order"
     ).add_subparsers(dest="dispatch_command", required=True, parser_class=_Parser)
     p = dispatch.add_parser("cancel", help="withdraw a unit's order (the next best unit goes)")
-    p.add_argument("incident", help="incident or intake id")
+    p.add_argument("incident", type=_an_id, help="incident or intake id")
     p.add_argument("unit")
     p.add_argument("--reason", default="supervisor decision")
     p.add_argument("--no-redispatch", action="store_true", help="do not send another unit")
     p.add_argument("--by", default="supervisor")
     p = dispatch.add_parser("reassign", help="give a unit's order to another unit")
-    p.add_argument("incident", help="incident or intake id")
+    p.add_argument("incident", type=_an_id, help="incident or intake id")
     p.add_argument("unit")
     p.add_argument("--to", help="the unit to send (default: the next best)")
     p.add_argument("--reason", default="supervisor decision")
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     for verb in ("answer", "close"):
         p = wo.add_parser(verb, help=f"{verb} the work order of an incident")
-        p.add_argument("incident", help="incident or intake id")
+        p.add_argument("incident", type=_an_id, help="incident or intake id")
         p.add_argument("--text", required=True, help="the answer / what was done")
         p.add_argument("--by", default="agency officer")
 
@@ -138,28 +142,28 @@ def _parser() -> argparse.ArgumentParser:
         dest="stats_command", required=True, parser_class=_Parser
     )
     p = stats.add_parser("sla", help="daily SLA statistics per channel, category, kecamatan")
-    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--days", type=_positive, default=7)
     p.add_argument("--json", action="store_true")
 
     incident = sub.add_parser("incident", help="read-model look-ups").add_subparsers(
         dest="incident_command", required=True, parser_class=_Parser
     )
     p = incident.add_parser("show", help="one incident by incident id or intake id")
-    p.add_argument("id")
+    p.add_argument("id", type=_an_id, help="incident or intake id")
     p.add_argument("--json", action="store_true")
     p.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it")
     p = incident.add_parser("cancel", help="supervisor: cancel an incident, release its units")
-    p.add_argument("id", help="incident or intake id")
+    p.add_argument("id", type=_an_id, help="incident or intake id")
     p.add_argument("--reason", required=True)
     p.add_argument("--by", default="supervisor")
     p = incident.add_parser("close", help="supervisor: close a resolved incident")
-    p.add_argument("id", help="incident or intake id")
+    p.add_argument("id", type=_an_id, help="incident or intake id")
     p.add_argument("--note", default="")
     p.add_argument("--by", default="supervisor")
     p = incident.add_parser(
         "review", help="call-taker: confirm triage, or give the priority or category the answers call for"
     )
-    p.add_argument("id", help="incident or intake id")
+    p.add_argument("id", type=_an_id, help="incident or intake id")
     p.add_argument("--confirm", action="store_true", help="triage was right")
     p.add_argument("--priority", choices=[x.value for x in Priority], help="the new priority")
     p.add_argument("--category", choices=[x.value for x in Category], help="the new category")
@@ -172,10 +176,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the triage review queue: low-confidence incidents and P1s to confirm",
     )
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_positive, default=20)
     p.add_argument("--json", action="store_true")
     p = incident.add_parser("log", help="every event of one incident, in order, from the log")
-    p.add_argument("id", help="incident id or any of its intake ids")
+    p.add_argument("id", type=_an_id, help="incident id or any of its intake ids")
     p.add_argument("--since", help="only events from then on (30m, 2d or an ISO 8601 time)")
     p.add_argument("--json", action="store_true", help="one JSON object per event")
     _ops_parsers(sub)
@@ -227,8 +231,29 @@ def _ops_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _an_id(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an incident or intake id: {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What argparse cannot say of a combination of arguments."""
+    if args.command == "report" and not args.flush:
+        missing = [f"--{n}" for n in ("channel", "text") if getattr(args, n) is None]
+        if missing:
+            parser.error(f"report: give {' and '.join(missing)} (or --flush)")
     if args.command == "incident" and args.incident_command == "review":
         changes = args.priority or args.category
         if args.confirm == bool(changes):
@@ -282,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataPackError as exc:
         print(f"siaga: {exc}", file=sys.stderr)
         return 2
+    except (BadInput, ValidationError) as exc:
+        # A value given on the command line (an id, a latitude, a text too long).
+        if os.environ.get("SIAGA_DEBUG"):
+            raise
+        print(f"siaga: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -290,7 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (
         NotConfigured,
-        ValidationError,
         KafkaError,
         OSError,
         ValueError,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,10 +193,6 @@ async def incident_log(args: argparse.Namespace) -> int:
     from services.ops.incident_log import incident_log as read_log
     from services.stack.monitor import describe
 
-    try:
-        uuid.UUID(args.id)
-    except ValueError:
-        raise CommandError(f"not an incident or intake id: {args.id!r}") from None
     since = _since_ms(args.since) if args.since else 0
     events = await read_log(_settings(), args.id, since_ms=since)
     if not events:

@@ -84,6 +84,32 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit(args: tuple[str, ...], tmp_
     assert lines[0].startswith("siaga")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "--channel", "pigeon", "--text", "x"),
+        ("report", "--text", "kebakaran"),  # no channel
+        ("report", "--channel", "call112"),  # no text ("" for a silent call)
+        ("report", "--channel", "call112", "--text", "x", "--intake-id", "not-an-id"),
+        ("report", "--channel", "call112", "--text", "x" * 5000),
+        ("report", "--channel", "call112", "--text", "x", "--lat", "200", "--lon", "109"),
+        ("unit", "status", "AMB-1", "flying"),
+        ("incident", "show", "not-a-uuid"),
+        ("stats", "sla", "--days", "-3"),
+        ("triage", "--jsonl", "/no/such/file.jsonl"),
+    ],
+)
+def test_a_bad_value_exits_2_like_a_bad_argument(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = siaga(*args, home=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_an_outage_exits_1(tmp_path: Path) -> None:
+    done = siaga("lag", home=tmp_path)  # no stack running here, none configured
+    assert done.returncode == 1, done.stderr
+
+
 def test_report_without_a_broker_keeps_the_report_and_says_so(tmp_path: Path) -> None:
     done = siaga("report", "--channel", "call112", "--text", "kebakaran di Batang", home=tmp_path)
     assert done.returncode == 0
@@ -139,10 +165,10 @@ def test_triage_jsonl_with_a_bad_line_says_where(line: str, tmp_path: Path) -> N
     reports = tmp_path / "reports.jsonl"
     reports.write_text('{"text": "rumah terbakar"}\n' + line + "\n")
     done = siaga("triage", "--jsonl", str(reports), home=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and ":2:" in done.stderr
 
 
 def test_an_absurd_duration_is_refused(tmp_path: Path) -> None:
     done = siaga("unit", "watch", "AMB-1", "--since", "99999999999d", home=tmp_path)
-    assert done.returncode == 1 and "too long" in done.stderr
+    assert done.returncode == 2 and "too long" in done.stderr
