@@ -113,16 +113,37 @@ def _typed_envelope(event_type: EventType) -> type[CloudEvent]:
 # The envelope of each current payload: a new event carries its payload as it is, and a
 # received one is read (envelope and payload) in one pass, chosen by its `type`. Anything
 # that refuses, an older version included, is decoded again in two passes, which upcasts
-# it or says exactly what is wrong.
-_ENVELOPES: dict[type[Contract], type[CloudEvent]] = {
-    t.model: _typed_envelope(t) for t in EVENT_TYPES if t.type not in UPCASTERS
-}
-_CURRENT: TypeAdapter[CloudEvent] = TypeAdapter(
-    Annotated[  # type: ignore[arg-type]
-        Union[tuple(_ENVELOPES.values())],  # noqa: UP007
-        Field(discriminator="type"),
-    ]
-)
+# it or says exactly what is wrong. Both are built on first use, not at import: a client
+# that sends one kind of event (`siaga report`) builds one envelope, not every decoder.
+_ENVELOPES: dict[type[Contract], type[CloudEvent] | None] = {}
+_DECODERS: list[TypeAdapter[CloudEvent]] = []
+
+
+def _envelope_for(model: type[Contract]) -> type[CloudEvent] | None:
+    """The typed envelope of a current payload model, or None for an old version."""
+    try:
+        return _ENVELOPES[model]
+    except KeyError:
+        pass
+    event_type = event_type_for(model)
+    typed = None if event_type.type in UPCASTERS else _typed_envelope(event_type)
+    _ENVELOPES[model] = typed
+    return typed
+
+
+def _current() -> TypeAdapter[CloudEvent]:
+    """The one-pass decoder of every current event type."""
+    if not _DECODERS:
+        envelopes = [_envelope_for(t.model) for t in EVENT_TYPES if t.type not in UPCASTERS]
+        _DECODERS.append(
+            TypeAdapter(
+                Annotated[  # type: ignore[arg-type]
+                    Union[tuple(e for e in envelopes if e is not None)],  # noqa: UP007
+                    Field(discriminator="type"),
+                ]
+            )
+        )
+    return _DECODERS[0]
 
 
 def decode_event(raw: bytes | None) -> Event:
@@ -135,7 +156,7 @@ def decode_event(raw: bytes | None) -> Event:
         # Valid JSON, but no PostgreSQL text column can hold it: refuse at the door.
         raise DecodeError("bad_payload", "NUL character (\\u0000) in a string")
     try:
-        envelope = _CURRENT.validate_json(raw)
+        envelope = (_DECODERS[0] if _DECODERS else _current()).validate_json(raw)
     except (ValidationError, RecursionError, ValueError):
         return _decode_in_two_passes(raw)
     payload = envelope.data
@@ -190,7 +211,7 @@ def new_event(
         "correlationid": correlationid,
         "causationid": causationid,
     }
-    typed = _ENVELOPES.get(type(payload))
+    typed = _envelope_for(type(payload))
     if typed is not None:
         # The payload is valid: taken as it is, and dumped once, with its envelope.
         envelope = typed.model_validate({**attributes, "data": payload})

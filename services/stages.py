@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas.topics import Topics
-from services.common.runtime import StageRuntime
-from services.common.settings import CommonSettings
+if TYPE_CHECKING:
+    # Only for annotations: the command line reads STAGES, and need not load a stage's
+    # runtime (FastStream, aiohttp) to parse its arguments.
+    from schemas.topics import Topics
+    from services.common.runtime import StageRuntime
+    from services.common.settings import CommonSettings
 
 STAGES: tuple[str, ...] = ("enricher", "triage", "dispatcher", "tracker", "projector")
 

@@ -12,16 +12,17 @@ import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from schemas.common import Location
 from schemas.vocabulary import Channel, UnitStatus
 from services.cli.errors import BadInput
 from services.common.db import STAGE_SCHEMAS, connect
-from services.common.logging import configure_logging
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from schemas.common import Location
 
 UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
 CHANNEL_CHOICES = ", ".join(c.value for c in Channel)
@@ -80,6 +81,8 @@ def _location(
         return None
     if lat is None or lon is None:
         raise CommandError("give both --lat and --lon")
+    from schemas.common import Location
+
     return Location(lat=lat, lon=lon, accuracy_m=accuracy)
 
 
@@ -88,6 +91,7 @@ def _location(
 
 def up(args: argparse.Namespace) -> int:
     """Run the whole backend (and the demo)."""
+    from services.common.logging import configure_logging
     from services.stack.up import up as run_up
 
     configure_logging(json=True)
@@ -96,6 +100,7 @@ def up(args: argparse.Namespace) -> int:
 
 async def run(args: argparse.Namespace) -> int:
     """Run one stage until SIGTERM or Ctrl-C."""
+    from services.common.logging import configure_logging
     from services.common.runtime import settle_heap
     from services.stages import start_stage
 
@@ -124,14 +129,19 @@ async def init(args: argparse.Namespace) -> int:
 
 
 async def report(args: argparse.Namespace) -> int:
-    """Submit a report; prints the intake id (even when it waits in the spool)."""
+    """Submit a report; prints the intake id, also when it waits in the spool (exit code 3:
+    safe there, and it goes out by itself)."""
+    import logging
+
+    from services.cli.errors import SPOOLED
     from services.clients.operator import Spool, flush_until, new_intake, submit
 
+    # The one line below says what went wrong; aiokafka's own lines would only repeat it.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = CommonSettings()
+    spool = settings.home.spool_dir
     if args.flush:
-        delivery = await flush_until(
-            settings, Spool(settings.home.home / "spool"), wait_s=max(0.0, args.wait)
-        )
+        delivery = await flush_until(settings, Spool(spool), wait_s=max(0.0, args.wait))
     else:
         intake = new_intake(
             channel=_channel(args.channel),
@@ -144,14 +154,15 @@ async def report(args: argparse.Namespace) -> int:
             intake_id=_uuid(args.intake_id, "intake id") if args.intake_id else None,
         )
         delivery = await submit(settings, intake)
-        print(intake.intake_id)
+        print(intake.intake_id, flush=True)  # scripts keep the id, whatever happens next
     if delivery.waiting:
+        what = "the report is" if delivery.waiting == 1 else f"{delivery.waiting} reports are"
         print(
-            f"siaga: broker unreachable ({delivery.error}); {delivery.waiting} report(s) kept in "
-            f"the spool, sent with the next report or `siaga report --flush`",
+            f"siaga: broker unreachable ({delivery.error}): {what} safe in the spool ({spool}) "
+            "and will go out by itself (a running `siaga up` or the next siaga command sends it)",
             file=sys.stderr,
         )
-        return 0 if not args.flush else 1
+        return SPOOLED
     if args.flush:
         print(f"{delivery.sent} spooled report(s) sent")
     return 0
@@ -275,6 +286,7 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
 async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int:
     from schemas.events import UnitDispatchedV1
     from services.clients.field_unit import watch_orders
+    from services.common.readable import eta_minutes
 
     since = _duration(args.since)
     print(f"watching orders for {args.unit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -286,7 +298,7 @@ async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int
                 else "place unknown: call the command centre"
             )
             eta = (
-                f", ETA {max(1, (order.eta_seconds or 0) // 60)} min"
+                f", ETA {eta_minutes(order.eta_seconds)} min"
                 if order.eta_seconds is not None
                 else ""
             )
@@ -330,6 +342,13 @@ async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
 
 
 def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
+    """What `incident show` prints (both forms are read by people): phone numbers in the
+    caller's words, notes and the timeline are masked; the log keeps them in full."""
+    from services.common.readable import mask_phones_in
+
+    def masked(text: str | None) -> str | None:
+        return None if text is None else mask_phones_in(text)
+
     return {
         "incident_id": row["incident_id"],
         "status": row["status"],
@@ -348,10 +367,10 @@ def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
             "decision": row["review_decision"],
             "by": row["reviewed_by"],
             "at": row["reviewed_at"],
-            "note": row["review_note"],
+            "note": masked(row["review_note"]),
         },
         "channel": row["channel"],
-        "text": row["text"],
+        "text": masked(row["text"]),
         "kecamatan": row["kecamatan"],
         "desa": row["desa"],
         "lat": row["lat"],
@@ -364,12 +383,13 @@ def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
             {"unit_id": u["unit_id"], "unit_type": u["unit_type"], "status": u["status"]}
             for u in row["units"]
         ],
-        "timeline": row["timeline"],
+        "timeline": [{**step, "summary": masked(step["summary"])} for step in row["timeline"]],
     }
 
 
 async def incident(args: argparse.Namespace) -> int:
     """Read-model look-ups."""
+    from services.common.readable import mask_phones_in
     from services.projector.queries import find_incident, list_incidents
 
     settings = CommonSettings()
@@ -408,7 +428,8 @@ async def incident(args: argparse.Namespace) -> int:
                     f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
                 )
                 if args.review:
-                    print(f"    {r['text']!r}\n    because: {r['explanation']}")
+                    text = None if r["text"] is None else mask_phones_in(r["text"])
+                    print(f"    {text!r}\n    because: {r['explanation']}")
                     for question in r["questions"]:
                         print(f"    ask: {question}")
         return 0

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import os
 import sys
 import uuid
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import asyncpg
-from aiokafka.errors import KafkaError
-from pydantic import ValidationError
-
+# Only what parsing needs is imported here: each command imports what it uses (the broker
+# client, the database driver, the event models), so that a call-taker's `siaga report`
+# or `incident show` does not pay for every other command. A test keeps it so.
 from schemas.vocabulary import Category, Channel, Priority
 from services.cli.errors import BadInput
 from services.common.datapack import DataPackError
-from services.common.settings import HomeSettings, NotConfigured
 from services.stages import STAGES
+
+if TYPE_CHECKING:
+    from services.common.settings import HomeSettings
 
 
 class UsageError(Exception):
@@ -38,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
         "up", help="run every stage (embedded broker and database unless configured)"
     )
     p.add_argument("--demo", action="store_true", help="play the scripted Batang scenario")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        choices=range(1, 9),
+        metavar="N",
+        help="run N processes (1-8) of every stage, sharing its partitions "
+        "(default 1, or SIAGA_STACK_REPLICAS)",
+    )
 
     p = sub.add_parser("run", help="run one stage alone (for scaling out)")
     p.add_argument("stage", choices=STAGES)
@@ -260,36 +269,76 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error("incident review: give --confirm, or --priority and/or --category")
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    from services.cli import commands, ops, supervisor
-
-    handler = {
-        "up": commands.up,
-        "run": commands.run,
-        "init": commands.init,
-        "report": commands.report,
-        "triage": commands.triage,
-        "unit": {"add": supervisor.unit_add, "move": supervisor.unit_move}.get(
-            getattr(args, "unit_command", ""), commands.unit
-        ),
-        "incident": {
-            "cancel": supervisor.incident_lifecycle,
-            "close": supervisor.incident_lifecycle,
-            "review": supervisor.incident_review,
-            "log": ops.incident_log,
-        }.get(getattr(args, "incident_command", ""), commands.incident),
-        "dispatch": supervisor.dispatch,
-        "workorder": supervisor.workorder,
-        "stats": supervisor.stats,
-        "lag": ops.lag,
-        "replay": ops.replay,
-        "rebuild": ops.rebuild,
-        "dlq": ops.dlq,
+def _handler_name(args: argparse.Namespace) -> str:
+    """`module.function` of the command asked for (its module is imported alone)."""
+    if args.command == "unit":
+        return {"add": "supervisor.unit_add", "move": "supervisor.unit_move"}.get(
+            args.unit_command, "commands.unit"
+        )
+    if args.command == "incident":
+        return {
+            "cancel": "supervisor.incident_lifecycle",
+            "close": "supervisor.incident_lifecycle",
+            "review": "supervisor.incident_review",
+            "log": "ops.incident_log",
+        }.get(args.incident_command, "commands.incident")
+    return {
+        "up": "commands.up",
+        "run": "commands.run",
+        "init": "commands.init",
+        "report": "commands.report",
+        "triage": "commands.triage",
+        "dispatch": "supervisor.dispatch",
+        "workorder": "supervisor.workorder",
+        "stats": "supervisor.stats",
+        "lag": "ops.lag",
+        "replay": "ops.replay",
+        "rebuild": "ops.rebuild",
+        "dlq": "ops.dlq",
     }[args.command]
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    module, function = _handler_name(args).split(".")
+    handler = getattr(importlib.import_module(f"services.cli.{module}"), function)
     result: Any = handler(args)
-    if asyncio.iscoroutine(result):
+    if hasattr(result, "__await__"):
+        import asyncio
+
         result = asyncio.run(result)
     return int(result)
+
+
+# Commands that leave the spool alone: `report` sends it itself, `up` keeps draining it,
+# a stage (`run`) and offline triage have nothing to do with it.
+_NO_DRAIN = {"report", "up", "run", "triage"}
+
+
+def _drain_spool(args: argparse.Namespace, home: HomeSettings) -> None:
+    """Send reports left in the spool before the command runs (its result may depend on
+    them, e.g. `incident show` of a report that was spooled); the command runs anyway."""
+    if args.command in _NO_DRAIN or not home.spooled():
+        return
+    import asyncio
+    import logging
+
+    from services.clients.operator import drain_spool
+
+    # The lines below say what became of the reports; aiokafka's own would only repeat it.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        delivery = asyncio.run(drain_spool())
+    except Exception as exc:  # the user's own command comes first, whatever went wrong here
+        print(f"siaga: reports wait in the spool: {_one_line(exc)}", file=sys.stderr)
+        return
+    if delivery.sent:
+        print(f"siaga: {delivery.sent} spooled report(s) sent", file=sys.stderr)
+    if delivery.waiting:
+        print(
+            f"siaga: {delivery.waiting} report(s) still wait in the spool ({delivery.error}); "
+            "they go out by themselves",
+            file=sys.stderr,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,8 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = _parser()
         args = parser.parse_args(argv)
         _check(parser, args)
+        from services.common.settings import HomeSettings
+
+        home = HomeSettings()
         # A SIAGA_DATA_DIR without a data pack is told now, not by a stage that fails later.
-        HomeSettings().pack()
+        home.pack()
+        _drain_spool(args, home)
         return _dispatch(args)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -307,34 +360,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataPackError as exc:
         print(f"siaga: {exc}", file=sys.stderr)
         return 2
-    except (BadInput, ValidationError) as exc:
-        # A value given on the command line (an id, a latitude, a text too long).
-        if os.environ.get("SIAGA_DEBUG"):
-            raise
-        print(f"siaga: {_one_line(exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): quietly drop what is still buffered
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (
-        NotConfigured,
-        KafkaError,
-        OSError,
-        ValueError,
-        asyncpg.PostgresError,
-    ) as exc:
-        if os.environ.get("SIAGA_DEBUG"):
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None or os.environ.get("SIAGA_DEBUG"):
             raise
         print(f"siaga: {_one_line(exc)}", file=sys.stderr)
+        return code
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class of a library, if the command loaded that library (if it did
+    not, no exception of it can have been raised): main() imports none of them itself."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _exit_code(exc: Exception) -> int | None:
+    """2 for a value the user gave that cannot be used (an id, a latitude, a text too
+    long), 1 for what the system could not do (an outage), None for a bug."""
+    validation = _loaded("pydantic_core", "ValidationError")
+    if isinstance(exc, BadInput) or (validation is not None and isinstance(exc, validation)):
+        return 2
+    outages = tuple(
+        kind
+        for kind in (
+            _loaded("services.common.settings", "NotConfigured"),
+            _loaded("aiokafka.errors", "KafkaError"),
+            _loaded("asyncpg", "PostgresError"),
+        )
+        if kind is not None
+    )
+    if isinstance(exc, (OSError, ValueError, *outages)):
         return 1
+    return None
 
 
 def _one_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
+    validation = _loaded("pydantic_core", "ValidationError")
+    if validation is not None and isinstance(exc, validation):
+        first = exc.errors()[0]  # type: ignore[attr-defined]
         where = ".".join(str(p) for p in first["loc"])
         return f"invalid {where}: {first['msg']}"
     text = str(exc).strip().splitlines()

@@ -251,6 +251,7 @@ async def dlq(args: argparse.Namespace) -> int:
 
 
 async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
+    from services.common.readable import mask_phones_in
     from services.projector.queries import dead_letters
 
     conn = await connect(
@@ -260,6 +261,11 @@ async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
         rows = await dead_letters(conn, limit=args.limit, stage=args.stage, only_open=args.open)
     finally:
         await conn.close()
+    # A preview is a piece of a report as sent (the caller's number in it): people read
+    # this list, in either form. `siaga replay` reads the original in full when needed.
+    for r in rows:
+        r["preview"] = mask_phones_in(r["preview"] or "")
+        r["reason"] = mask_phones_in(r["reason"] or "")
     if args.json:
         print_json(rows)
         return 0

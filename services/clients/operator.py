@@ -2,7 +2,9 @@
 
 A report is written to the spool (fsync'd, atomically renamed) first and removed only
 after the broker has acknowledged it, so an unreachable broker, a crash or a killed
-terminal never loses what a call-taker entered; the next run sends what is left.
+terminal never loses what a call-taker entered. What is left goes out by itself: a
+running `siaga up` drains the spool every few seconds, and so does the next `siaga`
+command. The spool holds callers' full numbers: only its owner can read it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from schemas.common import Caller, Location
 from schemas.envelope import DecodeError, Event, decode_event, encode_event, new_event
@@ -61,6 +64,35 @@ def new_intake(
     )
 
 
+# Owner only, whatever the umask: a spooled report holds the caller's full number.
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def _private_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, FOLDER_MODE)  # also closes a folder an older version left open
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read, durably (fsync'd before it is renamed in)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away, never added
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    # The rename is durable once the folder is: a crash now cannot lose the report.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 class Spool:
     """A folder of reports not yet acknowledged by the broker, oldest first."""
 
@@ -69,25 +101,20 @@ class Spool:
 
     def put(self, event: Event) -> Path:
         """Write an event durably; a re-put of the same intake overwrites itself."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        _private_folder(self.folder)
         stamp = event.envelope.time.strftime("%Y%m%dT%H%M%S%f")
         path = self.folder / f"{stamp}-{event.id}.json"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as handle:
-            handle.write(encode_event(event))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _write_private(path, encode_event(event))
         return path
 
     def set_aside(self, path: Path, *, reason: str) -> Path:
         """Move a file that is not a report (damaged, hand-edited) out of the way, so it
         cannot block the reports behind it; `bad/` keeps it for a person to look at."""
         bad = self.folder / "bad"
-        bad.mkdir(exist_ok=True)
+        _private_folder(bad)
         target = bad / path.name
         os.replace(path, target)
-        target.with_suffix(".reason").write_text(reason + "\n")
+        _write_private(target.with_suffix(".reason"), (reason + "\n").encode())
         return target
 
     def pending(self) -> list[Path]:
@@ -106,6 +133,19 @@ class Delivery:
     error: str | None = None
 
 
+def _why(exc: BaseException, settings: CommonSettings, timeout_s: float) -> str:
+    """Why the broker did not take the reports, in a few words for the call-taker."""
+    try:
+        where = settings.kafka_bootstrap()
+    except NotConfigured:
+        where = "the broker"
+    if isinstance(exc, KafkaConnectionError):
+        return f"cannot connect to {where}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {where} in {timeout_s:g} s"
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def flush(settings: CommonSettings, spool: Spool, *, timeout_s: float = 10.0) -> Delivery:
     """Send every spooled report; those the broker did not take stay for next time."""
     files = spool.pending()
@@ -115,22 +155,28 @@ async def flush(settings: CommonSettings, spool: Spool, *, timeout_s: float = 10
         client = producer(settings, request_timeout_ms=int(timeout_s * 1000))
     except NotConfigured as exc:
         return Delivery(sent=0, waiting=len(files), error=str(exc))
-    sent = 0
+    sent = left = 0  # left: sent by another drainer, or set aside
     try:
         await asyncio.wait_for(client.start(), timeout=timeout_s)
         for path in files:
             try:
                 event = decode_event(path.read_bytes())
+            except FileNotFoundError:  # another drainer (`siaga up`, a command) sent it
+                left += 1
+                continue
             except DecodeError as exc:
                 spool.set_aside(path, reason=str(exc))
+                left += 1
                 continue
             await asyncio.wait_for(
                 send_events(client, [Outgoing.of(event, settings.topics)]), timeout=timeout_s
             )
-            path.unlink()
+            # Sent twice by two drainers at once is harmless: the same event id and intake.
+            path.unlink(missing_ok=True)
             sent += 1
     except (KafkaError, OSError, TimeoutError) as exc:
-        return Delivery(sent=sent, waiting=len(files) - sent, error=f"{type(exc).__name__}: {exc}")
+        waiting = len(files) - sent - left
+        return Delivery(sent=sent, waiting=waiting, error=_why(exc, settings, timeout_s))
     finally:
         await client.stop()
     return Delivery(sent=sent, waiting=0)
@@ -155,9 +201,40 @@ async def flush_until(
 
 
 async def submit(
-    settings: CommonSettings, intake: IntakeReceivedV1, *, timeout_s: float = 10.0
+    settings: CommonSettings, intake: IntakeReceivedV1, *, timeout_s: float = 5.0
 ) -> Delivery:
-    """Spool the intake, then send everything spooled."""
-    spool = Spool(settings.home.home / "spool")
+    """Spool the intake, then send everything spooled. The wait is short: the report is
+    safe in the spool and goes out by itself, and the call-taker is on the phone."""
+    spool = Spool(settings.home.spool_dir)
     spool.put(intake_event(intake))
     return await flush(settings, spool, timeout_s=timeout_s)
+
+
+async def drain_spool(
+    settings: CommonSettings | None = None, *, timeout_s: float = 2.0
+) -> Delivery:
+    """Send what waits in the spool of this home, if anything (a command does this before
+    its own work, so it costs nothing when the spool is empty)."""
+    settings = settings or CommonSettings()
+    return await flush(settings, Spool(settings.home.spool_dir), timeout_s=timeout_s)
+
+
+async def keep_spool_drained(
+    settings: CommonSettings,
+    *,
+    every_s: float = 2.0,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Drain the spool every `every_s` seconds until cancelled: a running `siaga up` sends
+    what call-takers spooled while its broker was unreachable, without anyone asking."""
+    spool = Spool(settings.home.spool_dir)
+    while True:
+        try:
+            waiting = bool(spool.pending())
+        except OSError:
+            waiting = False  # an unreadable spool is told by the next `siaga report`
+        if waiting:
+            delivery = await flush(settings, spool, timeout_s=5.0)
+            if delivery.sent and say is not None:
+                say(f"spool       {delivery.sent} report(s) sent from {spool.folder}")
+        await asyncio.sleep(every_s)

@@ -8,7 +8,7 @@ import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,13 +19,17 @@ from aiokafka.errors import (
     RecordTooLargeError,
     TopicAlreadyExistsError,
 )
-from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from schemas.envelope import record_headers
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    # FastStream is the stages' (a tenth of a second to import): short-lived clients such
+    # as `siaga report` use plain aiokafka and never load it.
+    from faststream.kafka import KafkaBroker
+    from faststream.security import BaseSecurity
 
 log = get_logger("kafka")
 
@@ -58,6 +62,8 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
 
 
 def _security(settings: CommonSettings) -> BaseSecurity | None:
+    from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
     kafka = settings.kafka
     use_ssl = kafka.security_protocol in ("SSL", "SASL_SSL")
     context = _ssl_context(settings) if use_ssl else None
@@ -216,6 +222,8 @@ def build_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
     """A FastStream Kafka broker tuned for low latency; FastStream's per-message logs are off,
     and so is its dependency injection: a subscriber is called with the batch's records,
     where injecting the message ran a worker-thread hop per batch."""
+    from faststream.kafka import KafkaBroker
+
     return KafkaBroker(
         settings.kafka_bootstrap(),
         apply_types=False,

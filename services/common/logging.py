@@ -13,23 +13,12 @@ from typing import Any
 
 import structlog
 
+# One masking rule for logs, the terminal and the command line (re-exported from here).
+from services.common.readable import mask_phone, mask_phones_in
+
+__all__ = ["configure_logging", "get_logger", "handling", "mask_phone", "mask_phones_in"]
+
 _PHONE = re.compile(r"\+?\d[\d\- ]{6,}\d")
-# Inside longer text (messages, reasons, tracebacks): E.164 numbers and Indonesian mobile
-# numbers (08..., 628...); dates and offsets have separators, so they do not match.
-_PHONE_IN_TEXT = re.compile(r"(?<![\w+])(?:\+\d{8,15}|(?:62|0)8\d{7,12})(?!\d)")
-
-
-def mask_phone(value: str) -> str:
-    """Keep the country prefix and last two digits of a phone number: +6281******90."""
-    digits = value.strip()
-    if len(digits) <= 6:
-        return "*" * len(digits)
-    return digits[:5] + "*" * (len(digits) - 7) + digits[-2:]
-
-
-def mask_phones_in(text: str) -> str:
-    """Mask every phone number inside a longer text."""
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()), text)
 
 
 def _mask_phones(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

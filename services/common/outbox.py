@@ -7,15 +7,19 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-import asyncpg
-from faststream.kafka import KafkaBroker
+from typing import TYPE_CHECKING, Any
 
 from schemas.envelope import CONTENT_TYPE, TYPE_HEADER, Event, encode_event, event_type_of
-from schemas.topics import Topics
-from services.common.health import StageMetrics
 from services.common.logging import get_logger
+
+if TYPE_CHECKING:
+    # For annotations only: a client that only routes events (`Outgoing`) loads neither
+    # the database driver nor FastStream.
+    import asyncpg
+    from faststream.kafka import KafkaBroker
+
+    from schemas.topics import Topics
+    from services.common.health import StageMetrics
 
 log = get_logger("outbox")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -30,6 +31,18 @@ class HomeSettings(BaseSettings):
     def stack_file(self) -> Path:
         """`stack.json` written by `siaga up` with the connection details."""
         return self.home / "stack.json"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Reports the broker has not acknowledged yet (`siaga report`'s durable spool)."""
+        return self.home / "spool"
+
+    def spooled(self) -> bool:
+        """Whether a report waits in the spool (cheap: every command asks)."""
+        try:
+            return any(entry.name.endswith(".json") for entry in os.scandir(self.spool_dir))
+        except OSError:
+            return False
 
     def pack(self) -> DataPack:
         """The regency's data pack: SIAGA_DATA_DIR's when set, else the built-in Batang one."""

@@ -38,6 +38,7 @@ from services.common.deadletter import redrive_of
 from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
 from services.common.processing import Handler
+from services.common.readable import eta_minutes
 from services.projector import repository as rm
 from services.projector.board import UnitChange
 from services.projector.repository import BoardChange, ReadModelWrites
@@ -234,7 +235,8 @@ class Projector:
             )
         )
         rm.first_dispatch(self.writes.upserts, incident_id=p.incident_id, at=p.dispatched_at)
-        eta = f", ETA {p.eta_seconds // 60} min" if p.eta_seconds is not None else ""
+        # The monitor's and the log's rounding, so `incident show` says what they say.
+        eta = f", ETA {eta_minutes(p.eta_seconds)} min" if p.eta_seconds is not None else ""
         self._timeline(event, p.incident_id, f"{p.unit_id} dispatched{eta}")
         return NOTHING
 

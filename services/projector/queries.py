@@ -124,17 +124,24 @@ async def agency_queue(
 
 async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dict[str, Any]]:
     """Daily SLA figures (Asia/Jakarta days) per channel, per category and per kecamatan:
-    P1 intake-to-dispatch percentiles and the share of complaints answered within 3 days."""
+    P1 intake-to-dispatch percentiles and the share of complaints answered within 3 days,
+    of those decided (answered, or unanswered for 3 days): a complaint minutes old is
+    pending, not late, and counts in `complaints_pending` instead."""
     rows = await conn.fetch(
         """
         WITH facts AS (
             SELECT (i.received_at AT TIME ZONE 'Asia/Jakarta')::date AS day,
-                   i.channel, i.category, COALESCE(i.kecamatan, '(unknown)') AS kecamatan,
+                   i.channel, COALESCE(i.category, '(unclassified)') AS category,
+                   COALESCE(i.kecamatan, '(unknown)') AS kecamatan,
                    i.priority,
                    EXTRACT(EPOCH FROM i.first_dispatched_at - i.received_at) AS to_dispatch_s,
                    w.work_order_id IS NOT NULL AS complaint,
-                   w.answered_at IS NOT NULL
-                       AND w.answered_at - i.received_at <= interval '3 days' AS answered_in_3_days,
+                   -- true: answered in time; false: answered late, or 3 days passed without
+                   -- an answer; NULL: not answered and still within its 3 days (pending)
+                   CASE WHEN w.answered_at IS NOT NULL
+                            THEN w.answered_at - i.received_at <= interval '3 days'
+                        WHEN now() - i.received_at > interval '3 days' THEN false
+                   END AS answered_in_3_days,
                    i.sla_breached
               FROM incidents i LEFT JOIN work_orders w USING (incident_id)
              WHERE i.received_at >= now() - make_interval(days => $1)
@@ -151,6 +158,8 @@ async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dic
                percentile_cont(0.9) WITHIN GROUP (ORDER BY to_dispatch_s)
                    FILTER (WHERE priority = 'P1') AS p1_dispatch_p90_s,
                count(*) FILTER (WHERE complaint) AS complaints,
+               count(*) FILTER (WHERE complaint AND answered_in_3_days IS NULL)
+                   AS complaints_pending,
                avg(answered_in_3_days::int) FILTER (WHERE complaint) AS answered_in_3_days_share,
                count(*) FILTER (WHERE sla_breached) AS sla_breaches
           FROM facts

@@ -27,6 +27,7 @@ from schemas.events import (
     WorkOrderReminderSentV1,
 )
 from services.common.kafka import records_since
+from services.common.readable import eta_minutes, mask_phones_in
 from services.common.settings import CommonSettings
 
 
@@ -35,7 +36,8 @@ def _short(ident: object) -> str:
 
 
 def _clip(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
+    # Masked before it is cut, or the cut could leave most of a number to read.
+    text = " ".join(mask_phones_in(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -69,12 +71,12 @@ def describe(event: Event) -> str | None:
     if isinstance(p, CallLinkedV1):
         return f"linked      intake {_short(p.intake_id)} -> incident {_short(p.incident_id)}"
     if isinstance(p, UnitDispatchedV1):
-        eta = f" ETA {max(1, (p.eta_seconds or 0) // 60)} min" if p.eta_seconds is not None else ""
+        eta = f" ETA {eta_minutes(p.eta_seconds)} min" if p.eta_seconds is not None else ""
         return (
             f"dispatched  incident {_short(p.incident_id)}  {p.unit_id} ({p.unit_type.value}){eta}"
         )
     if isinstance(p, DispatchCancelledV1):
-        return f"cancelled   incident {_short(p.incident_id)}  {p.unit_id}: {p.reason}"
+        return f"cancelled   incident {_short(p.incident_id)}  {p.unit_id}: {_clip(p.reason, 200)}"
     if isinstance(p, WorkOrderIssuedV1):
         return f"work order  incident {_short(p.incident_id)}  -> {p.agency}, due {p.due_at:%d %b %H:%M}"
     if isinstance(p, UnitStatusReportedV1):
@@ -84,7 +86,7 @@ def describe(event: Event) -> str | None:
     if isinstance(p, IncidentResolvedV1):
         return f"resolved    incident {_short(p.incident_id)}  by {', '.join(p.units)}"
     if isinstance(p, IncidentEscalatedV1):
-        return f"ESCALATED   incident {_short(p.incident_id)}  {p.reason}"
+        return f"ESCALATED   incident {_short(p.incident_id)}  {_clip(p.reason, 200)}"
     if isinstance(p, SlaBreachedV1):
         return f"SLA BREACH  incident {_short(p.incident_id)}  {p.target} ({p.priority.value} {p.category.value})"
     if isinstance(p, WorkOrderReminderSentV1):

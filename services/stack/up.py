@@ -129,6 +129,9 @@ async def _run(
     stack: Stack, settings: CommonSettings, *, demo: bool, stop_event: asyncio.Event
 ) -> None:
     tasks = [asyncio.create_task(_show(settings))]
+    from services.clients.operator import keep_spool_drained  # reports spooled while down
+
+    tasks.append(asyncio.create_task(keep_spool_drained(settings, say=_say)))
     if demo:
         from services.stack.demo import play
 

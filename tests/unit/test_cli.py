@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -111,13 +112,30 @@ def test_an_outage_exits_1(tmp_path: Path) -> None:
 
 
 def test_report_without_a_broker_keeps_the_report_and_says_so(tmp_path: Path) -> None:
-    done = siaga("report", "--channel", "call112", "--text", "kebakaran di Batang", home=tmp_path)
-    assert done.returncode == 0
+    before = os.umask(0)  # the spool is private whatever the call-taker's umask
+    try:
+        done = siaga(
+            "report", "--channel", "call112", "--text", "kebakaran di Batang", home=tmp_path
+        )
+    finally:
+        os.umask(before)
+    assert done.returncode == 3  # only in the spool: not an error, not a delivery
     intake_id = done.stdout.strip()
     assert len(intake_id) == 36
-    assert "kept in the spool" in done.stderr
+    assert done.stderr.count("\n") == 1 and "safe in the spool" in done.stderr
+    assert "will go out by itself" in done.stderr
     spooled = list((tmp_path / "spool").glob("*.json"))
     assert len(spooled) == 1 and intake_id in spooled[0].read_text()
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
+    assert stat.S_IMODE(spooled[0].stat().st_mode) == 0o600
+
+
+def test_the_next_command_tries_the_spool_and_says_what_still_waits(tmp_path: Path) -> None:
+    siaga("report", "--channel", "sms", "--text", "banjir", home=tmp_path)
+    done = siaga("lag", home=tmp_path)  # still no broker: the spool waits, lag fails as before
+    assert done.returncode == 1
+    assert "1 report(s) still wait in the spool" in done.stderr
+    assert len(list((tmp_path / "spool").glob("*.json"))) == 1
 
 
 def test_triage_json_follows_the_contract(tmp_path: Path) -> None:
