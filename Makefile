@@ -49,5 +49,15 @@ eval: install
 model: install
 	$(BIN)/python -m eval.train
 
+## clean: remove .venv, the state folders and caches, and the embedded PostgreSQL folders
+## that siaga up and the tests leave under /tmp when run as root (kept ones too), except
+## those whose server still runs
 clean:
 	rm -rf $(VENV) .siaga .siaga-bench .pytest_cache .mypy_cache .ruff_cache
+	@for d in $${TMPDIR:-/tmp}/siaga-pg-*; do \
+	  [ -d "$$d" ] || continue; \
+	  pid=$$(head -qn1 "$$d"/*/postmaster.pid 2>/dev/null | head -n1); \
+	  if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+	    echo "kept $$d: its PostgreSQL (pid $$pid) is running"; \
+	  else rm -rf "$$d"; fi; \
+	done

@@ -589,6 +589,9 @@ class Infrastructure:
         if database.url:
             return cls(bootstrap, database.url, None, database.sslmode or None)
         postgres = EmbeddedPostgres(home=home).start()
+        # It asks every role for a password: the bench's stage roles get one (migrations
+        # set it, and the stage processes inherit it).
+        os.environ.setdefault("SIAGA_DATABASE_ROLE_PASSWORD", secrets.token_urlsafe(24))
         return cls(bootstrap, postgres.url(), postgres)
 
     def stop(self) -> None:

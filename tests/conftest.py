@@ -78,8 +78,8 @@ def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> Com
         database=DatabaseSettings(
             url=infra.database_url(database),
             pool_max=8,
-            # containers authenticate by password; the embedded server trusts loopback
-            role_password="siaga-test" if infra.name == "containers" else None,
+            # both servers ask every role for a password
+            role_password="siaga-test",
         ),
     )
 

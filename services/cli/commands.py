@@ -95,7 +95,7 @@ def up(args: argparse.Namespace) -> int:
     from services.stack.up import up as run_up
 
     configure_logging(json=True)
-    return run_up(CommonSettings(), demo=args.demo)
+    return run_up(CommonSettings(), demo=args.demo, replicas=args.replicas)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -168,11 +168,35 @@ class HealthServer:
         )
         return results
 
+    def membership(self) -> dict[str, object]:
+        """The consumer's place in its group, for `siaga up`'s supervisor: its member id
+        (so that it can be made to leave the group at once if its process dies) and how
+        many of the partitions of its topics it holds (the replicas of a stage together
+        hold them all when the stage consumes)."""
+        consumer = self._consumer()
+        if consumer is None:
+            return {}
+        # aiokafka has no public accessor for the member id; "" until it has joined.
+        member = getattr(getattr(consumer, "_coordinator", None), "member_id", "") or None
+        subscribed = sum(
+            len(consumer.partitions_for_topic(t) or ()) for t in consumer.subscription()
+        )
+        return {
+            "member_id": member,
+            "assigned": len(consumer.assignment()),
+            "subscribed": subscribed,
+        }
+
     async def _readyz(self, _: web.Request) -> web.Response:
         results = await self.readiness()
         ready = all(v.startswith("ok") for v in results.values())
         return web.json_response(
-            {"ready": ready, "stage": self.metrics.stage, "checks": results},
+            {
+                "ready": ready,
+                "stage": self.metrics.stage,
+                "checks": results,
+                "consumer": self.membership(),
+            },
             status=200 if ready else 503,
         )
 

@@ -150,8 +150,8 @@ def subscribe(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=tolerant_parser,
         decoder=the_records,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=min(1_000, kafka.session_timeout_ms // 3),
     )
     loop = BatchLoop.for_stage(processor, kafka, batch_interval_ms=batch_interval_ms)
 

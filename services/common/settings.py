@@ -84,6 +84,13 @@ class KafkaSettings(BaseSettings):
         description="Wait for what arrived while a busy stage handled its last batch (0: off)",
     )
     max_batch: int = Field(default=500, ge=1, description="Records per consumer batch")
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=2_000,
+        description="A stage's consumer that sends no heartbeat for this long leaves its "
+        "group (6000 under `siaga up` on the embedded broker, which also holds every "
+        "rebalance half this long)",
+    )
     linger_ms: int = Field(default=2, ge=0, description="Producer wait to fill a batch")
 
 
@@ -143,6 +150,33 @@ class HttpSettings(BaseSettings):
     )
 
 
+class StackSettings(BaseSettings):
+    """`SIAGA_STACK_*`: how `siaga up` runs and supervises its stage processes."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_STACK_")
+
+    replicas: int = Field(
+        default=1, ge=1, le=8, description="Processes of every stage (`siaga up --replicas`)"
+    )
+    restart_backoff_s: float = Field(
+        default=0.5, gt=0, description="Wait before restarting a stage that died; doubles"
+    )
+    restart_backoff_max_s: float = Field(
+        default=10.0, gt=0, description="The longest wait before a restart"
+    )
+    max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="A stage that dies this often within `failure_window_s` stops the stack",
+    )
+    failure_window_s: float = Field(
+        default=60.0, gt=0, description="The window in which `max_failures` are counted"
+    )
+    ready_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long `siaga up` waits for every stage to consume"
+    )
+
+
 class GcSettings(BaseSettings):
     """`SIAGA_GC_*`: the garbage collector of a long-running stage process."""
 
@@ -165,6 +199,7 @@ class CommonSettings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     gc: GcSettings = Field(default_factory=GcSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
 
     @property
     def topics(self) -> Topics:
@@ -206,6 +241,11 @@ class CommonSettings(BaseModel):
         parts = urlsplit(admin)
         user = quote(self.database.role(who), safe="")
         password = self.database.role_password
+        if password is None and not self.database.url:
+            # `siaga up`'s own PostgreSQL asks every role for a password: the one it gave
+            # the stage roles is in stack.json beside the URL it came from.
+            found = self.home.read_stack().get("database_role_password")
+            password = SecretStr(str(found)) if found else None
         if password is not None:
             user += ":" + quote(password.get_secret_value(), safe="")
         host = parts.netloc.rpartition("@")[2]

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 
-from services.stack.processes import free_port, spawn, stop, tail, wait_for_port
+from services.stack.processes import free_port, pid_alive, spawn, stop, tail, wait_for_port
 
 HOST = "127.0.0.1"
 
@@ -33,6 +37,21 @@ def use_embedded_partitions() -> None:
     """Topics created from here on (by this process and its children) get
     `EMBEDDED_PARTITIONS`, unless `SIAGA_KAFKA_PARTITIONS` already says otherwise."""
     os.environ.setdefault("SIAGA_KAFKA_PARTITIONS", str(EMBEDDED_PARTITIONS))
+
+
+# The session timeout of the stages' consumers on the embedded broker (unless
+# SIAGA_KAFKA_SESSION_TIMEOUT_MS says otherwise). Tansu holds every JoinGroup for half of
+# it (measured: 5 s at 10 s, 3 s at 6 s, whether one member joins or ten), and a member
+# that dies without leaving is dropped after all of it: each rebalance, at start and after
+# a stage's restart, stops the whole group that long. 6 s is also the least Apache Kafka
+# accepts by default.
+EMBEDDED_SESSION_TIMEOUT_MS = 6_000
+
+
+def use_embedded_session_timeout() -> None:
+    """Consumers started from here on (by this process and its children) use
+    `EMBEDDED_SESSION_TIMEOUT_MS`, unless `SIAGA_KAFKA_SESSION_TIMEOUT_MS` says otherwise."""
+    os.environ.setdefault("SIAGA_KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
 
 
 @dataclass
@@ -98,18 +117,42 @@ def _service_user() -> int | None:
     return pwd.getpwnam("nobody").pw_uid
 
 
+# pg_hba.conf of every embedded cluster: a password for every connection (the server
+# listens on loopback only and has no Unix socket), so that another local user cannot
+# connect as its superuser.
+_HBA = """\
+# Written by siaga: every connection needs the password (SCRAM), kept in postgres.password.
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+"""
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Write `secret` into a file only its owner can read or write, from its creation on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    os.chmod(path, 0o600)  # a file that existed keeps its mode through os.open
+
+
 @dataclass
 class EmbeddedPostgres:
-    """A private PostgreSQL server on a loopback port, its cluster kept under `home`."""
+    """A private PostgreSQL server on a loopback port, its cluster kept under `home`,
+    its superuser's password in `home/postgres.password` (mode 0600)."""
 
     home: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     user: int | None = field(default_factory=_service_user)
+    data: Path | None = None  # a cluster of its own instead, e.g. one set aside
+    _password: str | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
         """The cluster folder; under /tmp when running as root so `nobody` can reach it."""
+        if self.data is not None:
+            return self.data
         if self.user is None:
             return self.home / "pgdata"
         digest = hashlib.sha1(str(self.home.resolve()).encode()).hexdigest()[:12]
@@ -120,9 +163,22 @@ class EmbeddedPostgres:
         """Server log."""
         return self.home / "logs" / "postgres.log"
 
+    @property
+    def password_file(self) -> Path:
+        """The superuser's password, readable by its owner only."""
+        return self.home / "postgres.password"
+
+    @property
+    def password(self) -> str:
+        """The superuser's password, read from `password_file` (made with the cluster)."""
+        if self._password is None:
+            self._password = self.password_file.read_text().strip()
+        return self._password
+
     def url(self, database: str = "postgres") -> str:
-        """Connection URL for `database`."""
-        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+        """Connection URL for `database`, as the superuser, with its password."""
+        secret = quote(self.password, safe="")
+        return f"postgresql://postgres:{secret}@{HOST}:{self.port}/{database}"
 
     def _run(self, args: list[str]) -> None:
         done = subprocess.run(args, capture_output=True, text=True, user=self.user, check=False)
@@ -134,6 +190,7 @@ class EmbeddedPostgres:
     def _init_cluster(self) -> None:
         data = self.data_dir
         if (data / "PG_VERSION").exists():
+            self._require_password()
             return
         if data.exists():
             shutil.rmtree(data)
@@ -141,25 +198,59 @@ class EmbeddedPostgres:
         if self.user is not None:
             os.chown(data, self.user, -1)
             os.chown(data.parent, self.user, -1)
-        self._run(
-            [
-                str(_pg_bin() / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ]
+        self._password = secrets.token_urlsafe(24)
+        _write_secret(self.password_file, self._password)
+        # initdb reads the password from a file; as root it runs as `nobody`, who may not
+        # read ours, so it gets a copy of its own for that moment.
+        pwfile = data.parent / ".initdb-password"
+        _write_secret(pwfile, self._password)
+        try:
+            if self.user is not None:
+                os.chown(pwfile, self.user, -1)
+            self._run(
+                [
+                    str(_pg_bin() / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        (data / "pg_hba.conf").write_text(_HBA)
+
+    def _require_password(self) -> None:
+        """A cluster made before passwords (trust), or whose password file is gone, gets a
+        new password and the password-only pg_hba.conf, set in single-user mode before the
+        server listens."""
+        hba = self.data_dir / "pg_hba.conf"
+        if self.password_file.exists() and hba.read_text() == _HBA:
+            return
+        self._password = secrets.token_urlsafe(24)
+        done = subprocess.run(
+            [str(_pg_bin() / "postgres"), "--single", "-D", str(self.data_dir), "postgres"],
+            input=f"ALTER ROLE postgres PASSWORD '{self._password}'\n",
+            capture_output=True,
+            text=True,
+            user=self.user,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"setting the database password failed: {done.stderr.strip()}")
+        _write_secret(self.password_file, self._password)
+        hba.write_text(_HBA)
 
     def start(self, *, timeout: float = 30.0) -> EmbeddedPostgres:
         """Initialise the cluster once, then start the server and wait until it is ready."""
-        self._init_cluster()
         stale = self.data_dir / "postmaster.pid"
         if stale.exists():
             stale.unlink()  # left by a killed run; the pid in it is gone or not ours
+        self._init_cluster()
         self.port = self.port or free_port()
         args = [
             str(_pg_bin() / "postgres"),
@@ -196,6 +287,45 @@ class EmbeddedPostgres:
         """Fast shutdown: open transactions roll back, committed data stays."""
         if self.proc is not None:
             stop(self.proc, sig=signal.SIGINT, timeout=15)
+
+    def in_use(self) -> bool:
+        """True when a server (of another stack on this home) runs on the cluster."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        if not pid_alive(pid):
+            return False
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+        except OSError:
+            return True  # no /proc: believe the pid file
+
+    def set_aside(self) -> Path | None:
+        """Move a stopped cluster and its password out of the way into a folder of their
+        own beside it (`pg-kept-<time>`), so that nothing later drops it; returns that
+        folder, or None when there is no cluster."""
+        if not self.data_dir.exists():
+            return None
+        if self.in_use():
+            raise RuntimeError(f"the database in {self.data_dir} is in use by another server")
+        kept = self.data_dir.parent / f"pg-kept-{datetime.now():%Y%m%d-%H%M%S-%f}"
+        kept.mkdir(mode=0o755)  # `nobody` must reach the cluster to serve it again
+        os.replace(self.data_dir, kept / "pgdata")
+        if self.password_file.exists():
+            os.replace(self.password_file, kept / "postgres.password")
+        self._password = None
+        return kept
+
+    def remove(self) -> None:
+        """Delete the stopped cluster and its password (a stack whose log is gone: its
+        read model means nothing any more), and its folder under /tmp when empty."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.password_file.unlink(missing_ok=True)
+        self._password = None
+        if self.user is not None:
+            with contextlib.suppress(OSError):
+                self.data_dir.parent.rmdir()
 
 
 async def recreate_database(server_url: str, name: str, *, ssl: str | None = None) -> None:

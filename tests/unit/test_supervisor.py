@@ -1,0 +1,133 @@
+"""`siaga up`'s supervisor without processes: backoff, giving up, when a stage consumes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from services.common.settings import CommonSettings, DatabaseSettings, HomeSettings, StackSettings
+from services.stack.supervisor import GaveUp, Replica, Supervisor
+
+
+class _Dead:
+    """A process that has exited with `code`."""
+
+    pid = 4242
+
+    def __init__(self, code: int) -> None:
+        self.returncode = code
+
+    def poll(self) -> int:
+        return self.returncode
+
+
+class _Alive:
+    pid = 4343
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+def _supervisor(tmp_path: Path, **stack: object) -> tuple[Supervisor, list[str]]:
+    said: list[str] = []
+    settings = CommonSettings(
+        home=HomeSettings(home=tmp_path), stack=StackSettings.model_validate(stack)
+    )
+    return Supervisor(settings, env={}, say=said.append), said
+
+
+def test_a_stage_that_dies_is_restarted_after_a_doubling_backoff_until_it_dies_too_often(
+    tmp_path: Path,
+) -> None:
+    supervisor, said = _supervisor(
+        tmp_path, max_failures=5, restart_backoff_s=0.5, restart_backoff_max_s=3
+    )
+    replica = supervisor.replicas["enricher"][0]
+    delays = []
+    for t in (100.0, 101.0, 102.0, 103.0):
+        replica.proc = _Dead(-9)  # type: ignore[assignment]
+        asyncio.run(supervisor._died(replica, t))
+        assert replica.restart_at is not None
+        delays.append(replica.restart_at - t)
+    assert delays == [0.5, 1.0, 2.0, 3.0]  # doubling, up to the most
+    assert said[0].startswith("died        enricher (exit -9, SIGKILL), restart in 0.5 s")
+    replica.proc = _Dead(1)  # type: ignore[assignment]
+    with pytest.raises(GaveUp):
+        asyncio.run(supervisor._died(replica, 104.0))
+    assert said[-1].startswith("GAVE UP     enricher: died 5 times within 60 s (exit 1)")
+
+
+def test_deaths_outside_the_window_are_forgotten(tmp_path: Path) -> None:
+    supervisor, _ = _supervisor(tmp_path, max_failures=2, failure_window_s=10)
+    replica = supervisor.replicas["triage"][0]
+    for t in (0.0, 11.0, 22.0):  # never two within 10 s
+        replica.proc = _Dead(1)  # type: ignore[assignment]
+        asyncio.run(supervisor._died(replica, t))
+        assert replica.restart_at == t + 0.5  # the backoff starts over too
+
+
+def test_the_replicas_of_a_stage_are_counted_together(tmp_path: Path) -> None:
+    supervisor, _ = _supervisor(tmp_path, replicas=2, max_failures=2)
+    first, second = supervisor.replicas["tracker"]
+    assert (first.name, second.name) == ("tracker-1", "tracker-2")
+    assert second.log.name == "tracker-2.log"
+    first.proc = _Dead(1)  # type: ignore[assignment]
+    asyncio.run(supervisor._died(first, 0.0))
+    second.proc = _Dead(1)  # type: ignore[assignment]
+    with pytest.raises(GaveUp):
+        asyncio.run(supervisor._died(second, 1.0))
+
+
+def _holding(replica: Replica, assigned: int, subscribed: int = 4) -> None:
+    replica.proc = _Alive()  # type: ignore[assignment]
+    replica.answering, replica.assigned, replica.subscribed = True, assigned, subscribed
+
+
+def test_a_stage_consumes_when_its_live_replicas_hold_every_partition(tmp_path: Path) -> None:
+    supervisor, _ = _supervisor(tmp_path, replicas=3)
+    first, second, third = supervisor.replicas["enricher"]
+    _holding(first, 2)
+    _holding(second, 1)
+    _holding(third, 0)  # more replicas than partitions: a standby
+    assert not supervisor.consuming("enricher")  # a partition is still being assigned
+    _holding(second, 2)
+    assert supervisor.consuming("enricher")
+    second.proc = _Dead(-9)  # type: ignore[assignment]
+    assert not supervisor.consuming("enricher")  # what it held is nobody's until a rebalance
+
+
+def test_stack_json_names_every_replica_with_its_pid_and_restarts(tmp_path: Path) -> None:
+    supervisor, _ = _supervisor(tmp_path, replicas=2)
+    first, second = supervisor.replicas["projector"]
+    first.proc, second.proc = _Alive(), _Dead(0)  # type: ignore[assignment]
+    second.restarts = 2
+    found = json.loads(json.dumps(supervisor.describe()))["projector"]
+    assert found["pid"] == 4343 and found["pids"] == [4343, 4242]
+    assert found["restarts"] == 2
+    assert [r["name"] for r in found["replicas"]] == ["projector-1", "projector-2"]
+    assert found["http"] == found["replicas"][0]["http"]
+
+
+def test_commands_find_the_stage_roles_password_of_the_running_stack(tmp_path: Path) -> None:
+    (tmp_path / "stack.json").write_text(
+        json.dumps(
+            {
+                "database_url": "postgresql://postgres:pw@127.0.0.1:5432/siaga",
+                "database_role_password": "r0le",
+            }
+        )
+    )
+    settings = CommonSettings(home=HomeSettings(home=tmp_path), database=DatabaseSettings())
+    assert (
+        settings.database_url_for("reader") == "postgresql://siaga_reader:r0le@127.0.0.1:5432/siaga"
+    )
+    # a URL of one's own comes with its own credentials: the stack's password is not used
+    own = CommonSettings(
+        home=HomeSettings(home=tmp_path),
+        database=DatabaseSettings(url="postgresql://admin@db:5432/siaga"),
+    )
+    assert own.database_url_for("reader") == "postgresql://siaga_reader@db:5432/siaga"
