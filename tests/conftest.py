@@ -140,6 +140,25 @@ async def eventually(
         await asyncio.sleep(0.1)
 
 
+async def progressing(
+    count: Callable[[], Awaitable[int]], *, target: int, stall: float = 60.0, what: str = "work"
+) -> int:
+    """Poll `count` until it reaches `target`; fail only when it has not moved for `stall`
+    seconds, so a loaded machine that is slow but moving is waited for, and a stuck one
+    is not."""
+    last, moved = -1, time.monotonic()
+    while True:
+        value = await count()
+        if value >= target:
+            return value
+        now = time.monotonic()
+        if value != last:
+            last, moved = value, now
+        elif now - moved > stall:
+            raise AssertionError(f"{what}: stuck at {value} of {target} for {stall:.0f}s")
+        await asyncio.sleep(0.2)
+
+
 class Pipeline:
     """A running pipeline under test, with helpers to feed it and look into it."""
 
