@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from schemas.common import MAX_NAME, MAX_TEXT, Contract
+from schemas.common import MAX_NAME, MAX_TEXT, AwareInstant, Contract
 from schemas.vocabulary import Category, Priority
 
 
@@ -19,7 +19,7 @@ class CancelDispatchV1(Contract):
     reason: str = Field(description="Why", max_length=MAX_NAME)
     redispatch: bool = Field(default=True, description="Send the next best unit instead")
     requested_by: str = Field(description="Supervisor", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class ReassignDispatchV1(Contract):
@@ -32,7 +32,7 @@ class ReassignDispatchV1(Contract):
     )
     reason: str = Field(description="Why", max_length=MAX_NAME)
     requested_by: str = Field(description="Supervisor", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class CancelIncidentV1(Contract):
@@ -41,7 +41,7 @@ class CancelIncidentV1(Contract):
     incident_id: UUID = Field(description="The incident")
     reason: str = Field(description="Why (false alarm, duplicate, ...)", max_length=MAX_NAME)
     requested_by: str = Field(description="Supervisor", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class CloseIncidentV1(Contract):
@@ -50,7 +50,7 @@ class CloseIncidentV1(Contract):
     incident_id: UUID = Field(description="The incident")
     note: str = Field(default="", description="Closing note", max_length=MAX_TEXT)
     requested_by: str = Field(description="Supervisor", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class AnswerWorkOrderV1(Contract):
@@ -59,7 +59,7 @@ class AnswerWorkOrderV1(Contract):
     incident_id: UUID = Field(description="The incident of the work order")
     response: str = Field(description="The answer", min_length=1, max_length=MAX_TEXT)
     requested_by: str = Field(description="Agency officer", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class CloseWorkOrderV1(Contract):
@@ -68,7 +68,7 @@ class CloseWorkOrderV1(Contract):
     incident_id: UUID = Field(description="The incident of the work order")
     resolution: str = Field(description="What was done", min_length=1, max_length=MAX_TEXT)
     requested_by: str = Field(description="Agency officer", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")
 
 
 class ReviewTriageV1(Contract):
@@ -80,4 +80,4 @@ class ReviewTriageV1(Contract):
     category: Category | None = Field(default=None, description="New category, or null")
     note: str = Field(default="", description="What the caller answered", max_length=MAX_TEXT)
     requested_by: str = Field(description="Call-taker or supervisor", max_length=MAX_NAME)
-    requested_at: AwareDatetime = Field(description="When")
+    requested_at: AwareInstant = Field(description="When")

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_TEXT = 4000
 MAX_NAME = 200
 MAX_REASON = 500
 MAX_CODE = 64
+
+# Times outside these years are a broken clock or a forgery, never a report: year 9999
+# overflows an SLA's due time and 0001 is stored as -infinity.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def plausible_time(value: datetime) -> datetime:
+    """A time of this century (a naive one is read as UTC for the comparison)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(f"a time between {EARLIEST.year} and {LATEST.year - 1}, not {value}")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(plausible_time)]
+"""A time of an event: a datetime between 2000 and 2099."""
+AwareInstant = Annotated[AwareDatetime, AfterValidator(plausible_time)]
+"""A time given by a sender, with its UTC offset, between 2000 and 2099."""
 
 
 class Contract(BaseModel):

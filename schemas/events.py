@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from schemas.common import (
     MAX_CODE,
     MAX_NAME,
     MAX_REASON,
     MAX_TEXT,
+    AwareInstant,
     Caller,
     Contract,
+    Instant,
     Location,
     Place,
 )
@@ -45,7 +46,7 @@ class IntakeReceivedV1(Contract):
 
     intake_id: UUID = Field(description="Chosen by the sender; resending the same id is harmless")
     channel: Channel = Field(description="Where the report came in")
-    received_at: AwareDatetime = Field(description="When the report was received (RFC 3339)")
+    received_at: AwareInstant = Field(description="When the report was received (RFC 3339)")
     caller: Caller = Field(default_factory=Caller, description="Who reported")
     text: str = Field(default="", description="Free text as spoken or typed", max_length=MAX_TEXT)
     place_hint: str | None = Field(
@@ -73,7 +74,12 @@ class IntakeEnrichedV1(Contract):
     intake: IntakeReceivedV1 = Field(description="The intake as received")
     place: Place | None = Field(description="Resolved place, or null when unresolved")
     signals: CallerSignals = Field(description="Caller history signals")
-    enriched_at: datetime = Field(description="When the enricher processed it")
+    enriched_at: Instant = Field(description="When the enricher processed it")
+    received_at_claimed: Instant | None = Field(
+        default=None,
+        description="The sender's received_at when it was ahead of Siaga's clock (a wrong"
+        " clock): `intake.received_at` is then the time the enricher read it",
+    )
 
 
 # ---------------------------------------------------------------- incidents
@@ -85,8 +91,8 @@ class IncidentOpenedV1(Contract):
     incident_id: UUID = Field(description="Derived from the first intake id (uuid5)")
     intake_id: UUID = Field(description="The intake that opened it")
     channel: Channel = Field(description="Channel of the opening intake")
-    received_at: datetime = Field(description="When the opening intake was received")
-    opened_at: datetime = Field(description="When triage opened the incident")
+    received_at: Instant = Field(description="When the opening intake was received")
+    opened_at: Instant = Field(description="When triage opened the incident")
     text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
     place: Place | None = Field(description="Resolved place of the opening intake")
 
@@ -97,7 +103,7 @@ class CallLinkedV1(Contract):
     incident_id: UUID = Field(description="The incident the call joins")
     intake_id: UUID = Field(description="The linked intake")
     channel: Channel = Field(description="Channel of the linked intake")
-    linked_at: datetime = Field(description="When triage linked it")
+    linked_at: Instant = Field(description="When triage linked it")
     reason: str = Field(description="Why it was judged the same incident", max_length=MAX_REASON)
 
 
@@ -116,9 +122,9 @@ class IncidentClassifiedV1(Contract):
     sla_seconds: int = Field(description="Target from intake to first action, in seconds", ge=0)
     text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
     channel: Channel = Field(description="Channel of the opening intake")
-    received_at: datetime = Field(description="When the opening intake was received")
+    received_at: Instant = Field(description="When the opening intake was received")
     place: Place | None = Field(description="Where, as resolved by the enricher")
-    classified_at: datetime = Field(description="When triage classified it")
+    classified_at: Instant = Field(description="When triage classified it")
     needs_confirmation: bool = Field(
         default=False,
         description="P1 on uncertain evidence of a threat to life: units go now and a "
@@ -148,10 +154,10 @@ class TriageReviewedV1(Contract):
     previous_priority: Priority = Field(description="Priority before the review")
     note: str = Field(default="", description="What the call-taker learnt", max_length=MAX_TEXT)
     reviewed_by: str = Field(description="Call-taker or supervisor", max_length=MAX_NAME)
-    reviewed_at: datetime = Field(description="When the decision was made")
+    reviewed_at: Instant = Field(description="When the decision was made")
     text: str = Field(description="Text of the opening intake", max_length=MAX_TEXT)
     channel: Channel = Field(description="Channel of the opening intake")
-    received_at: datetime = Field(description="When the opening intake was received")
+    received_at: Instant = Field(description="When the opening intake was received")
     place: Place | None = Field(description="Where, as resolved by the enricher")
 
 
@@ -161,7 +167,7 @@ class IncidentStatusChangedV1(Contract):
     incident_id: UUID = Field(description="The incident")
     from_status: IncidentStatus | None = Field(description="Status before, null for the first")
     to_status: IncidentStatus = Field(description="Status after")
-    changed_at: datetime = Field(description="When the step happened (time of the cause)")
+    changed_at: Instant = Field(description="When the step happened (time of the cause)")
     unit_id: str | None = Field(
         default=None, description="Unit whose report caused it, if any", max_length=64
     )
@@ -172,7 +178,7 @@ class IncidentResolvedV1(Contract):
     """Every unit sent to the incident has cleared the scene."""
 
     incident_id: UUID = Field(description="The incident")
-    resolved_at: datetime = Field(description="When the last unit cleared")
+    resolved_at: Instant = Field(description="When the last unit cleared")
     units: list[UnitId] = Field(description="Units that served it", max_length=200)
 
 
@@ -183,7 +189,7 @@ class IncidentEscalatedV1(Contract):
     unit_type: UnitType = Field(description="The kind of unit it waits for")
     priority: Priority = Field(description="Incident priority")
     reason: str = Field(description="Why, in one line", max_length=MAX_REASON)
-    escalated_at: datetime = Field(description="When")
+    escalated_at: Instant = Field(description="When")
 
 
 class SlaBreachedV1(Contract):
@@ -197,9 +203,9 @@ class SlaBreachedV1(Contract):
     priority: Priority = Field(description="Incident priority")
     channel: Channel = Field(description="Channel of the opening intake")
     category: Category = Field(description="Incident category")
-    received_at: datetime = Field(description="When the opening intake was received")
-    due_at: datetime = Field(description="When the target fell due")
-    breached_at: datetime = Field(description="When the tracker noticed")
+    received_at: Instant = Field(description="When the opening intake was received")
+    due_at: Instant = Field(description="When the target fell due")
+    breached_at: Instant = Field(description="When the tracker noticed")
 
 
 # ---------------------------------------------------------------- dispatch
@@ -217,7 +223,7 @@ class UnitDispatchedV1(Contract):
     place: Place | None = Field(description="Where to go")
     distance_km: float | None = Field(description="Estimated road distance from the unit", ge=0)
     eta_seconds: int | None = Field(description="Estimated travel time", ge=0)
-    dispatched_at: datetime = Field(description="When the claim was made")
+    dispatched_at: Instant = Field(description="When the claim was made")
 
 
 class DispatchCancelledV1(Contract):
@@ -232,7 +238,7 @@ class DispatchCancelledV1(Contract):
     unit_status_after: UnitStatus = Field(
         description="The unit afterwards: available, or out_of_service when it did not answer"
     )
-    cancelled_at: datetime = Field(description="When")
+    cancelled_at: Instant = Field(description="When")
 
 
 class WorkOrderIssuedV1(Contract):
@@ -244,8 +250,8 @@ class WorkOrderIssuedV1(Contract):
     category: Category = Field(description="Incident category")
     priority: Priority = Field(description="Incident priority")
     summary: str = Field(description="Text of the report", max_length=MAX_TEXT)
-    issued_at: datetime = Field(description="When it was issued")
-    due_at: datetime = Field(description="First response due (default 3 days)")
+    issued_at: Instant = Field(description="When it was issued")
+    due_at: Instant = Field(description="First response due (default 3 days)")
 
 
 class WorkOrderReminderSentV1(Contract):
@@ -254,8 +260,8 @@ class WorkOrderReminderSentV1(Contract):
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
     agency: str = Field(description="Agency reminded", max_length=MAX_NAME)
-    due_at: datetime = Field(description="First response due")
-    reminded_at: datetime = Field(description="When")
+    due_at: Instant = Field(description="First response due")
+    reminded_at: Instant = Field(description="When")
 
 
 class WorkOrderEscalatedV1(Contract):
@@ -264,8 +270,8 @@ class WorkOrderEscalatedV1(Contract):
     work_order_id: UUID = Field(description="The work order")
     incident_id: UUID = Field(description="The incident")
     agency: str = Field(description="Agency that missed it", max_length=MAX_NAME)
-    due_at: datetime = Field(description="First response was due")
-    escalated_at: datetime = Field(description="When")
+    due_at: Instant = Field(description="First response was due")
+    escalated_at: Instant = Field(description="When")
 
 
 class WorkOrderAnsweredV1(Contract):
@@ -276,7 +282,7 @@ class WorkOrderAnsweredV1(Contract):
     agency: str = Field(description="Answering agency", max_length=MAX_NAME)
     response: str = Field(description="What the agency answered", max_length=MAX_TEXT)
     answered_by: str = Field(description="Who answered", max_length=MAX_NAME)
-    answered_at: datetime = Field(description="When")
+    answered_at: Instant = Field(description="When")
 
 
 class WorkOrderClosedV1(Contract):
@@ -287,7 +293,7 @@ class WorkOrderClosedV1(Contract):
     agency: str = Field(description="Agency", max_length=MAX_NAME)
     resolution: str = Field(description="How it was resolved", max_length=MAX_TEXT)
     closed_by: str = Field(description="Who closed it", max_length=MAX_NAME)
-    closed_at: datetime = Field(description="When")
+    closed_at: Instant = Field(description="When")
 
 
 # ---------------------------------------------------------------- units
@@ -304,7 +310,7 @@ class UnitRegisteredV1(Contract):
     capabilities: list[Capability] = Field(
         default_factory=list, description="e.g. ALS, BLS, water", max_length=32
     )
-    registered_at: datetime = Field(description="When")
+    registered_at: Instant = Field(description="When")
 
 
 class UnitMovedV1(Contract):
@@ -315,7 +321,7 @@ class UnitMovedV1(Contract):
     base: str | None = Field(
         default=None, description="New home base, if it was re-based", max_length=MAX_NAME
     )
-    moved_at: AwareDatetime = Field(description="When")
+    moved_at: AwareInstant = Field(description="When")
 
 
 class UnitStatusReportedV1(Contract):
@@ -326,9 +332,29 @@ class UnitStatusReportedV1(Contract):
     incident_id: UUID | None = Field(
         default=None, description="Incident the report is about, if the unit knows it"
     )
-    reported_at: AwareDatetime = Field(description="When the unit reported it")
+    reported_at: AwareInstant = Field(description="When the unit reported it")
     location: Location | None = Field(default=None, description="Unit position, if known")
     note: str | None = Field(default=None, description="Free text", max_length=MAX_NAME)
+
+
+class UnitStatusChangedV1(Contract):
+    """The dispatcher accepted a unit's report: the unit exists, the incident is its order,
+    the step is legal and the time plausible. The unit's status as every stage knows it;
+    a refused report is a dead letter and has no such event."""
+
+    unit_id: str = Field(description="The unit", max_length=64)
+    status: UnitStatus = Field(description="Its status now")
+    previous_status: UnitStatus = Field(description="Its status before the report")
+    incident_id: UUID | None = Field(
+        default=None,
+        description="The incident of the unit's order (filled in when the report named none),"
+        " or the one it is back from; null for a unit with no order",
+    )
+    reported_at: AwareInstant = Field(description="When the unit reported it")
+    location: Location | None = Field(default=None, description="Unit position, if known")
+    note: str | None = Field(
+        default=None, description="The report's free text", max_length=MAX_NAME
+    )
 
 
 # ---------------------------------------------------------------- dead letters
@@ -363,7 +389,7 @@ class DeadLetterV1(Contract):
     original_truncated: bool = Field(
         description="True when the original was too large to keep whole in a dead letter"
     )
-    dead_lettered_at: datetime = Field(description="When")
+    dead_lettered_at: Instant = Field(description="When")
 
 
 class DeadLetterRedrivenV1(Contract):
@@ -374,5 +400,5 @@ class DeadLetterRedrivenV1(Contract):
     source_topic: str = Field(description="Topic the original went back to", max_length=256)
     partition: int = Field(description="Partition of the redriven copy", ge=0)
     offset: int = Field(description="Offset of the redriven copy", ge=0)
-    redriven_at: datetime = Field(description="When")
+    redriven_at: Instant = Field(description="When")
     operator: str | None = Field(default=None, description="Who redrove it", max_length=64)

@@ -84,6 +84,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
         "siaga.unit.status_reported", 1, ev.UnitStatusReportedV1, _t("unit_status"), "unit_id"
     ),
+    EventType("siaga.unit.status_changed", 1, ev.UnitStatusChangedV1, _t("unit_status"), "unit_id"),
     EventType(
         "siaga.incident.escalated", 1, ev.IncidentEscalatedV1, _t("incident_events"), "incident_id"
     ),

@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,7 +244,6 @@ async def unit(args: argparse.Namespace) -> int:
 
 async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> int:
     from services.clients.field_unit import report_status
-    from services.projector.queries import current_order
 
     try:
         status = UnitStatus(args.status)
@@ -252,24 +251,20 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
         raise CommandError(
             f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
         ) from None
+    incident_id = _uuid(args.incident, "incident id") if args.incident else None
     try:
-        incident_id = uuid.UUID(args.incident) if args.incident else None
-    except ValueError:
-        raise CommandError(f"not an incident id: {args.incident!r}") from None
-    if incident_id is None:
-        # Name the order the unit is on, as the crew's tablet would: the dispatcher frees a
-        # unit only on a report naming the incident it is clearing.
+        conn = await connect(
+            settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+        )
+    except (OSError, asyncpg.PostgresError):
+        conn = None  # no read model at hand: the dispatcher's check is the one that counts
+    if conn is not None:
         try:
-            conn = await connect(
-                settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
-            )
-        except (OSError, asyncpg.PostgresError):
-            conn = None  # no read model at hand: the tracker finds the order itself
-        if conn is not None:
-            try:
-                incident_id = await current_order(conn, args.unit)
-            finally:
-                await conn.close()
+            incident_id, refusal = await _check_on_board(conn, args.unit, status, incident_id)
+        finally:
+            await conn.close()
+        if refusal:
+            raise CommandError(f"refused: {refusal}")
     report_ = await report_status(
         settings,
         unit_id=args.unit,
@@ -281,6 +276,49 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
     target = f" on incident {report_.incident_id}" if report_.incident_id else ""
     print(f"{report_.unit_id} {report_.status.value}{target}")
     return 0
+
+
+async def _check_on_board(
+    conn: asyncpg.Connection, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
+) -> tuple[uuid.UUID | None, str | None]:
+    """The incident a report names (the unit's order when the crew named none, as a
+    tablet would: a unit is freed only by a report naming its incident) and why the
+    dispatcher would refuse it, judged by its own rule on the board. The board may be a
+    moment behind the dispatcher (an order just given), so a refusal is read again for
+    up to two seconds before it stands."""
+    from schemas.events import UnitStatusReportedV1
+    from services.dispatcher.unit_reports import Refused, UnitState, check_report
+    from services.projector.queries import board_unit
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.0
+    while True:
+        unit = await board_unit(conn, unit_id)
+        named = incident_id or (unit.incident_id if unit else None)
+        state = None
+        if unit is not None:
+            try:
+                current = UnitStatus(unit.status or "available")
+            except ValueError:  # 'cancelled': the order was withdrawn
+                current = UnitStatus.AVAILABLE
+            state = UnitState(
+                unit_id=unit.unit_id,
+                unit_type=unit.unit_type or "",
+                status=current,
+                incident_id=unit.incident_id,
+                last_incident_id=unit.incident_id or unit.cleared_incident_id,
+                ordered_at=unit.assigned_at if unit.incident_id else None,
+            )
+        now = datetime.now(UTC)
+        probe = UnitStatusReportedV1(
+            unit_id=unit_id, status=status, incident_id=named, reported_at=now
+        )
+        verdict = check_report(state, probe, now=now)
+        if not isinstance(verdict, Refused):
+            return named, None
+        if unit is None or loop.time() >= deadline:
+            return named, verdict.reason
+        await asyncio.sleep(0.25)
 
 
 async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int:

@@ -174,11 +174,14 @@ async def rebuild(args: argparse.Namespace) -> int:
 
 
 def _log_line(event: Any) -> str:
-    """What the monitor does not show of an incident's events: its opening and commands."""
+    """What the monitor does not show of an incident's events: its opening, the units'
+    reports (the dispatcher's check makes a change of one) and commands."""
     from schemas.commands import ReviewTriageV1
-    from schemas.events import IncidentOpenedV1
+    from schemas.events import IncidentOpenedV1, UnitStatusReportedV1
 
     p = event.payload
+    if isinstance(p, UnitStatusReportedV1):
+        return f"report      {p.unit_id} says {p.status.value}"
     if isinstance(p, IncidentOpenedV1):
         return f"opened      incident {str(p.incident_id)[:8]}  from {p.channel.value} intake {str(p.intake_id)[:8]}"
     if isinstance(p, ReviewTriageV1):

@@ -32,6 +32,7 @@ from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
 from services.dispatcher.entrypoint import Dispatcher
 from services.dispatcher.runcards import RunCards
+from services.dispatcher.unit_reports import ReportLimits
 from services.stages import subscriptions
 
 
@@ -52,6 +53,12 @@ class DispatcherSettings(BaseSettings):
         default=24 * 3600, ge=0, description="Remind the agency this long before it is due"
     )
     timer_interval_s: float = Field(default=1.0, gt=0, description="How often timers are checked")
+    report_clock_skew_s: float = Field(
+        default=300, gt=0, description="A unit's report may be this far ahead of our clock"
+    )
+    report_max_age_s: float = Field(
+        default=24 * 3600, gt=0, description="A unit's report older than this is refused"
+    )
     fallback_lat: float = Field(default=BATANG_CENTRE[0], description="Rank units from here...")
     fallback_lon: float = Field(default=BATANG_CENTRE[1], description="...when no place is known")
 
@@ -75,6 +82,10 @@ def build_dispatcher(topics: Topics, settings: DispatcherSettings) -> Dispatcher
         ack_timeouts=settings.ack_timeouts(),
         work_order_due=timedelta(seconds=settings.work_order_due_s),
         work_order_reminder=timedelta(seconds=settings.work_order_reminder_s),
+        report_limits=ReportLimits(
+            clock_skew=timedelta(seconds=settings.report_clock_skew_s),
+            max_age=timedelta(seconds=settings.report_max_age_s),
+        ),
     )
 
 

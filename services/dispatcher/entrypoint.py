@@ -3,7 +3,7 @@ and supervisor commands that keep both moving."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from schemas.events import (
     UnitDispatchedV1,
     UnitMovedV1,
     UnitRegisteredV1,
+    UnitStatusChangedV1,
     UnitStatusReportedV1,
     WorkOrderAnsweredV1,
     WorkOrderClosedV1,
@@ -46,6 +47,7 @@ from services.common.processing import Rejected
 from services.dispatcher import repository
 from services.dispatcher.repository import ClaimedUnit, Fleet, Order
 from services.dispatcher.runcards import RunCards, Slot, travel
+from services.dispatcher.unit_reports import Refused, ReportLimits, check_report
 
 SOURCE = "/siaga/dispatcher"
 FINISHED = frozenset(
@@ -94,6 +96,8 @@ class Dispatcher:
     ack_timeouts: dict[Priority, timedelta]
     work_order_due: timedelta
     work_order_reminder: timedelta
+    report_limits: ReportLimits = field(default_factory=ReportLimits)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # What the batch's transaction holds of the fleet; the dispatcher is its batch state.
     fleet: Fleet = field(default_factory=Fleet)
 
@@ -247,34 +251,41 @@ class Dispatcher:
         return []
 
     async def on_unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
-        """Track the unit; when it frees up, give it to the most urgent waiting incident."""
+        """Check a unit's report (the one check every stage relies on) and apply it; an
+        accepted report is published as `UnitStatusChanged`, a refused one is a dead
+        letter. A unit that frees up goes to the most urgent waiting incident."""
         report = event.payload
         assert isinstance(report, UnitStatusReportedV1)
         unit_type = await self.fleet.unit_type_of(conn, unit_id=report.unit_id)
-        if unit_type is None:
-            log.warning("report from a unit not in the fleet", unit_id=report.unit_id)
-            return []
-        await self.fleet.lock(conn, unit_type=unit_type)
-        applied = await repository.update_unit_status(
+        if unit_type is not None:
+            await self.fleet.lock(conn, unit_type=unit_type)
+        unit = await repository.unit_for_report(conn, unit_id=report.unit_id)
+        verdict = check_report(unit, report, now=self.clock(), limits=self.report_limits)
+        if isinstance(verdict, Refused):
+            raise Rejected(verdict.kind, verdict.reason)
+        assert unit is not None
+        await repository.update_unit_status(
             conn,
             unit_id=report.unit_id,
             status=report.status.value,
-            incident_id=report.incident_id,
+            incident_id=verdict.incident_id,
             at=report.reported_at,
             lat=report.location.lat if report.location else None,
             lon=report.location.lon if report.location else None,
         )
-        if not applied:
-            log.warning(
-                "unit stays on its order: the report does not name that incident",
-                unit_id=report.unit_id,
-                status=report.status.value,
-                named_incident=str(report.incident_id),
-            )
-            return []
-        if report.status is not UnitStatus.AVAILABLE:
-            return []
-        return await self._serve_waiting(conn, unit_type=unit_type, cause=event)
+        changed = UnitStatusChangedV1(
+            unit_id=report.unit_id,
+            status=report.status,
+            previous_status=verdict.previous,
+            incident_id=verdict.incident_id,
+            reported_at=report.reported_at,
+            location=report.location,
+            note=report.note,
+        )
+        out = [self._emit(changed, cause=event, role="accepted")]
+        if report.status is UnitStatus.AVAILABLE:
+            out += await self._serve_waiting(conn, unit_type=unit.unit_type, cause=event)
+        return out
 
     # ------------------------------------------------------------ supervisor commands
 
@@ -320,7 +331,7 @@ class Dispatcher:
             raise Rejected("unknown_unit", f"unit {command.to_unit_id} is not in the fleet")
         await self.fleet.lock(conn, unit_type=unit_type)
         unit = await repository.claim_named_unit(
-            conn, unit_id=command.to_unit_id, incident_id=order.incident_id, at=datetime.now(UTC)
+            conn, unit_id=command.to_unit_id, incident_id=order.incident_id, at=self.clock()
         )
         if unit is None:
             raise Rejected("unit_busy", f"unit {command.to_unit_id} is not available")
@@ -378,7 +389,7 @@ class Dispatcher:
         """Orders not acknowledged in time go to the next best unit; the silent unit is set
         out of service until it reports again, so it is not offered the next call either."""
         out: list[Outgoing] = []
-        now = datetime.now(UTC)
+        now = self.clock()
         # The types are locked before any order: a batch holding a type may go on to lock
         # that type's orders, and the job must not hold one then.
         types = await repository.lock_unit_types(
@@ -400,7 +411,7 @@ class Dispatcher:
 
     async def remind_and_escalate_work_orders(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
         """Remind agencies before a work order falls due; escalate it once it is overdue."""
-        now = datetime.now(UTC)
+        now = self.clock()
         out: list[Outgoing] = []
         for row in await repository.due_work_orders(
             conn, step="reminded_at", when_due_before=now + self.work_order_reminder
@@ -440,7 +451,7 @@ class Dispatcher:
             priority=need.priority.value,
             category=need.category.value,
             place=need.place,
-            at=datetime.now(UTC),
+            at=self.clock(),
         )
         if not queued:
             return []
@@ -449,7 +460,7 @@ class Dispatcher:
             unit_type=need.wanted.unit_type,
             priority=need.priority,
             reason=f"no {need.wanted.unit_type.value} free; waiting for the first to clear",
-            escalated_at=datetime.now(UTC),
+            escalated_at=self.clock(),
         )
         return [
             self._emit(escalated, cause=cause, role=f"escalated/{need.incident_id}/{need.slot}")
@@ -466,13 +477,13 @@ class Dispatcher:
             capability=need.wanted.capability,
             lat=lat,
             lon=lon,
-            at=datetime.now(UTC),
+            at=self.clock(),
         )
 
     async def _order(
         self, conn: asyncpg.Connection, need: Need, unit: ClaimedUnit, *, cause: Event
     ) -> Outgoing:
-        now = datetime.now(UTC)
+        now = self.clock()
         lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
         unit_type = UnitType(unit.unit_type)
         distance_km, eta = travel(
@@ -525,7 +536,7 @@ class Dispatcher:
         unit_after: UnitStatus,
         cause: Event | None,
     ) -> list[Outgoing]:
-        now = datetime.now(UTC)
+        now = self.clock()
         await repository.end_order(conn, dispatch_id=order.dispatch_id, reason=reason, at=now)
         await repository.release_unit(
             conn,
@@ -606,7 +617,7 @@ class Dispatcher:
         summary: str,
         cause: Event,
     ) -> Sequence[Outgoing]:
-        now = datetime.now(UTC)
+        now = self.clock()
         work_order_id = derive_id(incident.incident_id, "work_order")
         due = incident.received_at + self.work_order_due
         created = await repository.issue_work_order(

@@ -13,9 +13,10 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.events import UnitRegisteredV1
-from schemas.vocabulary import UnitType
+from schemas.vocabulary import UnitStatus, UnitType
 from services.common.db import lock_in_order
 from services.dispatcher.runcards import Slot
+from services.dispatcher.unit_reports import UnitState
 
 # ---------------------------------------------------------------- fleet
 
@@ -261,6 +262,36 @@ async def pass_over(conn: asyncpg.Connection, *, incident_id: UUID, unit_id: str
         "INSERT INTO passed_over (incident_id, unit_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         incident_id,
         unit_id,
+    )
+
+
+async def unit_for_report(conn: asyncpg.Connection, *, unit_id: str) -> UnitState | None:
+    """What a unit's report is checked against: its status, its open order and its latest
+    order; None for a unit not in the fleet."""
+    row = await conn.fetchrow(
+        """
+        SELECT u.unit_id, u.unit_type, u.status, u.incident_id,
+               d.incident_id AS last_incident_id, d.dispatched_at
+          FROM units AS u
+          LEFT JOIN LATERAL (
+                SELECT incident_id, dispatched_at FROM dispatches
+                 WHERE unit_id = u.unit_id
+                 ORDER BY (incident_id = u.incident_id) DESC NULLS LAST, dispatched_at DESC
+                 LIMIT 1
+               ) AS d ON true
+         WHERE u.unit_id = $1
+        """,
+        unit_id,
+    )
+    if row is None:
+        return None
+    return UnitState(
+        unit_id=row["unit_id"],
+        unit_type=row["unit_type"],
+        status=UnitStatus(row["status"]),
+        incident_id=row["incident_id"],
+        last_incident_id=row["last_incident_id"],
+        ordered_at=row["dispatched_at"],
     )
 
 

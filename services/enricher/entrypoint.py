@@ -27,6 +27,7 @@ from services.enricher.signals import caller_signals, is_ghost
 
 SOURCE = "/siaga/enricher"
 log = get_logger("enricher")
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours a sender's clock may be
 
 
 @dataclass
@@ -45,6 +46,13 @@ class Enricher:
         """Resolve the place, update the caller's history, emit the enriched intake."""
         intake = event.payload
         assert isinstance(intake, IntakeReceivedV1)
+        now = datetime.now(UTC)
+        claimed = None
+        if intake.received_at > now + CLOCK_SKEW:
+            # A sender's clock ahead of ours would put the SLA timers out of reach: the
+            # call is taken as received now, and the claim kept beside it.
+            log.warning("intake from the future", intake_id=str(intake.intake_id))
+            claimed, intake = intake.received_at, intake.model_copy(update={"received_at": now})
         place = self.resolver.resolve(
             text=intake.text, hint=intake.place_hint, location=intake.location
         )
@@ -66,7 +74,8 @@ class Enricher:
                 repeat_window=self.repeat_window,
                 prank_threshold=self.prank_threshold,
             ),
-            enriched_at=datetime.now(UTC),
+            enriched_at=now,
+            received_at_claimed=claimed,
         )
         out = new_event(
             enriched,

@@ -27,7 +27,7 @@ from schemas.events import (
     UnitDispatchedV1,
     UnitMovedV1,
     UnitRegisteredV1,
-    UnitStatusReportedV1,
+    UnitStatusChangedV1,
     WorkOrderAnsweredV1,
     WorkOrderClosedV1,
     WorkOrderEscalatedV1,
@@ -300,9 +300,9 @@ class Projector:
         return NOTHING
 
     async def unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
-        """A unit's report: on the board, and on the incident it names."""
+        """A unit's report as the dispatcher accepted it: on the board, and on its incident."""
         p = event.payload
-        assert isinstance(p, UnitStatusReportedV1)
+        assert isinstance(p, UnitStatusChangedV1)
         self.writes.board.append(
             BoardChange(
                 p.unit_id, UnitChange(p.status.value, p.reported_at, p.incident_id), event.id
@@ -478,7 +478,7 @@ class Projector:
             DispatchCancelledV1: self.dispatch_cancelled,
             WorkOrderIssuedV1: self.work_order_issued,
             UnitRegisteredV1: self.unit_registered,
-            UnitStatusReportedV1: self.unit_status,
+            UnitStatusChangedV1: self.unit_status,
             DeadLetterV1: self.dead_letter,
             IncidentEscalatedV1: self.incident_escalated,
             SlaBreachedV1: self.sla_breached,

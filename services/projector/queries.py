@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -90,6 +92,28 @@ async def list_incidents(
         status,
     )
     return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class BoardUnit:
+    """A unit as the board shows it."""
+
+    unit_id: str
+    unit_type: str | None
+    status: str | None
+    incident_id: UUID | None  # the incident it serves now
+    assigned_at: datetime | None
+    cleared_incident_id: UUID | None  # the incident it last left behind
+
+
+async def board_unit(conn: asyncpg.Connection, unit_id: str) -> BoardUnit | None:
+    """A unit of the fleet on the board, or None for a unit the fleet does not know."""
+    row = await conn.fetchrow(
+        "SELECT unit_id, unit_type, status, incident_id, assigned_at, cleared_incident_id "
+        "FROM units WHERE unit_id = $1",
+        unit_id,
+    )
+    return None if row is None else BoardUnit(**dict(row))
 
 
 async def current_order(conn: asyncpg.Connection, unit_id: str) -> UUID | None:

@@ -529,8 +529,8 @@ def move_unit(
 ) -> None:
     """A unit's position (and base), from a report or a move: the latest by time wins, a
     tie goes to the smaller coordinates, so the same positions give the same row in any
-    order of arrival."""
-    writes.add("INSERT INTO units (unit_id) VALUES ($1) ON CONFLICT (unit_id) DO NOTHING", unit_id)
+    order of arrival. Only a unit on the board moves: one the fleet does not know (its
+    registration comes first on the unit's partition) gets no row."""
     writes.add(
         """
         UPDATE units SET lat = $2, lon = $3, position_at = $4, base = COALESCE($5, base)

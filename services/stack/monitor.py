@@ -19,7 +19,7 @@ from schemas.events import (
     SlaBreachedV1,
     TriageReviewedV1,
     UnitDispatchedV1,
-    UnitStatusReportedV1,
+    UnitStatusChangedV1,
     WorkOrderAnsweredV1,
     WorkOrderClosedV1,
     WorkOrderEscalatedV1,
@@ -79,8 +79,9 @@ def describe(event: Event) -> str | None:
         return f"cancelled   incident {_short(p.incident_id)}  {p.unit_id}: {_clip(p.reason, 200)}"
     if isinstance(p, WorkOrderIssuedV1):
         return f"work order  incident {_short(p.incident_id)}  -> {p.agency}, due {p.due_at:%d %b %H:%M}"
-    if isinstance(p, UnitStatusReportedV1):
-        return f"unit        {p.unit_id} {p.status.value}"
+    if isinstance(p, UnitStatusChangedV1):
+        on = f" on incident {_short(p.incident_id)}" if p.incident_id else ""
+        return f"unit        {p.unit_id} {p.status.value}{on}"
     if isinstance(p, IncidentStatusChangedV1):
         return f"status      incident {_short(p.incident_id)}  {p.to_status.value}"
     if isinstance(p, IncidentResolvedV1):

@@ -19,7 +19,7 @@ from schemas.events import (
     IncidentStatusChangedV1,
     SlaBreachedV1,
     UnitDispatchedV1,
-    UnitStatusReportedV1,
+    UnitStatusChangedV1,
     WorkOrderAnsweredV1,
     WorkOrderClosedV1,
     WorkOrderIssuedV1,
@@ -27,6 +27,7 @@ from schemas.events import (
 from schemas.ids import derive_id
 from schemas.topics import Topics
 from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus
+from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.tracker import repository
@@ -39,6 +40,7 @@ from services.tracker.lifecycle import (
 )
 
 SOURCE = "/siaga/tracker"
+log = get_logger("tracker")
 NO_SLA = frozenset({Category.PRANK, Category.GHOST})
 
 
@@ -177,9 +179,10 @@ class Tracker:
         return []
 
     async def on_unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
-        """A unit's progress moves its incident; the last unit to clear resolves it."""
+        """A unit's progress, as the dispatcher accepted it, moves its incident; the last
+        unit to clear resolves it."""
         report = event.payload
-        assert isinstance(report, UnitStatusReportedV1)
+        assert isinstance(report, UnitStatusChangedV1)
         assignment = await self.assignments.active(
             conn, unit_id=report.unit_id, incident_id=report.incident_id
         )
@@ -218,6 +221,7 @@ class Tracker:
                 f"{report.unit_id} {report.status.value}",
                 event,
                 unit_id=report.unit_id,
+                refuse=False,
             )
         if report.status in UNIT_CLEARED or report.status is UnitStatus.OUT_OF_SERVICE:
             await self.assignments.end(conn, incident_id=incident_id, unit_id=report.unit_id)
@@ -378,12 +382,18 @@ class Tracker:
         cause: Event,
         *,
         unit_id: str | None = None,
+        refuse: bool = True,
     ) -> Sequence[Outgoing]:
         current = await self.incidents.status_of(conn, incident_id=incident_id)
         try:
             new = advance(current, proposed)
         except IllegalTransition as exc:
-            raise Rejected("illegal_transition", f"incident {incident_id}: {exc}") from None
+            if refuse:
+                raise Rejected("illegal_transition", f"incident {incident_id}: {exc}") from None
+            # The dispatcher, the authority on units, accepted the step before it knew the
+            # incident had ended: a fact about the unit, not a step of the incident.
+            log.info("unit step after the incident ended", incident_id=str(incident_id))
+            return []
         self.incidents.record_step(
             incident_id=incident_id,
             status=new or current or proposed,

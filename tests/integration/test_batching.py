@@ -27,6 +27,7 @@ from schemas.events import (
     IntakeEnrichedV1,
     IntakeReceivedV1,
     UnitDispatchedV1,
+    UnitStatusChangedV1,
     UnitStatusReportedV1,
     WorkOrderAnsweredV1,
     WorkOrderIssuedV1,
@@ -828,9 +829,10 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
 
         def report(status: UnitStatus, n: int, who: str = unit) -> tuple[Any, str]:
             return (
-                UnitStatusReportedV1(
+                UnitStatusChangedV1(
                     unit_id=who,
                     status=status,
+                    previous_status=UnitStatus.DISPATCHED,
                     incident_id=incident if who == unit else None,
                     reported_at=at[n],
                 ),
@@ -850,7 +852,8 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
             report(UnitStatus.RETURNING, 6),
             report(UnitStatus.AVAILABLE, 7),
         ]
-        if refused:  # a unit with no order on it: refused, the batch is redone record by record
+        if refused:  # a step naming no incident (the dispatcher never sends one): refused,
+            # and the batch is redone record by record
             steps.insert(4, report(UnitStatus.EN_ROUTE, 4, who=unit + "-X"))
         return steps
 
@@ -870,7 +873,7 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
                     IncidentOpenedV1: tracker.on_incident_opened,
                     IncidentClassifiedV1: tracker.on_incident_classified,
                     UnitDispatchedV1: tracker.on_unit_dispatched,
-                    UnitStatusReportedV1: tracker.on_unit_status,
+                    UnitStatusChangedV1: tracker.on_unit_status,
                 },
                 state=tracker,
                 publish=sent.extend,
@@ -929,8 +932,12 @@ async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_even
     a, b = uuid.uuid4(), uuid.uuid4()
 
     def report(unit: str, status: UnitStatus, n: int, incident: uuid.UUID | None) -> Any:
-        return UnitStatusReportedV1(
-            unit_id=unit, status=status, incident_id=incident, reported_at=at[n]
+        return UnitStatusChangedV1(
+            unit_id=unit,
+            status=status,
+            previous_status=UnitStatus.DISPATCHED,
+            incident_id=incident,
+            reported_at=at[n],
         )
 
     cancelled = DispatchCancelledV1(
@@ -966,7 +973,7 @@ async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_even
         IncidentClassifiedV1: tracker.on_incident_classified,
         UnitDispatchedV1: tracker.on_unit_dispatched,
         DispatchCancelledV1: tracker.on_dispatch_cancelled,
-        UnitStatusReportedV1: tracker.on_unit_status,
+        UnitStatusChangedV1: tracker.on_unit_status,
     }
     pool = await _pool(pipeline, "tracker")
     try:
@@ -1061,9 +1068,10 @@ async def test_a_tracker_batch_holds_its_units_so_no_other_gives_them_orders_mea
             stage="tracker", pool=pool, topics=topics, handlers=handlers, state=theirs
         )
         async with pool.acquire() as conn, conn.transaction():
-            report = UnitStatusReportedV1(
+            report = UnitStatusChangedV1(
                 unit_id="DAMKAR-1",
                 status=UnitStatus.EN_ROUTE,
+                previous_status=UnitStatus.DISPATCHED,
                 reported_at=t0 + timedelta(minutes=1),
             )
             await mine.prepare(conn, [new_event(report, id=uuid.uuid4(), source="/t")])
@@ -1153,6 +1161,8 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
 
     topics = pipeline.topics
     dispatcher = _dispatcher(topics)
+    # The batch happens a few minutes after T0, so its reports are of plausible times.
+    dispatcher.clock = lambda: T0 + timedelta(minutes=3)
     pool = await _pool(pipeline, "dispatcher")
     outcomes = []
     try:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import UnitStatusReportedV1
+from schemas.envelope import new_event
+from schemas.events import UnitStatusChangedV1
 from schemas.vocabulary import UnitStatus
-from services.clients.field_unit import status_event
 from services.common.kafka import send_events
 from services.common.outbox import Outgoing
 from services.projector.bootstrap import ProjectorSettings
@@ -29,7 +30,8 @@ TRICKLE = 12
 
 @pytest.fixture
 def stages() -> tuple[str, ...]:
-    """Those two stages alone: both read unit reports, and no other stage adds to them."""
+    """Those two stages alone: both read the unit changes the dispatcher accepted, and no
+    other stage adds to them."""
     return ("tracker", "projector")
 
 
@@ -56,12 +58,15 @@ async def test_a_trickle_gathers_into_a_few_batches_and_none_of_it_is_lost(
     runtimes = [pipeline.runtimes[stage][0] for stage in ("tracker", "projector")]
     start = datetime.now(UTC)
     reports = [
-        status_event(
-            UnitStatusReportedV1(
+        new_event(
+            UnitStatusChangedV1(
                 unit_id="AMB-BATANG",
                 status=UnitStatus.AVAILABLE,
+                previous_status=UnitStatus.AVAILABLE,
                 reported_at=start + timedelta(seconds=n),
-            )
+            ),
+            id=uuid.uuid4(),
+            source="/siaga/dispatcher",
         )
         for n in range(TRICKLE)
     ]

@@ -243,7 +243,8 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
     )
     assert board[0]["status"] == "available" and board[0]["incident_id"] is None
 
-    # A unit claiming to be en route to a resolved incident is an illegal transition.
+    # A unit claiming to be en route to a resolved incident has no order on it: the
+    # dispatcher, the one check of unit reports, refuses it and no stage acts on it.
     await report_status(
         pipeline.settings, unit_id=unit, status=UnitStatus.EN_ROUTE, incident_id=incident_id
     )
@@ -252,12 +253,27 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
         found = [
             e.payload
             for e in await pipeline.events(pipeline.topics.deadletter)
-            if isinstance(e.payload, DeadLetterV1) and e.payload.stage == "tracker"
+            if isinstance(e.payload, DeadLetterV1) and e.payload.stage == "dispatcher"
         ]
         return found or None
 
-    dead = await eventually(refused, what="the tracker's dead letter")
-    assert dead[0].reason.startswith("illegal_transition") and "resolved" in dead[0].reason
+    dead = await eventually(refused, what="the dispatcher's dead letter")
+    assert dead[0].reason.startswith("no_order") and unit in dead[0].reason
+    assert not [
+        e
+        for e in await pipeline.events(pipeline.topics.deadletter)
+        if isinstance(e.payload, DeadLetterV1) and e.payload.stage != "dispatcher"
+    ]
+    board = await pipeline.fetch(
+        "SELECT status, incident_id FROM readmodel.units WHERE unit_id = $1", unit
+    )
+    assert board[0]["status"] == "available" and board[0]["incident_id"] is None
+    assert (
+        await pipeline.fetchval(
+            "SELECT status FROM readmodel.incidents WHERE incident_id = $1", incident_id
+        )
+        == "resolved"
+    )
 
 
 async def test_simultaneous_incidents_never_share_a_unit_even_with_two_dispatchers(
