@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from schemas.events import (
 from schemas.vocabulary import Channel, UnitType
 from services.clients.operator import new_intake, submit
 from services.dispatcher.fleet import UnitSpec
-from tests.conftest import TEST_FLEET, Pipeline, eventually
+from tests.conftest import TEST_FLEET, Pipeline, eventually, siaga_cli
 
 pytestmark = pytest.mark.integration
 
@@ -183,44 +181,8 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
 
 
 async def _siaga(pipeline: Pipeline, *args: str) -> Any:
-    """Run the `siaga` command against this pipeline's database; its JSON output."""
-    env = {**os.environ, "SIAGA_DATABASE_URL": pipeline.settings.database_url()}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli.main",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return json.loads(out)
-
-
-async def test_the_same_call_redelivered_after_linking_is_not_linked_twice(
-    pipeline: Pipeline,
-) -> None:
-    first = new_intake(channel=Channel.CALL112, text="truk terguling di alas roban, sopir luka")
-    second = new_intake(
-        channel=Channel.CALL112, text="truk terbalik di alas roban Gringsing, sopir luka ringan"
-    )
-    await submit(pipeline.settings, first)
-    await pipeline.incident_for_intake(first.intake_id, with_units=1)
-    await submit(pipeline.settings, second)
-    await submit(pipeline.settings, second)  # resent by the operator client
-
-    async def one_link() -> list | None:
-        found = [
-            e.payload
-            for e in await pipeline.events(pipeline.topics.incident_events)
-            if isinstance(e.payload, CallLinkedV1)
-        ]
-        return found or None
-
-    links = await eventually(one_link, what="the second call linked")
-    await asyncio.sleep(1)
-    links = await one_link() or []
-    assert len(links) == 1 and links[0].intake_id == second.intake_id
-    assert await pipeline.fetchval("SELECT count(*) FROM triage.incidents") == 1
+    """Run the `siaga` command against this pipeline (its database, roles and passwords);
+    its JSON output."""
+    done = await siaga_cli(pipeline.settings, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
