@@ -289,6 +289,9 @@ class Tracker:
         """A supervisor cancels the incident; the dispatcher then releases its units."""
         command = event.payload
         assert isinstance(command, CancelIncidentV1)
+        if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
+            # Nobody opened it: a cancel must not make an incident of its own.
+            raise Rejected("unknown_incident", f"no incident {command.incident_id}")
         self.incidents.stop_timer(
             repository.SlaStop(command.incident_id, "*", command.requested_at, met=False)
         )

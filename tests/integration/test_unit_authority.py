@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from schemas.commands import CancelIncidentV1
 from schemas.envelope import encode_event, new_event
 from schemas.events import DeadLetterV1, UnitStatusReportedV1
 from schemas.vocabulary import Channel, UnitStatus
@@ -61,9 +62,9 @@ async def _dead_letters(pipeline: Pipeline, count: int) -> list[DeadLetterV1]:
 
 async def test_a_refused_unit_report_changes_nothing_anywhere(pipeline: Pipeline) -> None:
     """A made-up unit, a unit with no order on the incident, a report naming a random
-    incident, one from the future and one dated 9999: each is one dead letter with its
-    reason, and the dispatcher, the tracker and the read model are as they were. A
-    report that passes still moves the incident."""
+    incident, one from the future and one dated 9999, and a cancel of an incident nobody
+    opened: each is one dead letter with its reason, and the dispatcher, the tracker and
+    the read model are as they were. A report that passes still moves the incident."""
     intake = new_intake(
         channel=Channel.PSC119, text="bapak saya pingsan tidak sadar", place_hint="Limpung"
     )
@@ -90,13 +91,23 @@ async def test_a_refused_unit_report_changes_nothing_anywhere(pipeline: Pipeline
         sent,
         _with_time(year_9999, "reported_at", "9999-12-31T23:59:59+00:00"),
     )
-    dead = await _dead_letters(pipeline, len(bad) + 1)
+    # and a supervisor's cancel of an incident nobody opened
+    await pipeline.command(
+        CancelIncidentV1(
+            incident_id=phantom, reason="test", requested_by="spv", requested_at=datetime.now(UTC)
+        )
+    )
+    dead = await _dead_letters(pipeline, len(bad) + 2)
     reasons = sorted(d.reason.split(":")[0] for d in dead)
     assert reasons == sorted(
         ["unknown_unit"] * 3
         + ["no_order", "no_order", "not_its_incident", "implausible_time", "bad_payload"]
+        + ["unknown_incident"]
     ), [d.reason for d in dead]
-    assert {d.stage for d in dead if not d.reason.startswith("bad_payload")} == {"dispatcher"}
+    by_stage = {d.reason.split(":")[0]: d.stage for d in dead}
+    assert by_stage.pop("unknown_incident") == "tracker"
+    by_stage.pop("bad_payload")  # the topic's owner dead-letters what nobody can decode
+    assert set(by_stage.values()) == {"dispatcher"}
     assert "2000 and 2099" in next(d.reason for d in dead if "bad_payload" in d.reason)
 
     # Nothing changed: the fleet, the orders, the incident, the board.
