@@ -325,7 +325,7 @@ async def open_pipeline(
         yield pipe
     finally:
         await pipe.stop()
-        await db.close()
+        await pipe.db.close()  # the pool the pipeline has now (a test may have replaced it)
         await drop_database(infra.server_url, name)
 
 

@@ -69,6 +69,15 @@ class _StageConnection(asyncpg.Connection):
         return ""
 
 
+async def close_pool(pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
+    """Close a pool, waiting up to `timeout` for its connections to be released, then
+    terminate it (a connection stuck on a server that went away must not hold it open)."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        pool.terminate()
+
+
 async def create_pool(
     settings: CommonSettings,
     *,

@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 
 from schemas.common import Contract
 from schemas.envelope import Event
-from services.common.db import STAGE_SCHEMAS, create_pool
+from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
 from services.common.kafka import Pace, TopUp, build_broker
 from services.common.logging import get_logger
@@ -284,13 +284,17 @@ async def stage_runtime(
         log.info("stage started", stage=name, topics=list(subscriptions))
         yield runtime
     finally:
-        await relay.close()
-        for task in runtime.tasks:
-            task.cancel()
-        await asyncio.gather(*runtime.tasks, return_exceptions=True)
-        if runtime.health is not None:
-            await runtime.health.stop()
-        await broker.stop()
-        if own_pool:
-            await pool.close()
+        try:
+            await relay.close()
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            if runtime.health is not None:
+                await runtime.health.stop()
+            await broker.stop()
+        finally:
+            # Whatever failed above, the pool goes: a pool left open keeps reconnecting, for
+            # the life of the process, to a server that may be long gone.
+            if own_pool:
+                await close_pool(pool)
         log.info("stage stopped", stage=name)
