@@ -77,6 +77,7 @@ class Modifiers(_Strict):
     denial_fillers: list[Phrase]
     soften: list[Phrase]
     hypothetical: list[Phrase]
+    hearsay: list[Phrase]
     past: list[Phrase]
     still: list[Phrase]
     handled: list[Phrase]

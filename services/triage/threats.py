@@ -7,6 +7,7 @@ itself gives: denied ("tidak ada korban"), hypothetical ("takut tertimpa"), soft
 pingsan": certain -> possible, possible -> none), resolved ("sudah sadar"), in the past or
 handled with nothing said to be still going on, or a possible finding in a complaint about
 something that keeps happening. Every discount is kept with its reason for the explanation.
+A finding heard from someone else ("katanya ...") counts, as a possible one.
 """
 
 from __future__ import annotations
@@ -140,12 +141,13 @@ class ThreatDetector:
         self._fillers = frozenset(reader.pattern_word(w) for w in m.denial_fillers)
         self._soft_words = one_words(m.soften, word, "soften")
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
+        self._hearsay = index([(p, "heard") for p in m.hearsay])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
 
     def vocabulary(self) -> set[str]:
         """Every plain word the detector's patterns name."""
         out: set[str] = set()
-        for idx in (self._scan, self._hypothetical, self._denied_after):
+        for idx in (self._scan, self._hypothetical, self._hearsay, self._denied_after):
             out |= idx.vocabulary()
         return out | self._negation_words | self._soft_words
 
@@ -207,6 +209,8 @@ class ThreatDetector:
             if reason is None and not finding.certain and habitual:
                 reason = "keeps happening (a complaint)"
             if reason is not None and reason.startswith("softened") and finding.certain:
+                finding, reason = replace(finding, certain=False), None
+            if reason is not None and reason.startswith("heard"):
                 finding, reason = replace(finding, certain=False), None
             if reason is not None:
                 discounted.append(Discounted(finding, reason))
@@ -317,7 +321,10 @@ class ThreatDetector:
             return f"resolved ({' '.join(tokens[r.start : r.end])})"
         if not finding.certain and scan.of("lower", complaint):
             return "a lesser danger"
-        return f"softened ({soft})" if soft else None
+        if soft:
+            return f"softened ({soft})"
+        heard = before(self._hearsay, HYPOTHETICAL_REACH)
+        return f"heard ({heard})" if heard else None
 
     def _questions(self, findings: Sequence[Finding]) -> tuple[str, ...]:
         """All questions of the first complaint, the first of each other, at most four."""

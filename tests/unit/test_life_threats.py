@@ -207,3 +207,57 @@ def test_the_explanation_names_the_words_that_decided(classifier: Classifier) ->
     )
     assert decision.priority is Priority.P1
     assert "venomous bite" in decision.explanation and "model:" in decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a village head forwarding what a neighbour said
+        "Diteruskan: Info dari warga RT 3, rumah pak Darmo roboh kena longsor tadi subuh, "
+        "katanya istri sama anaknya belum bisa dikeluarkan. Mohon bantuan. Info lain: "
+        "pengajian ditunda.",
+        "kabarnya ada anak kecebur sumur di dusun sebelah, belum ditolong",
+    ],
+)
+def test_a_relayed_report_still_counts_as_a_threat_to_confirm(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert decision.priority is Priority.P1, decision.explanation
+    assert decision.questions
+
+
+def test_a_transcripts_answer_says_what_the_question_asked(classifier: Classifier) -> None:
+    """The key fact only in the caller's answer to the call-taker's question."""
+    asleep = classifier.classify(
+        text="operator: ada yang bisa dibantu? penelepon: suami saya jatuh di kamar mandi "
+        "operator: sadar bu? penelepon: nggak pak",
+        channel=Channel.PSC119,
+    )
+    assert asleep.priority is Priority.P1 and asleep.threat == "certain", asleep.explanation
+    breathing = classifier.classify(
+        text="petugas: masih napas pak? pelapor: enggak kayaknya, anak saya tenggelam tadi",
+        channel=Channel.CALL112,
+    )
+    assert breathing.priority is Priority.P1, breathing.explanation
+    awake = classifier.classify(
+        text="operator: sadar bu? penelepon: iya sadar, cuma kakinya lecet jatuh dari sepeda",
+        channel=Channel.PSC119,
+    )
+    assert awake.priority is not Priority.P1, awake.explanation
+
+
+def test_a_bite_told_a_few_words_from_the_snake_is_a_bite(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="ada ular kobra masuk rumah, anak saya digigit kakinya bengkak",
+        channel=Channel.CALL112,
+    )
+    assert decision.priority is Priority.P1, decision.explanation
+
+
+def test_hearsay_of_no_emergency_is_no_emergency(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="min katanya ada pasar malam banjir diskon di alun2 minggu ini?",
+        channel=Channel.INSTAGRAM,
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
