@@ -261,3 +261,25 @@ def test_hearsay_of_no_emergency_is_no_emergency(classifier: Classifier) -> None
         channel=Channel.INSTAGRAM,
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ada yang nekat mau bakar diri di depan kantor bupati, sudah siram bensin",
+        "FWD dari grup RT: ada ibu2 hamil di dusun krajan pecah ketuban, ambulans desa rusak",
+    ],
+)
+def test_threats_told_in_other_words_are_p1(classifier: Classifier, text: str) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert decision.priority is Priority.P1, decision.explanation
+
+
+def test_a_swallowed_toy_with_the_child_playing_again_is_no_choking(
+    classifier: Classifier,
+) -> None:
+    decision = classifier.classify(
+        text="dok, anak saya tertelan mainan kecil tapi sekarang biasa aja main lagi, bahaya gak?",
+        channel=Channel.WEB,
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
