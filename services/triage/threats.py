@@ -310,10 +310,14 @@ class ThreatDetector:
             return "out of context"
         if any(_overlap(n, m) for n in scan.of("not_when", complaint)):
             return "not a person at risk"
+        # A finding that says it is still so ("2 masih dicari di sungai", "masih di dalam")
+        # is not over because something else is ("1 sudah ditemukan", "api sudah padam").
+        still_so = any(t in STILL_WORDS for t in tokens[m.start : m.end])
         resolved = [
             r
             for r in scan.of("resolved", complaint)
-            if not _inside(r, m)
+            if not still_so
+            and not _inside(r, m)
             and not (r.start and tokens[r.start - 1] in self._negation_words)
         ]
         if resolved:
@@ -349,6 +353,9 @@ def one_words(words: Iterable[str], word: Callable[[str], str], what: str) -> fr
 
 def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
     return a.start < b.end and b.start < a.end
+
+
+STILL_WORDS = frozenset({"masih", "belum", "still"})
 
 
 def _inside(inner: Match[_Tag], outer: Match[_Tag]) -> bool:

@@ -283,3 +283,28 @@ def test_a_swallowed_toy_with_the_child_playing_again_is_no_choking(
         channel=Channel.WEB,
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # one found does not end the search for the others
+        "jembatan gantung putus pas ada 3 warga nyebrang, 1 sudah ditemukan, 2 masih dicari "
+        "di sungai",
+        "tanggul jebol air masuk kampung cepat sekali warga panik banyak yang masih di rumah",
+        "tolong kirim pemadam, kebakaran lahan tebu dekat pemukiman, angin kencang",
+    ],
+)
+def test_people_still_at_risk_are_p1_whatever_else_is_over(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.CALL112)
+    assert decision.priority is Priority.P1, decision.explanation
+
+
+def test_a_form_that_has_not_shown_up_yet_is_no_drowning(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="NIK anak saya belum muncul di data kependudukan, mohon dibantu",
+        channel=Channel.WEB,
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
