@@ -308,3 +308,27 @@ def test_a_form_that_has_not_shown_up_yet_is_no_drowning(classifier: Classifier)
         channel=Channel.WEB,
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tolong ada pohon tumbang menimpa rumah, penghuni sedang di dalam",
+        "bau gas elpiji di dapur, ibu saya pusing dan muntah",
+    ],
+)
+def test_a_house_struck_with_people_inside_and_gas_with_symptoms_are_p1(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.CALL112)
+    assert decision.priority is Priority.P1, decision.explanation
+
+
+def test_a_request_to_stop_something_before_anyone_is_hurt_is_a_complaint(
+    classifier: Classifier,
+) -> None:
+    decision = classifier.classify(
+        text="anak-anak main layangan di dekat kabel SUTET, tolong dilarang sebelum ada korban",
+        channel=Channel.WHATSAPP,
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
