@@ -332,3 +332,15 @@ def test_a_request_to_stop_something_before_anyone_is_hurt_is_a_complaint(
         channel=Channel.WHATSAPP,
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+def test_krama_and_ngoko_words_for_a_snake_bite_and_a_machete(classifier: Classifier) -> None:
+    bite = classifier.classify(
+        text="putra kula dipun cokot sawer, sukunipun abuh lan ireng", channel=Channel.PSC119
+    )
+    assert bite.priority is Priority.P1 and bite.threat == "certain", bite.explanation
+    machete = classifier.classify(
+        text="ono wong kenthir nggowo bendo ngoyak-ngoyak wong nang pasar",
+        channel=Channel.CALL112,
+    )
+    assert machete.priority is Priority.P1 and machete.threat == "certain", machete.explanation
