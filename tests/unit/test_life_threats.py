@@ -344,3 +344,10 @@ def test_krama_and_ngoko_words_for_a_snake_bite_and_a_machete(classifier: Classi
         channel=Channel.CALL112,
     )
     assert machete.priority is Priority.P1 and machete.threat == "certain", machete.explanation
+
+
+def test_a_question_about_a_rumour_in_english_is_no_emergency(classifier: Classifier) -> None:
+    decision = classifier.classify(
+        text="is it true there will be a tsunami tonight?", channel=Channel.WEB
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
