@@ -351,3 +351,14 @@ def test_a_question_about_a_rumour_in_english_is_no_emergency(classifier: Classi
         text="is it true there will be a tsunami tonight?", channel=Channel.WEB
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+def test_an_officials_report_of_a_fire_that_is_out_is_no_emergency(
+    classifier: Classifier,
+) -> None:
+    decision = classifier.classify(
+        text="Kejadian: Kebakaran rumah tinggal. Lokasi: Ds. Kebumen Tulis. Korban jiwa: nihil. "
+        "Kerugian: Rp 50 juta. Status: padam.",
+        channel=Channel.WEB,
+    )
+    assert decision.priority is not Priority.P1, decision.explanation
