@@ -81,12 +81,12 @@ class Prediction:
     _model: LinearModel
     _rows: np.ndarray
     _values: np.ndarray
+    _weights: np.ndarray  # both heads' weights of its features, gathered once by `predict`
 
     def top(self, head: str, label: str, *, limit: int = 3) -> list[str]:
         """The words whose features pulled hardest towards `label` (for the explanation)."""
-        model_head = self._model.heads[head]
-        column = model_head.classes.index(label)
-        pull = self._values * model_head.weights[self._rows, column]
+        column = self._model.column[head, label]
+        pull = self._values * self._weights[:, column]
         # The strongest few features decide the words named; the rest are not looked at.
         count = min(TOP_FEATURES, len(pull))
         if count == 0:
@@ -94,16 +94,18 @@ class Prediction:
         strongest = np.argpartition(-pull, count - 1)[:count]
         words = self._model.words
         by_word: dict[str, float] = {}
-        for i in strongest:
-            word = words[self._rows[i]]
-            by_word[word] = by_word.get(word, 0.0) + float(pull[i])
+        for row, amount in zip(
+            self._rows[strongest].tolist(), pull[strongest].tolist(), strict=True
+        ):
+            word = words[row]
+            by_word[word] = by_word.get(word, 0.0) + amount
         ranked = sorted(by_word.items(), key=lambda kv: -kv[1])
         return [w for w, amount in ranked[:limit] if amount > 0]
 
 
 def _softmax(scores: np.ndarray) -> list[float]:
     exp = np.exp(scores - scores.max())
-    return list((exp / exp.sum()).tolist())
+    return (exp / exp.sum()).tolist()
 
 
 def _word_of(feature: str) -> str:
@@ -172,6 +174,14 @@ class LinearModel:
         )
 
     @cached_property
+    def column(self) -> dict[tuple[str, str], int]:
+        """Where each head's class is among the joined weights' columns."""
+        names = [
+            (head, label) for head in ("category", "priority") for label in self.heads[head].classes
+        ]
+        return {name: i for i, name in enumerate(names)}
+
+    @cached_property
     def _labels(self) -> tuple[tuple[Category, ...], tuple[Priority, ...]]:
         return (
             tuple(Category(c) for c in self.heads["category"].classes),
@@ -182,7 +192,8 @@ class LinearModel:
         """Probabilities of every category and priority."""
         rows, values = self.vector(reading)
         weights, intercepts, split = self._joined
-        scores = values @ weights[rows] + intercepts
+        gathered = weights[rows]
+        scores = values @ gathered + intercepts
         categories, priorities = self._labels
         return Prediction(
             category=dict(zip(categories, _softmax(scores[:split]), strict=True)),
@@ -190,6 +201,7 @@ class LinearModel:
             _model=self,
             _rows=rows,
             _values=values,
+            _weights=gathered,
         )
 
     def save(self, folder: Path) -> None:
