@@ -189,9 +189,9 @@ class PhraseIndex(Generic[T]):
             for s in first.suffixes:
                 self._by_suffix[s].append(pattern)
         self._affix_lengths = sorted({len(a) for a in (*self._by_prefix, *self._by_suffix)})
-        self._required = {id(p): p.required for p in self.patterns}
-        # Reports repeat the same words: the patterns that may start at a word, once each.
-        self._starting: dict[str, list[Pattern[T]]] = {}
+        # Reports repeat the same words: the patterns that may start at a word, once each,
+        # with the words each needs elsewhere in the report.
+        self._starting: dict[str, list[tuple[Pattern[T], tuple[frozenset[str], ...]]]] = {}
 
     def vocabulary(self) -> set[str]:
         """Every plain word the patterns name (for the speller to correct towards)."""
@@ -214,14 +214,13 @@ class PhraseIndex(Generic[T]):
         found: list[Match[T]] = []
         if present is None:
             present = set(tokens)
-        required = self._required
         starting = self._starting
         for start, token in enumerate(tokens):
             candidates = starting.get(token)
             if candidates is None:
                 candidates = self._starting_at(token)
-            for pattern in candidates:
-                for words in required[id(pattern)]:
+            for pattern, required in candidates:
+                for words in required:
                     if words.isdisjoint(present):
                         break
                 else:
@@ -236,12 +235,12 @@ class PhraseIndex(Generic[T]):
         """Matches that do not overlap, the ones of most words first, in word order."""
         return longest_first(self.find(tokens, present), len(tokens))
 
-    def _starting_at(self, token: str) -> list[Pattern[T]]:
+    def _starting_at(self, token: str) -> list[tuple[Pattern[T], tuple[frozenset[str], ...]]]:
         known = self._starting.get(token)
         if known is None:
             if len(self._starting) >= MEMO_SIZE:
                 self._starting.clear()
-            known = self._starting[token] = self._candidates(token)
+            known = self._starting[token] = [(p, p.required) for p in self._candidates(token)]
         return known
 
     def _candidates(self, token: str) -> list[Pattern[T]]:
