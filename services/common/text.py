@@ -153,15 +153,17 @@ SHORTHAND: dict[str, str] = {
 
 _REDUPLICATION = re.compile(r"\b([a-z]{3,})2\b")
 _REPEATS = re.compile(r"([a-z])\1{2,}")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def normalise(text: str) -> str:
     """Lower-case ASCII words and digits, one space apart; `alun2` -> `alun alun`."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    lowered = ascii_text.lower()
+    if not text.isascii():  # ASCII has nothing to decompose (most reports are ASCII)
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    lowered = text.lower()
     lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
     lowered = _REPEATS.sub(r"\1", lowered)  # "tolooong" -> "tolong"
-    return re.sub(r"[^a-z0-9]+", " ", lowered).strip()
+    return _NOT_WORD.sub(" ", lowered).strip()
 
 
 # Possessive and definite endings ("apinya", "genine", "omahku", krama "griyanipun") hide

@@ -195,6 +195,14 @@ class Speller:
 
     def correct(self, word: str) -> str:
         """The vocabulary word `word` was meant to be, or `word` itself."""
+        meant = self._memo.get(word)
+        if meant is None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            meant = self._memo[word] = self._corrected(word)
+        return meant
+
+    def _corrected(self, word: str) -> str:
         if word in self._target_set or word.isdigit():
             return word
         # An ending hides the keyword even in a word spelled right ("bibirnya" is "bibir").
@@ -203,12 +211,7 @@ class Speller:
             return base
         if word in self.known:
             return word
-        meant = self._memo.get(word)
-        if meant is None:
-            if len(self._memo) >= self.MEMO_SIZE:
-                self._memo.clear()
-            meant = self._memo[word] = self._match(word)
-        return meant
+        return self._match(word)
 
     def _match(self, word: str) -> str:
         bare = skeleton(word)
