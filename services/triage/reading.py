@@ -60,6 +60,7 @@ class Reader:
         self._emoji = dict(emoji)
         self._common = frozenset(common)
         self._lemmas: dict[str, str] = {}
+        self._lemma_words: dict[str, tuple[str, ...]] = {}
         self._run_together: frozenset[str] = frozenset()
         self.learn(())
 
@@ -82,6 +83,15 @@ class Reader:
                 base = stem(word, self._language)
                 mapped = self._lemmas[word] = self._language[base] if base is not None else word
         return mapped
+
+    def words_of(self, word: str) -> tuple[str, ...]:
+        """The words `lemma` gives for one spoken word, remembered (reports repeat words)."""
+        words = self._lemma_words.get(word)
+        if words is None:
+            if len(self._lemma_words) >= MEMO_SIZE:
+                self._lemma_words.clear()
+            words = self._lemma_words[word] = tuple(self.lemma(word).split())
+        return words
 
     def pattern_word(self, word: str) -> str:
         """A plain word of a pattern, spelled as a report's word would be after reading."""
@@ -113,7 +123,7 @@ class Reader:
                 if doubled and spoken in self._doubled:
                     tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
                     continue
-                tokens.extend(w for w in self.lemma(spoken).split() if w)
+                tokens.extend(self.words_of(spoken))
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(
             text=text,
