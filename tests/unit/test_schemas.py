@@ -17,7 +17,7 @@ from schemas import envelope, registry
 from schemas.envelope import MAX_EVENT_BYTES, DecodeError, decode_event, encode_event, new_event
 from schemas.events import IntakeReceivedV1
 from schemas.generate import JSON_DIR, render_all
-from schemas.ids import derive_id
+from schemas.ids import SIAGA_NAMESPACE, derive_id
 from schemas.topics import Topics
 from schemas.vocabulary import Channel
 
@@ -133,6 +133,12 @@ def test_derived_ids_repeat_for_the_same_cause_and_role_only() -> None:
     assert derive_id(cause, "incident") == derive_id(str(cause), "incident")
     assert derive_id(cause, "incident") != derive_id(cause, "enriched")
     assert derive_id(cause, "incident") != derive_id(uuid.uuid4(), "incident")
+
+
+def test_derived_ids_are_the_uuid5_of_cause_and_role() -> None:
+    # Ids already stored were made by uuid.uuid5: a faster derivation must give the same.
+    for cause in [uuid.uuid4() for _ in range(50)] + ["a-command-id", "é"]:
+        assert derive_id(cause, "opened") == uuid.uuid5(SIAGA_NAMESPACE, f"{cause}/opened")
 
 
 def test_channels_of_design_are_all_known() -> None:
