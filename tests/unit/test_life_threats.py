@@ -362,3 +362,21 @@ def test_an_officials_report_of_a_fire_that_is_out_is_no_emergency(
         channel=Channel.WEB,
     )
     assert decision.priority is not Priority.P1, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bapak-bapak di sawah kena petir, sekarang tidak bernafas",
+        "nenek saya gula darahnya tinggi sekali, sekarang susah dibangunkan",
+        "pemuda mabuk oplosan, 3 orang muntah-muntah dan matanya tidak bisa melihat",
+        "anak saya dianiaya tetangga, sekarang pingsan",
+    ],
+)
+def test_spellings_and_choices_of_several_words_are_read(
+    classifier: Classifier, text: str
+) -> None:
+    """'bernafas' is 'bernapas'; a choice of phrases in a pattern needs its parentheses
+    ('oplosan ... (tidak sadar|muntah|...)' was read as 'tidak' then one word)."""
+    decision = classifier.classify(text=text, channel=Channel.PSC119)
+    assert decision.priority is Priority.P1, decision.explanation
