@@ -268,7 +268,6 @@ class Dispatcher:
             conn,
             unit_id=report.unit_id,
             status=report.status.value,
-            incident_id=verdict.incident_id,
             at=report.reported_at,
             lat=report.location.lat if report.location else None,
             lon=report.location.lon if report.location else None,

@@ -300,17 +300,13 @@ async def update_unit_status(
     *,
     unit_id: str,
     status: str,
-    incident_id: UUID | None,
     at: datetime,
     lat: float | None,
     lon: float | None,
-) -> bool:
-    """Apply a unit's report; False when it was not applied.
-
-    A unit on an order is freed (available, out of service) only by a report naming that
-    order's incident: a report sent before the crew saw a new order must not free it.
-    """
-    row = await conn.fetchrow(
+) -> None:
+    """Apply a unit's report that `unit_reports.check_report` accepted (it is the one
+    check: a unit is freed only by a report naming its order's incident, and so on)."""
+    await conn.execute(
         """
         UPDATE units
            SET status = $2,
@@ -320,19 +316,13 @@ async def update_unit_status(
                incident_id = CASE WHEN $2 IN ('available', 'out_of_service') THEN NULL
                                   ELSE incident_id END
          WHERE unit_id = $1
-           AND ($2 NOT IN ('available', 'out_of_service')
-                OR incident_id IS NULL OR incident_id = $6::uuid)
-        RETURNING unit_id
         """,
         unit_id,
         status,
         at,
         lat,
         lon,
-        incident_id,
     )
-    if row is None:
-        return False
     if status == "acknowledged":
         await conn.execute(
             "UPDATE dispatches SET status = 'acknowledged', acknowledged_at = $2 "
@@ -348,7 +338,6 @@ async def update_unit_status(
             at,
             f"unit reported {status}",
         )
-    return True
 
 
 # ---------------------------------------------------------------- orders

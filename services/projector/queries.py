@@ -116,12 +116,6 @@ async def board_unit(conn: asyncpg.Connection, unit_id: str) -> BoardUnit | None
     return None if row is None else BoardUnit(**dict(row))
 
 
-async def current_order(conn: asyncpg.Connection, unit_id: str) -> UUID | None:
-    """The incident a unit is serving now, per the read model."""
-    value = await conn.fetchval("SELECT incident_id FROM units WHERE unit_id = $1", unit_id)
-    return value if isinstance(value, UUID) else None
-
-
 async def agency_queue(
     conn: asyncpg.Connection, *, agency: str | None = None, overdue_only: bool = False
 ) -> list[dict[str, Any]]:
