@@ -46,13 +46,6 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, default=_json_default, ensure_ascii=False))
 
 
-def _uuid(text: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise CommandError(f"not an {what}: {text!r}") from None
-
-
 def _channel(text: str) -> Channel:
     try:
         return Channel(text)
@@ -151,7 +144,7 @@ async def report(args: argparse.Namespace) -> int:
             place_hint=args.place,
             location=_location(args.lat, args.lon, args.accuracy),
             operator_id=args.operator,
-            intake_id=_uuid(args.intake_id, "intake id") if args.intake_id else None,
+            intake_id=uuid.UUID(args.intake_id) if args.intake_id else None,
         )
         delivery = await submit(settings, intake)
         print(intake.intake_id, flush=True)  # scripts keep the id, whatever happens next
@@ -251,7 +244,7 @@ async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> in
         raise CommandError(
             f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
         ) from None
-    incident_id = _uuid(args.incident, "incident id") if args.incident else None
+    incident_id = uuid.UUID(args.incident) if args.incident else None
     try:
         conn = await connect(
             settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"

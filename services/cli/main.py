@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what parsing needs is imported here: each command imports what it uses (the broker
@@ -71,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lon", type=float)
     p.add_argument("--accuracy", type=float, help="location accuracy in metres")
     p.add_argument("--operator", help="call-taker id")
-    p.add_argument("--intake-id", help="reuse an intake id (resending is harmless)")
+    p.add_argument(
+        "--intake-id", type=_id_of("intake id"), help="reuse an intake id (resending is harmless)"
+    )
     p.add_argument("--flush", action="store_true", help="only send reports left in the spool")
     p.add_argument(
         "--wait",
@@ -93,7 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     p = unit.add_parser("status", help="report a unit's status")
     p.add_argument("unit")
     p.add_argument("status", help="available, acknowledged, en_route, on_scene, transporting, ...")
-    p.add_argument("--incident", help="incident id (default: the unit's current order)")
+    p.add_argument(
+        "--incident",
+        type=_id_of("incident id"),
+        help="incident id (default: the unit's current order)",
+    )
     p.add_argument("--lat", type=float)
     p.add_argument("--lon", type=float)
     p.add_argument("--note")
@@ -240,11 +246,19 @@ def _ops_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _an_id(text: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an incident or intake id: {text!r}") from None
+def _id_of(what: str) -> Callable[[str], str]:
+    """An argument type: a UUID, or one line saying it is not `what`."""
+
+    def parse(text: str) -> str:
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an {what}: {text!r}") from None
+
+    return parse
+
+
+_an_id = _id_of("incident or intake id")
 
 
 def _positive(text: str) -> int:
