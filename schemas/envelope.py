@@ -6,7 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import (
     AwareDatetime,
@@ -78,12 +78,16 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
+P = TypeVar("P", bound=Contract, covariant=True)
+
+
 @dataclass(frozen=True)
-class Event:
-    """A decoded event: its envelope and its typed payload."""
+class Event(Generic[P]):
+    """A decoded event: its envelope and its typed payload (`Event[IncidentClassifiedV1]` is
+    what a handler of classifications is given)."""
 
     envelope: CloudEvent
-    payload: Contract
+    payload: P
 
     @property
     def id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from schemas.topics import Topics
     from services.common.runtime import StageRuntime
     from services.common.settings import CommonSettings
+    from services.common.stage import Stage
 
 STAGES: tuple[str, ...] = ("enricher", "triage", "dispatcher", "tracker", "projector")
 
@@ -48,22 +50,20 @@ def start_stage(
     return bootstrap_for(stage)(common, **overrides)
 
 
+def declaration(stage: str) -> Stage:
+    """A stage's declaration (what it consumes and owns), imported only when asked for."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
+    module = importlib.import_module(f"services.{stage}.stage")
+    found: Stage = getattr(module, stage.upper())
+    return found
+
+
 def subscriptions(stage: str, topics: Topics) -> list[str]:
-    """The topics a stage's consumer group reads (a test checks it against the running stages)."""
-    return {
-        "enricher": [topics.intake_received, topics.incident_events],
-        "triage": [topics.intake_enriched, topics.incident_events, topics.dispatch_commands],
-        "dispatcher": [topics.incident_events, topics.unit_status, topics.dispatch_commands],
-        "tracker": [
-            topics.incident_events,
-            topics.dispatch_orders,
-            topics.unit_status,
-            topics.dispatch_commands,
-        ],
-        "projector": topics.all(),
-    }[stage]
+    """The topics a stage's consumer group reads: those of the events it declares."""
+    return declaration(stage).subscriptions(topics)
 
 
 def group_id(stage: str, topics: Topics) -> str:
     """The consumer group of a stage."""
-    return f"{topics.prefix}.{stage}"
+    return declaration(stage).group_id(topics)

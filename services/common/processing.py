@@ -37,7 +37,9 @@ from services.common.health import StageMetrics
 from services.common.logging import get_logger, handling
 from services.common.outbox import Outgoing, write_outbox
 
-Handler = Callable[[asyncpg.Connection, Event], Awaitable[Sequence[Outgoing]]]
+# A stage's handler: given the batch's connection and an event of the payload type its
+# signature names (`event: Event[IncidentClassifiedV1]`), the events to send (see `Stage`).
+Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[Sequence[Outgoing]]]
 
 log = get_logger("processing")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from schemas.common import Contract
 from schemas.envelope import Event
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
@@ -23,6 +22,7 @@ from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler, event_key
 from services.common.settings import CommonSettings, GcSettings, KafkaSettings
+from services.common.stage import Stage
 from services.common.timers import PeriodicJob, run_periodically
 
 log = get_logger("runtime")
@@ -213,27 +213,29 @@ class StageRuntime:
 @contextlib.asynccontextmanager
 async def stage_runtime(
     *,
-    name: str,
+    stage: Stage,
     settings: CommonSettings,
-    subscriptions: Sequence[str],
-    handlers: Mapping[type[Contract], Handler],
+    handlers: Sequence[Handler],
     inbox_key: Callable[[Event], str] = event_key,
     schema: str | None = None,
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
-    owned_topics: Sequence[str] | None = None,
     jobs: Sequence[PeriodicJob] = (),
     state: BatchState | None = None,
     batch_interval_ms: int = 0,
 ) -> AsyncIterator[StageRuntime]:
     """Build, start and finally stop one stage; the composition roots call this.
 
-    `owned_topics` (default: all subscriptions) are those whose undecodable messages this
-    stage dead-letters; on the others it leaves that to the topic's owner. `jobs` are the
-    stage's database timers (ack timeouts, SLA breaches, due dates); `state` is what its
-    handlers keep for one batch (see `BatchState`); `batch_interval_ms`, for a stage no
+    The stage's declaration gives its topics, the ones whose undecodable messages it
+    dead-letters, and its group (`group_id` overrides it, for a rebuild); `handlers` are
+    matched to the payloads it consumes by their signatures (see `Stage.handlers`). `jobs`
+    are the stage's database timers (ack timeouts, SLA breaches, due dates); `state` is what
+    its handlers keep for one batch (see `BatchState`); `batch_interval_ms`, for a stage no
     intake's first dispatch waits for, how seldom it takes a batch (see `Pace`).
     """
+    name = stage.name
+    subscriptions = stage.subscriptions(settings.topics)
+    handler_map = stage.handlers(*handlers)
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
     if pool is None:
@@ -252,17 +254,17 @@ async def stage_runtime(
         stage=name,
         pool=pool,
         topics=settings.topics,
-        handlers=handlers,
+        handlers=handler_map,
         inbox_key=inbox_key,
         publish=relay.send_committed,
-        owned_topics=subscriptions if owned_topics is None else owned_topics,
+        owned_topics=stage.owned_topics(settings.topics),
         metrics=metrics,
         state=state,
     )
     subscriber = subscribe(
         broker,
         topics=subscriptions,
-        group_id=group_id or f"{settings.topics.prefix}.{name}",
+        group_id=group_id or stage.group_id(settings.topics),
         processor=processor,
         settings=settings,
         batch_interval_ms=batch_interval_ms,

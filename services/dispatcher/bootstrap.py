@@ -9,21 +9,6 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.commands import (
-    AnswerWorkOrderV1,
-    CancelDispatchV1,
-    CloseWorkOrderV1,
-    ReassignDispatchV1,
-)
-from schemas.events import (
-    IncidentClassifiedV1,
-    IncidentResolvedV1,
-    IncidentStatusChangedV1,
-    TriageReviewedV1,
-    UnitMovedV1,
-    UnitRegisteredV1,
-    UnitStatusReportedV1,
-)
 from schemas.topics import Topics
 from schemas.vocabulary import Priority
 from services.common.gazetteer import BATANG_CENTRE
@@ -32,8 +17,8 @@ from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
 from services.dispatcher.entrypoint import Dispatcher
 from services.dispatcher.runcards import RunCards
+from services.dispatcher.stage import DISPATCHER
 from services.dispatcher.unit_reports import ReportLimits
-from services.stages import subscriptions
 
 
 class DispatcherSettings(BaseSettings):
@@ -97,26 +82,22 @@ async def bootstrap(
     common = common or CommonSettings()
     settings = settings or DispatcherSettings()
     dispatcher = build_dispatcher(common.topics, settings)
-    topics = common.topics
     async with stage_runtime(
-        name="dispatcher",
+        stage=DISPATCHER,
         settings=common,
-        subscriptions=subscriptions("dispatcher", topics),
-        owned_topics=[],  # the tracker dead-letters what nobody can decode on these
         state=dispatcher,
-        handlers={
-            IncidentClassifiedV1: dispatcher.on_incident_classified,
-            TriageReviewedV1: dispatcher.on_triage_reviewed,
-            IncidentStatusChangedV1: dispatcher.on_incident_finished,
-            IncidentResolvedV1: dispatcher.on_incident_finished,
-            UnitRegisteredV1: dispatcher.on_unit_registered,
-            UnitMovedV1: dispatcher.on_unit_moved,
-            UnitStatusReportedV1: dispatcher.on_unit_status,
-            CancelDispatchV1: dispatcher.on_cancel_dispatch,
-            ReassignDispatchV1: dispatcher.on_reassign_dispatch,
-            AnswerWorkOrderV1: dispatcher.on_answer_work_order,
-            CloseWorkOrderV1: dispatcher.on_close_work_order,
-        },
+        handlers=[
+            dispatcher.on_incident_classified,
+            dispatcher.on_triage_reviewed,
+            dispatcher.on_incident_finished,
+            dispatcher.on_unit_registered,
+            dispatcher.on_unit_moved,
+            dispatcher.on_unit_status,
+            dispatcher.on_cancel_dispatch,
+            dispatcher.on_reassign_dispatch,
+            dispatcher.on_answer_work_order,
+            dispatcher.on_close_work_order,
+        ],
         jobs=[
             PeriodicJob(
                 "ack-timeouts", settings.timer_interval_s, dispatcher.expire_unacknowledged

@@ -144,11 +144,10 @@ class Dispatcher:
     # ------------------------------------------------------------ incidents
 
     async def on_incident_classified(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """Send the run card's units, or issue a work order for a non-emergency report."""
         incident = event.payload
-        assert isinstance(incident, IncidentClassifiedV1)
         if incident.needs_review:
             return []  # a human triages first; nothing is guessed
         slots = self.run_cards.slots(incident.category, incident.priority)
@@ -172,13 +171,12 @@ class Dispatcher:
         return out
 
     async def on_triage_reviewed(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[TriageReviewedV1]
     ) -> Sequence[Outgoing]:
         """A call-taker's decision: what its run card needs beyond the units already sent or
         waited for goes now (all of it for an incident that was held for review); a lowered
         priority recalls nobody (a supervisor cancels units that are not needed)."""
         review = event.payload
-        assert isinstance(review, TriageReviewedV1)
         slots = self.run_cards.slots(review.category, review.priority)
         if not slots:
             if review.category in NO_WORK_ORDER:
@@ -198,13 +196,12 @@ class Dispatcher:
         return out
 
     async def on_incident_finished(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentStatusChangedV1 | IncidentResolvedV1]
     ) -> Sequence[Outgoing]:
         """A finished incident stops waiting for units; a cancelled one releases its units."""
         payload = event.payload
         if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in FINISHED:
             return []
-        assert isinstance(payload, IncidentStatusChangedV1 | IncidentResolvedV1)
         await repository.withdraw_pending(conn, incident_id=payload.incident_id)
         if not (
             isinstance(payload, IncidentStatusChangedV1)
@@ -225,20 +222,20 @@ class Dispatcher:
     # ------------------------------------------------------------ units
 
     async def on_unit_registered(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[UnitRegisteredV1]
     ) -> Sequence[Outgoing]:
         """A unit joins the fleet (or changes details) and may serve a waiting incident."""
         unit = event.payload
-        assert isinstance(unit, UnitRegisteredV1)
         await self.fleet.lock(conn, unit_type=unit.unit_type.value)
         await repository.register_unit(conn, unit=unit)
         self.fleet.registered(conn, unit_id=unit.unit_id, unit_type=unit.unit_type.value)
         return await self._serve_waiting(conn, unit_type=unit.unit_type.value, cause=event)
 
-    async def on_unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_unit_moved(
+        self, conn: asyncpg.Connection, event: Event[UnitMovedV1]
+    ) -> Sequence[Outgoing]:
         """A unit's position changed: the next ranking uses it."""
         moved = event.payload
-        assert isinstance(moved, UnitMovedV1)
         known = await repository.move_unit(
             conn,
             unit_id=moved.unit_id,
@@ -250,12 +247,13 @@ class Dispatcher:
             raise Rejected("unknown_unit", f"unit {moved.unit_id} is not in the fleet")
         return []
 
-    async def on_unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_unit_status(
+        self, conn: asyncpg.Connection, event: Event[UnitStatusReportedV1]
+    ) -> Sequence[Outgoing]:
         """Check a unit's report (the one check every stage relies on) and apply it; an
         accepted report is published as `UnitStatusChanged`, a refused one is a dead
         letter. A unit that frees up goes to the most urgent waiting incident."""
         report = event.payload
-        assert isinstance(report, UnitStatusReportedV1)
         unit_type = await self.fleet.unit_type_of(conn, unit_id=report.unit_id)
         if unit_type is not None:
             await self.fleet.lock(conn, unit_type=unit_type)
@@ -289,11 +287,10 @@ class Dispatcher:
     # ------------------------------------------------------------ supervisor commands
 
     async def on_cancel_dispatch(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[CancelDispatchV1]
     ) -> Sequence[Outgoing]:
         """Withdraw a unit's order; by default the next best unit fills the slot."""
         command = event.payload
-        assert isinstance(command, CancelDispatchV1)
         order = await self._active_order(conn, command.incident_id, command.unit_id)
         out = await self._withdraw(
             conn,
@@ -307,11 +304,10 @@ class Dispatcher:
         return out
 
     async def on_reassign_dispatch(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[ReassignDispatchV1]
     ) -> Sequence[Outgoing]:
         """Give a unit's order to a named unit (which must be free) or to the next best."""
         command = event.payload
-        assert isinstance(command, ReassignDispatchV1)
         order = await self._active_order(conn, command.incident_id, command.unit_id)
         out = list(
             await self._withdraw(
@@ -337,11 +333,10 @@ class Dispatcher:
         return [*out, await self._order(conn, need, unit, cause=event)]
 
     async def on_answer_work_order(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[AnswerWorkOrderV1]
     ) -> Sequence[Outgoing]:
         """An agency's first response; answering twice is refused."""
         command = event.payload
-        assert isinstance(command, AnswerWorkOrderV1)
         order = await self._open_work_order(conn, command.incident_id)
         if order["answered_at"] is not None:
             raise Rejected("already_answered", f"work order of {command.incident_id} was answered")
@@ -362,11 +357,10 @@ class Dispatcher:
         return [self._emit(answered, cause=event, role="answered")]
 
     async def on_close_work_order(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[CloseWorkOrderV1]
     ) -> Sequence[Outgoing]:
         """An agency finished the work (closing also counts as the first response)."""
         command = event.payload
-        assert isinstance(command, CloseWorkOrderV1)
         order = await self._open_work_order(conn, command.incident_id)
         for column in ("answered_at", "closed_at"):
             await repository.mark_work_order(

@@ -9,14 +9,13 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import IncidentClassifiedV1, IncidentOpenedV1, IntakeReceivedV1
 from services.common.gazetteer import Gazetteer
 from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.enricher.entrypoint import Enricher
 from services.enricher.places import PlaceResolver
-from services.stages import subscriptions
+from services.enricher.stage import ENRICHER
 
 
 class EnricherSettings(BaseSettings):
@@ -47,17 +46,13 @@ async def bootstrap(
         prank_threshold=settings.prank_threshold,
     )
     async with stage_runtime(
-        name="enricher",
+        stage=ENRICHER,
         settings=common,
-        # Incident events come back so a number's pranks are counted (the tracker owns
-        # that topic's dead letters).
-        subscriptions=subscriptions("enricher", common.topics),
-        owned_topics=[common.topics.intake_received],
-        handlers={
-            IntakeReceivedV1: enricher.on_intake_received,
-            IncidentOpenedV1: enricher.on_incident_opened,
-            IncidentClassifiedV1: enricher.on_incident_classified,
-        },
+        handlers=[
+            enricher.on_intake_received,
+            enricher.on_incident_opened,
+            enricher.on_incident_classified,
+        ],
         inbox_key=intake_key,
         state=enricher.callers,
     ) as runtime:

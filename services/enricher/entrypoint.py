@@ -41,11 +41,10 @@ class Enricher:
     callers: Callers = field(default_factory=Callers)
 
     async def on_intake_received(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IntakeReceivedV1]
     ) -> Sequence[Outgoing]:
         """Resolve the place, update the caller's history, emit the enriched intake."""
         intake = event.payload
-        assert isinstance(intake, IntakeReceivedV1)
         now = datetime.now(UTC)
         claimed = None
         if intake.received_at > now + CLOCK_SKEW:
@@ -87,22 +86,20 @@ class Enricher:
         return [Outgoing.of(out, self.topics)]
 
     async def on_incident_opened(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
     ) -> Sequence[Outgoing]:
         """Remember which intake opened the incident, to find its caller later."""
         opened = event.payload
-        assert isinstance(opened, IncidentOpenedV1)
         await self.callers.record_opening(
             conn, incident_id=opened.incident_id, intake_id=opened.intake_id
         )
         return []
 
     async def on_incident_classified(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """A prank verdict counts against the caller's number (flagged at `prank_threshold`)."""
         classified = event.payload
-        assert isinstance(classified, IncidentClassifiedV1)
         if classified.category is not Category.PRANK:
             return []
         phone = await record_prank(conn, self.callers, incident_id=classified.incident_id)

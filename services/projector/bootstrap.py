@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.projector.entrypoint import Projector
-from services.stages import subscriptions
+from services.projector.stage import PROJECTOR
 
 
 class ProjectorSettings(BaseSettings):
@@ -42,12 +42,8 @@ async def bootstrap(
     settings = settings or ProjectorSettings()
     projector = Projector()
     async with stage_runtime(
-        name="projector",
+        stage=PROJECTOR,
         settings=common,
-        subscriptions=subscriptions("projector", common.topics),
-        # Every other topic has a stage that dead-letters what it cannot decode; what
-        # cannot be decoded on the dead-letter topic itself is never sent back into it.
-        owned_topics=[],
         handlers=projector.handlers(),
         state=projector.writes,
         schema=schema,

@@ -69,10 +69,11 @@ class Projector:
             summary=summary,
         )
 
-    async def intake_received(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def intake_received(
+        self, conn: asyncpg.Connection, event: Event[IntakeReceivedV1]
+    ) -> Sequence[Outgoing]:
         """An intake as received."""
         p = event.payload
-        assert isinstance(p, IntakeReceivedV1)
         rm.upsert_intake(
             self.writes.upserts,
             intake_id=p.intake_id,
@@ -85,10 +86,11 @@ class Projector:
         )
         return NOTHING
 
-    async def intake_enriched(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def intake_enriched(
+        self, conn: asyncpg.Connection, event: Event[IntakeEnrichedV1]
+    ) -> Sequence[Outgoing]:
         """Where the intake is, and what is known of its caller."""
         p = event.payload
-        assert isinstance(p, IntakeEnrichedV1)
         rm.upsert_intake(
             self.writes.upserts,
             intake_id=p.intake.intake_id,
@@ -103,10 +105,11 @@ class Projector:
         )
         return NOTHING
 
-    async def incident_opened(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def incident_opened(
+        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
+    ) -> Sequence[Outgoing]:
         """A new incident and its first intake."""
         p = event.payload
-        assert isinstance(p, IncidentOpenedV1)
         rm.upsert_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -120,20 +123,20 @@ class Projector:
         self._timeline(event, p.incident_id, f"opened from {p.channel.value} intake")
         return NOTHING
 
-    async def call_linked(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def call_linked(
+        self, conn: asyncpg.Connection, event: Event[CallLinkedV1]
+    ) -> Sequence[Outgoing]:
         """Another call about the same incident."""
         p = event.payload
-        assert isinstance(p, CallLinkedV1)
         rm.upsert_intake(self.writes.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
         self._timeline(event, p.incident_id, f"call linked ({p.reason})")
         return NOTHING
 
     async def incident_classified(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """Category, priority, agency and confidence."""
         p = event.payload
-        assert isinstance(p, IncidentClassifiedV1)
         rm.classify_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -163,10 +166,11 @@ class Projector:
         )
         return NOTHING
 
-    async def triage_reviewed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def triage_reviewed(
+        self, conn: asyncpg.Connection, event: Event[TriageReviewedV1]
+    ) -> Sequence[Outgoing]:
         """A call-taker's decision on triage replaces it and ends its review."""
         p = event.payload
-        assert isinstance(p, TriageReviewedV1)
         rm.review_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -186,13 +190,16 @@ class Projector:
             f"{p.category.value} {p.priority.value}"
         )
         note = f" ({p.note})" if p.note else ""
-        self._timeline(event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}")
+        self._timeline(
+            event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}"
+        )
         return NOTHING
 
-    async def status_changed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def status_changed(
+        self, conn: asyncpg.Connection, event: Event[IncidentStatusChangedV1]
+    ) -> Sequence[Outgoing]:
         """The tracker's lifecycle step."""
         p = event.payload
-        assert isinstance(p, IncidentStatusChangedV1)
         rm.set_incident_status(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -202,20 +209,22 @@ class Projector:
         self._timeline(event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
         return NOTHING
 
-    async def incident_resolved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def incident_resolved(
+        self, conn: asyncpg.Connection, event: Event[IncidentResolvedV1]
+    ) -> Sequence[Outgoing]:
         """All units cleared."""
         p = event.payload
-        assert isinstance(p, IncidentResolvedV1)
         rm.upsert_incident(
             self.writes.upserts, incident_id=p.incident_id, resolved_at=p.resolved_at
         )
         self._timeline(event, p.incident_id, f"resolved by {', '.join(p.units)}")
         return NOTHING
 
-    async def unit_dispatched(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def unit_dispatched(
+        self, conn: asyncpg.Connection, event: Event[UnitDispatchedV1]
+    ) -> Sequence[Outgoing]:
         """A unit goes to an incident."""
         p = event.payload
-        assert isinstance(p, UnitDispatchedV1)
         rm.unit_on_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -241,11 +250,10 @@ class Projector:
         return NOTHING
 
     async def dispatch_cancelled(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[DispatchCancelledV1]
     ) -> Sequence[Outgoing]:
         """An order withdrawn: the unit is released from the incident."""
         p = event.payload
-        assert isinstance(p, DispatchCancelledV1)
         rm.unit_on_incident(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -263,10 +271,11 @@ class Projector:
         self._timeline(event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
 
-    async def work_order_issued(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def work_order_issued(
+        self, conn: asyncpg.Connection, event: Event[WorkOrderIssuedV1]
+    ) -> Sequence[Outgoing]:
         """A complaint in an agency's queue."""
         p = event.payload
-        assert isinstance(p, WorkOrderIssuedV1)
         rm.add_work_order(
             self.writes.upserts,
             work_order_id=p.work_order_id,
@@ -283,10 +292,11 @@ class Projector:
         )
         return NOTHING
 
-    async def unit_registered(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def unit_registered(
+        self, conn: asyncpg.Connection, event: Event[UnitRegisteredV1]
+    ) -> Sequence[Outgoing]:
         """A unit on the board."""
         p = event.payload
-        assert isinstance(p, UnitRegisteredV1)
         rm.unit_registered(
             self.writes.upserts,
             unit_id=p.unit_id,
@@ -299,10 +309,11 @@ class Projector:
         )
         return NOTHING
 
-    async def unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def unit_status(
+        self, conn: asyncpg.Connection, event: Event[UnitStatusChangedV1]
+    ) -> Sequence[Outgoing]:
         """A unit's report as the dispatcher accepted it: on the board, and on its incident."""
         p = event.payload
-        assert isinstance(p, UnitStatusChangedV1)
         self.writes.board.append(
             BoardChange(
                 p.unit_id, UnitChange(p.status.value, p.reported_at, p.incident_id), event.id
@@ -329,19 +340,19 @@ class Projector:
         return NOTHING
 
     async def incident_escalated(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentEscalatedV1]
     ) -> Sequence[Outgoing]:
         """The incident waits for a unit."""
         p = event.payload
-        assert isinstance(p, IncidentEscalatedV1)
         rm.escalate_incident(self.writes.upserts, incident_id=p.incident_id, at=p.escalated_at)
         self._timeline(event, p.incident_id, f"ESCALATED: {p.reason}")
         return NOTHING
 
-    async def sla_breached(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def sla_breached(
+        self, conn: asyncpg.Connection, event: Event[SlaBreachedV1]
+    ) -> Sequence[Outgoing]:
         """A missed target."""
         p = event.payload
-        assert isinstance(p, SlaBreachedV1)
         rm.add_sla_breach(
             self.writes.upserts,
             incident_id=p.incident_id,
@@ -357,11 +368,10 @@ class Projector:
         return NOTHING
 
     async def work_order_reminded(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderReminderSentV1]
     ) -> Sequence[Outgoing]:
         """The agency was reminded."""
         p = event.payload
-        assert isinstance(p, WorkOrderReminderSentV1)
         await rm.work_order_step(
             conn, self.writes, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
         )
@@ -369,11 +379,10 @@ class Projector:
         return NOTHING
 
     async def work_order_escalated(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderEscalatedV1]
     ) -> Sequence[Outgoing]:
         """The work order is overdue."""
         p = event.payload
-        assert isinstance(p, WorkOrderEscalatedV1)
         await rm.work_order_step(
             conn, self.writes, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
         )
@@ -381,11 +390,10 @@ class Projector:
         return NOTHING
 
     async def work_order_answered(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderAnsweredV1]
     ) -> Sequence[Outgoing]:
         """The agency's first response."""
         p = event.payload
-        assert isinstance(p, WorkOrderAnsweredV1)
         await rm.work_order_step(
             conn,
             self.writes,
@@ -398,10 +406,11 @@ class Projector:
         self._timeline(event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
         return NOTHING
 
-    async def work_order_closed(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def work_order_closed(
+        self, conn: asyncpg.Connection, event: Event[WorkOrderClosedV1]
+    ) -> Sequence[Outgoing]:
         """The agency finished."""
         p = event.payload
-        assert isinstance(p, WorkOrderClosedV1)
         await rm.work_order_step(
             conn,
             self.writes,
@@ -413,10 +422,11 @@ class Projector:
         self._timeline(event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
         return NOTHING
 
-    async def unit_moved(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def unit_moved(
+        self, conn: asyncpg.Connection, event: Event[UnitMovedV1]
+    ) -> Sequence[Outgoing]:
         """A unit's new position."""
         p = event.payload
-        assert isinstance(p, UnitMovedV1)
         rm.move_unit(
             self.writes.upserts,
             unit_id=p.unit_id,
@@ -427,10 +437,11 @@ class Projector:
         )
         return NOTHING
 
-    async def dead_letter(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def dead_letter(
+        self, conn: asyncpg.Connection, event: Event[DeadLetterV1]
+    ) -> Sequence[Outgoing]:
         """A message some stage could not process."""
         p = event.payload
-        assert isinstance(p, DeadLetterV1)
         rm.add_dead_letter(
             self.writes.upserts,
             event_id=event.id,
@@ -446,11 +457,10 @@ class Projector:
         return NOTHING
 
     async def dead_letter_redriven(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[DeadLetterRedrivenV1]
     ) -> Sequence[Outgoing]:
         """An operator sent a dead letter back to its source topic."""
         p = event.payload
-        assert isinstance(p, DeadLetterRedrivenV1)
         rm.add_redrive(
             self.writes.upserts,
             event_id=event.id,
@@ -463,29 +473,29 @@ class Projector:
         )
         return NOTHING
 
-    def handlers(self) -> dict[type, Handler]:
-        """Event model -> handler, for every event the read model shows."""
-        return {
-            IntakeReceivedV1: self.intake_received,
-            IntakeEnrichedV1: self.intake_enriched,
-            IncidentOpenedV1: self.incident_opened,
-            CallLinkedV1: self.call_linked,
-            IncidentClassifiedV1: self.incident_classified,
-            TriageReviewedV1: self.triage_reviewed,
-            IncidentStatusChangedV1: self.status_changed,
-            IncidentResolvedV1: self.incident_resolved,
-            UnitDispatchedV1: self.unit_dispatched,
-            DispatchCancelledV1: self.dispatch_cancelled,
-            WorkOrderIssuedV1: self.work_order_issued,
-            UnitRegisteredV1: self.unit_registered,
-            UnitStatusChangedV1: self.unit_status,
-            DeadLetterV1: self.dead_letter,
-            IncidentEscalatedV1: self.incident_escalated,
-            SlaBreachedV1: self.sla_breached,
-            WorkOrderReminderSentV1: self.work_order_reminded,
-            WorkOrderEscalatedV1: self.work_order_escalated,
-            WorkOrderAnsweredV1: self.work_order_answered,
-            WorkOrderClosedV1: self.work_order_closed,
-            UnitMovedV1: self.unit_moved,
-            DeadLetterRedrivenV1: self.dead_letter_redriven,
-        }
+    def handlers(self) -> list[Handler]:
+        """A handler for every event the read model shows (matched by their signatures)."""
+        return [
+            self.intake_received,
+            self.intake_enriched,
+            self.incident_opened,
+            self.call_linked,
+            self.incident_classified,
+            self.triage_reviewed,
+            self.status_changed,
+            self.incident_resolved,
+            self.unit_dispatched,
+            self.dispatch_cancelled,
+            self.work_order_issued,
+            self.unit_registered,
+            self.unit_status,
+            self.dead_letter,
+            self.incident_escalated,
+            self.sla_breached,
+            self.work_order_reminded,
+            self.work_order_escalated,
+            self.work_order_answered,
+            self.work_order_closed,
+            self.unit_moved,
+            self.dead_letter_redriven,
+        ]

@@ -8,22 +8,11 @@ from collections.abc import AsyncIterator
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.commands import CancelIncidentV1, CloseIncidentV1
-from schemas.events import (
-    DispatchCancelledV1,
-    IncidentClassifiedV1,
-    IncidentOpenedV1,
-    UnitDispatchedV1,
-    UnitStatusChangedV1,
-    WorkOrderAnsweredV1,
-    WorkOrderClosedV1,
-    WorkOrderIssuedV1,
-)
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
-from services.stages import subscriptions
 from services.tracker.entrypoint import Tracker
+from services.tracker.stage import TRACKER
 
 
 class TrackerSettings(BaseSettings):
@@ -50,23 +39,21 @@ async def bootstrap(
     common = common or CommonSettings()
     settings = settings or TrackerSettings()
     tracker = Tracker(topics=common.topics)
-    topics = common.topics
     async with stage_runtime(
-        name="tracker",
+        stage=TRACKER,
         settings=common,
-        subscriptions=subscriptions("tracker", topics),
-        handlers={
-            IncidentOpenedV1: tracker.on_incident_opened,
-            IncidentClassifiedV1: tracker.on_incident_classified,
-            UnitDispatchedV1: tracker.on_unit_dispatched,
-            DispatchCancelledV1: tracker.on_dispatch_cancelled,
-            UnitStatusChangedV1: tracker.on_unit_status,
-            WorkOrderIssuedV1: tracker.on_work_order_issued,
-            WorkOrderAnsweredV1: tracker.on_work_order_answered,
-            WorkOrderClosedV1: tracker.on_work_order_closed,
-            CancelIncidentV1: tracker.on_cancel_incident,
-            CloseIncidentV1: tracker.on_close_incident,
-        },
+        handlers=[
+            tracker.on_incident_opened,
+            tracker.on_incident_classified,
+            tracker.on_unit_dispatched,
+            tracker.on_dispatch_cancelled,
+            tracker.on_unit_status,
+            tracker.on_work_order_issued,
+            tracker.on_work_order_answered,
+            tracker.on_work_order_closed,
+            tracker.on_cancel_incident,
+            tracker.on_close_incident,
+        ],
         state=tracker,
         jobs=[PeriodicJob("sla-breaches", settings.timer_interval_s, tracker.raise_sla_breaches)],
         batch_interval_ms=settings.batch_interval_ms,

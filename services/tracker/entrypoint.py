@@ -103,11 +103,10 @@ class Tracker:
         self.assignments.discard()
 
     async def on_incident_opened(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
     ) -> Sequence[Outgoing]:
         """An incident starts as received, at the time its call came in."""
         opened = event.payload
-        assert isinstance(opened, IncidentOpenedV1)
         return await self._step(
             conn,
             opened.incident_id,
@@ -118,11 +117,10 @@ class Tracker:
         )
 
     async def on_incident_classified(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """Triage has decided what it is."""
         classified = event.payload
-        assert isinstance(classified, IncidentClassifiedV1)
         if classified.category not in NO_SLA:
             self.incidents.start_timer(
                 repository.SlaTimer(
@@ -146,11 +144,10 @@ class Tracker:
         )
 
     async def on_unit_dispatched(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[UnitDispatchedV1]
     ) -> Sequence[Outgoing]:
         """A unit has its order."""
         order = event.payload
-        assert isinstance(order, UnitDispatchedV1)
         self.incidents.stop_timer(
             repository.SlaStop(order.incident_id, "dispatch", order.dispatched_at, met=True)
         )
@@ -168,21 +165,21 @@ class Tracker:
         )
 
     async def on_dispatch_cancelled(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[DispatchCancelledV1]
     ) -> Sequence[Outgoing]:
         """An order was withdrawn: the unit no longer counts for the incident."""
         cancelled = event.payload
-        assert isinstance(cancelled, DispatchCancelledV1)
         await self.assignments.end(
             conn, incident_id=cancelled.incident_id, unit_id=cancelled.unit_id
         )
         return []
 
-    async def on_unit_status(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_unit_status(
+        self, conn: asyncpg.Connection, event: Event[UnitStatusChangedV1]
+    ) -> Sequence[Outgoing]:
         """A unit's progress, as the dispatcher accepted it, moves its incident; the last
         unit to clear resolves it."""
         report = event.payload
-        assert isinstance(report, UnitStatusChangedV1)
         assignment = await self.assignments.active(
             conn, unit_id=report.unit_id, incident_id=report.incident_id
         )
@@ -238,11 +235,10 @@ class Tracker:
         return []
 
     async def on_work_order_issued(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderIssuedV1]
     ) -> Sequence[Outgoing]:
         """A complaint is in an agency's queue: for its lifecycle, that is its dispatch."""
         order = event.payload
-        assert isinstance(order, WorkOrderIssuedV1)
         return await self._step(
             conn,
             order.incident_id,
@@ -253,11 +249,10 @@ class Tracker:
         )
 
     async def on_work_order_answered(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderAnsweredV1]
     ) -> Sequence[Outgoing]:
         """The agency's first response meets the complaint's target."""
         answered = event.payload
-        assert isinstance(answered, WorkOrderAnsweredV1)
         self.incidents.stop_timer(
             repository.SlaStop(
                 answered.incident_id, "first_response", answered.answered_at, met=True
@@ -273,22 +268,20 @@ class Tracker:
         )
 
     async def on_work_order_closed(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[WorkOrderClosedV1]
     ) -> Sequence[Outgoing]:
         """The agency finished: the complaint is resolved."""
         closed = event.payload
-        assert isinstance(closed, WorkOrderClosedV1)
         self.incidents.stop_timer(
             repository.SlaStop(closed.incident_id, "*", closed.closed_at, met=True)
         )
         return await self._resolve(conn, closed.incident_id, closed.closed_at, [], event)
 
     async def on_cancel_incident(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[CancelIncidentV1]
     ) -> Sequence[Outgoing]:
         """A supervisor cancels the incident; the dispatcher then releases its units."""
         command = event.payload
-        assert isinstance(command, CancelIncidentV1)
         if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
             # Nobody opened it: a cancel must not make an incident of its own.
             raise Rejected("unknown_incident", f"no incident {command.incident_id}")
@@ -304,10 +297,11 @@ class Tracker:
             event,
         )
 
-    async def on_close_incident(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_close_incident(
+        self, conn: asyncpg.Connection, event: Event[CloseIncidentV1]
+    ) -> Sequence[Outgoing]:
         """A supervisor closes a resolved incident."""
         command = event.payload
-        assert isinstance(command, CloseIncidentV1)
         if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
             raise Rejected("unknown_incident", f"no incident {command.incident_id}")
         return await self._step(

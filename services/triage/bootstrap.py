@@ -10,18 +10,16 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.commands import ReviewTriageV1
-from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1, IntakeEnrichedV1
 from schemas.vocabulary import Category, Priority
 from services.common.gazetteer import load_gazetteer
 from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
-from services.stages import subscriptions
 from services.triage.classifier import SLA_SECONDS, Classifier
 from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
 from services.triage.lexicon import load_lexicon
+from services.triage.stage import TRIAGE
 
 # Calls about one fire or crash are many; two sick people in one desa are two patients, so
 # medical, crime and complaints about people are never merged unless configured.
@@ -118,18 +116,9 @@ async def bootstrap(
         sla_seconds=settings.sla_seconds(),
     )
     async with stage_runtime(
-        name="triage",
+        stage=TRIAGE,
         settings=common,
-        # Incident events come back so ended incidents stop taking duplicate calls (the
-        # tracker owns that topic's dead letters); a call-taker's review comes as a command.
-        subscriptions=subscriptions("triage", common.topics),
-        owned_topics=[common.topics.intake_enriched],
-        handlers={
-            IntakeEnrichedV1: triage.on_intake_enriched,
-            IncidentResolvedV1: triage.on_incident_ended,
-            IncidentStatusChangedV1: triage.on_incident_ended,
-            ReviewTriageV1: triage.on_review_triage,
-        },
+        handlers=[triage.on_intake_enriched, triage.on_incident_ended, triage.on_review_triage],
         inbox_key=intake_key,
         state=triage.batch,
     ) as runtime:

@@ -54,11 +54,10 @@ class Triage:
     batch: repository.Correlation = field(default_factory=repository.Correlation)
 
     async def on_intake_enriched(
-        self, conn: asyncpg.Connection, event: Event
+        self, conn: asyncpg.Connection, event: Event[IntakeEnrichedV1]
     ) -> Sequence[Outgoing]:
         """Classify the report, then link it to the incident it repeats or open its own."""
         enriched = event.payload
-        assert isinstance(enriched, IntakeEnrichedV1)
         intake = enriched.intake
         decision = self.classifier.classify(
             text=intake.text, channel=intake.channel, signals=enriched.signals
@@ -182,10 +181,11 @@ class Triage:
         )
         return Outgoing.of(event, self.topics)
 
-    async def on_review_triage(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_review_triage(
+        self, conn: asyncpg.Connection, event: Event[ReviewTriageV1]
+    ) -> Sequence[Outgoing]:
         """A call-taker's answer to triage: the incident's decision as they give it."""
         command = event.payload
-        assert isinstance(command, ReviewTriageV1)
         await self.batch.openings.flush(conn)  # it may have been opened in this batch
         current = await repository.classified(conn, incident_id=command.incident_id)
         if current is None:
@@ -239,7 +239,9 @@ class Triage:
             )
         ]
 
-    async def on_incident_ended(self, conn: asyncpg.Connection, event: Event) -> Sequence[Outgoing]:
+    async def on_incident_ended(
+        self, conn: asyncpg.Connection, event: Event[IncidentResolvedV1 | IncidentStatusChangedV1]
+    ) -> Sequence[Outgoing]:
         """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
         payload = event.payload
         if isinstance(payload, IncidentResolvedV1):

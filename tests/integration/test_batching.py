@@ -41,6 +41,7 @@ from services.common.processing import BatchProcessor, Deferred, Rows
 from services.projector.board import RANK, UnitChange, fold
 from services.projector.entrypoint import Projector
 from services.projector.repository import BoardChange, apply_board
+from services.projector.stage import PROJECTOR
 from tests.conftest import Pipeline, eventually
 
 pytestmark = pytest.mark.integration
@@ -281,7 +282,7 @@ async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_land
             stage="projector",
             pool=pool,
             topics=topics,
-            handlers=projector.handlers(),
+            handlers=PROJECTOR.handlers(*projector.handlers()),
             owned_topics=[],
             state=projector.writes,
         )
