@@ -7,7 +7,7 @@ from services.common.gazetteer import load_gazetteer
 from services.common.kafka import ensure_topics, producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
-from services.dispatcher.fleet import UnitSpec, registration_events, starter_fleet
+from services.dispatcher.fleet import UnitSpec, load_fleet, registration_events, starter_fleet
 
 
 async def seed_fleet(
@@ -16,7 +16,8 @@ async def seed_fleet(
     """Publish `UnitRegistered` for each unit (the same ids each time: harmless to repeat)."""
     pack = settings.home.pack()
     gazetteer = load_gazetteer(pack)
-    fleet = fleet if fleet is not None else starter_fleet(gazetteer, facilities=pack.facilities)
+    if fleet is None:
+        fleet = starter_fleet(gazetteer, facilities=pack.facilities, plan=load_fleet(pack.fleet))
     client = producer(settings)
     await client.start()
     try:
