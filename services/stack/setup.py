@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from services.common.datapack import DataPack
 from services.common.db import migrate
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import ensure_topics, producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 from services.dispatcher.fleet import UnitSpec, load_fleet, registration_events, starter_fleet
+from services.dispatcher.runcards import RunCards
+
+
+def check_data_files(pack: DataPack) -> None:
+    """Read the pack's run cards and fleet, so that a bad file stops `siaga up` with its one
+    line before anything starts, not a dispatcher that dies at every restart."""
+    RunCards.load(pack.run_cards)
+    load_fleet(pack.fleet)
 
 
 async def seed_fleet(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,30 @@ def test_a_pack_uses_its_own_run_cards_and_batangs_without_them(tmp_path: Path) 
     assert pack.run_cards == own
     cards = RunCards.load(pack.run_cards)
     assert [str(s) for s in cards.slots(Category.FIRE, Priority.P2)] == ["fire_truck", "rescue"]
+
+
+def test_siaga_up_stops_at_a_bad_file_before_it_starts_anything(tmp_path: Path) -> None:
+    (tmp_path / "regions").mkdir()
+    shutil.copy(BUILTIN_PACK / "regions" / "batang_regions.csv", tmp_path / "regions")
+    bad = _edited(tmp_path, "police = 50.0", "police = 0")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIAGA_")}
+    env |= {"SIAGA_DATA_DIR": str(tmp_path), "SIAGA_HOME": str(tmp_path / ".siaga")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # this checkout's code
+    # Nothing embedded may start, even if the check were gone: these reach nothing.
+    env |= {
+        "SIAGA_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "SIAGA_DATABASE_URL": "postgresql://x@127.0.0.1:9/x",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "up"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr == f"siaga: {bad}: speed_kmh.police: Input should be greater than 0 (found 0)\n"
+    )
+    assert not (tmp_path / ".siaga" / "stack.json").exists()
