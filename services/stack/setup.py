@@ -42,7 +42,9 @@ async def seed_fleet(
 async def prepare(
     settings: CommonSettings, *, fleet: list[UnitSpec] | None = None
 ) -> list[UnitSpec]:
-    """Apply migrations, create topics, register the fleet; safe to run again."""
+    """Check the pack's data files, apply migrations, create topics, register the fleet;
+    safe to run again."""
+    check_data_files(settings.home.pack())
     await migrate(settings)
     await ensure_topics(settings)
     return await seed_fleet(settings, fleet)
