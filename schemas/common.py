@@ -19,15 +19,17 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def plausible_time(value: datetime) -> datetime:
-    """A time of this century (a naive one is read as UTC for the comparison)."""
+    """A time of this century, timezone-aware: a naive one is read as UTC."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if not EARLIEST <= aware < LATEST:
         raise ValueError(f"a time between {EARLIEST.year} and {LATEST.year - 1}, not {value}")
-    return value
+    return aware
 
 
+# A naive time is read as UTC rather than refused: Siaga's stages always wrote aware times,
+# and an event already in the log must still decode (refusing it would be a new version).
 Instant = Annotated[datetime, AfterValidator(plausible_time)]
-"""A time of an event: a datetime between 2000 and 2099."""
+"""A time of an event: a timezone-aware datetime between 2000 and 2099."""
 AwareInstant = Annotated[AwareDatetime, AfterValidator(plausible_time)]
 """A time given by a sender, with its UTC offset, between 2000 and 2099."""
 

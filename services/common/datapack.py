@@ -1,9 +1,15 @@
-"""The regency's data pack: region file, boundaries, facilities, landmarks (Batang's built in)."""
+"""The regency's data pack: regions, boundaries, facilities, landmarks, run cards, fleet."""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 # Batang's pack is package data beside the code: setuptools installs it as plain files,
 # in a wheel as in an editable checkout.
@@ -13,6 +19,8 @@ REGIONS = "regions/*_regions.csv"
 BOUNDARIES = "regions/*.geojson"
 FACILITIES = "facilities/*.csv"
 LANDMARKS = "landmarks.csv"
+RUN_CARDS = "runcards.toml"
+FLEET = "fleet.toml"
 
 
 class DataPackError(ValueError):
@@ -28,6 +36,8 @@ class DataPack:
     boundaries: Path | None
     facilities: Path | None
     landmarks: Path | None
+    run_cards: Path
+    fleet: Path
     builtin: bool
 
     @property
@@ -38,7 +48,8 @@ class DataPack:
 
 def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
     """The pack in `root`: `regions/<name>_regions.csv`, optional `regions/*.geojson`,
-    `facilities/*.csv` and `landmarks.csv`; files are found by pattern, not by name."""
+    `facilities/*.csv` and `landmarks.csv`, found by pattern, not by name; and optional
+    `runcards.toml` and `fleet.toml`, whose absence means Batang's built-in ones."""
     where = "built-in data pack" if builtin else "SIAGA_DATA_DIR"
     if not root.is_dir():
         raise DataPackError(f"{where} {root}: no such folder")
@@ -59,6 +70,9 @@ def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
         boundaries=one(BOUNDARIES),
         facilities=one(FACILITIES),
         landmarks=one(LANDMARKS),
+        # A pack without its own run cards or fleet gets Batang's, as before they were data.
+        run_cards=one(RUN_CARDS) or BUILTIN_PACK / RUN_CARDS,
+        fleet=one(FLEET) or BUILTIN_PACK / FLEET,
         builtin=builtin,
     )
 
@@ -68,3 +82,38 @@ def resolve_pack(data_dir: Path | None) -> DataPack:
     if data_dir is None:
         return open_pack(BUILTIN_PACK, builtin=True)
     return open_pack(data_dir)
+
+
+class DataFileError(DataPackError):
+    """A data file that cannot be read or says something wrong; one line names both."""
+
+
+def read_toml(path: Path, model: type[M]) -> M:
+    """`path` parsed and validated as `model`; `DataFileError` names the file and the first
+    bad entry, in one line."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFileError(f"{path}: not TOML: {exc}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise DataFileError(f"{path}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    where = ""
+    for part in error["loc"]:
+        if part == "[key]":
+            continue  # a bad key is named by the part before it
+        where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    found = error.get("input")
+    shown = f" (found {found!r})" if isinstance(found, str | int | float) else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{shown}{more}" if where else f"{message}{shown}{more}"

@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from schemas.envelope import Event
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
+from services.common.inbox import inbox_pruner
 from services.common.kafka import Pace, TopUp, build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
@@ -229,9 +230,10 @@ async def stage_runtime(
     The stage's declaration gives its topics, the ones whose undecodable messages it
     dead-letters, and its group (`group_id` overrides it, for a rebuild); `handlers` are
     matched to the payloads it consumes by their signatures (see `Stage.handlers`). `jobs`
-    are the stage's database timers (ack timeouts, SLA breaches, due dates); `state` is what
-    its handlers keep for one batch (see `BatchState`); `batch_interval_ms`, for a stage no
-    intake's first dispatch waits for, how seldom it takes a batch (see `Pace`).
+    are the stage's database timers (ack timeouts, SLA breaches, due dates; every stage also
+    prunes its inbox); `state` is what its handlers keep for one batch (see `BatchState`);
+    `batch_interval_ms`, for a stage no intake's first dispatch waits for, how seldom it
+    takes a batch (see `Pace`).
     """
     name = stage.name
     subscriptions = stage.subscriptions(settings.topics)
@@ -276,7 +278,7 @@ async def stage_runtime(
             await runtime.start_health()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
         runtime.tasks.append(asyncio.create_task(relay.send_queued(), name=f"{name}-sender"))
-        for job in jobs:
+        for job in (*jobs, inbox_pruner(settings.inbox)):
             runtime.tasks.append(
                 asyncio.create_task(
                     run_periodically(job, pool=pool, publish=relay.send_committed),

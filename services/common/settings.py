@@ -177,6 +177,25 @@ class StackSettings(BaseSettings):
     )
 
 
+class InboxSettings(BaseSettings):
+    """`SIAGA_INBOX_*`: how long a stage remembers what it processed (services/common/inbox.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_INBOX_")
+
+    retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Keep a processed message's row this long: at least the topics' retention "
+        "(Kafka's default is 7 days), so any redelivered record still finds its row",
+    )
+    prune_interval_s: float = Field(
+        default=60.0, gt=0, description="How often each stage prunes its inbox"
+    )
+    prune_batch: int = Field(
+        default=10_000, ge=1, description="Rows deleted at most per prune (one short transaction)"
+    )
+
+
 class GcSettings(BaseSettings):
     """`SIAGA_GC_*`: the garbage collector of a long-running stage process."""
 
@@ -199,6 +218,7 @@ class CommonSettings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     gc: GcSettings = Field(default_factory=GcSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     @property

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
 from schemas.vocabulary import Priority
+from services.common.datapack import DataPack, resolve_pack
 from services.common.gazetteer import BATANG_CENTRE
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
@@ -28,7 +29,8 @@ class DispatcherSettings(BaseSettings):
 
     run_cards: str | None = Field(
         default=None,
-        description='JSON overrides, e.g. {"fire/P1": ["fire_truck", "fire_truck", "ambulance:ALS"]}',
+        description="JSON overrides of the data pack's runcards.toml, e.g. "
+        '{"fire/P1": ["fire_truck", "fire_truck", "ambulance:ALS"]}',
     )
     ack_timeout_p1_s: float = Field(default=30, gt=0, description="Acknowledge a P1 order within")
     ack_timeout_p2_s: float = Field(default=60, gt=0, description="Acknowledge a P2 order within")
@@ -58,11 +60,15 @@ class DispatcherSettings(BaseSettings):
         }
 
 
-def build_dispatcher(topics: Topics, settings: DispatcherSettings) -> Dispatcher:
-    """The dispatcher's handlers and timers, with the run cards and times `settings` give."""
+def build_dispatcher(
+    topics: Topics, settings: DispatcherSettings, *, pack: DataPack | None = None
+) -> Dispatcher:
+    """The dispatcher's handlers and timers, with the run cards of `pack` (default: Batang's
+    built-in one) overridden by `settings`, and the times `settings` give."""
+    pack = pack or resolve_pack(None)
     return Dispatcher(
         topics=topics,
-        run_cards=RunCards.from_json(settings.run_cards),
+        run_cards=RunCards.load(pack.run_cards).with_overrides(settings.run_cards),
         fallback_point=(settings.fallback_lat, settings.fallback_lon),
         ack_timeouts=settings.ack_timeouts(),
         work_order_due=timedelta(seconds=settings.work_order_due_s),
@@ -81,7 +87,7 @@ async def bootstrap(
     """Run the dispatcher until the context exits."""
     common = common or CommonSettings()
     settings = settings or DispatcherSettings()
-    dispatcher = build_dispatcher(common.topics, settings)
+    dispatcher = build_dispatcher(common.topics, settings, pack=common.home.pack())
     async with stage_runtime(
         stage=DISPATCHER,
         settings=common,

@@ -46,7 +46,7 @@ from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.dispatcher import repository
 from services.dispatcher.repository import ClaimedUnit, Fleet, Order
-from services.dispatcher.runcards import RunCards, Slot, travel
+from services.dispatcher.runcards import RunCards, Slot
 from services.dispatcher.unit_reports import Refused, ReportLimits, check_report
 
 SOURCE = "/siaga/dispatcher"
@@ -479,8 +479,8 @@ class Dispatcher:
         now = self.clock()
         lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
         unit_type = UnitType(unit.unit_type)
-        distance_km, eta = travel(
-            haversine_km(unit.lat, unit.lon, lat, lon), unit_type, need.priority
+        distance_km, eta = self.run_cards.travel(
+            haversine_km(unit.lat, unit.lon, lat, lon), unit_type=unit_type, priority=need.priority
         )
         dispatch_id = derive_id(cause.id, f"dispatch/{need.incident_id}/{need.slot}")
         await repository.record_dispatch(

@@ -1,4 +1,4 @@
-"""Batang's starter fleet, placed at its real bases (kecamatan centroids where that is all we know)."""
+"""The starter fleet, read from the data pack's fleet.toml, and its registration events."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
-from schemas.common import Location
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.common import MAX_CODE, MAX_NAME, Location
 from schemas.envelope import Event, new_event
 from schemas.events import UnitRegisteredV1
 from schemas.ids import derive_id
 from schemas.vocabulary import UnitType
+from services.common.datapack import BUILTIN_PACK, FLEET, DataFileError, read_toml
 from services.common.gazetteer import Gazetteer
 
 
@@ -28,64 +32,82 @@ class UnitSpec:
     capabilities: tuple[str, ...] = ()
 
 
-# Bases every kecamatan has: a Polsek. Regency-level bases are in Batang town.
-_CORE: tuple[UnitSpec, ...] = (
-    UnitSpec(
-        "AMB-PSC119-1", UnitType.AMBULANCE, "PSC 119", "PSC 119 Si Slamet", "Batang", ("ALS",)
-    ),
-    UnitSpec(
-        "AMB-PSC119-2", UnitType.AMBULANCE, "PSC 119", "PSC 119 Si Slamet", "Batang", ("ALS",)
-    ),
-    UnitSpec(
-        "AMB-RSUD-BATANG", UnitType.AMBULANCE, "RSUD Batang", "RSUD Batang", "Batang", ("ALS",)
-    ),
-    UnitSpec(
-        "AMB-RSUD-LIMPUNG", UnitType.AMBULANCE, "RSUD Limpung", "RSUD Limpung", "Limpung", ("ALS",)
-    ),
-    UnitSpec(
-        "FIRE-BATANG-1", UnitType.FIRE_TRUCK, "Damkar", "Mako Damkar Batang", "Batang", ("water",)
-    ),
-    UnitSpec(
-        "FIRE-BATANG-2", UnitType.FIRE_TRUCK, "Damkar", "Mako Damkar Batang", "Batang", ("water",)
-    ),
-    UnitSpec(
-        "FIRE-LIMPUNG-1", UnitType.FIRE_TRUCK, "Damkar", "Pos Damkar Limpung", "Limpung", ("water",)
-    ),
-    UnitSpec(
-        "FIRE-GRINGSING-1",
-        UnitType.FIRE_TRUCK,
-        "Damkar",
-        "Pos Damkar Gringsing",
-        "Gringsing",
-        ("water",),
-    ),
-    UnitSpec(
-        "SAR-BATANG-1",
-        UnitType.RESCUE,
-        "SAR/Damkar",
-        "Mako Damkar Batang",
-        "Batang",
-        ("water_rescue",),
-    ),
-    UnitSpec("BPBD-BATANG-1", UnitType.BPBD_TEAM, "BPBD", "BPBD Batang", "Batang", ("evacuation",)),
-    UnitSpec("BPBD-BATANG-2", UnitType.BPBD_TEAM, "BPBD", "BPBD Batang", "Batang", ("evacuation",)),
-    UnitSpec(
-        "DPU-BATANG-1", UnitType.PUBLIC_WORKS_CREW, "DPUPR", "DPUPR Batang", "Batang", ("roads",)
-    ),
-    UnitSpec(
-        "POL-POLRES-1", UnitType.POLICE, "Polres Batang", "Polres Batang", "Batang", ("traffic",)
-    ),
-    UnitSpec(
-        "POL-POLRES-2", UnitType.POLICE, "Polres Batang", "Polres Batang", "Batang", ("traffic",)
-    ),
-)
+Capability = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CODE)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UnitEntry(_Strict):
+    """A `[[unit]]` of fleet.toml: one unit at its base."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^\S+$", description="Call sign")
+    type: UnitType = Field(description="Kind of unit")
+    agency: Name = Field(description="Owning agency")
+    base: Name = Field(description="Home base name")
+    kecamatan: Name = Field(description="Kecamatan of the base (its centre places the unit)")
+    capabilities: list[Capability] = Field(default_factory=list, max_length=32)
+
+
+class PolsekRule(_Strict):
+    """`[polsek]`: a police car at the Polsek of every kecamatan but those skipped."""
+
+    skip: list[Name] = Field(default_factory=list, description="Kecamatan without one")
+
+
+class PuskesmasRule(_Strict):
+    """`[puskesmas]`: an ambulance at every puskesmas of the pack's facilities file."""
+
+    capabilities: list[Capability] = Field(default_factory=list, max_length=32)
+
+
+class FleetFile(_Strict):
+    """fleet.toml as written: the units, and the rules that add one per Polsek or puskesmas."""
+
+    unit: list[UnitEntry] = Field(default_factory=list, description="The units by name")
+    polsek: PolsekRule | None = None
+    puskesmas: PuskesmasRule | None = None
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """The starter fleet a data pack asks for: its named units and its per-base rules."""
+
+    units: tuple[UnitSpec, ...]
+    polsek_skip: frozenset[str] | None  # None: no Polsek cars
+    puskesmas_capabilities: tuple[str, ...] | None  # None: no puskesmas ambulances
+
+
+def load_fleet(path: Path) -> FleetPlan:
+    """The fleet plan of `path`; `DataFileError` names the file and the bad entry."""
+    found = read_toml(path, FleetFile)
+    seen: set[str] = set()
+    for n, entry in enumerate(found.unit):
+        if entry.id in seen:
+            raise DataFileError(f"{path}: unit[{n}].id: {entry.id!r} is already a unit's id")
+        seen.add(entry.id)
+    units = tuple(
+        UnitSpec(e.id, e.type, e.agency, e.base, e.kecamatan, tuple(e.capabilities))
+        for e in found.unit
+    )
+    return FleetPlan(
+        units=units,
+        polsek_skip=None if found.polsek is None else frozenset(found.polsek.skip),
+        puskesmas_capabilities=(
+            None if found.puskesmas is None else tuple(found.puskesmas.capabilities)
+        ),
+    )
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "-", name.upper()).strip("-")
 
 
-def _puskesmas_ambulances(facilities: Path, kecamatan_names: list[str]) -> list[UnitSpec]:
+def _puskesmas_ambulances(
+    facilities: Path, kecamatan_names: list[str], *, capabilities: tuple[str, ...]
+) -> list[UnitSpec]:
     units = []
     with facilities.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -97,23 +119,30 @@ def _puskesmas_ambulances(facilities: Path, kecamatan_names: list[str]) -> list[
                 continue
             suffix = _slug(name.removeprefix("Puskesmas "))
             units.append(
-                UnitSpec(f"AMB-PKM-{suffix}", UnitType.AMBULANCE, name, name, kecamatan, ("BLS",))
+                UnitSpec(
+                    f"AMB-PKM-{suffix}", UnitType.AMBULANCE, name, name, kecamatan, capabilities
+                )
             )
     return units
 
 
-def starter_fleet(gazetteer: Gazetteer, *, facilities: Path | None) -> list[UnitSpec]:
-    """The core units, a Polsek car per kecamatan and an ambulance per puskesmas in the
-    data pack's facilities file (`facilities`, None when the pack has none)."""
+def starter_fleet(
+    gazetteer: Gazetteer, *, facilities: Path | None, plan: FleetPlan | None = None
+) -> list[UnitSpec]:
+    """The units of `plan` (default: Batang's built-in fleet.toml), then its Polsek car per
+    kecamatan and its ambulance per puskesmas in the data pack's facilities file
+    (`facilities`, None when the pack has none)."""
+    plan = plan or load_fleet(BUILTIN_PACK / FLEET)
     names = [k.name for k in gazetteer.kecamatan]
-    fleet = list(_CORE)
-    fleet += [
-        UnitSpec(f"POL-{_slug(k)}", UnitType.POLICE, f"Polsek {k}", f"Polsek {k}", k, ())
-        for k in names
-        if k != "Batang"
-    ]
-    if facilities is not None:
-        fleet += _puskesmas_ambulances(facilities, names)
+    fleet = list(plan.units)
+    if plan.polsek_skip is not None:
+        fleet += [
+            UnitSpec(f"POL-{_slug(k)}", UnitType.POLICE, f"Polsek {k}", f"Polsek {k}", k, ())
+            for k in names
+            if k not in plan.polsek_skip
+        ]
+    if facilities is not None and plan.puskesmas_capabilities is not None:
+        fleet += _puskesmas_ambulances(facilities, names, capabilities=plan.puskesmas_capabilities)
     return fleet
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from services.common.datapack import DataPack
 from services.common.db import migrate
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import ensure_topics, producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
-from services.dispatcher.fleet import UnitSpec, registration_events, starter_fleet
+from services.dispatcher.fleet import UnitSpec, load_fleet, registration_events, starter_fleet
+from services.dispatcher.runcards import RunCards
+
+
+def check_data_files(pack: DataPack) -> None:
+    """Read the pack's run cards and fleet, so that a bad file stops `siaga up` with its one
+    line before anything starts, not a dispatcher that dies at every restart."""
+    RunCards.load(pack.run_cards)
+    load_fleet(pack.fleet)
 
 
 async def seed_fleet(
@@ -16,7 +25,8 @@ async def seed_fleet(
     """Publish `UnitRegistered` for each unit (the same ids each time: harmless to repeat)."""
     pack = settings.home.pack()
     gazetteer = load_gazetteer(pack)
-    fleet = fleet if fleet is not None else starter_fleet(gazetteer, facilities=pack.facilities)
+    if fleet is None:
+        fleet = starter_fleet(gazetteer, facilities=pack.facilities, plan=load_fleet(pack.fleet))
     client = producer(settings)
     await client.start()
     try:
@@ -32,7 +42,9 @@ async def seed_fleet(
 async def prepare(
     settings: CommonSettings, *, fleet: list[UnitSpec] | None = None
 ) -> list[UnitSpec]:
-    """Apply migrations, create topics, register the fleet; safe to run again."""
+    """Check the pack's data files, apply migrations, create topics, register the fleet;
+    safe to run again."""
+    check_data_files(settings.home.pack())
     await migrate(settings)
     await ensure_topics(settings)
     return await seed_fleet(settings, fleet)

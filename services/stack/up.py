@@ -24,7 +24,7 @@ from services.stack.embedded import (
 )
 from services.stack.monitor import describe, follow
 from services.stack.processes import pid_alive
-from services.stack.setup import prepare
+from services.stack.setup import check_data_files, prepare
 from services.stack.supervisor import GaveUp, Supervisor
 from services.stages import STAGES
 
@@ -243,6 +243,7 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
             file=sys.stderr,
         )
         return 1
+    check_data_files(settings.home.pack())
     stack = Stack(settings)
     started = time.monotonic()
     try:

@@ -6,7 +6,7 @@ from schemas.vocabulary import UnitType
 from services.common.datapack import resolve_pack
 from services.common.gazetteer import load_gazetteer
 from services.dispatcher.fleet import registration_events, starter_fleet
-from services.dispatcher.runcards import travel
+from services.dispatcher.runcards import RunCards
 
 PACK = resolve_pack(None)
 
@@ -40,6 +40,7 @@ def test_registration_ids_repeat_for_the_same_fleet() -> None:
 def test_travel_estimate_is_faster_with_lights_and_sirens() -> None:
     from schemas.vocabulary import Priority
 
-    _, p1 = travel(10, UnitType.AMBULANCE, Priority.P1)
-    km, p2 = travel(10, UnitType.AMBULANCE, Priority.P2)
+    run_cards = RunCards.load(PACK.run_cards)
+    _, p1 = run_cards.travel(10, unit_type=UnitType.AMBULANCE, priority=Priority.P1)
+    km, p2 = run_cards.travel(10, unit_type=UnitType.AMBULANCE, priority=Priority.P2)
     assert km == 13.5 and p1 < p2

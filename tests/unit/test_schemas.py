@@ -220,3 +220,47 @@ def test_every_current_event_decodes_in_one_pass_as_in_two(
         reference.value.reason,
     )
     assert refused.value.kind == "bad_payload"
+
+
+def _time_paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Where a JSON payload holds a time (an ISO 8601 string with its offset)."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _time_paths(v, (*path, k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _time_paths(v, (*path, i))]
+    if isinstance(data, str) and len(data) >= 19 and data[10:11] == "T":
+        try:
+            datetime.fromisoformat(data)
+        except ValueError:
+            return []
+        return [path]
+    return []
+
+
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part] if isinstance(data, dict | list) else getattr(data, part)
+    return data
+
+
+@pytest.mark.parametrize("event_type", registry.EVENT_TYPES, ids=lambda t: t.type)
+def test_no_event_holds_a_naive_time(event_type: registry.EventType) -> None:
+    """Each time of a payload, sent without its offset, is read as UTC, or refused where a
+    sender must give its offset (AwareInstant); never kept naive."""
+    sample = _sample(event_type.model).model_dump(mode="json")
+    paths = _time_paths(sample)
+    assert paths or not any("_at" in name for name in event_type.model.model_fields)
+    for path in paths:
+        data = json.loads(json.dumps(sample))
+        written = datetime.fromisoformat(_at(data, path)).astimezone(UTC)
+        target = data
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = written.replace(tzinfo=None).isoformat()
+        try:
+            read = event_type.model.model_validate(data)
+        except ValidationError as exc:
+            assert [e["loc"] for e in exc.errors()] == [path], exc
+            continue
+        value = _at(read, path)
+        assert value.tzinfo is not None and value == written, (path, value)
