@@ -5,11 +5,14 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:
+    # pydantic is imported by `read_toml` only: the command line resolves the pack to
+    # start and must not pay for a validation library it may not use.
+    from pydantic import BaseModel, ValidationError
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 # Batang's pack is package data beside the code: setuptools installs it as plain files,
 # in a wheel as in an editable checkout.
@@ -91,6 +94,8 @@ class DataFileError(DataPackError):
 def read_toml(path: Path, model: type[M]) -> M:
     """`path` parsed and validated as `model`; `DataFileError` names the file and the first
     bad entry, in one line."""
+    from pydantic import ValidationError
+
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
