@@ -81,7 +81,15 @@ class Reader:
                 if len(self._lemmas) >= MEMO_SIZE:
                     self._lemmas.clear()
                 base = stem(word, self._language)
-                mapped = self._lemmas[word] = self._language[base] if base is not None else word
+                if base is not None:
+                    mapped = self._language[base]
+                else:
+                    # A key held a moment too long ("lemmes", "atass", "sekaratt"): the word
+                    # with its doubled letters single, when that is a word we know.
+                    single = _DOUBLED.sub(r"\1", word)
+                    known = single != word and word not in self._known and single in self._known
+                    mapped = self.lemma(single) if known else word
+                self._lemmas[word] = mapped
         return mapped
 
     def words_of(self, word: str) -> tuple[str, ...]:
@@ -160,6 +168,7 @@ class Reader:
 
 
 MIN_SKELETON = 3
+_DOUBLED = re.compile(r"([a-z])\1+")
 MIN_SKELETON_WORD = 5
 _VOWELS = str.maketrans("", "", "aeiou")
 

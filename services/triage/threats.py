@@ -308,7 +308,9 @@ class ThreatDetector:
             soft = tokens[m.start - 1]
         if complaint.context and not scan.of("context", complaint):
             return "out of context"
-        if any(_overlap(n, m) for n in scan.of("not_when", complaint)):
+        # A thing in the clause before ("... numpak motor, wonge gosong ora obah") is not
+        # what the finding is about.
+        if any(_overlap(n, m) and n.start >= clause for n in scan.of("not_when", complaint)):
             return "not a person at risk"
         # A finding that says it is still so ("2 masih dicari di sungai", "masih di dalam")
         # is not over because something else is ("1 sudah ditemukan", "api sudah padam").
