@@ -25,15 +25,14 @@ UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
 
 async def status(args: argparse.Namespace) -> int:
     """Report a unit's status, refused at once when the dispatcher would refuse it."""
-
     try:
-        status = UnitStatus(args.status)
+        reported = UnitStatus(args.status)
     except ValueError:
         raise CommandError(
             f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
         ) from None
     incident_id = uuid.UUID(args.incident) if args.incident else None
-    incident_id = await _checked(args.unit, status, incident_id)
+    incident_id = await _checked(unit_id=args.unit, status=reported, incident_id=incident_id)
     # The settings and the broker client only now: a refused report needed neither.
     from services.clients.field_unit import report_status
     from services.common.settings import CommonSettings
@@ -41,7 +40,7 @@ async def status(args: argparse.Namespace) -> int:
     report_ = await report_status(
         CommonSettings(),
         unit_id=args.unit,
-        status=status,
+        status=reported,
         incident_id=incident_id,
         location=_location(args.lat, args.lon),
         note=args.note,
@@ -52,7 +51,7 @@ async def status(args: argparse.Namespace) -> int:
 
 
 async def _checked(
-    unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
+    *, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
 ) -> uuid.UUID | None:
     """The incident the report is for, once the board says the dispatcher would take it."""
     import asyncpg
