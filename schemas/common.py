@@ -37,7 +37,9 @@ AwareInstant = Annotated[AwareDatetime, AfterValidator(plausible_time)]
 class Contract(BaseModel):
     """Base of every payload: strict about unknown fields so typos are caught, frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built on a model's first use, not at import: a client that sends one
+    # kind of event (`siaga report`) does not build the other forty.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Caller(Contract):

@@ -150,8 +150,10 @@ def _current() -> TypeAdapter[CloudEvent]:
     return _DECODERS[0]
 
 
-def decode_event(raw: bytes | None) -> Event:
-    """Parse bytes into an Event, or raise DecodeError saying exactly why not."""
+def decode_event(raw: bytes | None, *, expect: type[Contract] | None = None) -> Event:
+    """Parse bytes into an Event, or raise DecodeError saying exactly why not. `expect`
+    names the payload a reader nearly always meets (the spool holds intakes): only its
+    envelope is built for the first pass, and anything else is read all the same."""
     if raw is None:
         raise DecodeError("empty", "message has no value")
     if len(raw) > MAX_EVENT_BYTES:
@@ -160,7 +162,11 @@ def decode_event(raw: bytes | None) -> Event:
         # Valid JSON, but no PostgreSQL text column can hold it: refuse at the door.
         raise DecodeError("bad_payload", "NUL character (\\u0000) in a string")
     try:
-        envelope = (_DECODERS[0] if _DECODERS else _current()).validate_json(raw)
+        typed = _envelope_for(expect) if expect is not None else None
+        if typed is not None:
+            envelope = typed.model_validate_json(raw)
+        else:
+            envelope = (_DECODERS[0] if _DECODERS else _current()).validate_json(raw)
     except (ValidationError, RecursionError, ValueError):
         return _decode_in_two_passes(raw)
     payload = envelope.data

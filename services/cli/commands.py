@@ -1,30 +1,30 @@
-"""What each `siaga` command does; argument parsing lives in `main`."""
+"""Running the backend (`siaga up`, `run`, `init`), a call-taker's `report` and offline
+`triage`; and what every command module shares (one-line errors, JSON output)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import signal
 import sys
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
-from schemas.vocabulary import Channel, UnitStatus
+from schemas.vocabulary import Channel
 from services.cli.errors import BadInput
-from services.common.db import STAGE_SCHEMAS, connect
-from services.common.settings import CommonSettings
+from services.cli.parsing import id_of
+from services.stages import STAGES
 
 if TYPE_CHECKING:
     from schemas.common import Location
 
-UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
+# Each command imports what it uses (the settings, the broker client, the event models)
+# inside its function: this module is loaded to build the parser for every command.
+
 CHANNEL_CHOICES = ", ".join(c.value for c in Channel)
 
 
@@ -85,6 +85,7 @@ def _location(
 def up(args: argparse.Namespace) -> int:
     """Run the whole backend (and the demo)."""
     from services.common.logging import configure_logging
+    from services.common.settings import CommonSettings
     from services.stack.up import up as run_up
 
     configure_logging(json=True)
@@ -93,8 +94,11 @@ def up(args: argparse.Namespace) -> int:
 
 async def run(args: argparse.Namespace) -> int:
     """Run one stage until SIGTERM or Ctrl-C."""
+    import asyncio
+
     from services.common.logging import configure_logging
     from services.common.runtime import settle_heap
+    from services.common.settings import CommonSettings
     from services.stages import start_stage
 
     configure_logging()
@@ -111,6 +115,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def init(args: argparse.Namespace) -> int:
     """Migrations, topics and the starter fleet, for real infrastructure."""
+    from services.common.settings import CommonSettings
     from services.stack.setup import prepare
 
     fleet = await prepare(CommonSettings())
@@ -128,6 +133,7 @@ async def report(args: argparse.Namespace) -> int:
 
     from services.cli.errors import SPOOLED
     from services.clients.operator import Spool, flush_until, new_intake, submit
+    from services.common.settings import CommonSettings
 
     # The one line below says what went wrong; aiokafka's own lines would only repeat it.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -166,6 +172,7 @@ async def report(args: argparse.Namespace) -> int:
 
 def triage(args: argparse.Namespace) -> int:
     """Enrich and classify text offline, as the pipeline would."""
+    from services.common.settings import CommonSettings
     from services.triage.offline import OfflineTriage
 
     engine = OfflineTriage.from_settings(CommonSettings())
@@ -222,272 +229,77 @@ def _jsonl_item(line: str, *, where: str) -> dict[str, Any]:
     return item
 
 
-# ---------------------------------------------------------------- field units
+# ---------------------------------------------------------------- the commands' arguments
 
 
-async def unit(args: argparse.Namespace) -> int:
-    """Field-unit client commands."""
-    settings = CommonSettings()
-    if args.unit_command == "status":
-        return await _unit_status(settings, args)
-    if args.unit_command == "watch":
-        return await _unit_watch(settings, args)
-    return await _unit_list(settings, args)
+def _report_check(args: argparse.Namespace) -> str | None:
+    """What argparse cannot say of `report`: --channel and --text unless --flush."""
+    if args.flush:
+        return None
+    missing = [f"--{n}" for n in ("channel", "text") if getattr(args, n) is None]
+    return f"report: give {' and '.join(missing)} (or --flush)" if missing else None
 
 
-async def _unit_status(settings: CommonSettings, args: argparse.Namespace) -> int:
-    from services.clients.field_unit import report_status
-
-    try:
-        status = UnitStatus(args.status)
-    except ValueError:
-        raise CommandError(
-            f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
-        ) from None
-    incident_id = uuid.UUID(args.incident) if args.incident else None
-    try:
-        conn = await connect(
-            settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
-        )
-    except (OSError, asyncpg.PostgresError):
-        conn = None  # no read model at hand: the dispatcher's check is the one that counts
-    if conn is not None:
-        try:
-            incident_id, refusal = await _check_on_board(conn, args.unit, status, incident_id)
-        finally:
-            await conn.close()
-        if refusal:
-            raise CommandError(f"refused: {refusal}")
-    report_ = await report_status(
-        settings,
-        unit_id=args.unit,
-        status=status,
-        incident_id=incident_id,
-        location=_location(args.lat, args.lon),
-        note=args.note,
+def register(sub: Any) -> None:
+    """`siaga up`, `run`, `init`, `report` and `triage`."""
+    p = sub.add_parser(
+        "up", help="run every stage (embedded broker and database unless configured)"
     )
-    target = f" on incident {report_.incident_id}" if report_.incident_id else ""
-    print(f"{report_.unit_id} {report_.status.value}{target}")
-    return 0
-
-
-async def _check_on_board(
-    conn: asyncpg.Connection, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
-) -> tuple[uuid.UUID | None, str | None]:
-    """The incident a report names (the unit's order when the crew named none, as a
-    tablet would: a unit is freed only by a report naming its incident) and why the
-    dispatcher would refuse it, judged by its own rule on the board. The board may be a
-    moment behind the dispatcher (an order just given), so a refusal is read again for
-    up to two seconds before it stands."""
-    from schemas.events import UnitStatusReportedV1
-    from services.dispatcher.unit_reports import Refused, UnitState, check_report
-    from services.projector.queries import board_unit
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.0
-    while True:
-        unit = await board_unit(conn, unit_id)
-        named = incident_id or (unit.incident_id if unit else None)
-        state = None
-        if unit is not None:
-            try:
-                current = UnitStatus(unit.status or "available")
-            except ValueError:  # 'cancelled': the order was withdrawn
-                current = UnitStatus.AVAILABLE
-            state = UnitState(
-                unit_id=unit.unit_id,
-                unit_type=unit.unit_type or "",
-                status=current,
-                incident_id=unit.incident_id,
-                last_incident_id=unit.incident_id or unit.cleared_incident_id,
-                ordered_at=unit.assigned_at if unit.incident_id else None,
-            )
-        now = datetime.now(UTC)
-        probe = UnitStatusReportedV1(
-            unit_id=unit_id, status=status, incident_id=named, reported_at=now
-        )
-        verdict = check_report(state, probe, now=now)
-        if not isinstance(verdict, Refused):
-            return named, None
-        if unit is None or loop.time() >= deadline:
-            return named, verdict.reason
-        await asyncio.sleep(0.25)
-
-
-async def _unit_watch(settings: CommonSettings, args: argparse.Namespace) -> int:
-    from schemas.events import UnitDispatchedV1
-    from services.clients.field_unit import watch_orders
-    from services.common.readable import eta_minutes
-
-    since = _duration(args.since)
-    print(f"watching orders for {args.unit} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    async for order in watch_orders(settings, unit_id=args.unit, since=since):
-        if isinstance(order, UnitDispatchedV1):
-            where = (
-                f"{order.place.kecamatan} / {order.place.desa or '-'} ({order.place.lat:.5f}, {order.place.lon:.5f})"
-                if order.place
-                else "place unknown: call the command centre"
-            )
-            eta = (
-                f", ETA {eta_minutes(order.eta_seconds)} min"
-                if order.eta_seconds is not None
-                else ""
-            )
-            print(
-                f"{order.dispatched_at:%H:%M:%S} ORDER {order.priority.value} {order.category.value} "
-                f"incident {order.incident_id} -> {where}{eta}",
-                flush=True,
-            )
-        else:
-            print(
-                f"{order.cancelled_at:%H:%M:%S} CANCELLED incident {order.incident_id}: {order.reason}",
-                flush=True,
-            )
-    return 0
-
-
-async def _unit_list(settings: CommonSettings, args: argparse.Namespace) -> int:
-    conn = await connect(
-        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+    p.set_defaults(handler=up)
+    p.add_argument("--demo", action="store_true", help="play the scripted Batang scenario")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        choices=range(1, 9),
+        metavar="N",
+        help="run N processes (1-8) of every stage, sharing its partitions "
+        "(default 1, or SIAGA_STACK_REPLICAS)",
     )
-    try:
-        rows = [
-            dict(r)
-            for r in await conn.fetch(
-                "SELECT unit_id, unit_type, agency, base, status, incident_id, status_at "
-                "FROM units ORDER BY unit_type, unit_id"
-            )
-        ]
-    finally:
-        await conn.close()
-    if args.json:
-        print_json(rows)
-        return 0
-    for r in rows:
-        incident = f" incident {r['incident_id']}" if r["incident_id"] else ""
-        print(f"{r['unit_id']:<22} {r['unit_type'] or '-':<18} {r['status'] or '-':<14}{incident}")
-    return 0
+
+    p = sub.add_parser("run", help="run one stage alone (for scaling out)")
+    p.set_defaults(handler=run)
+    p.add_argument("stage", choices=STAGES)
+
+    p = sub.add_parser("init", help="apply migrations, create topics, register the starter fleet")
+    p.set_defaults(handler=init)
+    _register_report(sub)
+
+    p = sub.add_parser("triage", help="offline enrichment + classification, no broker needed")
+    p.set_defaults(handler=triage)
+    p.add_argument("text", nargs="?", help="report text")
+    p.add_argument("--place", help="place hint")
+    p.add_argument("--channel", default="call112")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--jsonl", metavar="FILE", help="one {text, channel, place_hint?} per line")
 
 
-# ---------------------------------------------------------------- read model
-
-
-def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
-    """What `incident show` prints (both forms are read by people): phone numbers in the
-    caller's words, notes and the timeline are masked; the log keeps them in full."""
-    from services.common.readable import mask_phones_in
-
-    def masked(text: str | None) -> str | None:
-        return None if text is None else mask_phones_in(text)
-
-    return {
-        "incident_id": row["incident_id"],
-        "status": row["status"],
-        "category": row["category"],
-        "priority": row["priority"],
-        "agency": row["agency"],
-        "confidence": row["confidence"],
-        "explanation": row["explanation"],
-        "needs_review": row["needs_review"],
-        "needs_confirmation": row["needs_confirmation"],
-        "life_threat": row["life_threat"],
-        "questions": row["questions"],
-        "review": None
-        if row["reviewed_at"] is None
-        else {
-            "decision": row["review_decision"],
-            "by": row["reviewed_by"],
-            "at": row["reviewed_at"],
-            "note": masked(row["review_note"]),
-        },
-        "channel": row["channel"],
-        "text": masked(row["text"]),
-        "kecamatan": row["kecamatan"],
-        "desa": row["desa"],
-        "lat": row["lat"],
-        "lon": row["lon"],
-        "received_at": row["received_at"],
-        "first_dispatched_at": row["first_dispatched_at"],
-        "resolved_at": row["resolved_at"],
-        "intake_ids": row["intake_ids"],
-        "units": [
-            {"unit_id": u["unit_id"], "unit_type": u["unit_type"], "status": u["status"]}
-            for u in row["units"]
-        ],
-        "timeline": [{**step, "summary": masked(step["summary"])} for step in row["timeline"]],
-    }
-
-
-async def incident(args: argparse.Namespace) -> int:
-    """Read-model look-ups."""
-    from services.common.readable import mask_phones_in
-    from services.projector.queries import find_incident, list_incidents
-
-    settings = CommonSettings()
-    conn = await connect(
-        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
+def _register_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="operator client: submit a call or report; prints the intake id"
     )
-    try:
-        if args.incident_command == "show":
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + max(0.0, args.wait)
-            while (row := await find_incident(conn, args.id)) is None and loop.time() < deadline:
-                await asyncio.sleep(0.2)
-            if row is None:
-                print(f"siaga: no incident for {args.id} (yet)", file=sys.stderr)
-                return 1
-            shown = _incident_json(row)
-            if args.json:
-                print_json(shown)
-            else:
-                _print_incident(shown)
-            return 0
-        rows = await list_incidents(conn, limit=args.limit, status=args.status, review=args.review)
-        if args.json:
-            print_json(rows)
-        else:
-            for r in rows:
-                review = (
-                    " REVIEW"
-                    if r["needs_review"]
-                    else " CONFIRM"
-                    if r.get("needs_confirmation")
-                    else ""
-                )
-                print(
-                    f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
-                    f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
-                )
-                if args.review:
-                    text = None if r["text"] is None else mask_phones_in(r["text"])
-                    print(f"    {text!r}\n    because: {r['explanation']}")
-                    for question in r["questions"]:
-                        print(f"    ask: {question}")
-        return 0
-    finally:
-        await conn.close()
-
-
-def _print_incident(i: dict[str, Any]) -> None:
-    print(f"incident  {i['incident_id']}")
-    print(f"status    {i['status']}")
-    print(
-        f"what      {i['category']} {i['priority']} -> {i['agency']} (confidence {i['confidence']})"
+    p.set_defaults(handler=report, check=_report_check)
+    p.add_argument(
+        "--channel",
+        choices=[c.value for c in Channel],
+        help="where the report came in (required unless --flush)",
     )
-    if i["needs_review"]:
-        print("          waiting for a human triage decision")
-    elif i["needs_confirmation"]:
-        print("          units sent; a call-taker confirms or lowers it (siaga incident review)")
-    for question in i["questions"]:
-        print(f"ask       {question}")
-    if i["review"]:
-        r = i["review"]
-        note = f": {r['note']}" if r["note"] else ""
-        print(f"reviewed  {r['decision']} by {r['by']}{note}")
-    print(f"where     {i['kecamatan'] or '-'} / {i['desa'] or '-'}")
-    print(f"report    {i['channel']}: {i['text']}")
-    print(f"intakes   {', '.join(str(x) for x in i['intake_ids'])}")
-    for u in i["units"]:
-        print(f"unit      {u['unit_id']} ({u['unit_type']}) {u['status']}")
-    for step in i["timeline"]:
-        print(f"  {step['at']:%H:%M:%S}  {step['summary']}")
+    p.add_argument(
+        "--text", help='what the caller said (required unless --flush; "" for a silent call)'
+    )
+    p.add_argument("--caller", help="caller phone in E.164, e.g. +6281234567890")
+    p.add_argument("--name", help="caller name")
+    p.add_argument("--place", help="place the caller named")
+    p.add_argument("--lat", type=float)
+    p.add_argument("--lon", type=float)
+    p.add_argument("--accuracy", type=float, help="location accuracy in metres")
+    p.add_argument("--operator", help="call-taker id")
+    p.add_argument(
+        "--intake-id", type=id_of("intake id"), help="reuse an intake id (resending is harmless)"
+    )
+    p.add_argument("--flush", action="store_true", help="only send reports left in the spool")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="with --flush: keep trying this many seconds while the broker is unreachable",
+    )

@@ -1,4 +1,4 @@
-"""The ops commands: `siaga lag`, `replay`, `rebuild`, `incident log`, `dlq list/redrive`."""
+"""The ops commands: `siaga lag`, `replay`, `rebuild`, `dlq list/redrive`."""
 
 from __future__ import annotations
 
@@ -7,21 +7,27 @@ import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.cli.commands import CommandError, _duration, print_json
-from services.common.db import STAGE_SCHEMAS, connect
-from services.common.logging import configure_logging
-from services.common.settings import CommonSettings
+from services.cli.parsing import group
+from services.cli.readmodel import read_model
+from services.stages import STAGES
+
+if TYPE_CHECKING:
+    from services.common.settings import CommonSettings
 
 
-def _settings() -> CommonSettings:
+def ops_settings() -> CommonSettings:
     """Settings for an ops command; logs (warnings only) go to stderr, away from results."""
+    from services.common.logging import configure_logging
+    from services.common.settings import CommonSettings
+
     configure_logging(level="WARNING")
     return CommonSettings()
 
 
-def _since_ms(text: str) -> int:
+def since_ms(text: str) -> int:
     """A point in time from `30m`-style durations ago or an ISO 8601 time."""
     if text[:1].isdigit() and text[-1:] in "smhd" and text[:-1].isdigit():
         return int((datetime.now(UTC) - _duration(text)).timestamp() * 1000)
@@ -43,7 +49,7 @@ async def lag(args: argparse.Namespace) -> int:
     """Committed offset against the end of the log, per stage and partition."""
     from services.ops.lag import stage_lag
 
-    rows = await stage_lag(_settings(), [args.stage] if args.stage else None)
+    rows = await stage_lag(ops_settings(), [args.stage] if args.stage else None)
     if args.json:
         print_json(
             [
@@ -79,11 +85,11 @@ async def replay(args: argparse.Namespace) -> int:
     """Re-read a topic from an offset or a time into a new consumer group or a file."""
     from services.ops.replay import replay_to_file, replay_to_group, resolve_topic, span
 
-    settings = _settings()
+    settings = ops_settings()
     if args.from_offset is not None and args.from_offset < 0:
         raise CommandError("--from-offset must be 0 or more")
     topic = resolve_topic(settings, args.topic)
-    since = _since_ms(args.since) if args.since else None
+    since = since_ms(args.since) if args.since else None
     where = await span(
         settings, [topic], from_offset=args.from_offset, since_ms=since, partition=args.partition
     )
@@ -113,7 +119,7 @@ async def rebuild(args: argparse.Namespace) -> int:
     """Rebuild the read model from offset 0; optionally compare with the live one and swap."""
     from services.ops import rebuild as rb
 
-    settings = _settings()
+    settings = ops_settings()
     if args.drop:
         await rb.drop(settings, args.drop)
         print(f"schema {args.drop} dropped")
@@ -170,56 +176,12 @@ async def rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- incident log
-
-
-def _log_line(event: Any) -> str:
-    """What the monitor does not show of an incident's events: its opening, the units'
-    reports (the dispatcher's check makes a change of one) and commands."""
-    from schemas.commands import ReviewTriageV1
-    from schemas.events import IncidentOpenedV1, UnitStatusReportedV1
-
-    p = event.payload
-    if isinstance(p, UnitStatusReportedV1):
-        return f"report      {p.unit_id} says {p.status.value}"
-    if isinstance(p, IncidentOpenedV1):
-        return f"opened      incident {str(p.incident_id)[:8]}  from {p.channel.value} intake {str(p.intake_id)[:8]}"
-    if isinstance(p, ReviewTriageV1):
-        change = " ".join(x.value for x in (p.category, p.priority) if x) or "confirm"
-        return f"command     review by {p.requested_by}: {change}"
-    by = getattr(p, "requested_by", None)
-    return f"command     by {by}" if by else ""
-
-
-async def incident_log(args: argparse.Namespace) -> int:
-    """Every event of one incident, in time order, across topics."""
-    from services.ops.incident_log import incident_log as read_log
-    from services.stack.monitor import describe
-
-    since = _since_ms(args.since) if args.since else 0
-    events = await read_log(_settings(), args.id, since_ms=since)
-    if not events:
-        print(f"siaga: no events for {args.id} in the log", file=sys.stderr)
-        return 1
-    for e in events:
-        if args.json:
-            print_json(e.as_json())
-            continue
-        envelope = e.event.envelope
-        line = describe(e.event) or _log_line(e.event)
-        print(
-            f"{envelope.time.astimezone():%Y-%m-%d %H:%M:%S}  {e.topic}:{e.partition}:{e.offset:<6} "
-            f"{envelope.type:<34} {line}"
-        )
-    return 0
-
-
 # ---------------------------------------------------------------- dead letters
 
 
 async def dlq(args: argparse.Namespace) -> int:
     """List dead letters, or send them back to their source topic."""
-    settings = _settings()
+    settings = ops_settings()
     if args.dlq_command == "list":
         return await _dlq_list(settings, args)
     from services.ops.dlq import redrive
@@ -257,9 +219,7 @@ async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
     from services.common.readable import mask_phones_in
     from services.projector.queries import dead_letters
 
-    conn = await connect(
-        settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli", role="reader"
-    )
+    conn = await read_model(settings)
     try:
         rows = await dead_letters(conn, limit=args.limit, stage=args.stage, only_open=args.open)
     finally:
@@ -284,3 +244,61 @@ async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
     if not rows:
         print("no dead letters", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- the commands' arguments
+
+
+def register(sub: Any) -> None:
+    """`siaga lag`, `replay`, `rebuild` and `dlq`."""
+    p = sub.add_parser("lag", help="consumer lag per stage and partition")
+    p.set_defaults(handler=lag)
+    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "replay",
+        help="re-read a topic from an offset or a time into a new consumer group or a file",
+    )
+    p.set_defaults(handler=replay)
+    p.add_argument("topic", help="topic name, with or without the prefix (e.g. intake.received)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from-offset", type=int, help="offset to start from, in every partition")
+    start.add_argument("--since", help="start at this time (30m, 2d or ISO 8601)")
+    p.add_argument("--partition", type=int, help="only this partition")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-group", help="commit the start for this new consumer group")
+    target.add_argument("--to-file", help="write the records as JSON lines (- for stdout)")
+    _register_rebuild(sub)
+    _register_dlq(sub)
+
+
+def _register_rebuild(sub: Any) -> None:
+    p = sub.add_parser("rebuild", help="rebuild the read model from offset 0 into a fresh schema")
+    p.set_defaults(handler=rebuild)
+    p.add_argument("--schema", help="schema to build into (default readmodel_rebuild_<time>)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with the live read model; exit 1 if they differ",
+    )
+    p.add_argument("--swap", action="store_true", help="make the rebuilt schema the live one")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to reach the end of the log")
+    p.add_argument("--drop", metavar="SCHEMA", help="only drop a rebuilt or retired schema")
+    p.add_argument("--json", action="store_true")
+
+
+def _register_dlq(sub: Any) -> None:
+    letters = group(sub, "dlq", help="dead letters", dest="dlq_command")
+    p = letters.add_parser("list", help="dead letters, newest first")
+    p.set_defaults(handler=dlq)
+    p.add_argument("--stage", choices=STAGES)
+    p.add_argument("--open", action="store_true", help="only those not redriven")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p = letters.add_parser("redrive", help="send dead letters back to their source topic")
+    p.set_defaults(handler=dlq)
+    p.add_argument("--id", action="append", help="dead letter id (repeatable)")
+    p.add_argument("--all", action="store_true", help="every dead letter not redriven yet")
+    p.add_argument("--operator", help="who redrives (recorded in the log)")
+    p.add_argument("--json", action="store_true")

@@ -1,4 +1,5 @@
-"""Supervisor and agency commands: the fleet, orders, incidents, work orders, SLA figures."""
+"""Supervisor and agency commands: orders (`siaga dispatch`), agency work orders, SLA
+figures; and how every supervisor's command is sent (`publish`)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,26 @@ import argparse
 import sys
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from schemas.commands import (
-    AnswerWorkOrderV1,
-    CancelDispatchV1,
-    CancelIncidentV1,
-    CloseIncidentV1,
-    CloseWorkOrderV1,
-    ReassignDispatchV1,
-    ReviewTriageV1,
-)
-from schemas.common import Contract, Location
-from schemas.envelope import new_event
-from schemas.events import UnitMovedV1, UnitRegisteredV1
-from schemas.vocabulary import Category, Priority, UnitType
 from services.cli.commands import CommandError, print_json
-from services.common.db import STAGE_SCHEMAS, connect
-from services.common.kafka import producer, send_events
-from services.common.outbox import Outgoing
-from services.common.settings import CommonSettings
-from services.projector.queries import agency_queue, find_incident, sla_statistics
+from services.cli.parsing import an_id, group, positive
+from services.cli.readmodel import read_model
 
-UNIT_TYPES = ", ".join(t.value for t in UnitType)
+if TYPE_CHECKING:
+    from schemas.common import Contract
+    from services.common.settings import CommonSettings
+
+# The event models, the broker client and the settings are imported by the commands that
+# use them: this module is loaded to build the parser for every command.
 
 
-async def _publish(settings: CommonSettings, payload: Contract, *, source: str) -> str:
+async def publish(settings: CommonSettings, payload: Contract, *, source: str) -> str:
+    """Send one command or fleet event, keyed as its type says; returns its event id."""
+    from schemas.envelope import new_event
+    from services.common.kafka import producer, send_events
+    from services.common.outbox import Outgoing
+
     event = new_event(payload, id=uuid.uuid4(), source=source)
     client = producer(settings)
     await client.start()
@@ -42,13 +37,15 @@ async def _publish(settings: CommonSettings, payload: Contract, *, source: str) 
     return event.id
 
 
-async def _incident_id(settings: CommonSettings, ident: str) -> uuid.UUID:
+async def incident_id_of(settings: CommonSettings, ident: str) -> uuid.UUID:
     """An incident id from an incident or intake id (intake ids are looked up)."""
+    from services.projector.queries import find_incident
+
     try:
         key = uuid.UUID(ident)
     except ValueError:
         raise CommandError(f"not an incident or intake id: {ident!r}") from None
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    conn = await read_model(settings)
     try:
         found = await find_incident(conn, str(key))
     finally:
@@ -60,46 +57,9 @@ async def _incident_id(settings: CommonSettings, ident: str) -> uuid.UUID:
     return incident_id
 
 
-def _now() -> datetime:
+def now() -> datetime:
+    """The time a command is given."""
     return datetime.now(UTC)
-
-
-# ---------------------------------------------------------------- fleet
-
-
-async def unit_add(args: argparse.Namespace) -> int:
-    """Register a unit (or change its details)."""
-    try:
-        unit_type = UnitType(args.type)
-    except ValueError:
-        raise CommandError(f"unknown unit type {args.type!r}; use one of: {UNIT_TYPES}") from None
-    settings = CommonSettings()
-    unit = UnitRegisteredV1(
-        unit_id=args.unit,
-        unit_type=unit_type,
-        agency=args.agency,
-        base=args.base,
-        location=Location(lat=args.lat, lon=args.lon),
-        capabilities=list(args.capability or []),
-        registered_at=_now(),
-    )
-    await _publish(settings, unit, source="/siaga/cli/fleet")
-    print(f"{unit.unit_id} registered ({unit.unit_type.value}, {unit.base})")
-    return 0
-
-
-async def unit_move(args: argparse.Namespace) -> int:
-    """Report a unit's new position (and base)."""
-    settings = CommonSettings()
-    moved = UnitMovedV1(
-        unit_id=args.unit,
-        location=Location(lat=args.lat, lon=args.lon),
-        base=args.base,
-        moved_at=_now(),
-    )
-    await _publish(settings, moved, source="/siaga/cli/fleet")
-    print(f"{moved.unit_id} at {moved.location.lat:.5f}, {moved.location.lon:.5f}")
-    return 0
 
 
 # ---------------------------------------------------------------- orders and incidents
@@ -107,8 +67,11 @@ async def unit_move(args: argparse.Namespace) -> int:
 
 async def dispatch(args: argparse.Namespace) -> int:
     """Cancel or reassign a unit's order."""
+    from schemas.commands import CancelDispatchV1, ReassignDispatchV1
+    from services.common.settings import CommonSettings
+
     settings = CommonSettings()
-    incident_id = await _incident_id(settings, args.incident)
+    incident_id = await incident_id_of(settings, args.incident)
     command: Contract
     if args.dispatch_command == "cancel":
         command = CancelDispatchV1(
@@ -117,7 +80,7 @@ async def dispatch(args: argparse.Namespace) -> int:
             reason=args.reason,
             redispatch=not args.no_redispatch,
             requested_by=args.by,
-            requested_at=_now(),
+            requested_at=now(),
         )
     else:
         command = ReassignDispatchV1(
@@ -126,48 +89,12 @@ async def dispatch(args: argparse.Namespace) -> int:
             to_unit_id=args.to,
             reason=args.reason,
             requested_by=args.by,
-            requested_at=_now(),
+            requested_at=now(),
         )
-    command_id = await _publish(settings, command, source="/siaga/cli/supervisor")
+    command_id = await publish(settings, command, source="/siaga/cli/supervisor")
     print(
         f"{args.dispatch_command} sent for {args.unit} on incident {incident_id} (command {command_id})"
     )
-    return 0
-
-
-async def incident_lifecycle(args: argparse.Namespace) -> int:
-    """Cancel or close an incident."""
-    settings = CommonSettings()
-    incident_id = await _incident_id(settings, args.id)
-    command: Contract
-    if args.incident_command == "cancel":
-        command = CancelIncidentV1(
-            incident_id=incident_id, reason=args.reason, requested_by=args.by, requested_at=_now()
-        )
-    else:
-        command = CloseIncidentV1(
-            incident_id=incident_id, note=args.note, requested_by=args.by, requested_at=_now()
-        )
-    await _publish(settings, command, source="/siaga/cli/supervisor")
-    print(f"{args.incident_command} sent for incident {incident_id}")
-    return 0
-
-
-async def incident_review(args: argparse.Namespace) -> int:
-    """A call-taker's answer to triage: confirm it, or give a new priority or category."""
-    settings = CommonSettings()
-    incident_id = await _incident_id(settings, args.id)
-    command = ReviewTriageV1(
-        incident_id=incident_id,
-        priority=Priority(args.priority) if args.priority else None,
-        category=Category(args.category) if args.category else None,
-        note=args.note,
-        requested_by=args.by,
-        requested_at=_now(),
-    )
-    await _publish(settings, command, source="/siaga/cli/call-taker")
-    change = " ".join(x for x in (args.category, args.priority) if x) or "confirmed"
-    print(f"review sent for incident {incident_id}: {change}")
     return 0
 
 
@@ -176,9 +103,13 @@ async def incident_review(args: argparse.Namespace) -> int:
 
 async def workorder(args: argparse.Namespace) -> int:
     """Agency queues: list, answer, close."""
+    from schemas.commands import AnswerWorkOrderV1, CloseWorkOrderV1
+    from services.common.settings import CommonSettings
+    from services.projector.queries import agency_queue
+
     settings = CommonSettings()
     if args.workorder_command == "list":
-        conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+        conn = await read_model(settings)
         try:
             rows = await agency_queue(conn, agency=args.agency, overdue_only=args.overdue)
         finally:
@@ -195,25 +126,27 @@ async def workorder(args: argparse.Namespace) -> int:
                 f"{flag}  {r['kecamatan'] or '-'}: {mask_phones_in(r['summary'])[:60]}"
             )
         return 0
-    incident_id = await _incident_id(settings, args.incident)
+    incident_id = await incident_id_of(settings, args.incident)
     command: Contract
     if args.workorder_command == "answer":
         command = AnswerWorkOrderV1(
-            incident_id=incident_id, response=args.text, requested_by=args.by, requested_at=_now()
+            incident_id=incident_id, response=args.text, requested_by=args.by, requested_at=now()
         )
     else:
         command = CloseWorkOrderV1(
-            incident_id=incident_id, resolution=args.text, requested_by=args.by, requested_at=_now()
+            incident_id=incident_id, resolution=args.text, requested_by=args.by, requested_at=now()
         )
-    await _publish(settings, command, source="/siaga/cli/agency")
+    await publish(settings, command, source="/siaga/cli/agency")
     print(f"{args.workorder_command} sent for the work order of incident {incident_id}")
     return 0
 
 
 async def stats(args: argparse.Namespace) -> int:
     """Daily SLA statistics per channel, category and kecamatan."""
-    settings = CommonSettings()
-    conn = await connect(settings, schema=STAGE_SCHEMAS["projector"], application="siaga-cli")
+    from services.common.settings import CommonSettings
+    from services.projector.queries import sla_statistics
+
+    conn = await read_model(CommonSettings())
     try:
         rows = await sla_statistics(conn, days=args.days)
     finally:
@@ -244,3 +177,46 @@ def _num(value: Any) -> str:
 
 def _pct(value: Any) -> str:
     return "-" if value is None else f"{float(value) * 100:.0f}%"
+
+
+# ---------------------------------------------------------------- the commands' arguments
+
+
+def register(sub: Any) -> None:
+    """`siaga dispatch`, `workorder` and `stats`."""
+    dispatch_ = group(
+        sub, "dispatch", help="supervisor: cancel or reassign an order", dest="dispatch_command"
+    )
+    p = dispatch_.add_parser("cancel", help="withdraw a unit's order (the next best unit goes)")
+    p.set_defaults(handler=dispatch)
+    p.add_argument("incident", type=an_id, help="incident or intake id")
+    p.add_argument("unit")
+    p.add_argument("--reason", default="supervisor decision")
+    p.add_argument("--no-redispatch", action="store_true", help="do not send another unit")
+    p.add_argument("--by", default="supervisor")
+    p = dispatch_.add_parser("reassign", help="give a unit's order to another unit")
+    p.set_defaults(handler=dispatch)
+    p.add_argument("incident", type=an_id, help="incident or intake id")
+    p.add_argument("unit")
+    p.add_argument("--to", help="the unit to send (default: the next best)")
+    p.add_argument("--reason", default="supervisor decision")
+    p.add_argument("--by", default="supervisor")
+
+    wo = group(sub, "workorder", help="agency queues", dest="workorder_command")
+    p = wo.add_parser("list", help="work orders, open first, with overdue flags")
+    p.set_defaults(handler=workorder)
+    p.add_argument("--agency")
+    p.add_argument("--overdue", action="store_true")
+    p.add_argument("--json", action="store_true")
+    for verb in ("answer", "close"):
+        p = wo.add_parser(verb, help=f"{verb} the work order of an incident")
+        p.set_defaults(handler=workorder)
+        p.add_argument("incident", type=an_id, help="incident or intake id")
+        p.add_argument("--text", required=True, help="the answer / what was done")
+        p.add_argument("--by", default="agency officer")
+
+    figures = group(sub, "stats", help="figures", dest="stats_command")
+    p = figures.add_parser("sla", help="daily SLA statistics per channel, category, kecamatan")
+    p.set_defaults(handler=stats)
+    p.add_argument("--days", type=positive, default=7)
+    p.add_argument("--json", action="store_true")

@@ -160,7 +160,8 @@ async def flush(settings: CommonSettings, spool: Spool, *, timeout_s: float = 10
         await asyncio.wait_for(client.start(), timeout=timeout_s)
         for path in files:
             try:
-                event = decode_event(path.read_bytes())
+                # The spool holds intakes: `report` builds no decoder of other events.
+                event = decode_event(path.read_bytes(), expect=IntakeReceivedV1)
             except FileNotFoundError:  # another drainer (`siaga up`, a command) sent it
                 left += 1
                 continue

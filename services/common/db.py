@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from services.common.settings import CommonSettings
+if TYPE_CHECKING:  # settings are passed in: a look-up that needs none loads no pydantic
+    from services.common.settings import CommonSettings
 
 # Stage -> the PostgreSQL schema it owns. The projector's read model lives in `readmodel`.
 STAGE_SCHEMAS: dict[str, str] = {
@@ -105,10 +106,20 @@ async def connect(
     settings: CommonSettings, *, schema: str, application: str, role: str | None = None
 ) -> asyncpg.Connection:
     """One connection with the stage schema on its search path (CLI look-ups, tests)."""
-    return await asyncpg.connect(
+    return await connect_url(
         settings.database_url_for(role),
-        server_settings=_server_settings(schema, application),
-        ssl=_ssl(settings),
+        schema=schema,
+        application=application,
+        sslmode=settings.database.sslmode,
+    )
+
+
+async def connect_url(
+    url: str, *, schema: str, application: str, sslmode: str | None
+) -> asyncpg.Connection:
+    """One connection to `url` with `schema` first on its search path."""
+    return await asyncpg.connect(
+        url, server_settings=_server_settings(schema, application), ssl=sslmode or None
     )
 
 

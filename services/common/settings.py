@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import DEFAULT_PREFIX, Topics
+from services.common import locate
 from services.common.datapack import DataPack, resolve_pack
+from services.common.locate import NotConfigured as NotConfigured
 
 
 class HomeSettings(BaseSettings):
@@ -39,10 +39,7 @@ class HomeSettings(BaseSettings):
 
     def spooled(self) -> bool:
         """Whether a report waits in the spool (cheap: every command asks)."""
-        try:
-            return any(entry.name.endswith(".json") for entry in os.scandir(self.spool_dir))
-        except OSError:
-            return False
+        return locate.spooled(self.spool_dir)
 
     def pack(self) -> DataPack:
         """The regency's data pack: SIAGA_DATA_DIR's when set, else the built-in Batang one."""
@@ -50,10 +47,7 @@ class HomeSettings(BaseSettings):
 
     def read_stack(self) -> dict[str, Any]:
         """The contents of `stack.json`, or {} when no stack is running here."""
-        try:
-            return dict(json.loads(self.stack_file.read_text()))
-        except (OSError, ValueError):
-            return {}
+        return locate.read_stack(self.home)
 
 
 class KafkaSettings(BaseSettings):
@@ -239,9 +233,7 @@ class CommonSettings(BaseModel):
         """The database URL from the environment, else from the running stack."""
         found = self.database.url or self.home.read_stack().get("database_url")
         if not found:
-            raise NotConfigured(
-                "no database: set SIAGA_DATABASE_URL or start the stack with `siaga up`"
-            )
+            raise locate.no_database()
         return str(found)
 
     def database_url_for(self, who: str | None) -> str:
@@ -258,18 +250,17 @@ class CommonSettings(BaseModel):
             return str(own)
         if not self.database.stage_roles:
             return admin
-        parts = urlsplit(admin)
-        user = quote(self.database.role(who), safe="")
         password = self.database.role_password
         if password is None and not self.database.url:
             # `siaga up`'s own PostgreSQL asks every role for a password: the one it gave
             # the stage roles is in stack.json beside the URL it came from.
             found = self.home.read_stack().get("database_role_password")
             password = SecretStr(str(found)) if found else None
-        if password is not None:
-            user += ":" + quote(password.get_secret_value(), safe="")
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+        return locate.with_role(
+            admin,
+            role=self.database.role(who),
+            password=None if password is None else password.get_secret_value(),
+        )
 
 
 def on_database(server_url: str, name: str) -> str:
@@ -278,7 +269,3 @@ def on_database(server_url: str, name: str) -> str:
     parts = urlsplit(server_url)
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}://{parts.netloc}/{name}{query}"
-
-
-class NotConfigured(RuntimeError):
-    """A connection detail is missing; the message says how to provide it."""

@@ -264,3 +264,28 @@ def test_no_event_holds_a_naive_time(event_type: registry.EventType) -> None:
             continue
         value = _at(read, path)
         assert value.tzinfo is not None and value == written, (path, value)
+
+
+@pytest.mark.parametrize("event_type", registry.EVENT_TYPES, ids=lambda t: t.type)
+def test_a_reader_that_expects_intakes_reads_every_event_as_any_reader_does(
+    event_type: registry.EventType,
+) -> None:
+    """`expect` (the spool's hint) only chooses the first decoder: any event, an intake
+    or not, decodes to the same payload and bytes, and a bad one is refused alike."""
+    payload = _sample(event_type.model)
+    raw = encode_event(new_event(payload, id=uuid.uuid4(), source="/test", correlationid="c"))
+    hinted, plain = decode_event(raw, expect=IntakeReceivedV1), decode_event(raw)
+    assert hinted.payload == plain.payload == payload
+    assert encode_event(hinted) == encode_event(plain) == raw
+
+    body = json.loads(raw)
+    body["data"][next(iter(body["data"]))] = {"not": "this"}
+    bad = json.dumps(body).encode()
+    with pytest.raises(DecodeError) as refused:
+        decode_event(bad, expect=IntakeReceivedV1)
+    with pytest.raises(DecodeError) as reference:
+        decode_event(bad)
+    assert (refused.value.kind, refused.value.reason) == (
+        reference.value.kind,
+        reference.value.reason,
+    )
