@@ -17,16 +17,13 @@ from schemas.commands import (
     CloseWorkOrderV1,
     ReassignDispatchV1,
 )
-from schemas.common import Contract, Place
+from schemas.common import Contract
 from schemas.envelope import Event, new_event
 from schemas.events import (
-    DispatchCancelledV1,
     IncidentClassifiedV1,
-    IncidentEscalatedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
     TriageReviewedV1,
-    UnitDispatchedV1,
     UnitMovedV1,
     UnitRegisteredV1,
     UnitStatusChangedV1,
@@ -34,17 +31,25 @@ from schemas.events import (
     WorkOrderAnsweredV1,
     WorkOrderClosedV1,
     WorkOrderEscalatedV1,
-    WorkOrderIssuedV1,
     WorkOrderReminderSentV1,
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
 from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus, UnitType
-from services.common.geo import haversine_km
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.dispatcher import repository
+from services.dispatcher.decisions import (
+    Need,
+    dispatch,
+    escalation,
+    response_to_classification,
+    response_to_review,
+    scene_of,
+    withdrawal,
+    work_order,
+)
 from services.dispatcher.repository import ClaimedUnit, Fleet, Order
 from services.dispatcher.runcards import RunCards, Slot
 from services.dispatcher.unit_reports import Refused, ReportLimits, check_report
@@ -58,32 +63,19 @@ FINISHED = frozenset(
         IncidentStatus.MERGED,
     }
 )
-NO_WORK_ORDER = frozenset({Category.PRANK, Category.GHOST})
 log = get_logger("dispatcher")
 
 
-@dataclass(frozen=True)
-class Need:
-    """A run-card slot of an incident, with what it takes to fill it."""
-
-    incident_id: UUID
-    slot: int
-    wanted: Slot
-    category: Category
-    priority: Priority
-    place: Place | None
-
-    @classmethod
-    def of_order(cls, order: Order) -> Need:
-        """The slot an order was filling, to fill it again."""
-        return cls(
-            incident_id=order.incident_id,
-            slot=order.slot,
-            wanted=Slot(UnitType(order.unit_type), order.capability),
-            category=Category(order.category),
-            priority=Priority(order.priority),
-            place=order.place,
-        )
+def _need_of(order: Order) -> Need:
+    """The slot an order was filling, to fill it again."""
+    return Need(
+        incident_id=order.incident_id,
+        slot=order.slot,
+        wanted=Slot(UnitType(order.unit_type), order.capability),
+        category=Category(order.category),
+        priority=Priority(order.priority),
+        place=order.place,
+    )
 
 
 @dataclass
@@ -148,25 +140,13 @@ class Dispatcher:
     ) -> Sequence[Outgoing]:
         """Send the run card's units, or issue a work order for a non-emergency report."""
         incident = event.payload
-        if incident.needs_review:
-            return []  # a human triages first; nothing is guessed
-        slots = self.run_cards.slots(incident.category, incident.priority)
-        if not slots:
-            if incident.category in NO_WORK_ORDER:
-                return []
+        response = response_to_classification(incident, self.run_cards)
+        if response.work_order:
             return await self._work_order(
                 conn, incident, summary=incident.text or incident.explanation, cause=event
             )
         out: list[Outgoing] = []
-        for number, wanted in enumerate(slots):
-            need = Need(
-                incident.incident_id,
-                number,
-                wanted,
-                incident.category,
-                incident.priority,
-                incident.place,
-            )
+        for need in response.needs:
             out += await self._fill(conn, need, cause=event)
         return out
 
@@ -177,21 +157,14 @@ class Dispatcher:
         waited for goes now (all of it for an incident that was held for review); a lowered
         priority recalls nobody (a supervisor cancels units that are not needed)."""
         review = event.payload
-        slots = self.run_cards.slots(review.category, review.priority)
-        if not slots:
-            if review.category in NO_WORK_ORDER:
-                return []
+        taken = await repository.run_card_slots(conn, incident_id=review.incident_id)
+        response = response_to_review(review, self.run_cards, taken=taken)
+        if response.work_order:
             return await self._work_order(
                 conn, review, summary=review.text or review.note, cause=event
             )
-        taken = await repository.run_card_slots(conn, incident_id=review.incident_id)
-        missing = still_needed(slots, taken)
-        next_slot = max(taken, default=-1) + 1
         out: list[Outgoing] = []
-        for number, wanted in enumerate(missing, start=next_slot):
-            need = Need(
-                review.incident_id, number, wanted, review.category, review.priority, review.place
-            )
+        for need in response.needs:
             out += await self._fill(conn, need, cause=event)
         return out
 
@@ -300,7 +273,7 @@ class Dispatcher:
             cause=event,
         )
         if command.redispatch:
-            out += await self._fill(conn, Need.of_order(order), cause=event)
+            out += await self._fill(conn, _need_of(order), cause=event)
         return out
 
     async def on_reassign_dispatch(
@@ -318,7 +291,7 @@ class Dispatcher:
                 cause=event,
             )
         )
-        need = Need.of_order(order)
+        need = _need_of(order)
         if command.to_unit_id is None:
             return out + list(await self._fill(conn, need, cause=event))
         unit_type = await self.fleet.unit_type_of(conn, unit_id=command.to_unit_id)
@@ -399,7 +372,7 @@ class Dispatcher:
                 cause=None,
             )
             out += cancelled
-            out += await self._fill(conn, Need.of_order(order), cause=cancelled[0].event)
+            out += await self._fill(conn, _need_of(order), cause=cancelled[0].event)
         return out
 
     async def remind_and_escalate_work_orders(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
@@ -448,19 +421,13 @@ class Dispatcher:
         )
         if not queued:
             return []
-        escalated = IncidentEscalatedV1(
-            incident_id=need.incident_id,
-            unit_type=need.wanted.unit_type,
-            priority=need.priority,
-            reason=f"no {need.wanted.unit_type.value} free; waiting for the first to clear",
-            escalated_at=self.clock(),
-        )
+        escalated = escalation(need, now=self.clock())
         return [
             self._emit(escalated, cause=cause, role=f"escalated/{need.incident_id}/{need.slot}")
         ]
 
     async def _claim(self, conn: asyncpg.Connection, need: Need) -> ClaimedUnit | None:
-        lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
+        lat, lon = scene_of(need, fallback=self.fallback_point)
         unit_type = need.wanted.unit_type.value
         await self.fleet.lock(conn, unit_type=unit_type)
         return await repository.claim_unit(
@@ -476,43 +443,22 @@ class Dispatcher:
     async def _order(
         self, conn: asyncpg.Connection, need: Need, unit: ClaimedUnit, *, cause: Event
     ) -> Outgoing:
-        now = self.clock()
-        lat, lon = (need.place.lat, need.place.lon) if need.place else self.fallback_point
-        unit_type = UnitType(unit.unit_type)
-        distance_km, eta = self.run_cards.travel(
-            haversine_km(unit.lat, unit.lon, lat, lon), unit_type=unit_type, priority=need.priority
-        )
-        dispatch_id = derive_id(cause.id, f"dispatch/{need.incident_id}/{need.slot}")
-        await repository.record_dispatch(
-            conn,
-            dispatch_id=dispatch_id,
-            incident_id=need.incident_id,
+        decided = dispatch(
+            need,
             unit_id=unit.unit_id,
-            slot=need.slot,
-            unit_type=need.wanted.unit_type.value,
-            capability=need.wanted.capability,
-            category=need.category.value,
-            priority=need.priority.value,
-            place=need.place,
-            at=now,
-            ack_due_at=now + self.ack_timeouts[need.priority],
+            unit_type=UnitType(unit.unit_type),
+            unit_at=(unit.lat, unit.lon),
+            run_cards=self.run_cards,
+            fallback=self.fallback_point,
+            ack_timeout=self.ack_timeouts[need.priority],
+            cause_id=cause.id,
+            now=self.clock(),
         )
-        order = UnitDispatchedV1(
-            dispatch_id=dispatch_id,
-            incident_id=need.incident_id,
-            unit_id=unit.unit_id,
-            unit_type=unit_type,
-            category=need.category,
-            priority=need.priority,
-            place=need.place,
-            distance_km=distance_km,
-            eta_seconds=eta,
-            dispatched_at=now,
-        )
+        await repository.record_dispatch(conn, order=decided)
         return Outgoing.of(
             new_event(
-                order,
-                id=dispatch_id,
+                decided.order,
+                id=decided.order.dispatch_id,
                 source=SOURCE,
                 correlationid=cause.envelope.correlationid,
                 causationid=cause.id,
@@ -539,13 +485,13 @@ class Dispatcher:
             at=now,
         )
         await repository.pass_over(conn, incident_id=order.incident_id, unit_id=order.unit_id)
-        cancelled = DispatchCancelledV1(
+        cancelled = withdrawal(
             dispatch_id=order.dispatch_id,
             incident_id=order.incident_id,
             unit_id=order.unit_id,
             reason=reason,
-            unit_status_after=unit_after,
-            cancelled_at=now,
+            unit_after=unit_after,
+            now=now,
         )
         out = [self._emit(cancelled, cause=cause, role=f"cancelled/{order.dispatch_id}")]
         if unit_after is UnitStatus.AVAILABLE:
@@ -610,36 +556,16 @@ class Dispatcher:
         summary: str,
         cause: Event,
     ) -> Sequence[Outgoing]:
-        now = self.clock()
-        work_order_id = derive_id(incident.incident_id, "work_order")
-        due = incident.received_at + self.work_order_due
-        created = await repository.issue_work_order(
-            conn,
-            work_order_id=work_order_id,
-            incident_id=incident.incident_id,
-            agency=incident.agency,
-            category=incident.category.value,
-            priority=incident.priority.value,
-            at=now,
-            due_at=due,
+        order = work_order(
+            incident, summary=summary, due_after=self.work_order_due, now=self.clock()
         )
-        if not created:
+        if not await repository.issue_work_order(conn, order=order):
             return []
-        order = WorkOrderIssuedV1(
-            work_order_id=work_order_id,
-            incident_id=incident.incident_id,
-            agency=incident.agency,
-            category=incident.category,
-            priority=incident.priority,
-            summary=summary,
-            issued_at=now,
-            due_at=due,
-        )
         return [
             Outgoing.of(
                 new_event(
                     order,
-                    id=work_order_id,
+                    id=order.work_order_id,
                     source=SOURCE,
                     correlationid=cause.envelope.correlationid,
                     causationid=cause.id,
@@ -660,25 +586,3 @@ class Dispatcher:
             ),
             self.topics,
         )
-
-
-def still_needed(wanted: Sequence[Slot], taken: dict[int, Slot]) -> list[Slot]:
-    """The run card's slots no unit sent (or waited for) already covers: a unit of the type,
-    with the capability when the slot names one."""
-    free = list(taken.values())
-    missing = []
-    for slot in wanted:
-        match = next(
-            (
-                t
-                for t in free
-                if t.unit_type is slot.unit_type
-                and (slot.capability is None or t.capability == slot.capability)
-            ),
-            None,
-        )
-        if match is None:
-            missing.append(slot)
-        else:
-            free.remove(match)
-    return missing

@@ -12,9 +12,10 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
-from schemas.events import UnitRegisteredV1
+from schemas.events import UnitRegisteredV1, WorkOrderIssuedV1
 from schemas.vocabulary import UnitStatus, UnitType
 from services.common.db import lock_in_order
+from services.dispatcher.decisions import Dispatch
 from services.dispatcher.runcards import Slot
 from services.dispatcher.unit_reports import UnitState
 
@@ -377,22 +378,9 @@ _ORDER_COLUMNS = (
 )
 
 
-async def record_dispatch(
-    conn: asyncpg.Connection,
-    *,
-    dispatch_id: UUID,
-    incident_id: UUID,
-    unit_id: str,
-    slot: int,
-    unit_type: str,
-    capability: str | None,
-    category: str,
-    priority: str,
-    place: Place | None,
-    at: datetime,
-    ack_due_at: datetime,
-) -> None:
-    """Keep the order given to a unit, due to be acknowledged by `ack_due_at`."""
+async def record_dispatch(conn: asyncpg.Connection, *, order: Dispatch) -> None:
+    """Keep the order given to a unit, due to be acknowledged by its `ack_due_at`."""
+    given = order.order
     await conn.execute(
         """
         INSERT INTO dispatches (dispatch_id, incident_id, unit_id, status, dispatched_at, slot,
@@ -400,17 +388,17 @@ async def record_dispatch(
         VALUES ($1, $2, $3, 'dispatched', $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
         ON CONFLICT (dispatch_id) DO NOTHING
         """,
-        dispatch_id,
-        incident_id,
-        unit_id,
-        at,
-        slot,
-        unit_type,
-        capability,
-        category,
-        priority,
-        place.model_dump_json() if place else None,
-        ack_due_at,
+        given.dispatch_id,
+        given.incident_id,
+        given.unit_id,
+        given.dispatched_at,
+        order.slot,
+        order.wanted.unit_type.value,
+        order.wanted.capability,
+        given.category.value,
+        given.priority.value,
+        given.place.model_dump_json() if given.place else None,
+        order.ack_due_at,
     )
 
 
@@ -564,30 +552,20 @@ async def withdraw_pending(conn: asyncpg.Connection, *, incident_id: UUID) -> in
 # ---------------------------------------------------------------- work orders
 
 
-async def issue_work_order(
-    conn: asyncpg.Connection,
-    *,
-    work_order_id: UUID,
-    incident_id: UUID,
-    agency: str,
-    category: str,
-    priority: str,
-    at: datetime,
-    due_at: datetime,
-) -> bool:
+async def issue_work_order(conn: asyncpg.Connection, *, order: WorkOrderIssuedV1) -> bool:
     """Record a work order; False when the incident already has one."""
     inserted = await conn.fetchval(
         """
         INSERT INTO work_orders (work_order_id, incident_id, agency, category, priority, issued_at, due_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true
         """,
-        work_order_id,
-        incident_id,
-        agency,
-        category,
-        priority,
-        at,
-        due_at,
+        order.work_order_id,
+        order.incident_id,
+        order.agency,
+        order.category.value,
+        order.priority.value,
+        order.issued_at,
+        order.due_at,
     )
     return bool(inserted)
 
