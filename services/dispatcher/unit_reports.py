@@ -74,7 +74,19 @@ def check_report(
     a new order must not free it)."""
     if unit is None:
         return Refused("unknown_unit", f"unit {report.unit_id} is not in the fleet")
-    at = report.reported_at
+    if refused := _implausible_time(unit, report.reported_at, now=now, limits=limits):
+        return refused
+    if report.status is U.DISPATCHED:
+        return Refused("illegal_transition", "only the dispatcher dispatches a unit")
+    if report.status in FREEING:
+        return _check_freeing(unit, report, limits)
+    return _check_step(unit, report, limits)
+
+
+def _implausible_time(
+    unit: UnitState, at: datetime, *, now: datetime, limits: ReportLimits
+) -> Refused | None:
+    """A report dated too far ahead of the dispatcher's clock, or too long ago."""
     if at > now + limits.clock_skew:
         return Refused(
             "implausible_time",
@@ -87,26 +99,34 @@ def check_report(
             f"unit {unit.unit_id} reported at {at.isoformat()}, "
             f"more than {_minutes(limits.max_age)} ago",
         )
+    return None
+
+
+def _check_freeing(
+    unit: UnitState, report: UnitStatusReportedV1, limits: ReportLimits
+) -> Accepted | Refused:
+    """A report that frees a unit names its order's incident, if it has one, and not an
+    incident it never had an order on."""
     named = report.incident_id
-    status = report.status
-    if status is U.DISPATCHED:
-        return Refused("illegal_transition", "only the dispatcher dispatches a unit")
-    if status in FREEING:
-        if unit.incident_id is not None and named != unit.incident_id:
-            return Refused(
-                "not_its_incident",
-                f"unit {unit.unit_id} is on incident {unit.incident_id}: "
-                f"a report freeing it must name that incident"
-                + (f", not {named}" if named else ""),
-            )
-        if named is not None and named != unit.last_incident_id:
-            return Refused(
-                "not_its_incident",
-                f"unit {unit.unit_id} had no order on incident {named}",
-            )
-        if named is not None and (refused := _before_order(unit, at, limits)):
-            return refused
-        return Accepted(incident_id=named, previous=unit.status)
+    if unit.incident_id is not None and named != unit.incident_id:
+        return Refused(
+            "not_its_incident",
+            f"unit {unit.unit_id} is on incident {unit.incident_id}: "
+            f"a report freeing it must name that incident" + (f", not {named}" if named else ""),
+        )
+    if named is not None and named != unit.last_incident_id:
+        return Refused("not_its_incident", f"unit {unit.unit_id} had no order on incident {named}")
+    if named is not None and (refused := _before_order(unit, report.reported_at, limits)):
+        return refused
+    return Accepted(incident_id=named, previous=unit.status)
+
+
+def _check_step(
+    unit: UnitState, report: UnitStatusReportedV1, limits: ReportLimits
+) -> Accepted | Refused:
+    """A step of an order (en route, on scene ...) comes from a unit on that order, after
+    it was given, and goes forward."""
+    named, status = report.incident_id, report.status
     if unit.incident_id is None:
         return Refused(
             "no_order",
@@ -119,7 +139,7 @@ def check_report(
             f"unit {unit.unit_id} reported {status.value} on incident {named}, "
             f"but its order is incident {unit.incident_id}",
         )
-    if refused := _before_order(unit, at, limits):
+    if refused := _before_order(unit, report.reported_at, limits):
         return refused
     if STEP_RANK[status] < STEP_RANK.get(unit.status, 0):
         return Refused(

@@ -247,37 +247,8 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
     stack = Stack(settings)
     started = time.monotonic()
     try:
-        bootstrap, url = stack.start_infrastructure()
-        if stack.broker is not None:
-            use_embedded_partitions()
-            use_embedded_session_timeout()
-        secrets_env = {"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
-        if stack.postgres is not None:
-            # The embedded server asks every role for a password: the stage roles get one
-            # of this run's, set by the migrations below and found by other commands in
-            # stack.json.
-            secrets_env["SIAGA_DATABASE_ROLE_PASSWORD"] = os.environ.get(
-                "SIAGA_DATABASE_ROLE_PASSWORD"
-            ) or secrets.token_urlsafe(24)
-        if replicas is not None:
-            secrets_env["SIAGA_STACK_REPLICAS"] = str(replicas)
-        os.environ.update(secrets_env)
+        live, info = _start_infrastructure(stack, settings, replicas=replicas)
         env = dict(os.environ)
-        live = CommonSettings()
-        info: dict[str, object] = {
-            "kafka_bootstrap": bootstrap,
-            "database_url": url,
-            "topic_prefix": live.topics.prefix,
-            "embedded_broker": stack.broker is not None,
-            "embedded_database": stack.postgres is not None,
-            "pid": os.getpid(),
-            "started_at": datetime.now(UTC).isoformat(),
-            "replicas": live.stack.replicas,
-        }
-        if stack.postgres is not None:
-            info["database_role_password"] = secrets_env["SIAGA_DATABASE_ROLE_PASSWORD"]
-            info["database_password_file"] = str(stack.postgres.password_file)
-        _write_stack_file(settings.home.stack_file, info)
         # Tables and topics exist before any stage starts, so none races the migrations.
         fleet = asyncio.run(prepare(live))
         _say(f"fleet       {len(fleet)} units registered; gazetteer from {live.home.pack().source}")
@@ -310,3 +281,41 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
         _say("stopping    stages, database, broker")
         stack.stop()
         _say("stopped")
+
+
+def _start_infrastructure(
+    stack: Stack, settings: CommonSettings, *, replicas: int | None
+) -> tuple[CommonSettings, dict[str, object]]:
+    """Start (or find) the broker and the database, put where they are in the environment
+    the stages inherit, and write `stack.json`; the settings the stages will read, and
+    what `stack.json` says."""
+    bootstrap, url = stack.start_infrastructure()
+    if stack.broker is not None:
+        use_embedded_partitions()
+        use_embedded_session_timeout()
+    secrets_env = {"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
+    if stack.postgres is not None:
+        # The embedded server asks every role for a password: the stage roles get one of
+        # this run's, set by the migrations and found by other commands in stack.json.
+        secrets_env["SIAGA_DATABASE_ROLE_PASSWORD"] = os.environ.get(
+            "SIAGA_DATABASE_ROLE_PASSWORD"
+        ) or secrets.token_urlsafe(24)
+    if replicas is not None:
+        secrets_env["SIAGA_STACK_REPLICAS"] = str(replicas)
+    os.environ.update(secrets_env)
+    live = CommonSettings()
+    info: dict[str, object] = {
+        "kafka_bootstrap": bootstrap,
+        "database_url": url,
+        "topic_prefix": live.topics.prefix,
+        "embedded_broker": stack.broker is not None,
+        "embedded_database": stack.postgres is not None,
+        "pid": os.getpid(),
+        "started_at": datetime.now(UTC).isoformat(),
+        "replicas": live.stack.replicas,
+    }
+    if stack.postgres is not None:
+        info["database_role_password"] = secrets_env["SIAGA_DATABASE_ROLE_PASSWORD"]
+        info["database_password_file"] = str(stack.postgres.password_file)
+    _write_stack_file(settings.home.stack_file, info)
+    return live, info

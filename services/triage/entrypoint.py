@@ -139,32 +139,12 @@ class Triage:
                     received_at=intake.received_at,
                 )
             )
-        opened = IncidentOpenedV1(
+        opened, classified = opening_events(
+            enriched,
+            decision,
             incident_id=incident_id,
-            intake_id=intake.intake_id,
-            channel=intake.channel,
-            received_at=intake.received_at,
-            opened_at=now,
-            text=intake.text,
-            place=enriched.place,
-        )
-        classified = IncidentClassifiedV1(
-            incident_id=incident_id,
-            category=decision.category,
-            priority=decision.priority,
-            agency=decision.agency,
-            confidence=decision.confidence,
-            explanation=decision.explanation,
-            needs_review=decision.needs_review,
             sla_seconds=self.sla_seconds[decision.priority],
-            text=intake.text,
-            channel=intake.channel,
-            received_at=intake.received_at,
-            place=enriched.place,
-            classified_at=now,
-            needs_confirmation=decision.needs_confirmation,
-            questions=list(decision.questions),
-            life_threat=decision.threat,
+            now=now,
         )
         return [
             self._out(opened, derive_id(incident_id, "opened"), cause, intake.intake_id),
@@ -249,6 +229,46 @@ class Triage:
         elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
             await self.batch.end(conn, incident_id=payload.incident_id, at=payload.changed_at)
         return []
+
+
+def opening_events(
+    enriched: IntakeEnrichedV1,
+    decision: Classification,
+    *,
+    incident_id: UUID,
+    sla_seconds: int,
+    now: datetime,
+) -> tuple[IncidentOpenedV1, IncidentClassifiedV1]:
+    """The two facts of a new incident: it was opened by this intake, and triage's decision."""
+    intake = enriched.intake
+    opened = IncidentOpenedV1(
+        incident_id=incident_id,
+        intake_id=intake.intake_id,
+        channel=intake.channel,
+        received_at=intake.received_at,
+        opened_at=now,
+        text=intake.text,
+        place=enriched.place,
+    )
+    classified = IncidentClassifiedV1(
+        incident_id=incident_id,
+        category=decision.category,
+        priority=decision.priority,
+        agency=decision.agency,
+        confidence=decision.confidence,
+        explanation=decision.explanation,
+        needs_review=decision.needs_review,
+        sla_seconds=sla_seconds,
+        text=intake.text,
+        channel=intake.channel,
+        received_at=intake.received_at,
+        place=enriched.place,
+        classified_at=now,
+        needs_confirmation=decision.needs_confirmation,
+        questions=list(decision.questions),
+        life_threat=decision.threat,
+    )
+    return opened, classified
 
 
 def review_decision(
