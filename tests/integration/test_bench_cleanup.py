@@ -78,3 +78,17 @@ async def test_a_stack_on_a_real_broker_and_server_leaves_nothing_of_its_own_beh
     assert set(neighbour.topics.all()) <= left
     assert database not in await _databases(infra.server_url)
     assert capsys.readouterr().out == ""  # nothing to report
+
+
+def test_the_bench_removes_the_embedded_database_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIAGA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # no broker is started
+    infrastructure = Infrastructure.start(tmp_path)
+    assert infrastructure.postgres is not None
+    cluster = infrastructure.postgres.data_dir
+    assert (cluster / "PG_VERSION").exists()
+    infrastructure.stop()
+    assert not cluster.exists()
+    assert not (tmp_path / "postgres.password").exists()
