@@ -163,6 +163,9 @@ class Classifier:
             (self.threats.vocabulary() | self.words.vocabulary()) - jokes,
             run_together=self.threats.word_pairs(),
         )
+        self._negations = frozenset(
+            self.reader.pattern_word(w) for w in m.negations if " " not in w
+        )
         self._silence = frozenset(
             self.reader.pattern_word(w) for w in m.silence
         ) | self.words.vocabulary(Category.GHOST)
@@ -190,8 +193,11 @@ class Classifier:
         """What each of the three readers finds in a report."""
         admissions: list[str] = []
         laughter: list[str] = []
-        for m in self._admissions.find(reading.tokens, reading.words):
-            said = " ".join(reading.tokens[m.start : m.end])
+        tokens = reading.tokens
+        for m in self._admissions.find(tokens, reading.words):
+            if any(t in self._negations for t in tokens[max(0, m.start - 2) : m.start]):
+                continue  # "this is not a prank", "bukan bercanda": the opposite
+            said = " ".join(tokens[m.start : m.end])
             (admissions if m.value == "admit" else laughter).append(said)
         return _Evidence(
             reading=reading,

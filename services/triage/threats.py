@@ -184,7 +184,9 @@ class ThreatDetector:
         masked = {i for m in other for i in range(m.start, m.end)}
         # "kelelep... kelelep tresna": a word also said in another sense is a pun on it.
         punned = {tokens[i] for i in masked}
-        over, past_at, habitual, request = self._report_wide_signals(tokens, scan.report)
+        over, over_at, past_at, habitual, request = self._report_wide_signals(
+            tokens, scan.report
+        )
         kept: dict[str, Finding] = {}
         discounted: list[Discounted] = []
         for m in self._best_matches(scan.findings, masked):
@@ -201,10 +203,12 @@ class ThreatDetector:
             if reason is None and tokens[m.start] in punned and m.end - m.start == 1:
                 reason = "a pun on another sense of the word"
             if reason is None and any(
-                reading.clause_start(p) == reading.clause_start(m.start) for p in past_at
+                reading.clause_start(p) == reading.clause_start(m.start)
+                and not (p < m.start and _contrast_between(tokens, p, m.start))
+                for p in past_at
             ):
                 reason = "in the past"
-            if reason is None and over:
+            if reason is None and over and not _contrast_between(tokens, over_at, m.start):
                 reason = over
             if reason is None and not finding.certain and habitual:
                 reason = "keeps happening (a complaint)"
@@ -226,10 +230,11 @@ class ThreatDetector:
 
     def _report_wide_signals(
         self, tokens: Sequence[str], found: Sequence[Match[_Tag]]
-    ) -> tuple[str | None, list[int], bool, bool]:
+    ) -> tuple[str | None, int, list[int], bool, bool]:
         """Whether the whole report is over (past or handled, nothing still going on), where
         it says something is past, whether it says it keeps happening, and whether it asks
-        for a fix as a complaint does."""
+        for a fix as a complaint does; with the first word after the last of the signals
+        that make it over (a finding after a "but" past that word is not over)."""
         handled = [m for m in found if m.value.signal == "handled"]
         past = [
             m
@@ -247,8 +252,10 @@ class ThreatDetector:
             over = "already handled"
         elif not still and past:
             over = "in the past"
+        over_at = max((m.end for m in (handled if handled else past)), default=0)
         return (
             over,
+            over_at,
             [m.start for m in past],
             any(m.value.signal == "habitual" for m in found),
             any(m.value.signal == "requests" for m in found),
@@ -321,6 +328,7 @@ class ThreatDetector:
             if not still_so
             and not _inside(r, m)
             and not (r.start and tokens[r.start - 1] in self._negation_words)
+            and not (r.end <= m.start and _contrast_between(tokens, r.end, m.start))
         ]
         if resolved:
             r = resolved[0]
@@ -358,6 +366,14 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
+# "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not
+# undone by what was said before it.
+CONTRAST_WORDS = frozenset({"tapi", "tetapi", "namun", "but", "however", "nanging", "ananging"})
+
+
+def _contrast_between(tokens: Sequence[str], start: int, end: int) -> bool:
+    """Whether a "but" stands between word `start` and word `end`."""
+    return any(t in CONTRAST_WORDS for t in tokens[start:end])
 
 
 def _inside(inner: Match[_Tag], outer: Match[_Tag]) -> bool:
