@@ -15,10 +15,11 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from schemas.envelope import Event
+from services.common.consuming import Pace, TopUp
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
 from services.common.inbox import inbox_pruner
-from services.common.kafka import Pace, TopUp, build_broker
+from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler, event_key

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.common.kafka import TopUp
+from services.common.consuming import TopUp
 from tests.conftest import eventually
 from tests.infra import Infra
 

@@ -17,9 +17,9 @@ from schemas.events import DeadLetterV1
 from schemas.topics import Topics
 from schemas.vocabulary import Channel
 from services.clients.operator import Spool, intake_event, new_intake
+from services.common.consuming import Pace, TopUp, rewind
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
-from services.common.kafka import Pace, TopUp, rewind
 from services.common.runtime import BatchLoop
 from services.common.settings import KafkaSettings
 
