@@ -28,7 +28,6 @@ import asyncpg
 
 from schemas.common import Contract
 from schemas.envelope import TYPE_HEADER, DecodeError, Event, decode_event, event_type_of
-from schemas.events import IntakeEnrichedV1, IntakeReceivedV1
 from schemas.registry import current_type, model_for_type
 from schemas.topics import Topics
 from services.common.db import is_transient
@@ -166,17 +165,6 @@ def _about(event: Event) -> dict[str, Any]:
 def event_key(event: Event) -> str:
     """Default inbox key: the envelope id."""
     return f"event:{event.id}"
-
-
-def intake_key(event: Event) -> str:
-    """Inbox key of the stages that take intakes: the sender's intake id, so an intake sent
-    twice (or enriched twice) is handled once; other events by their envelope id."""
-    payload = event.payload
-    if isinstance(payload, IntakeReceivedV1):
-        return f"intake:{payload.intake_id}"
-    if isinstance(payload, IntakeEnrichedV1):
-        return f"intake:{payload.intake.intake_id}"
-    return event_key(event)
 
 
 class BatchProcessor:

@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from schemas.envelope import Event
 from services.common.consuming import Pace, TopUp
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
@@ -22,7 +21,7 @@ from services.common.inbox import inbox_pruner
 from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
-from services.common.processing import BatchProcessor, BatchState, Handler, event_key
+from services.common.processing import BatchProcessor, BatchState, Handler
 from services.common.settings import CommonSettings, GcSettings, KafkaSettings
 from services.common.stage import Stage
 from services.common.timers import PeriodicJob, run_periodically
@@ -218,7 +217,6 @@ async def stage_runtime(
     stage: Stage,
     settings: CommonSettings,
     handlers: Sequence[Handler],
-    inbox_key: Callable[[Event], str] = event_key,
     schema: str | None = None,
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
@@ -229,7 +227,7 @@ async def stage_runtime(
     """Build, start and finally stop one stage; the composition roots call this.
 
     The stage's declaration gives its topics, the ones whose undecodable messages it
-    dead-letters, and its group (`group_id` overrides it, for a rebuild); `handlers` are
+    dead-letters, its inbox key and its group (`group_id` overrides it, for a rebuild); `handlers` are
     matched to the payloads it consumes by their signatures (see `Stage.handlers`). `jobs`
     are the stage's database timers (ack timeouts, SLA breaches, due dates; every stage also
     prunes its inbox); `state` is what its handlers keep for one batch (see `BatchState`);
@@ -258,7 +256,7 @@ async def stage_runtime(
         pool=pool,
         topics=settings.topics,
         handlers=handler_map,
-        inbox_key=inbox_key,
+        inbox_key=stage.inbox_key,
         publish=relay.send_committed,
         owned_topics=stage.owned_topics(settings.topics),
         metrics=metrics,

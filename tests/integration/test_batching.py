@@ -723,9 +723,10 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
     stored counts are those of one call per batch; the same holds when a refused record
     makes the batch be redone record by record."""
     from services.common.gazetteer import load_gazetteer
-    from services.common.processing import Rejected, intake_key
+    from services.common.processing import Rejected
     from services.enricher.entrypoint import Enricher
     from services.enricher.places import PlaceResolver
+    from services.enricher.stage import ENRICHER
 
     topics = pipeline.topics
     enricher = Enricher(
@@ -775,7 +776,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
                 IncidentClassifiedV1: enricher.on_incident_classified,
                 IncidentResolvedV1: refuse,
             },
-            inbox_key=intake_key,
+            inbox_key=ENRICHER.inbox_key,
             state=enricher.callers,
             publish=sent.extend,
         )
