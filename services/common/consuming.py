@@ -1,10 +1,12 @@
-"""How a stage consumes: a busy stage's batch topped up, a paced stage's rest, and the
-rewind of what a failed batch took."""
+"""How a stage consumes: records wrapped where they enter (FastStream's parser and decoder),
+a busy stage's batch topped up, a paced stage's rest, and the rewind of what a failed batch
+took."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +16,47 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from services.common.logging import get_logger
+from services.common.records import Record
 
 log = get_logger("kafka")
+
+
+def _utf8(value: bytes | None) -> bool:
+    """Whether a header value is text FastStream can decode."""
+    if value is None:
+        return False
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decodable(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    """The record if FastStream can decode its headers, else a copy whose bad values are empty."""
+    if all(_utf8(value) for _, value in record.headers):
+        return record
+    headers = [(key, value if _utf8(value) else b"") for key, value in record.headers]
+    return dataclasses.replace(record, headers=headers)
+
+
+async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:
+    """FastStream's parser decodes headers as UTF-8 and would fail on hostile bytes, which
+    would redeliver the batch forever: it parses copies it can decode, and its message keeps
+    the records as they came, true header bytes and all, for the decoder."""
+    if isinstance(records, tuple):
+        message = await original(tuple(_decodable(record) for record in records))
+    else:
+        message = await original(_decodable(records))
+    message.raw_message = records
+    return message
+
+
+async def the_records(message: Any) -> tuple[Record, ...]:
+    """The batch's records, each wrapped once as a `Record`, for the stage; bodies are decoded
+    by `schemas.decode_event`, which dead-letters what it cannot read."""
+    raw = message.raw_message
+    return tuple(Record.of(record) for record in (raw if isinstance(raw, tuple) else (raw,)))
 
 
 @dataclass
@@ -55,9 +96,7 @@ class TopUp:
         self._ended = self.clock()
         self._busy = self._ended - self._began
 
-    async def more(
-        self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> list[ConsumerRecord[Any, Any]]:
+    async def more(self, consumer: AIOKafkaConsumer, records: Sequence[Record]) -> list[Record]:
         """What the consumer fetches within `wait_ms` after `records`, up to `max_records` in
         all; nothing if the fetch fails, and the batch goes on as it was."""
         room = self.max_records - len(records)
@@ -78,7 +117,7 @@ class TopUp:
         # After a rebalance the consumer reads again from the committed offset: what the
         # batch already holds must not come twice.
         return [
-            record
+            Record.of(record)
             for partition in fetched.values()
             for record in partition
             if record.offset > last.get((record.topic, record.partition), -1)
@@ -87,15 +126,15 @@ class TopUp:
     async def process(
         self,
         consumer: AIOKafkaConsumer | None,
-        records: Sequence[ConsumerRecord[Any, Any]],
-        handle: Callable[[Sequence[ConsumerRecord[Any, Any]]], Awaitable[Any]],
+        records: Sequence[Record],
+        handle: Callable[[Sequence[Record]], Awaitable[Any]],
     ) -> None:
         """Handle the batch, topped up if the stage was busy; on failure rewind what was added.
 
         Whoever fetched `records` rewinds those (FastStream's nack), so no offset is
         committed past a record that was not handled.
         """
-        added: list[ConsumerRecord[Any, Any]] = []
+        added: list[Record] = []
         try:
             if self.begin() and consumer is not None:
                 added = await self.more(consumer, records)
@@ -135,7 +174,7 @@ class Pace:
         """Mark a batch as begun."""
         self._began = self.clock()
 
-    async def rest(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    async def rest(self, records: Sequence[Record]) -> None:
         """After a handled batch: wait out what is left of the interval since it began."""
         if self.interval_ms <= 0 or len(records) >= self.max_records:
             return
@@ -144,7 +183,7 @@ class Pace:
             await self.sleep(left)
 
 
-def rewind(consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+def rewind(consumer: AIOKafkaConsumer, records: Sequence[Record]) -> None:
     """Seek each partition back to the earliest of `records`, which will be fetched again."""
     earliest: dict[TopicPartition, int] = {}
     for record in records:

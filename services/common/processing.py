@@ -35,6 +35,7 @@ from services.common.deadletter import dead_letter
 from services.common.health import StageMetrics
 from services.common.logging import get_logger, handling
 from services.common.outbox import Outgoing, write_outbox
+from services.common.records import Record
 
 # A stage's handler: given the batch's connection and an event of the payload type its
 # signature names (`event: Event[IncidentClassifiedV1]`), the events to send (see `Stage`).
@@ -116,20 +117,20 @@ class Deferred:
 class _Item:
     """A record of a batch, decoded: its event and handler, or its dead letter."""
 
-    record: Any
+    record: Record
     event: Event | None
     handler: Handler | None
     dead: Sequence[Outgoing]
 
 
-def _type_header(record: Any) -> str | None:
+def _type_header(record: Record) -> str | None:
     """The event type a record's header says it holds, or None (no header, an empty one, as
     a dead letter's redriven copy of a null header is, or not text)."""
-    for key, value in getattr(record, "raw_headers", record.headers) or ():
+    for key, value in record.headers:
         if key == TYPE_HEADER:
             try:
-                return bytes(value).decode() or None if value else None
-            except (UnicodeDecodeError, TypeError):
+                return value.decode() or None
+            except UnicodeDecodeError:
                 return None
     return None
 
@@ -203,7 +204,7 @@ class BatchProcessor:
         self.processed = 0
         self.dead_lettered = 0
 
-    async def process(self, records: Sequence[Any]) -> None:
+    async def process(self, records: Sequence[Record]) -> None:
         """Apply a batch durably; waits out database outages with backoff instead of skipping."""
         backoff = 0.1
         started = time.monotonic()
@@ -231,7 +232,7 @@ class BatchProcessor:
             self._publish(outgoing)
         self.metrics.latency.observe(time.monotonic() - started)
 
-    async def _apply(self, records: Sequence[Any]) -> tuple[int, list[Outgoing]]:
+    async def _apply(self, records: Sequence[Record]) -> tuple[int, list[Outgoing]]:
         decoded = [self._decode(record) for record in records]
         try:
             return await self._apply_fast(decoded)
@@ -240,7 +241,7 @@ class BatchProcessor:
             # record, so only that record is dead-lettered and the rest apply.
             return await self._apply_careful(decoded)
 
-    def _decode(self, record: Any) -> _Item:
+    def _decode(self, record: Record) -> _Item:
         owned = self._owned_topics is None or record.topic in self._owned_topics
         said = _type_header(record)
         if said is not None and not owned and not self._handled(said):
@@ -378,7 +379,7 @@ class BatchProcessor:
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
                 return self._dead(item.record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
 
-    def _dead(self, record: Any, kind: str, reason: str) -> Sequence[Outgoing]:
+    def _dead(self, record: Record, kind: str, reason: str) -> Sequence[Outgoing]:
         log.warning(
             "dead-lettered",
             stage=self.stage,

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from services.common.consuming import Pace, TopUp
+from services.common.consuming import Pace, TopUp, the_records, tolerant_parser
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
 from services.common.inbox import inbox_pruner
@@ -22,6 +22,7 @@ from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
 from services.common.processing import BatchProcessor, BatchState, Handler
+from services.common.records import Record
 from services.common.settings import CommonSettings, GcSettings, KafkaSettings
 from services.common.stage import Stage
 from services.common.timers import PeriodicJob, run_periodically
@@ -45,32 +46,6 @@ def settle_heap(settings: GcSettings) -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(settings.young_threshold, older, oldest)
-
-
-def _utf8_or_empty(value: bytes) -> bytes:
-    try:
-        value.decode()
-    except UnicodeDecodeError:
-        return b""
-    return value
-
-
-async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:
-    """FastStream's parser decodes headers as UTF-8 and would fail on hostile bytes, which
-    would redeliver the batch forever; keep the true headers for dead letters and hand it
-    a copy it can decode."""
-    batch = records if isinstance(records, tuple) else (records,)
-    for record in batch:
-        if not hasattr(record, "raw_headers"):
-            record.raw_headers = record.headers
-            record.headers = tuple((k, _utf8_or_empty(v or b"")) for k, v in record.headers)
-    return await original(records)
-
-
-async def the_records(message: Any) -> Any:
-    """The batch's records as they came, for the handler: bodies are decoded by
-    `schemas.decode_event`, which dead-letters what it cannot read."""
-    return message.raw_message
 
 
 @dataclass
@@ -99,9 +74,7 @@ class BatchLoop:
             Pace(interval_ms=batch_interval_ms, max_records=kafka.max_batch),
         )
 
-    async def handle(
-        self, consumer: AIOKafkaConsumer | None, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> None:
+    async def handle(self, consumer: AIOKafkaConsumer | None, records: Sequence[Record]) -> None:
         """Handle one batch; raises, after the pause, if it failed."""
         self.pace.begin()
         try:
@@ -157,7 +130,7 @@ def subscribe(
     loop = BatchLoop.for_stage(processor, kafka, batch_interval_ms=batch_interval_ms)
 
     @subscriber
-    async def consume(records: Any) -> None:
+    async def consume(records: tuple[Record, ...]) -> None:
         await loop.handle(subscriber.consumer, records)
 
     return subscriber
