@@ -202,10 +202,3 @@ def _spelled(token: str) -> tuple[str, ...]:
         # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
         token = stem(token, SHORTHAND, shortest=4) or token
     return tuple(SHORTHAND.get(token, token).split())
-
-
-def max_edits(word: str) -> int:
-    """How many typing slips a word of this length may carry and still be recognised."""
-    if len(word) < 5:
-        return 0
-    return 1 if len(word) < 9 else 2

@@ -1130,7 +1130,7 @@ def _unit(unit_id: str, unit_type: UnitType, km_away: float, *capabilities: str)
     """A unit based `km_away` north of the dispatcher's fallback point (Batang's centre)."""
     from schemas.common import Location
     from schemas.events import UnitRegisteredV1
-    from services.common.gazetteer import BATANG_CENTRE
+    from services.dispatcher.bootstrap import BATANG_CENTRE
 
     lat, lon = BATANG_CENTRE
 
