@@ -27,6 +27,7 @@ _KEPT_HEADER = 512
 
 
 def _b64(value: bytes | None, limit: int) -> str | None:
+    """Base64 of the first `limit` bytes (None stays None)."""
     return None if value is None else base64.b64encode(value[:limit]).decode()
 
 

@@ -233,6 +233,7 @@ class BatchProcessor:
         self.metrics.latency.observe(time.monotonic() - started)
 
     async def _apply(self, records: Sequence[Record]) -> tuple[int, list[Outgoing]]:
+        """Decode and apply the batch once; the dead letters' count and the events to send."""
         decoded = [self._decode(record) for record in records]
         try:
             return await self._apply_fast(decoded)
@@ -242,6 +243,7 @@ class BatchProcessor:
             return await self._apply_careful(decoded)
 
     def _decode(self, record: Record) -> _Item:
+        """The record's event and handler, its dead letter, or nothing (another stage's)."""
         owned = self._owned_topics is None or record.topic in self._owned_topics
         said = _type_header(record)
         if said is not None and not owned and not self._handled(said):
@@ -301,6 +303,7 @@ class BatchProcessor:
     async def _apply_in(
         self, conn: asyncpg.Connection, items: Sequence[_Item]
     ) -> tuple[int, list[Outgoing]]:
+        """The batch's inbox, handlers, collected writes and outbox, in the caller's transaction."""
         keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
         fresh = {
             row["message_key"]
@@ -332,14 +335,17 @@ class BatchProcessor:
         return sum(1 for i in items if i.dead), outgoing
 
     async def _flush_state(self, conn: asyncpg.Connection) -> None:
+        """Send what the handlers collected for the batch, in its transaction."""
         if self._state is not None:
             await self._state.flush(conn)
 
     def _discard_state(self) -> None:
+        """Forget what the handlers collected (its transaction rolled back)."""
         if self._state is not None:
             self._state.discard()
 
     async def _apply_careful(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
+        """The batch again, a savepoint per record, so only a failing record is dead-lettered."""
         dead = 0
         batch: list[Outgoing] = []
         async with self._pool.acquire() as conn, conn.transaction():
@@ -351,6 +357,7 @@ class BatchProcessor:
         return dead, batch
 
     async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
+        """One record in its savepoint: its events, or its dead letter (and 1)."""
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
         self._discard_state()
@@ -380,6 +387,7 @@ class BatchProcessor:
                 return self._dead(item.record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
 
     def _dead(self, record: Record, kind: str, reason: str) -> Sequence[Outgoing]:
+        """The record's dead letter, logged."""
         log.warning(
             "dead-lettered",
             stage=self.stage,

@@ -94,4 +94,5 @@ def payload_types(handler: Handler) -> tuple[type[Contract], ...]:
 
 
 def _name(handler: Handler) -> str:
+    """A handler's name for messages."""
     return getattr(handler, "__qualname__", repr(handler))

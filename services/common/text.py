@@ -198,6 +198,7 @@ def spell_out(tokens: Iterable[str]) -> list[str]:
 
 @lru_cache(maxsize=50_000)
 def _spelled(token: str) -> tuple[str, ...]:
+    """One word spelled out (none, one or several words)."""
     if token not in SHORTHAND:
         # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
         token = stem(token, SHORTHAND, shortest=4) or token
