@@ -34,10 +34,13 @@ def _utf8(value: bytes | None) -> bool:
 
 def _decodable(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
     """The record if FastStream can decode its headers, else a copy whose bad values are empty."""
-    if all(_utf8(value) for _, value in record.headers):
-        return record
-    headers = [(key, value if _utf8(value) else b"") for key, value in record.headers]
-    return dataclasses.replace(record, headers=headers)
+    try:
+        for _, value in record.headers:
+            value.decode()  # what FastStream's parser does with each
+    except (UnicodeDecodeError, AttributeError):  # not text, or no value at all
+        headers = [(key, value if _utf8(value) else b"") for key, value in record.headers]
+        return dataclasses.replace(record, headers=headers)
+    return record
 
 
 async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:

@@ -29,12 +29,15 @@ class Record:
         """The typed value of an aiokafka record, its headers as they came."""
         if isinstance(record, Record):
             return record
+        headers = tuple(record.headers)
+        if any(value is None for _, value in headers):
+            headers = tuple((key, value or b"") for key, value in headers)
         return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=tuple((key, value or b"") for key, value in record.headers),
-            timestamp=record.timestamp,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            headers,
+            record.timestamp,
         )
