@@ -34,16 +34,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from schemas.topics import DEFAULT_PREFIX
-from services.common.db import STAGE_SCHEMAS, quote_ident
-from services.common.gazetteer import load_gazetteer
-from services.common.kafka import (
-    client_options,
+from services.common.admin import (
     ensure_topics,
     log_ends,
     partitions_of,
     plain_consumer,
     records_since,
 )
+from services.common.db import STAGE_SCHEMAS, quote_ident
+from services.common.gazetteer import load_gazetteer
+from services.common.kafka import client_options
 from services.common.settings import (
     CommonSettings,
     DatabaseSettings,

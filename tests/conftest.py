@@ -240,7 +240,7 @@ class Pipeline:
 
         The end is the high watermark of a fetch (`log_ends`), so a gap in fetching on a
         loaded machine cannot end the read early, as reading "until quiet" could."""
-        from services.common.kafka import log_ends, partitions_of, plain_consumer, read_range
+        from services.common.admin import log_ends, partitions_of, plain_consumer, read_range
 
         async with plain_consumer(self.settings) as consumer:
             partitions = await partitions_of(consumer, [topic])

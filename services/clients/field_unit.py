@@ -14,7 +14,8 @@ from schemas.envelope import DecodeError, Event, decode_event, new_event
 from schemas.events import DispatchCancelledV1, UnitDispatchedV1, UnitStatusReportedV1
 from schemas.ids import derive_id
 from schemas.vocabulary import UnitStatus
-from services.common.kafka import producer, records_since, send_events
+from services.common.admin import records_since
+from services.common.kafka import producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any
 
 from schemas.envelope import new_event
 from schemas.events import MAX_HEADERS, DeadLetterV1
 from schemas.ids import derive_id
 from schemas.topics import Topics
 from services.common.outbox import Outgoing
+from services.common.records import Record
 
 MAX_REASON = 500
 # Keeps a dead letter well under the broker's message limit and our own decode limit,
@@ -27,6 +27,7 @@ _KEPT_HEADER = 512
 
 
 def _b64(value: bytes | None, limit: int) -> str | None:
+    """Base64 of the first `limit` bytes (None stays None)."""
     return None if value is None else base64.b64encode(value[:limit]).decode()
 
 
@@ -38,12 +39,10 @@ def redrive_of(payload: DeadLetterV1) -> str | None:
     return None
 
 
-def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
+def dead_letter(record: Record, *, stage: str, kind: str, reason: str, topics: Topics) -> Outgoing:
     """The dead-letter event for a consumer record, keyed like the original."""
     position = f"{record.topic}:{record.partition}:{record.offset}"
     value: bytes = record.value or b""
-    # FastStream gets a UTF-8-safe copy of the headers; keep the true bytes.
-    headers = getattr(record, "raw_headers", record.headers) or ()
     payload = DeadLetterV1(
         stage=stage,
         reason=f"{kind}: {reason}"[:MAX_REASON],
@@ -53,7 +52,7 @@ def dead_letter(record: Any, *, stage: str, kind: str, reason: str, topics: Topi
         source_offset=record.offset,
         original_key_b64=_b64(record.key, _KEPT_KEY),
         original_headers=[
-            (k[:256], _b64(v, _KEPT_HEADER) or "") for k, v in list(headers)[:MAX_HEADERS]
+            (k[:256], _b64(v, _KEPT_HEADER) or "") for k, v in record.headers[:MAX_HEADERS]
         ],
         original_value_b64=base64.b64encode(value[:MAX_ORIGINAL]).decode(),
         original_size=len(value),

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from services.common.datapack import DataPack, DataPackError
 
-# Batang's centre, where the dispatcher ranks units from when a report has no place.
-BATANG_CENTRE = (-7.0210, 109.8616)
-
 REGION_COLUMNS = frozenset({"code", "level", "name", "parent_code", "lat", "lon"})
 
 

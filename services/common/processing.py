@@ -28,7 +28,6 @@ import asyncpg
 
 from schemas.common import Contract
 from schemas.envelope import TYPE_HEADER, DecodeError, Event, decode_event, event_type_of
-from schemas.events import IntakeEnrichedV1, IntakeReceivedV1
 from schemas.registry import current_type, model_for_type
 from schemas.topics import Topics
 from services.common.db import is_transient
@@ -36,6 +35,7 @@ from services.common.deadletter import dead_letter
 from services.common.health import StageMetrics
 from services.common.logging import get_logger, handling
 from services.common.outbox import Outgoing, write_outbox
+from services.common.records import Record
 
 # A stage's handler: given the batch's connection and an event of the payload type its
 # signature names (`event: Event[IncidentClassifiedV1]`), the events to send (see `Stage`).
@@ -117,20 +117,20 @@ class Deferred:
 class _Item:
     """A record of a batch, decoded: its event and handler, or its dead letter."""
 
-    record: Any
+    record: Record
     event: Event | None
     handler: Handler | None
     dead: Sequence[Outgoing]
 
 
-def _type_header(record: Any) -> str | None:
+def _type_header(record: Record) -> str | None:
     """The event type a record's header says it holds, or None (no header, an empty one, as
     a dead letter's redriven copy of a null header is, or not text)."""
-    for key, value in getattr(record, "raw_headers", record.headers) or ():
+    for key, value in record.headers:
         if key == TYPE_HEADER:
             try:
-                return bytes(value).decode() or None if value else None
-            except (UnicodeDecodeError, TypeError):
+                return value.decode() or None
+            except UnicodeDecodeError:
                 return None
     return None
 
@@ -166,17 +166,6 @@ def _about(event: Event) -> dict[str, Any]:
 def event_key(event: Event) -> str:
     """Default inbox key: the envelope id."""
     return f"event:{event.id}"
-
-
-def intake_key(event: Event) -> str:
-    """Inbox key of the stages that take intakes: the sender's intake id, so an intake sent
-    twice (or enriched twice) is handled once; other events by their envelope id."""
-    payload = event.payload
-    if isinstance(payload, IntakeReceivedV1):
-        return f"intake:{payload.intake_id}"
-    if isinstance(payload, IntakeEnrichedV1):
-        return f"intake:{payload.intake.intake_id}"
-    return event_key(event)
 
 
 class BatchProcessor:
@@ -215,7 +204,7 @@ class BatchProcessor:
         self.processed = 0
         self.dead_lettered = 0
 
-    async def process(self, records: Sequence[Any]) -> None:
+    async def process(self, records: Sequence[Record]) -> None:
         """Apply a batch durably; waits out database outages with backoff instead of skipping."""
         backoff = 0.1
         started = time.monotonic()
@@ -243,7 +232,8 @@ class BatchProcessor:
             self._publish(outgoing)
         self.metrics.latency.observe(time.monotonic() - started)
 
-    async def _apply(self, records: Sequence[Any]) -> tuple[int, list[Outgoing]]:
+    async def _apply(self, records: Sequence[Record]) -> tuple[int, list[Outgoing]]:
+        """Decode and apply the batch once; the dead letters' count and the events to send."""
         decoded = [self._decode(record) for record in records]
         try:
             return await self._apply_fast(decoded)
@@ -252,7 +242,8 @@ class BatchProcessor:
             # record, so only that record is dead-lettered and the rest apply.
             return await self._apply_careful(decoded)
 
-    def _decode(self, record: Any) -> _Item:
+    def _decode(self, record: Record) -> _Item:
+        """The record's event and handler, its dead letter, or nothing (another stage's)."""
         owned = self._owned_topics is None or record.topic in self._owned_topics
         said = _type_header(record)
         if said is not None and not owned and not self._handled(said):
@@ -312,6 +303,7 @@ class BatchProcessor:
     async def _apply_in(
         self, conn: asyncpg.Connection, items: Sequence[_Item]
     ) -> tuple[int, list[Outgoing]]:
+        """The batch's inbox, handlers, collected writes and outbox, in the caller's transaction."""
         keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
         fresh = {
             row["message_key"]
@@ -343,14 +335,17 @@ class BatchProcessor:
         return sum(1 for i in items if i.dead), outgoing
 
     async def _flush_state(self, conn: asyncpg.Connection) -> None:
+        """Send what the handlers collected for the batch, in its transaction."""
         if self._state is not None:
             await self._state.flush(conn)
 
     def _discard_state(self) -> None:
+        """Forget what the handlers collected (its transaction rolled back)."""
         if self._state is not None:
             self._state.discard()
 
     async def _apply_careful(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
+        """The batch again, a savepoint per record, so only a failing record is dead-lettered."""
         dead = 0
         batch: list[Outgoing] = []
         async with self._pool.acquire() as conn, conn.transaction():
@@ -362,6 +357,7 @@ class BatchProcessor:
         return dead, batch
 
     async def _one(self, conn: asyncpg.Connection, item: _Item) -> tuple[Sequence[Outgoing], int]:
+        """One record in its savepoint: its events, or its dead letter (and 1)."""
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
         self._discard_state()
@@ -390,7 +386,8 @@ class BatchProcessor:
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
                 return self._dead(item.record, "handler_error", f"{type(exc).__name__}: {exc}"), 1
 
-    def _dead(self, record: Any, kind: str, reason: str) -> Sequence[Outgoing]:
+    def _dead(self, record: Record, kind: str, reason: str) -> Sequence[Outgoing]:
+        """The record's dead letter, logged."""
         log.warning(
             "dead-lettered",
             stage=self.stage,

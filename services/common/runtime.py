@@ -5,23 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from schemas.envelope import Event
+from schemas.common import Contract
+from services.common.consuming import Pace, TopUp, the_records, tolerant_parser
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
 from services.common.inbox import inbox_pruner
-from services.common.kafka import Pace, TopUp, build_broker
+from services.common.kafka import build_broker
 from services.common.logging import get_logger
 from services.common.outbox import OutboxRelay
-from services.common.processing import BatchProcessor, BatchState, Handler, event_key
+from services.common.processing import BatchProcessor, BatchState, Handler
+from services.common.records import Record
 from services.common.settings import CommonSettings, GcSettings, KafkaSettings
 from services.common.stage import Stage
 from services.common.timers import PeriodicJob, run_periodically
@@ -45,32 +47,6 @@ def settle_heap(settings: GcSettings) -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(settings.young_threshold, older, oldest)
-
-
-def _utf8_or_empty(value: bytes) -> bytes:
-    try:
-        value.decode()
-    except UnicodeDecodeError:
-        return b""
-    return value
-
-
-async def tolerant_parser(records: Any, original: Callable[[Any], Any]) -> Any:
-    """FastStream's parser decodes headers as UTF-8 and would fail on hostile bytes, which
-    would redeliver the batch forever; keep the true headers for dead letters and hand it
-    a copy it can decode."""
-    batch = records if isinstance(records, tuple) else (records,)
-    for record in batch:
-        if not hasattr(record, "raw_headers"):
-            record.raw_headers = record.headers
-            record.headers = tuple((k, _utf8_or_empty(v or b"")) for k, v in record.headers)
-    return await original(records)
-
-
-async def the_records(message: Any) -> Any:
-    """The batch's records as they came, for the handler: bodies are decoded by
-    `schemas.decode_event`, which dead-letters what it cannot read."""
-    return message.raw_message
 
 
 @dataclass
@@ -99,9 +75,7 @@ class BatchLoop:
             Pace(interval_ms=batch_interval_ms, max_records=kafka.max_batch),
         )
 
-    async def handle(
-        self, consumer: AIOKafkaConsumer | None, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> None:
+    async def handle(self, consumer: AIOKafkaConsumer | None, records: Sequence[Record]) -> None:
         """Handle one batch; raises, after the pause, if it failed."""
         self.pace.begin()
         try:
@@ -157,7 +131,8 @@ def subscribe(
     loop = BatchLoop.for_stage(processor, kafka, batch_interval_ms=batch_interval_ms)
 
     @subscriber
-    async def consume(records: Any) -> None:
+    async def consume(records: tuple[Record, ...]) -> None:
+        """The stage's batch, handled by its loop."""
         await loop.handle(subscriber.consumer, records)
 
     return subscriber
@@ -193,9 +168,11 @@ class StageRuntime:
         return self.health.port if self.health is not None else None
 
     async def _database_reachable(self) -> None:
+        """The readiness check of the database."""
         await self.pool.fetchval("SELECT 1")
 
     async def _broker_reachable(self) -> None:
+        """The readiness check of the broker."""
         if not await self.broker.ping(timeout=1.5):
             raise ConnectionError("broker did not answer")
 
@@ -210,6 +187,76 @@ class StageRuntime:
         port = await self.health.start(http.host, http.port)
         log.info("health and metrics served", stage=self.name, url=f"http://{http.host}:{port}")
 
+    async def start(self, jobs: Sequence[PeriodicJob]) -> None:
+        """Start the broker, the probes if asked, the outbox relay and the timer `jobs`."""
+        await self.broker.start()
+        if self.settings.http.enabled:
+            await self.start_health()
+        relay, name = self.relay, self.name
+        self.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
+        self.tasks.append(asyncio.create_task(relay.send_queued(), name=f"{name}-sender"))
+        for job in (*jobs, inbox_pruner(self.settings.inbox)):
+            self.tasks.append(
+                asyncio.create_task(
+                    run_periodically(job, pool=self.pool, publish=relay.send_committed),
+                    name=f"{name}-{job.name}",
+                )
+            )
+
+    async def stop(self) -> None:
+        """Stop what `start` started (the pool is its owner's to close)."""
+        await self.relay.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.health is not None:
+            await self.health.stop()
+        await self.broker.stop()
+
+
+def _wire(
+    stage: Stage,
+    settings: CommonSettings,
+    pool: asyncpg.Pool,
+    *,
+    schema: str,
+    handlers: Mapping[type[Contract], Handler],
+    group_id: str | None,
+    state: BatchState | None,
+    batch_interval_ms: int,
+) -> StageRuntime:
+    """The stage's broker, outbox relay, batch processor and subscriber, not yet started."""
+    broker = build_broker(settings, client_id=f"siaga-{stage.name}")
+    metrics = StageMetrics(stage.name)
+    relay = OutboxRelay(
+        pool=pool,
+        broker=broker,
+        schema=schema,
+        batch_size=settings.kafka.max_batch,
+        metrics=metrics,
+        max_queued=2 * settings.kafka.max_batch,
+    )
+    processor = BatchProcessor(
+        stage=stage.name,
+        pool=pool,
+        topics=settings.topics,
+        handlers=handlers,
+        inbox_key=stage.inbox_key,
+        publish=relay.send_committed,
+        owned_topics=stage.owned_topics(settings.topics),
+        metrics=metrics,
+        state=state,
+    )
+    subscriber = subscribe(
+        broker,
+        topics=stage.subscriptions(settings.topics),
+        group_id=group_id or stage.group_id(settings.topics),
+        processor=processor,
+        settings=settings,
+        batch_interval_ms=batch_interval_ms,
+    )
+    return StageRuntime(stage.name, settings, pool, broker, processor, relay, subscriber)
+
 
 @contextlib.asynccontextmanager
 async def stage_runtime(
@@ -217,7 +264,6 @@ async def stage_runtime(
     stage: Stage,
     settings: CommonSettings,
     handlers: Sequence[Handler],
-    inbox_key: Callable[[Event], str] = event_key,
     schema: str | None = None,
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
@@ -228,74 +274,36 @@ async def stage_runtime(
     """Build, start and finally stop one stage; the composition roots call this.
 
     The stage's declaration gives its topics, the ones whose undecodable messages it
-    dead-letters, and its group (`group_id` overrides it, for a rebuild); `handlers` are
-    matched to the payloads it consumes by their signatures (see `Stage.handlers`). `jobs`
-    are the stage's database timers (ack timeouts, SLA breaches, due dates; every stage also
-    prunes its inbox); `state` is what its handlers keep for one batch (see `BatchState`);
-    `batch_interval_ms`, for a stage no intake's first dispatch waits for, how seldom it
-    takes a batch (see `Pace`).
+    dead-letters, its inbox key and its group (`group_id` overrides it, for a rebuild);
+    `handlers` are matched to the payloads it consumes by their signatures (see
+    `Stage.handlers`). `jobs` are the stage's database timers (ack timeouts, SLA breaches,
+    due dates; every stage also prunes its inbox); `state` is what its handlers keep for one
+    batch (see `BatchState`); `batch_interval_ms`, for a stage no intake's first dispatch
+    waits for, how seldom it takes a batch (see `Pace`).
     """
     name = stage.name
-    subscriptions = stage.subscriptions(settings.topics)
-    handler_map = stage.handlers(*handlers)
+    handler_map = stage.handlers(*handlers)  # a mismatch fails before the pool is made
     schema = schema or STAGE_SCHEMAS[name]
     own_pool = pool is None
     if pool is None:
         pool = await create_pool(settings, schema=schema, application=f"siaga-{name}", role=name)
-    broker = build_broker(settings, client_id=f"siaga-{name}")
-    metrics = StageMetrics(name)
-    relay = OutboxRelay(
-        pool=pool,
-        broker=broker,
+    runtime = _wire(
+        stage,
+        settings,
+        pool,
         schema=schema,
-        batch_size=settings.kafka.max_batch,
-        metrics=metrics,
-        max_queued=2 * settings.kafka.max_batch,
-    )
-    processor = BatchProcessor(
-        stage=name,
-        pool=pool,
-        topics=settings.topics,
         handlers=handler_map,
-        inbox_key=inbox_key,
-        publish=relay.send_committed,
-        owned_topics=stage.owned_topics(settings.topics),
-        metrics=metrics,
+        group_id=group_id,
         state=state,
-    )
-    subscriber = subscribe(
-        broker,
-        topics=subscriptions,
-        group_id=group_id or stage.group_id(settings.topics),
-        processor=processor,
-        settings=settings,
         batch_interval_ms=batch_interval_ms,
     )
-    runtime = StageRuntime(name, settings, pool, broker, processor, relay, subscriber)
     try:
-        await broker.start()
-        if settings.http.enabled:
-            await runtime.start_health()
-        runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
-        runtime.tasks.append(asyncio.create_task(relay.send_queued(), name=f"{name}-sender"))
-        for job in (*jobs, inbox_pruner(settings.inbox)):
-            runtime.tasks.append(
-                asyncio.create_task(
-                    run_periodically(job, pool=pool, publish=relay.send_committed),
-                    name=f"{name}-{job.name}",
-                )
-            )
-        log.info("stage started", stage=name, topics=list(subscriptions))
+        await runtime.start(jobs)
+        log.info("stage started", stage=name, topics=stage.subscriptions(settings.topics))
         yield runtime
     finally:
         try:
-            await relay.close()
-            for task in runtime.tasks:
-                task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
-            if runtime.health is not None:
-                await runtime.health.stop()
-            await broker.stop()
+            await runtime.stop()
         finally:
             # Whatever failed above, the pool goes: a pool left open keeps reconnecting, for
             # the life of the process, to a server that may be long gone.

@@ -1,4 +1,4 @@
-"""A stage declared once: the events it consumes and the topics it owns; its
+"""A stage declared once: the events it consumes, the topics it owns and its inbox key; its
 subscriptions, consumer group, dead-letter ownership and handler map follow from that."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas.common import Contract
 from schemas.envelope import Event
 from schemas.registry import event_type_for
 from schemas.topics import Topics
-from services.common.processing import Handler
+from services.common.processing import Handler, event_key
 
 
 class StageDeclarationError(TypeError):
@@ -23,11 +24,14 @@ class StageDeclarationError(TypeError):
 class Stage:
     """What a stage is: its name, the payload types it consumes, and the topics (by their
     `Topics` attribute) whose undecodable messages it dead-letters; every topic has one
-    owner, so the ops team sees each bad message once."""
+    owner, so the ops team sees each bad message once. `inbox_key` names what the inbox
+    records of an event, so that a redelivered one is applied once (its envelope id unless
+    the stage says otherwise)."""
 
     name: str
     consumes: tuple[type[Contract], ...]
     owns: tuple[str, ...] = ()
+    inbox_key: Callable[[Event], str] = event_key
 
     def subscriptions(self, topics: Topics) -> list[str]:
         """The topics the stage reads: those its consumed events travel on, in pipeline order."""
@@ -90,4 +94,5 @@ def payload_types(handler: Handler) -> tuple[type[Contract], ...]:
 
 
 def _name(handler: Handler) -> str:
+    """A handler's name for messages."""
     return getattr(handler, "__qualname__", repr(handler))

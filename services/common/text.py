@@ -198,14 +198,8 @@ def spell_out(tokens: Iterable[str]) -> list[str]:
 
 @lru_cache(maxsize=50_000)
 def _spelled(token: str) -> tuple[str, ...]:
+    """One word spelled out (none, one or several words)."""
     if token not in SHORTHAND:
         # Shorthand is short: "pake" (pakai) is not "pak" + "-e".
         token = stem(token, SHORTHAND, shortest=4) or token
     return tuple(SHORTHAND.get(token, token).split())
-
-
-def max_edits(word: str) -> int:
-    """How many typing slips a word of this length may carry and still be recognised."""
-    if len(word) < 5:
-        return 0
-    return 1 if len(word) < 9 else 2

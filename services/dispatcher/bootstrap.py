@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.topics import Topics
 from schemas.vocabulary import Priority
 from services.common.datapack import DataPack, resolve_pack
-from services.common.gazetteer import BATANG_CENTRE
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
@@ -20,6 +19,9 @@ from services.dispatcher.entrypoint import Dispatcher
 from services.dispatcher.runcards import RunCards
 from services.dispatcher.stage import DISPATCHER
 from services.dispatcher.unit_reports import ReportLimits
+
+# Batang's centre, where the dispatcher ranks units from when a report has no place.
+BATANG_CENTRE = (-7.0210, 109.8616)
 
 
 class DispatcherSettings(BaseSettings):

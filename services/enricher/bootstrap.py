@@ -10,7 +10,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.gazetteer import Gazetteer
-from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.enricher.entrypoint import Enricher
@@ -53,7 +52,6 @@ async def bootstrap(
             enricher.on_incident_opened,
             enricher.on_incident_classified,
         ],
-        inbox_key=intake_key,
         state=enricher.callers,
     ) as runtime:
         yield runtime

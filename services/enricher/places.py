@@ -25,7 +25,7 @@ from schemas.common import Location, Place
 from services.common.datapack import DataPack
 from services.common.gazetteer import Area, Gazetteer, load_gazetteer
 from services.common.geo import haversine_km
-from services.common.text import max_edits, words
+from services.common.text import words
 from services.enricher.boundaries import Boundaries, load_boundaries
 
 MAX_NGRAM = 4
@@ -241,6 +241,13 @@ def read_landmarks(path: Path | None) -> list[Landmark]:
             )
         )
     return out
+
+
+def max_edits(word: str) -> int:
+    """How many typing slips a name of this length may carry and still be recognised."""
+    if len(word) < 5:
+        return 0
+    return 1 if len(word) < 9 else 2
 
 
 def _key(name: str) -> str:

@@ -19,15 +19,9 @@ from aiokafka import AIOKafkaProducer
 from schemas.envelope import DecodeError, decode_event, new_event
 from schemas.events import DeadLetterRedrivenV1, DeadLetterV1
 from schemas.ids import derive_id
+from services.common.admin import log_ends, partitions_of, plain_consumer, read_range
 from services.common.deadletter import REDRIVE_HEADER
-from services.common.kafka import (
-    log_ends,
-    partitions_of,
-    plain_consumer,
-    producer,
-    read_range,
-    send_events,
-)
+from services.common.kafka import producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 

@@ -18,7 +18,7 @@ from aiokafka import ConsumerRecord
 
 from schemas.envelope import DecodeError, Event, decode_event
 from schemas.events import CallLinkedV1, DeadLetterV1, IncidentOpenedV1
-from services.common.kafka import log_ends, offsets_at, partitions_of, plain_consumer, read_range
+from services.common.admin import log_ends, offsets_at, partitions_of, plain_consumer, read_range
 from services.common.settings import CommonSettings
 
 

@@ -1,6 +1,6 @@
 """Consumer lag per stage and partition: committed offset against the end of the log.
 
-The end is the high watermark of a fetch (`services.common.kafka.log_ends`), because
+The end is the high watermark of a fetch (`services.common.admin.log_ends`), because
 Tansu's ListOffsets answers up to a batch too low; committed offsets come from a
 consumer's `committed()`, because Tansu's admin `list_consumer_group_offsets` fails.
 Both work the same on Apache Kafka.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.kafka import committed_offsets, log_ends, partitions_of, plain_consumer
+from services.common.admin import committed_offsets, log_ends, partitions_of, plain_consumer
 from services.common.settings import CommonSettings
 from services.stages import STAGES, group_id, subscriptions
 

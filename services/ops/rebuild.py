@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import TopicPartition
 
+from services.common.admin import committed_offsets, log_ends, partitions_of, plain_consumer
 from services.common.db import STAGE_SCHEMAS, migrate, quote_ident
-from services.common.kafka import committed_offsets, log_ends, partitions_of, plain_consumer
 from services.common.settings import CommonSettings, HttpSettings
 from services.projector.bootstrap import bootstrap as projector
 from services.stages import group_id

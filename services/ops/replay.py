@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from services.common.kafka import (
+from services.common.admin import (
     committed_offsets,
     log_ends,
     offsets_at,

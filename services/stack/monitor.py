@@ -26,7 +26,7 @@ from schemas.events import (
     WorkOrderIssuedV1,
     WorkOrderReminderSentV1,
 )
-from services.common.kafka import records_since
+from services.common.admin import records_since
 from services.common.readable import eta_minutes, mask_phones_in
 from services.common.settings import CommonSettings
 

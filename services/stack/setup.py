@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from services.common.admin import ensure_topics
 from services.common.datapack import DataPack
 from services.common.db import migrate
 from services.common.gazetteer import load_gazetteer
-from services.common.kafka import ensure_topics, producer, send_events
+from services.common.kafka import producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 from services.dispatcher.fleet import UnitSpec, load_fleet, registration_events, starter_fleet

@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.vocabulary import Category, Priority
 from services.common.gazetteer import load_gazetteer
-from services.common.processing import intake_key
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.triage.classifier import SLA_SECONDS, Classifier
@@ -119,7 +118,6 @@ async def bootstrap(
         stage=TRIAGE,
         settings=common,
         handlers=[triage.on_intake_enriched, triage.on_incident_ended, triage.on_review_triage],
-        inbox_key=intake_key,
         state=triage.batch,
     ) as runtime:
         yield runtime

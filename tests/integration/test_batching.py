@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.structs import ConsumerRecord
 
 from schemas.common import Place
 from schemas.envelope import TYPE_HEADER, Event, decode_event, encode_event, new_event
@@ -38,6 +37,7 @@ from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, Unit
 from services.clients.operator import new_intake
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred, Rows
+from services.common.records import Record
 from services.projector.board import RANK, UnitChange, fold
 from services.projector.entrypoint import Projector
 from services.projector.repository import BoardChange, apply_board
@@ -127,14 +127,11 @@ async def test_the_board_folded_per_batch_equals_the_board_folded_per_change(
         await pool.close()
 
 
-def _record(event: Event, topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
-    value = encode_event(event)
-    return ConsumerRecord(
-        topic, 0, offset, 0, 0, None, value, None, 0, len(value), [("content-type", b"x")]
-    )
+def _record(event: Event, topic: str, offset: int) -> Record:
+    return Record(topic, 0, offset, None, encode_event(event), (("content-type", b"x"),))
 
 
-def _records(batch: list[tuple[Any, str]]) -> list[ConsumerRecord[bytes, bytes]]:
+def _records(batch: list[tuple[Any, str]]) -> list[Record]:
     """Records of (payload, topic) pairs, each payload in an envelope of its own."""
     return [
         _record(new_event(p, id=uuid.uuid4(), source="/test"), topic, offset)
@@ -393,13 +390,11 @@ async def test_a_stage_passes_over_other_stages_events_by_their_type_header_and_
 
     opened = new_event(_opened(uuid.uuid4(), at=T0), id=uuid.uuid4(), source="/test")
 
-    def record(value: bytes, offset: int, said: str | None) -> ConsumerRecord[bytes, bytes]:
-        headers = [("content-type", b"x")] + (
-            [] if said is None else [(TYPE_HEADER, said.encode())]
+    def record(value: bytes, offset: int, said: str | None) -> Record:
+        headers = (("content-type", b"x"),) + (
+            () if said is None else ((TYPE_HEADER, said.encode()),)
         )
-        return ConsumerRecord(
-            topics.incident_events, 0, offset, 0, 0, None, value, None, 0, len(value), headers
-        )
+        return Record(topics.incident_events, 0, offset, None, value, headers)
 
     batch = [
         # Not even JSON, but its header names an event the stage does not handle.
@@ -723,9 +718,10 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
     stored counts are those of one call per batch; the same holds when a refused record
     makes the batch be redone record by record."""
     from services.common.gazetteer import load_gazetteer
-    from services.common.processing import Rejected, intake_key
+    from services.common.processing import Rejected
     from services.enricher.entrypoint import Enricher
     from services.enricher.places import PlaceResolver
+    from services.enricher.stage import ENRICHER
 
     topics = pipeline.topics
     enricher = Enricher(
@@ -775,7 +771,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
                 IncidentClassifiedV1: enricher.on_incident_classified,
                 IncidentResolvedV1: refuse,
             },
-            inbox_key=intake_key,
+            inbox_key=ENRICHER.inbox_key,
             state=enricher.callers,
             publish=sent.extend,
         )
@@ -1134,7 +1130,7 @@ def _unit(unit_id: str, unit_type: UnitType, km_away: float, *capabilities: str)
     """A unit based `km_away` north of the dispatcher's fallback point (Batang's centre)."""
     from schemas.common import Location
     from schemas.events import UnitRegisteredV1
-    from services.common.gazetteer import BATANG_CENTRE
+    from services.dispatcher.bootstrap import BATANG_CENTRE
 
     lat, lon = BATANG_CENTRE
 

@@ -11,7 +11,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.run import ROLE_PREFIX, Infrastructure
-from services.common.kafka import client_options, ensure_topics
+from services.common.admin import ensure_topics
+from services.common.kafka import client_options
 from services.common.settings import (
     CommonSettings,
     DatabaseSettings,

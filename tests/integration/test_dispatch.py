@@ -24,7 +24,8 @@ from schemas.events import (
 from schemas.vocabulary import Channel, UnitStatus, UnitType
 from services.clients.field_unit import report_status
 from services.clients.operator import intake_event, new_intake, submit
-from services.common.kafka import records_since, send_events
+from services.common.admin import records_since
+from services.common.kafka import send_events
 from services.common.outbox import Outgoing
 from services.dispatcher.bootstrap import DispatcherSettings
 from services.dispatcher.fleet import UnitSpec

@@ -20,7 +20,8 @@ from aiokafka import AIOKafkaProducer
 from schemas.events import IntakeReceivedV1
 from schemas.vocabulary import Channel
 from services.clients.operator import intake_event, new_intake
-from services.common.kafka import committed_offsets, partitions_of, plain_consumer, send_events
+from services.common.admin import committed_offsets, partitions_of, plain_consumer
+from services.common.kafka import send_events
 from services.common.outbox import Outgoing
 from services.stack.embedded import EmbeddedPostgres
 from services.stages import STAGES, group_id

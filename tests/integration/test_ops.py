@@ -15,7 +15,7 @@ from schemas.common import Location
 from schemas.vocabulary import Channel, UnitStatus
 from services.clients.field_unit import report_status
 from services.clients.operator import new_intake, submit
-from services.common.kafka import committed_offsets, partitions_of, plain_consumer
+from services.common.admin import committed_offsets, partitions_of, plain_consumer
 from services.ops import rebuild as rb
 from services.stages import STAGES, subscriptions
 from tests.conftest import Pipeline, eventually, siaga_cli

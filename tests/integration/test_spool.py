@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from schemas.envelope import decode_event
-from services.common.kafka import ensure_topics, log_ends, partitions_of, plain_consumer, read_range
+from services.common.admin import ensure_topics, log_ends, partitions_of, plain_consumer, read_range
 from services.common.settings import CommonSettings, HomeSettings, KafkaSettings, TopicSettings
 from services.stack.embedded import EmbeddedBroker
 from services.stack.processes import free_port

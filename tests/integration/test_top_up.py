@@ -11,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.common.kafka import TopUp
+from services.common.consuming import TopUp
+from services.common.records import Record
 from tests.conftest import eventually
 from tests.infra import Infra
 
@@ -69,7 +70,7 @@ async def producer(infra: Infra) -> AsyncIterator[AIOKafkaProducer]:
 
 async def _buffered_batch(
     partition: TopicPartition, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
-) -> list[Any]:
+) -> list[Record]:
     """`first` fetched into the consumer's buffer, then `second` sent: a batch taken now holds
     `first` only, since aiokafka fetches a partition again only once its buffer is taken."""
     await producer.send_and_wait(partition.topic, b"first", partition=0)
@@ -80,7 +81,7 @@ async def _buffered_batch(
     await eventually(fetched, what="the first record in the consumer's buffer")
     await producer.send_and_wait(partition.topic, b"second", partition=0)
     batch = await consumer.getmany(timeout_ms=5_000)
-    records = [record for records in batch.values() for record in records]
+    records = [Record.of(record) for records in batch.values() for record in records]
     assert [r.value for r in records] == [b"first"]  # what the top-up is for
     return records
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from schemas.envelope import decode_event, encode_event
@@ -17,28 +18,31 @@ from schemas.events import DeadLetterV1
 from schemas.topics import Topics
 from schemas.vocabulary import Channel
 from services.clients.operator import Spool, intake_event, new_intake
+from services.common.consuming import Pace, TopUp, rewind, the_records, tolerant_parser
 from services.common.db import is_transient
 from services.common.deadletter import MAX_ORIGINAL, dead_letter
-from services.common.kafka import Pace, TopUp, rewind
+from services.common.records import Record
 from services.common.runtime import BatchLoop
 from services.common.settings import KafkaSettings
 
 
-@dataclass
-class Record:
-    value: bytes | None
-    topic: str = "siaga.intake.received"
-    partition: int = 1
-    offset: int = 42
-    key: bytes | None = b"k"
-    headers: tuple[tuple[str, bytes], ...] = ()
-    raw_headers: tuple[tuple[str, bytes], ...] = field(default=())
+def record_of(
+    value: bytes | None,
+    *,
+    topic: str = "siaga.intake.received",
+    partition: int = 1,
+    offset: int = 42,
+    key: bytes | None = b"k",
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> Record:
+    """A consumed record as a stage gets it."""
+    return Record(topic, partition, offset, key, value, headers)
 
 
 def test_a_dead_letter_of_a_huge_message_stays_readable() -> None:
     huge = b"x" * (400 * 1024)
     out = dead_letter(
-        Record(huge), stage="enricher", kind="oversize", reason="too big", topics=Topics()
+        record_of(huge), stage="enricher", kind="oversize", reason="too big", topics=Topics()
     )
     raw = encode_event(out.event)
     back = decode_event(raw).payload  # a dead letter can itself be read (and redriven)
@@ -48,8 +52,21 @@ def test_a_dead_letter_of_a_huge_message_stays_readable() -> None:
     assert out.topic == "siaga.deadletter" and out.key == b"k"
 
 
-def test_a_dead_letter_keeps_the_true_header_bytes() -> None:
-    record = Record(b"{}", headers=(("h", b""),), raw_headers=(("h", b"\xff\xfe"),))
+async def test_a_dead_letter_keeps_the_true_header_bytes_that_faststream_cannot_decode() -> None:
+    hostile = ConsumerRecord(
+        "siaga.intake.received", 1, 42, 0, 0, b"k", b"{}", None, 0, 2, [("h", b"\xff\xfe")]
+    )
+    parsed: list[Any] = []
+
+    async def faststream(records: tuple[ConsumerRecord[Any, Any], ...]) -> Any:
+        parsed.extend(records)  # FastStream decodes every header value as UTF-8
+        assert all(value.decode() == "" for record in records for _, value in record.headers)
+        return SimpleNamespace(raw_message=records)
+
+    message = await tolerant_parser((hostile,), faststream)
+    (record,) = await the_records(message)
+    assert parsed[0] is not hostile and hostile.headers == [("h", b"\xff\xfe")]
+    assert record == record_of(b"{}", headers=(("h", b"\xff\xfe"),))
     out = dead_letter(record, stage="enricher", kind="not_json", reason="x", topics=Topics())
     payload = out.event.payload
     assert isinstance(payload, DeadLetterV1)
@@ -57,10 +74,10 @@ def test_a_dead_letter_keeps_the_true_header_bytes() -> None:
 
 
 def test_the_same_bad_record_gives_the_same_dead_letter_id() -> None:
-    first = dead_letter(Record(b"?"), stage="triage", kind="k", reason="r", topics=Topics())
-    again = dead_letter(Record(b"?"), stage="triage", kind="k", reason="r", topics=Topics())
+    first = dead_letter(record_of(b"?"), stage="triage", kind="k", reason="r", topics=Topics())
+    again = dead_letter(record_of(b"?"), stage="triage", kind="k", reason="r", topics=Topics())
     other = dead_letter(
-        Record(b"?", offset=43), stage="triage", kind="k", reason="r", topics=Topics()
+        record_of(b"?", offset=43), stage="triage", kind="k", reason="r", topics=Topics()
     )
     assert first.event.id == again.event.id != other.event.id
 
@@ -95,10 +112,10 @@ def test_a_damaged_spool_file_is_set_aside(tmp_path) -> None:
 
 
 def test_a_dead_letter_stays_small_whatever_the_original_carried() -> None:
-    record = Record(
+    record = record_of(
         b"x" * (900 * 1024),
         key=b"k" * 50_000,
-        raw_headers=tuple((f"h{i}" * 100, b"v" * 50_000) for i in range(500)),
+        headers=tuple((f"h{i}" * 100, b"v" * 50_000) for i in range(500)),
     )
     out = dead_letter(record, stage="enricher", kind="oversize", reason="r" * 5000, topics=Topics())
     raw = encode_event(out.event)
@@ -164,7 +181,7 @@ async def test_a_top_up_that_brings_nothing_counts_as_idle_not_as_work() -> None
     top_up.end()
     for _ in range(5):
         clock.now += 0.002 if consumer.fetches == 0 else 0.015
-        await top_up.process(consumer, [Record(b"x")], handle)
+        await top_up.process(consumer, [record_of(b"x")], handle)
     assert consumer.fetches == 1
 
 
@@ -183,11 +200,11 @@ class SeekingConsumer:
 
 def test_a_rewind_goes_back_to_each_partitions_earliest_record_and_skips_revoked_ones() -> None:
     records = [
-        Record(b"a", topic="t", partition=0, offset=7),
-        Record(b"b", topic="t", partition=1, offset=3),
-        Record(b"c", topic="t", partition=0, offset=5),
-        Record(b"d", topic="u", partition=0, offset=9),
-        Record(b"e", topic="t", partition=1, offset=4),
+        record_of(b"a", topic="t", partition=0, offset=7),
+        record_of(b"b", topic="t", partition=1, offset=3),
+        record_of(b"c", topic="t", partition=0, offset=5),
+        record_of(b"d", topic="u", partition=0, offset=9),
+        record_of(b"e", topic="t", partition=1, offset=4),
     ]
     consumer = SeekingConsumer(revoked={TopicPartition("u", 0)})
     rewind(consumer, records)
@@ -200,16 +217,16 @@ class RereadingConsumer:
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, Any]:
         return {
             TopicPartition("t", 0): [
-                Record(b"a", topic="t", partition=0, offset=o) for o in (4, 5, 6, 7)
+                record_of(b"a", topic="t", partition=0, offset=o) for o in (4, 5, 6, 7)
             ],
-            TopicPartition("t", 1): [Record(b"b", topic="t", partition=1, offset=0)],
+            TopicPartition("t", 1): [record_of(b"b", topic="t", partition=1, offset=0)],
         }
 
 
 async def test_a_top_up_adds_no_record_the_batch_already_holds() -> None:
     clock = Clock()
     top_up = TopUp(wait_ms=15, max_records=500, clock=clock)
-    batch = [Record(b"a", topic="t", partition=0, offset=o) for o in (4, 5)]
+    batch = [record_of(b"a", topic="t", partition=0, offset=o) for o in (4, 5)]
     added = await top_up.more(RereadingConsumer(), batch)
     assert [(r.partition, r.offset) for r in added] == [(0, 6), (0, 7), (1, 0)]
 
@@ -230,7 +247,7 @@ async def test_a_paced_stage_rests_for_what_is_left_of_its_interval_unless_behin
     clock = Clock()
     sleeps = Sleeps(clock)
     pace = Pace(interval_ms=100, max_records=3, clock=clock, sleep=sleeps)
-    one = [Record(b"x")]
+    one = [record_of(b"x")]
     pace.begin()
     clock.now += 0.030  # a 30 ms batch: 70 ms to rest
     await pace.rest(one)
@@ -239,7 +256,7 @@ async def test_a_paced_stage_rests_for_what_is_left_of_its_interval_unless_behin
     await pace.rest(one)
     pace.begin()
     clock.now += 0.010
-    await pace.rest([Record(b"x", offset=o) for o in range(3)])  # full: a backlog, no rest
+    await pace.rest([record_of(b"x", offset=o) for o in range(3)])  # full: a backlog, no rest
     off = Pace(interval_ms=0, max_records=3, clock=clock, sleep=sleeps)
     off.begin()
     await off.rest(one)
@@ -289,7 +306,7 @@ async def test_a_failed_batch_pauses_longer_each_time_in_a_row_and_takes_no_rest
         Pace(interval_ms=1000, max_records=3, clock=clock, sleep=rests),  # longer than a pause
         sleep=pauses,
     )
-    one = [Record(b"x")]
+    one = [record_of(b"x")]
     for _ in range(2):
         with pytest.raises(RuntimeError):
             await loop.handle(None, one)
