@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from schemas.vocabulary import UnitType
+from services.common.db import use_json_codecs
 from services.common.logging import configure_logging
 from services.common.settings import (
     CommonSettings,
@@ -315,7 +316,9 @@ async def open_pipeline(
     await recreate_database(infra.server_url, name)
     settings = settings_for(infra, prefix=name, database=name, home=home)
     await prepare(settings, fleet=fleet)
-    db = await asyncpg.create_pool(settings.database_url(), min_size=1, max_size=4)
+    db = await asyncpg.create_pool(
+        settings.database_url(), min_size=1, max_size=4, init=use_json_codecs
+    )
     assert db is not None
     pipe = Pipeline(settings, db)
     try:

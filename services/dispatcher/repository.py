@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -359,6 +358,16 @@ class Order:
     place: Place | None
 
 
+def _place(value: dict[str, Any] | None) -> Place | None:
+    """A place kept as jsonb (decoded by the pool's codec), or None."""
+    return None if value is None else Place.model_validate(value)
+
+
+def _place_json(place: Place | None) -> dict[str, Any] | None:
+    """A place as the jsonb column keeps it (the pool's codec encodes it)."""
+    return None if place is None else place.model_dump(mode="json")
+
+
 def _order(row: asyncpg.Record) -> Order:
     return Order(
         dispatch_id=row["dispatch_id"],
@@ -369,7 +378,7 @@ def _order(row: asyncpg.Record) -> Order:
         capability=row["capability"],
         category=row["category"],
         priority=row["priority"],
-        place=Place.model_validate(json.loads(row["place"])) if row["place"] else None,
+        place=_place(row["place"]),
     )
 
 
@@ -397,7 +406,7 @@ async def record_dispatch(conn: asyncpg.Connection, *, order: Dispatch) -> None:
         order.wanted.capability,
         given.category.value,
         given.priority.value,
-        given.place.model_dump_json() if given.place else None,
+        _place_json(given.place),
         order.ack_due_at,
     )
 
@@ -491,7 +500,7 @@ async def queue_pending(
         capability,
         priority,
         category,
-        place.model_dump_json() if place else None,
+        _place_json(place),
         at,
     )
     return bool(inserted)
@@ -517,7 +526,7 @@ async def next_pending(
     if row is None:
         return None
     result = dict(row)
-    result["place"] = Place.model_validate(json.loads(row["place"])) if row["place"] else None
+    result["place"] = _place(row["place"])
     return result
 
 

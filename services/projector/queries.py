@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,7 +34,7 @@ async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] 
     if row is None:
         return None
     incident = dict(row)
-    incident["questions"] = json.loads(incident["questions"]) if incident["questions"] else []
+    incident["questions"] = incident["questions"] or []
     incident_id = incident["incident_id"]
     intakes = await conn.fetch(
         "SELECT intake_id FROM intakes WHERE incident_id = $1 ORDER BY received_at", incident_id
@@ -68,7 +67,7 @@ async def list_incidents(
             SELECT q.incident_id, q.status, q.category, q.priority, q.agency, q.kecamatan,
                    q.needs_review, q.needs_confirmation, q.received_at, NULL::text AS units,
                    q.confidence, q.explanation, q.text,
-                   COALESCE(q.questions, '[]'::jsonb)::text AS questions, q.life_threat
+                   COALESCE(q.questions, '[]'::jsonb) AS questions, q.life_threat
               FROM review_queue q
              WHERE $2::text IS NULL OR q.status = $2
              LIMIT $1
@@ -76,7 +75,7 @@ async def list_incidents(
             limit,
             status,
         )
-        return [{**dict(r), "questions": json.loads(r["questions"])} for r in rows]
+        return [dict(r) for r in rows]
     rows = await conn.fetch(
         """
         SELECT i.incident_id, i.status, i.category, i.priority, i.agency, i.kecamatan,

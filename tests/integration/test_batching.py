@@ -36,6 +36,7 @@ from schemas.ids import derive_id
 from schemas.registry import event_type_for
 from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
+from services.common.db import use_json_codecs
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred, Rows
 from services.projector.board import RANK, UnitChange, fold
@@ -62,6 +63,7 @@ async def _pool(pipeline: Pipeline, schema: str = "readmodel") -> asyncpg.Pool:
         min_size=1,
         max_size=2,
         server_settings={"search_path": f"{schema}, public"},
+        init=use_json_codecs,  # jsonb as Python values, as the stages' pools have it
     )
     assert pool is not None
     return pool
