@@ -711,8 +711,8 @@ async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queu
     finally:
         await pool.close()
     police = sorted((r for r in rows if r[2] == "police"), key=lambda r: (r[3], r[5], r[0], r[1]))
-    assert head is not None and (head["incident_id"], head["slot"]) == police[0][:2]
-    assert third is not None and (third["incident_id"], third["slot"]) == police[2][:2]
+    assert head is not None and (head.need.incident_id, head.need.slot) == police[0][:2]
+    assert third is not None and (third.need.incident_id, third.need.slot) == police[2][:2]
     assert "pending_by_urgency" in plan and "Sort" not in plan, plan
 
 
