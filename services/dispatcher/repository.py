@@ -358,12 +358,12 @@ class Order:
     place: Place | None
 
 
-def _place(value: dict[str, Any] | None) -> Place | None:
+def place_of(value: dict[str, Any] | None) -> Place | None:
     """A place kept as jsonb (decoded by the pool's codec), or None."""
     return None if value is None else Place.model_validate(value)
 
 
-def _place_json(place: Place | None) -> dict[str, Any] | None:
+def place_json(place: Place | None) -> dict[str, Any] | None:
     """A place as the jsonb column keeps it (the pool's codec encodes it)."""
     return None if place is None else place.model_dump(mode="json")
 
@@ -378,7 +378,7 @@ def _order(row: asyncpg.Record) -> Order:
         capability=row["capability"],
         category=row["category"],
         priority=row["priority"],
-        place=_place(row["place"]),
+        place=place_of(row["place"]),
     )
 
 
@@ -406,7 +406,7 @@ async def record_dispatch(conn: asyncpg.Connection, *, order: Dispatch) -> None:
         order.wanted.capability,
         given.category.value,
         given.priority.value,
-        _place_json(given.place),
+        place_json(given.place),
         order.ack_due_at,
     )
 
@@ -500,7 +500,7 @@ async def queue_pending(
         capability,
         priority,
         category,
-        _place_json(place),
+        place_json(place),
         at,
     )
     return bool(inserted)
@@ -539,7 +539,7 @@ async def next_pending(
         wanted=Slot(UnitType(row["unit_type"]), row["capability"]),
         category=Category(row["category"]),
         priority=Priority(row["priority"]),
-        place=_place(row["place"]),
+        place=place_of(row["place"]),
     )
     return PendingSlot(need, row["queued_at"])
 
