@@ -133,6 +133,39 @@ async def test_rebuild_gives_the_live_read_model_and_swap_makes_it_live(
     assert json.loads(shown.stdout)["status"] == "resolved"
 
 
+async def test_the_lists_show_what_the_read_model_holds(pipeline: Pipeline) -> None:
+    """`incident list` and `unit list` (typed look-ups, printed as JSON) agree with the
+    read model's rows."""
+    facts = await _scenario(pipeline)
+    incidents = await siaga_cli(pipeline.settings, "incident", "list", "--json", "--limit", "50")
+    assert incidents.returncode == 0, incidents.stderr
+    listed = {row["incident_id"]: row for row in json.loads(incidents.stdout)}
+    medical = listed[str(facts["incident"].incident_id)]
+    assert (medical["status"], medical["category"], medical["units"]) == (
+        "resolved",
+        "medical",
+        "AMB-LIMPUNG",
+    )
+    assert list(medical) == [
+        "incident_id", "status", "category", "priority", "agency", "kecamatan",
+        "needs_review", "needs_confirmation", "received_at", "units",
+    ]  # fmt: skip
+    units = await siaga_cli(pipeline.settings, "unit", "list", "--json")
+    assert units.returncode == 0, units.stderr
+    board = {
+        r["unit_id"]: (r["status"], r["incident_id"])
+        for r in await pipeline.fetch("SELECT unit_id, status, incident_id FROM readmodel.units")
+    }
+    shown = json.loads(units.stdout)
+    assert {r["unit_id"]: (r["status"], r["incident_id"]) for r in shown} == {
+        unit: (status, None if incident is None else str(incident))
+        for unit, (status, incident) in board.items()
+    }
+    assert [(r["unit_type"], r["unit_id"]) for r in shown] == sorted(
+        (r["unit_type"], r["unit_id"]) for r in shown
+    )
+
+
 async def test_incident_log_replay_and_lag(pipeline: Pipeline, tmp_path) -> None:
     facts = await _scenario(pipeline)
     incident_id = str(facts["incident"].incident_id)
