@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from schemas.vocabulary import UnitType
+from services.common.db import use_json_codecs
 from services.common.logging import configure_logging
 from services.common.settings import (
     CommonSettings,
@@ -26,6 +27,7 @@ from services.common.settings import (
     TopicSettings,
 )
 from services.dispatcher.fleet import UnitSpec
+from services.projector.queries import IncidentView
 from services.stack.embedded import drop_database, recreate_database
 from tests.infra import Infra, containers, docker_unavailable_reason, embedded
 
@@ -262,15 +264,15 @@ class Pipeline:
 
     async def incident_for_intake(
         self, intake_id: uuid.UUID, *, with_units: int = 1, timeout: float = 15.0
-    ) -> dict[str, Any]:
+    ) -> IncidentView:
         """Wait until the read model shows the intake's incident with `with_units` units."""
         from services.projector.queries import find_incident
 
-        async def probe() -> dict[str, Any] | None:
+        async def probe() -> IncidentView | None:
             async with self.db.acquire() as conn:
                 await conn.execute("SET search_path TO readmodel")
                 found = await find_incident(conn, str(intake_id))
-            if found and len(found["units"]) >= with_units and found["category"]:
+            if found and len(found.units) >= with_units and found.category:
                 return found
             return None
 
@@ -315,7 +317,9 @@ async def open_pipeline(
     await recreate_database(infra.server_url, name)
     settings = settings_for(infra, prefix=name, database=name, home=home)
     await prepare(settings, fleet=fleet)
-    db = await asyncpg.create_pool(settings.database_url(), min_size=1, max_size=4)
+    db = await asyncpg.create_pool(
+        settings.database_url(), min_size=1, max_size=4, init=use_json_codecs
+    )
     assert db is not None
     pipe = Pipeline(settings, db)
     try:

@@ -15,10 +15,13 @@ from services.cli.readmodel import read_model
 from services.cli.supervisor import incident_id_of, now, publish
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from schemas.common import Contract
+    from services.projector.queries import IncidentSummary, IncidentView
 
 
-def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
+def _incident_json(incident: IncidentView) -> dict[str, Any]:
     """What `incident show` prints (both forms are read by people): phone numbers in the
     caller's words, notes and the timeline are masked; the log keeps them in full."""
     from services.common.readable import mask_phones_in
@@ -26,41 +29,44 @@ def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
     def masked(text: str | None) -> str | None:
         return None if text is None else mask_phones_in(text)
 
+    review = incident.review
     return {
-        "incident_id": row["incident_id"],
-        "status": row["status"],
-        "category": row["category"],
-        "priority": row["priority"],
-        "agency": row["agency"],
-        "confidence": row["confidence"],
-        "explanation": row["explanation"],
-        "needs_review": row["needs_review"],
-        "needs_confirmation": row["needs_confirmation"],
-        "life_threat": row["life_threat"],
-        "questions": row["questions"],
+        "incident_id": incident.incident_id,
+        "status": incident.status,
+        "category": incident.category,
+        "priority": incident.priority,
+        "agency": incident.agency,
+        "confidence": incident.confidence,
+        "explanation": incident.explanation,
+        "needs_review": incident.needs_review,
+        "needs_confirmation": incident.needs_confirmation,
+        "life_threat": incident.life_threat,
+        "questions": list(incident.questions),
         "review": None
-        if row["reviewed_at"] is None
+        if review is None
         else {
-            "decision": row["review_decision"],
-            "by": row["reviewed_by"],
-            "at": row["reviewed_at"],
-            "note": masked(row["review_note"]),
+            "decision": review.decision,
+            "by": review.by,
+            "at": review.at,
+            "note": masked(review.note),
         },
-        "channel": row["channel"],
-        "text": masked(row["text"]),
-        "kecamatan": row["kecamatan"],
-        "desa": row["desa"],
-        "lat": row["lat"],
-        "lon": row["lon"],
-        "received_at": row["received_at"],
-        "first_dispatched_at": row["first_dispatched_at"],
-        "resolved_at": row["resolved_at"],
-        "intake_ids": row["intake_ids"],
+        "channel": incident.channel,
+        "text": masked(incident.text),
+        "kecamatan": incident.kecamatan,
+        "desa": incident.desa,
+        "lat": incident.lat,
+        "lon": incident.lon,
+        "received_at": incident.received_at,
+        "first_dispatched_at": incident.first_dispatched_at,
+        "resolved_at": incident.resolved_at,
+        "intake_ids": list(incident.intake_ids),
         "units": [
-            {"unit_id": u["unit_id"], "unit_type": u["unit_type"], "status": u["status"]}
-            for u in row["units"]
+            {"unit_id": u.unit_id, "unit_type": u.unit_type, "status": u.status}
+            for u in incident.units
         ],
-        "timeline": [{**step, "summary": masked(step["summary"])} for step in row["timeline"]],
+        "timeline": [
+            {**step.to_json(), "summary": masked(step.summary)} for step in incident.timeline
+        ],
     }
 
 
@@ -92,32 +98,30 @@ async def show(args: argparse.Namespace) -> int:
 async def listing(args: argparse.Namespace) -> int:
     """The newest incidents, or the triage review queue."""
     from services.common.readable import mask_phones_in
-    from services.projector.queries import list_incidents
+    from services.projector.queries import ReviewItem, list_incidents, review_queue
 
     conn = await read_model()
     try:
-        rows = await list_incidents(conn, limit=args.limit, status=args.status, review=args.review)
+        rows: Sequence[IncidentSummary] = await (
+            review_queue(conn, limit=args.limit, status=args.status)
+            if args.review
+            else list_incidents(conn, limit=args.limit, status=args.status)
+        )
     finally:
         await conn.close()
     if args.json:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
     else:
         for r in rows:
-            review = (
-                " REVIEW"
-                if r["needs_review"]
-                else " CONFIRM"
-                if r.get("needs_confirmation")
-                else ""
-            )
+            review = " REVIEW" if r.needs_review else " CONFIRM" if r.needs_confirmation else ""
             print(
-                f"{r['incident_id']}  {r['status'] or '-':<12} {r['priority'] or '--'} "
-                f"{r['category'] or '-':<17} {r['kecamatan'] or '-':<12} {r['units'] or ''}{review}"
+                f"{r.incident_id}  {r.status or '-':<12} {r.priority or '--'} "
+                f"{r.category or '-':<17} {r.kecamatan or '-':<12} {r.units or ''}{review}"
             )
-            if args.review:
-                text = None if r["text"] is None else mask_phones_in(r["text"])
-                print(f"    {text!r}\n    because: {r['explanation']}")
-                for question in r["questions"]:
+            if isinstance(r, ReviewItem):
+                text = None if r.text is None else mask_phones_in(r.text)
+                print(f"    {text!r}\n    because: {r.explanation}")
+                for question in r.questions:
                     print(f"    ask: {question}")
     return 0
 

@@ -216,6 +216,8 @@ async def dlq(args: argparse.Namespace) -> int:
 
 
 async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from services.common.readable import mask_phones_in
     from services.projector.queries import dead_letters
 
@@ -226,21 +228,22 @@ async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
         await conn.close()
     # A preview is a piece of a report as sent (the caller's number in it): people read
     # this list, in either form. `siaga replay` reads the original in full when needed.
-    for r in rows:
-        r["preview"] = mask_phones_in(r["preview"] or "")
-        r["reason"] = mask_phones_in(r["reason"] or "")
+    rows = [
+        replace(
+            r, preview=mask_phones_in(r.preview or ""), reason=mask_phones_in(r.reason or "")
+        )
+        for r in rows
+    ]
     if args.json:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
         return 0
     for r in rows:
-        state = f"redriven {r['redriven_at']:%H:%M:%S}" if r["redriven_at"] else "open"
+        state = f"redriven {r.redriven_at:%H:%M:%S}" if r.redriven_at else "open"
         print(
-            f"{r['at'].astimezone():%Y-%m-%d %H:%M:%S}  {r['event_id']}  {r['stage']:<10} {state:<17} "
-            f"{r['reason'][:90]}"
+            f"{r.at.astimezone():%Y-%m-%d %H:%M:%S}  {r.event_id}  {r.stage:<10} {state:<17} "
+            f"{r.reason[:90]}"
         )
-        print(
-            f"    {r['source_topic']}:{r['source_partition']}:{r['source_offset']}  {r['preview'][:100]}"
-        )
+        print(f"    {r.source_topic}:{r.source_partition}:{r.source_offset}  {r.preview[:100]}")
     if not rows:
         print("no dead letters", file=sys.stderr)
     return 0

@@ -52,9 +52,7 @@ async def incident_id_of(settings: CommonSettings, ident: str) -> uuid.UUID:
         await conn.close()
     if found is None:
         raise CommandError(f"no incident for {ident}")
-    incident_id = found["incident_id"]
-    assert isinstance(incident_id, uuid.UUID)
-    return incident_id
+    return found.incident_id
 
 
 def now() -> datetime:
@@ -115,15 +113,15 @@ async def workorder(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         if args.json:
-            print_json(rows)
+            print_json([r.to_json() for r in rows])
             return 0
         from services.common.readable import mask_phones_in
 
         for r in rows:
-            flag = " OVERDUE" if r["overdue"] else ""
+            flag = " OVERDUE" if r.overdue else ""
             print(
-                f"{r['incident_id']}  {r['agency']:<12} {r['state']:<9} due {r['due_at']:%Y-%m-%d %H:%M}"
-                f"{flag}  {r['kecamatan'] or '-'}: {mask_phones_in(r['summary'])[:60]}"
+                f"{r.incident_id}  {r.agency:<12} {r.state:<9} due {r.due_at:%Y-%m-%d %H:%M}"
+                f"{flag}  {r.kecamatan or '-'}: {mask_phones_in(r.summary)[:60]}"
             )
         return 0
     incident_id = await incident_id_of(settings, args.incident)
@@ -152,7 +150,7 @@ async def stats(args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     if args.json:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
         return 0
     if not rows:
         print("no incidents in that period", file=sys.stderr)
@@ -163,10 +161,10 @@ async def stats(args: argparse.Namespace) -> int:
     )
     for r in rows:
         print(
-            f"{r['day']!s:<10} {r['dimension']:<9} {r['value']:<17} {r['incidents']:>4} {r['p1']:>3} "
-            f"{_num(r['p1_dispatch_p50_s']):>8} {_num(r['p1_dispatch_p90_s']):>8} {r['complaints']:>5} "
+            f"{r.day!s:<10} {r.dimension:<9} {r.value:<17} {r.incidents:>4} {r.p1:>3} "
+            f"{_num(r.p1_dispatch_p50_s):>8} {_num(r.p1_dispatch_p90_s):>8} {r.complaints:>5} "
             # the share is of complaints decided; those still within their 3 days are pending
-            f"{r['complaints_pending']:>7} {_pct(r['answered_in_3_days_share']):>7} {r['sla_breaches']:>6}"
+            f"{r.complaints_pending:>7} {_pct(r.answered_in_3_days_share):>7} {r.sla_breaches:>6}"
         )
     return 0
 

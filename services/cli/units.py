@@ -152,23 +152,19 @@ async def watch(args: argparse.Namespace) -> int:
 
 async def board(args: argparse.Namespace) -> int:
     """The unit board."""
+    from services.projector.queries import unit_board
+
     conn = await read_model()
     try:
-        rows = [
-            dict(r)
-            for r in await conn.fetch(
-                "SELECT unit_id, unit_type, agency, base, status, incident_id, status_at "
-                "FROM units ORDER BY unit_type, unit_id"
-            )
-        ]
+        rows = await unit_board(conn)
     finally:
         await conn.close()
     if args.json:
-        print_json(rows)
+        print_json([r.to_json() for r in rows])
         return 0
     for r in rows:
-        incident = f" incident {r['incident_id']}" if r["incident_id"] else ""
-        print(f"{r['unit_id']:<22} {r['unit_type'] or '-':<18} {r['status'] or '-':<14}{incident}")
+        incident = f" incident {r.incident_id}" if r.incident_id else ""
+        print(f"{r.unit_id:<22} {r.unit_type or '-':<18} {r.status or '-':<14}{incident}")
     return 0
 
 

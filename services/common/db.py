@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,15 @@ class _StageConnection(asyncpg.Connection):
         return ""
 
 
+async def use_json_codecs(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as Python values (dicts, lists, ...), not JSON text: set on every
+    connection a stage or a look-up opens, so no query parses or dumps JSON by hand. A
+    builtin type's codec needs no round trip to the server."""
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
 async def close_pool(pool: asyncpg.Pool, *, timeout: float = 10.0) -> None:
     """Close a pool, waiting up to `timeout` for its connections to be released, then
     terminate it (a connection stuck on a server that went away must not hold it open)."""
@@ -97,6 +107,7 @@ async def create_pool(
         ssl=_ssl(settings),
         command_timeout=30,
         connection_class=_StageConnection,
+        init=use_json_codecs,
     )
     assert pool is not None
     return pool
@@ -117,10 +128,17 @@ async def connect(
 async def connect_url(
     url: str, *, schema: str, application: str, sslmode: str | None
 ) -> asyncpg.Connection:
-    """One connection to `url` with `schema` first on its search path."""
-    return await asyncpg.connect(
+    """One connection to `url` with `schema` first on its search path (and jsonb as Python
+    values, as a pool's connections have it)."""
+    conn = await asyncpg.connect(
         url, server_settings=_server_settings(schema, application), ssl=sslmode or None
     )
+    try:
+        await use_json_codecs(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 def quote_ident(name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -50,7 +49,7 @@ from services.dispatcher.decisions import (
     withdrawal,
     work_order,
 )
-from services.dispatcher.repository import ClaimedUnit, Fleet, Order
+from services.dispatcher.repository import ClaimedUnit, Fleet, Order, WorkOrder
 from services.dispatcher.runcards import RunCards, Slot
 from services.dispatcher.unit_reports import Refused, ReportLimits, check_report
 
@@ -311,18 +310,18 @@ class Dispatcher:
         """An agency's first response; answering twice is refused."""
         command = event.payload
         order = await self._open_work_order(conn, command.incident_id)
-        if order["answered_at"] is not None:
+        if order.answered_at is not None:
             raise Rejected("already_answered", f"work order of {command.incident_id} was answered")
         await repository.mark_work_order(
             conn,
-            work_order_id=order["work_order_id"],
+            work_order_id=order.work_order_id,
             column="answered_at",
             at=command.requested_at,
         )
         answered = WorkOrderAnsweredV1(
-            work_order_id=order["work_order_id"],
+            work_order_id=order.work_order_id,
             incident_id=command.incident_id,
-            agency=order["agency"],
+            agency=order.agency,
             response=command.response,
             answered_by=command.requested_by,
             answered_at=command.requested_at,
@@ -337,12 +336,12 @@ class Dispatcher:
         order = await self._open_work_order(conn, command.incident_id)
         for column in ("answered_at", "closed_at"):
             await repository.mark_work_order(
-                conn, work_order_id=order["work_order_id"], column=column, at=command.requested_at
+                conn, work_order_id=order.work_order_id, column=column, at=command.requested_at
             )
         closed = WorkOrderClosedV1(
-            work_order_id=order["work_order_id"],
+            work_order_id=order.work_order_id,
             incident_id=command.incident_id,
-            agency=order["agency"],
+            agency=order.agency,
             resolution=command.resolution,
             closed_by=command.requested_by,
             closed_at=command.requested_at,
@@ -383,22 +382,22 @@ class Dispatcher:
             conn, step="reminded_at", when_due_before=now + self.work_order_reminder
         ):
             reminder = WorkOrderReminderSentV1(
-                work_order_id=row["work_order_id"],
-                incident_id=row["incident_id"],
-                agency=row["agency"],
-                due_at=row["due_at"],
-                reminded_at=row["at"],
+                work_order_id=row.work_order_id,
+                incident_id=row.incident_id,
+                agency=row.agency,
+                due_at=row.due_at,
+                reminded_at=row.at,
             )
-            out.append(self._emit(reminder, cause=None, role=f"{row['work_order_id']}/reminder"))
+            out.append(self._emit(reminder, cause=None, role=f"{row.work_order_id}/reminder"))
         for row in await repository.due_work_orders(conn, step="escalated_at", when_due_before=now):
             escalated = WorkOrderEscalatedV1(
-                work_order_id=row["work_order_id"],
-                incident_id=row["incident_id"],
-                agency=row["agency"],
-                due_at=row["due_at"],
-                escalated_at=row["at"],
+                work_order_id=row.work_order_id,
+                incident_id=row.incident_id,
+                agency=row.agency,
+                due_at=row.due_at,
+                escalated_at=row.at,
             )
-            out.append(self._emit(escalated, cause=None, role=f"{row['work_order_id']}/escalated"))
+            out.append(self._emit(escalated, cause=None, role=f"{row.work_order_id}/escalated"))
         return out
 
     # ------------------------------------------------------------ the mechanics
@@ -507,14 +506,7 @@ class Dispatcher:
         while (
             waiting := await repository.next_pending(conn, unit_type=unit_type, skip=skip)
         ) is not None:
-            need = Need(
-                incident_id=waiting["incident_id"],
-                slot=waiting["slot"],
-                wanted=Slot(UnitType(waiting["unit_type"]), waiting["capability"]),
-                category=Category(waiting["category"]),
-                priority=Priority(waiting["priority"]),
-                place=waiting["place"],
-            )
+            need = waiting.need
             unit = await self._claim(conn, need)
             if unit is None:
                 # Nothing free for this slot (the free unit may have been passed over for
@@ -540,11 +532,11 @@ class Dispatcher:
             )
         return orders[0]
 
-    async def _open_work_order(self, conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Any]:
+    async def _open_work_order(self, conn: asyncpg.Connection, incident_id: UUID) -> WorkOrder:
         order = await repository.work_order_of(conn, incident_id=incident_id)
         if order is None:
             raise Rejected("no_such_work_order", f"incident {incident_id} has no work order")
-        if order["closed_at"] is not None:
+        if order.closed_at is not None:
             raise Rejected("work_order_closed", f"work order of {incident_id} is closed")
         return order
 

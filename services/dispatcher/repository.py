@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,9 +12,9 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.events import UnitRegisteredV1, WorkOrderIssuedV1
-from schemas.vocabulary import UnitStatus, UnitType
+from schemas.vocabulary import Category, Priority, UnitStatus, UnitType
 from services.common.db import lock_in_order
-from services.dispatcher.decisions import Dispatch
+from services.dispatcher.decisions import Dispatch, Need
 from services.dispatcher.runcards import Slot
 from services.dispatcher.unit_reports import UnitState
 
@@ -359,6 +358,16 @@ class Order:
     place: Place | None
 
 
+def place_of(value: dict[str, Any] | None) -> Place | None:
+    """A place kept as jsonb (decoded by the pool's codec), or None."""
+    return None if value is None else Place.model_validate(value)
+
+
+def place_json(place: Place | None) -> dict[str, Any] | None:
+    """A place as the jsonb column keeps it (the pool's codec encodes it)."""
+    return None if place is None else place.model_dump(mode="json")
+
+
 def _order(row: asyncpg.Record) -> Order:
     return Order(
         dispatch_id=row["dispatch_id"],
@@ -369,7 +378,7 @@ def _order(row: asyncpg.Record) -> Order:
         capability=row["capability"],
         category=row["category"],
         priority=row["priority"],
-        place=Place.model_validate(json.loads(row["place"])) if row["place"] else None,
+        place=place_of(row["place"]),
     )
 
 
@@ -397,7 +406,7 @@ async def record_dispatch(conn: asyncpg.Connection, *, order: Dispatch) -> None:
         order.wanted.capability,
         given.category.value,
         given.priority.value,
-        given.place.model_dump_json() if given.place else None,
+        place_json(given.place),
         order.ack_due_at,
     )
 
@@ -491,15 +500,23 @@ async def queue_pending(
         capability,
         priority,
         category,
-        place.model_dump_json() if place else None,
+        place_json(place),
         at,
     )
     return bool(inserted)
 
 
+@dataclass(frozen=True)
+class PendingSlot:
+    """A run-card slot waiting for a free unit of its type, since `queued_at`."""
+
+    need: Need
+    queued_at: datetime
+
+
 async def next_pending(
     conn: asyncpg.Connection, *, unit_type: str, skip: int = 0
-) -> dict[str, Any] | None:
+) -> PendingSlot | None:
     """The most urgent, oldest waiting slot for a unit type (after `skip` others), locked."""
     row = await conn.fetchrow(
         """
@@ -516,9 +533,15 @@ async def next_pending(
     )
     if row is None:
         return None
-    result = dict(row)
-    result["place"] = Place.model_validate(json.loads(row["place"])) if row["place"] else None
-    return result
+    need = Need(
+        incident_id=row["incident_id"],
+        slot=row["slot"],
+        wanted=Slot(UnitType(row["unit_type"]), row["capability"]),
+        category=Category(row["category"]),
+        priority=Priority(row["priority"]),
+        place=place_of(row["place"]),
+    )
+    return PendingSlot(need, row["queued_at"])
 
 
 async def remove_pending(conn: asyncpg.Connection, *, incident_id: UUID, slot: int) -> None:
@@ -570,12 +593,34 @@ async def issue_work_order(conn: asyncpg.Connection, *, order: WorkOrderIssuedV1
     return bool(inserted)
 
 
-async def work_order_of(conn: asyncpg.Connection, *, incident_id: UUID) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class WorkOrder:
+    """An agency's work order as the dispatcher keeps it, with the steps it went through."""
+
+    work_order_id: UUID
+    incident_id: UUID
+    agency: str
+    category: str | None
+    priority: str | None
+    issued_at: datetime
+    due_at: datetime
+    answered_at: datetime | None
+    closed_at: datetime | None
+    reminded_at: datetime | None
+    escalated_at: datetime | None
+
+
+async def work_order_of(conn: asyncpg.Connection, *, incident_id: UUID) -> WorkOrder | None:
     """An incident's work order, locked for this transaction."""
     row = await conn.fetchrow(
-        "SELECT * FROM work_orders WHERE incident_id = $1 FOR UPDATE", incident_id
+        """
+        SELECT work_order_id, incident_id, agency, category, priority, issued_at, due_at,
+               answered_at, closed_at, reminded_at, escalated_at
+          FROM work_orders WHERE incident_id = $1 FOR UPDATE
+        """,
+        incident_id,
     )
-    return dict(row) if row else None
+    return None if row is None else WorkOrder(**row)
 
 
 async def mark_work_order(
@@ -591,9 +636,20 @@ async def mark_work_order(
     )
 
 
+@dataclass(frozen=True)
+class DueWorkOrder:
+    """An open work order whose reminder (or escalation) fell due, stamped `at`."""
+
+    work_order_id: UUID
+    incident_id: UUID
+    agency: str
+    due_at: datetime
+    at: datetime
+
+
 async def due_work_orders(
     conn: asyncpg.Connection, *, step: str, when_due_before: datetime, limit: int = 100
-) -> list[dict[str, Any]]:
+) -> list[DueWorkOrder]:
     """Open work orders whose reminder (or escalation) falls due, stamped now, exactly once."""
     if step not in ("reminded_at", "escalated_at"):
         raise ValueError(f"not a work order timer: {step}")
@@ -614,4 +670,4 @@ async def due_work_orders(
         when_due_before,
         limit,
     )
-    return [dict(r) for r in rows]
+    return [DueWorkOrder(**r) for r in rows]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -18,14 +18,91 @@ def _uuid(text: str) -> UUID | None:
         return None
 
 
-async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] | None:
+class _Row:
+    """A look-up's row: `to_json()` gives its fields by name, in order (what `--json`
+    prints)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class IncidentUnit(_Row):
+    """A unit ever sent to an incident, and how far it got."""
+
+    unit_id: str
+    unit_type: str | None
+    status: str | None
+    dispatched_at: datetime | None
+    eta_seconds: int | None
+
+
+@dataclass(frozen=True)
+class TimelineEntry(_Row):
+    """One line of an incident's history."""
+
+    at: datetime
+    event_type: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Review:
+    """A call-taker's decision on triage's."""
+
+    decision: str | None
+    by: str | None
+    at: datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident as `siaga incident show` presents it: triage's decision (or the review
+    that replaced it), the place, the intakes, every unit sent, the timeline."""
+
+    incident_id: UUID
+    status: str | None
+    category: str | None
+    priority: str | None
+    agency: str | None
+    confidence: float | None
+    explanation: str | None
+    needs_review: bool
+    needs_confirmation: bool
+    life_threat: str | None
+    questions: tuple[str, ...]
+    review: Review | None
+    channel: str | None
+    text: str | None
+    kecamatan: str | None
+    desa: str | None
+    lat: float | None
+    lon: float | None
+    received_at: datetime | None
+    first_dispatched_at: datetime | None
+    resolved_at: datetime | None
+    intake_ids: tuple[UUID, ...]
+    units: tuple[IncidentUnit, ...]
+    timeline: tuple[TimelineEntry, ...]
+
+
+_INCIDENT_COLUMNS = """
+    i.incident_id, i.status, i.category, i.priority, i.agency, i.confidence, i.explanation,
+    i.needs_review, i.needs_confirmation, i.life_threat, i.questions, i.review_decision,
+    i.reviewed_by, i.reviewed_at, i.review_note, i.channel, i.text, i.kecamatan, i.desa,
+    i.lat, i.lon, i.received_at, i.first_dispatched_at, i.resolved_at
+"""
+
+
+async def find_incident(conn: asyncpg.Connection, ident: str) -> IncidentView | None:
     """One incident by incident id or by any of its intake ids, with intakes, units, timeline."""
     key = _uuid(ident)
     if key is None:
         return None
     row = await conn.fetchrow(
-        """
-        SELECT i.* FROM incidents i
+        f"""
+        SELECT {_INCIDENT_COLUMNS} FROM incidents i
          WHERE i.incident_id = $1
             OR i.incident_id = (SELECT incident_id FROM intakes WHERE intake_id = $1)
          LIMIT 1
@@ -34,9 +111,7 @@ async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] 
     )
     if row is None:
         return None
-    incident = dict(row)
-    incident["questions"] = json.loads(incident["questions"]) if incident["questions"] else []
-    incident_id = incident["incident_id"]
+    incident_id = row["incident_id"]
     intakes = await conn.fetch(
         "SELECT intake_id FROM intakes WHERE incident_id = $1 ORDER BY received_at", incident_id
     )
@@ -51,32 +126,68 @@ async def find_incident(conn: asyncpg.Connection, ident: str) -> dict[str, Any] 
         "SELECT at, event_type, summary FROM timeline WHERE incident_id = $1 ORDER BY at, event_id",
         incident_id,
     )
-    incident["intake_ids"] = [r["intake_id"] for r in intakes]
-    incident["units"] = [dict(r) for r in units]
-    incident["timeline"] = [dict(r) for r in timeline]
-    return incident
+    reviewed_at = row["reviewed_at"]
+    return IncidentView(
+        incident_id=incident_id,
+        status=row["status"],
+        category=row["category"],
+        priority=row["priority"],
+        agency=row["agency"],
+        confidence=row["confidence"],
+        explanation=row["explanation"],
+        needs_review=row["needs_review"],
+        needs_confirmation=row["needs_confirmation"],
+        life_threat=row["life_threat"],
+        questions=tuple(row["questions"] or ()),
+        review=None
+        if reviewed_at is None
+        else Review(row["review_decision"], row["reviewed_by"], reviewed_at, row["review_note"]),
+        channel=row["channel"],
+        text=row["text"],
+        kecamatan=row["kecamatan"],
+        desa=row["desa"],
+        lat=row["lat"],
+        lon=row["lon"],
+        received_at=row["received_at"],
+        first_dispatched_at=row["first_dispatched_at"],
+        resolved_at=row["resolved_at"],
+        intake_ids=tuple(r["intake_id"] for r in intakes),
+        units=tuple(IncidentUnit(**r) for r in units),
+        timeline=tuple(TimelineEntry(**r) for r in timeline),
+    )
+
+
+@dataclass(frozen=True)
+class IncidentSummary(_Row):
+    """An incident as `siaga incident list` shows it."""
+
+    incident_id: UUID
+    status: str | None
+    category: str | None
+    priority: str | None
+    agency: str | None
+    kecamatan: str | None
+    needs_review: bool
+    needs_confirmation: bool
+    received_at: datetime | None
+    units: str | None  # the unit ids sent to it, comma-separated
+
+
+@dataclass(frozen=True)
+class ReviewItem(IncidentSummary):
+    """An incident in the call-taker's review queue, with why and what to ask."""
+
+    confidence: float | None
+    explanation: str | None
+    text: str | None
+    questions: tuple[str, ...]
+    life_threat: str | None
 
 
 async def list_incidents(
-    conn: asyncpg.Connection, *, limit: int = 20, status: str | None = None, review: bool = False
-) -> list[dict[str, Any]]:
-    """The newest incidents first, optionally of one status; `review`: the human triage queue
-    (view `review_queue`), oldest first."""
-    if review:
-        rows = await conn.fetch(
-            """
-            SELECT q.incident_id, q.status, q.category, q.priority, q.agency, q.kecamatan,
-                   q.needs_review, q.needs_confirmation, q.received_at, NULL::text AS units,
-                   q.confidence, q.explanation, q.text,
-                   COALESCE(q.questions, '[]'::jsonb)::text AS questions, q.life_threat
-              FROM review_queue q
-             WHERE $2::text IS NULL OR q.status = $2
-             LIMIT $1
-            """,
-            limit,
-            status,
-        )
-        return [{**dict(r), "questions": json.loads(r["questions"])} for r in rows]
+    conn: asyncpg.Connection, *, limit: int = 20, status: str | None = None
+) -> list[IncidentSummary]:
+    """The newest incidents first, optionally of one status."""
     rows = await conn.fetch(
         """
         SELECT i.incident_id, i.status, i.category, i.priority, i.agency, i.kecamatan,
@@ -91,7 +202,26 @@ async def list_incidents(
         limit,
         status,
     )
-    return [dict(r) for r in rows]
+    return [IncidentSummary(**r) for r in rows]
+
+
+async def review_queue(
+    conn: asyncpg.Connection, *, limit: int = 20, status: str | None = None
+) -> list[ReviewItem]:
+    """The human triage queue (view `review_queue`), oldest first, optionally of one status."""
+    rows = await conn.fetch(
+        """
+        SELECT q.incident_id, q.status, q.category, q.priority, q.agency, q.kecamatan,
+               q.needs_review, q.needs_confirmation, q.received_at, NULL::text AS units,
+               q.confidence, q.explanation, q.text, q.questions, q.life_threat
+          FROM review_queue q
+         WHERE $2::text IS NULL OR q.status = $2
+         LIMIT $1
+        """,
+        limit,
+        status,
+    )
+    return [ReviewItem(**{**r, "questions": tuple(r["questions"] or ())}) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -113,12 +243,34 @@ async def board_unit(conn: asyncpg.Connection, unit_id: str) -> BoardUnit | None
         "FROM units WHERE unit_id = $1",
         unit_id,
     )
-    return None if row is None else BoardUnit(**dict(row))
+    return None if row is None else BoardUnit(**row)
+
+
+@dataclass(frozen=True)
+class QueuedWorkOrder(_Row):
+    """A work order in an agency's queue: where it stands, and whether it is overdue."""
+
+    work_order_id: UUID
+    incident_id: UUID
+    agency: str
+    category: str
+    priority: str
+    summary: str
+    issued_at: datetime
+    due_at: datetime
+    reminded_at: datetime | None
+    answered_at: datetime | None
+    closed_at: datetime | None
+    response: str | None
+    state: str  # open, answered or closed
+    overdue: bool
+    kecamatan: str | None
+    channel: str | None
 
 
 async def agency_queue(
     conn: asyncpg.Connection, *, agency: str | None = None, overdue_only: bool = False
-) -> list[dict[str, Any]]:
+) -> list[QueuedWorkOrder]:
     """Work orders per agency, open ones first, with their overdue flag."""
     rows = await conn.fetch(
         """
@@ -136,11 +288,28 @@ async def agency_queue(
         """,
         agency,
     )
-    found = [dict(r) for r in rows]
-    return [r for r in found if r["overdue"]] if overdue_only else found
+    found = [QueuedWorkOrder(**r) for r in rows]
+    return [r for r in found if r.overdue] if overdue_only else found
 
 
-async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SlaFigures(_Row):
+    """One day's SLA figures for one channel, category or kecamatan (`dimension`)."""
+
+    day: date
+    dimension: str  # channel, category or kecamatan
+    value: str
+    incidents: int
+    p1: int
+    p1_dispatch_p50_s: float | None
+    p1_dispatch_p90_s: float | None
+    complaints: int
+    complaints_pending: int
+    answered_in_3_days_share: Decimal | None  # of the complaints decided
+    sla_breaches: int
+
+
+async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[SlaFigures]:
     """Daily SLA figures (Asia/Jakarta days) per channel, per category and per kecamatan:
     P1 intake-to-dispatch percentiles and the share of complaints answered within 3 days,
     of those decided (answered, or unanswered for 3 days): a complaint minutes old is
@@ -186,12 +355,28 @@ async def sla_statistics(conn: asyncpg.Connection, *, days: int = 7) -> list[dic
         """,
         days,
     )
-    return [dict(r) for r in rows]
+    return [SlaFigures(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry(_Row):
+    """A dead letter as `siaga dlq list` shows it, with when (if ever) it was redriven."""
+
+    event_id: str
+    stage: str
+    reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    at: datetime
+    preview: str
+    redrive_of: str | None
+    redriven_at: datetime | None
 
 
 async def dead_letters(
     conn: asyncpg.Connection, *, limit: int = 50, stage: str | None = None, only_open: bool = False
-) -> list[dict[str, Any]]:
+) -> list[DeadLetterEntry]:
     """The newest dead letters first, with when (if ever) each was redriven."""
     rows = await conn.fetch(
         """
@@ -211,4 +396,26 @@ async def dead_letters(
         stage,
         only_open,
     )
-    return [dict(r) for r in rows]
+    return [DeadLetterEntry(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class UnitOnBoard(_Row):
+    """A unit of the fleet as `siaga unit list` shows it."""
+
+    unit_id: str
+    unit_type: str | None
+    agency: str | None
+    base: str | None
+    status: str | None
+    incident_id: UUID | None
+    status_at: datetime | None
+
+
+async def unit_board(conn: asyncpg.Connection) -> list[UnitOnBoard]:
+    """Every unit on the board, by type and id."""
+    rows = await conn.fetch(
+        "SELECT unit_id, unit_type, agency, base, status, incident_id, status_at "
+        "FROM units ORDER BY unit_type, unit_id"
+    )
+    return [UnitOnBoard(**r) for r in rows]

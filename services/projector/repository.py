@@ -7,7 +7,6 @@ per unit per batch, instead of a round trip to the database for every row of eve
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +94,7 @@ def classify_incident(
         agency,
         needs_review,
         needs_confirmation,
-        json.dumps(questions),
+        questions,
         life_threat,
         *fields.values(),
     )

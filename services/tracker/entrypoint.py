@@ -17,7 +17,6 @@ from schemas.events import (
     IncidentOpenedV1,
     IncidentResolvedV1,
     IncidentStatusChangedV1,
-    SlaBreachedV1,
     UnitDispatchedV1,
     UnitStatusChangedV1,
     WorkOrderAnsweredV1,
@@ -26,7 +25,7 @@ from schemas.events import (
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus
+from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
@@ -316,22 +315,12 @@ class Tracker:
     async def raise_sla_breaches(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
         """Every target past due and unmet is breached, exactly once."""
         out = []
-        for timer in await repository.breach_due_timers(conn, now=datetime.now(UTC)):
-            breached = SlaBreachedV1(
-                incident_id=timer["incident_id"],
-                target=timer["target"],
-                priority=Priority(timer["priority"]),
-                channel=Channel(timer["channel"]),
-                category=Category(timer["category"]),
-                received_at=timer["received_at"],
-                due_at=timer["due_at"],
-                breached_at=timer["breached_at"],
-            )
+        for breached in await repository.breach_due_timers(conn, now=datetime.now(UTC)):
             out.append(
                 Outgoing.of(
                     new_event(
                         breached,
-                        id=derive_id(timer["incident_id"], f"sla/{timer['target']}"),
+                        id=derive_id(breached.incident_id, f"sla/{breached.target}"),
                         source=SOURCE,
                         correlationid=None,
                     ),

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from schemas.vocabulary import IncidentStatus
+from schemas.events import SlaBreachedV1
+from schemas.vocabulary import Category, Channel, IncidentStatus, Priority
 from services.common.db import lock_in_order
 
 TIME_COLUMNS = frozenset(
@@ -455,8 +455,9 @@ async def stop_sla_timers(conn: asyncpg.Connection, stops: Sequence[SlaStop]) ->
 
 async def breach_due_timers(
     conn: asyncpg.Connection, *, now: datetime, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Timers past due and unmet, stamped breached now: each is returned exactly once."""
+) -> list[SlaBreachedV1]:
+    """Timers past due and unmet, stamped breached now: each is returned exactly once, as
+    the breach the tracker announces."""
     rows = await conn.fetch(
         """
         WITH due AS (
@@ -468,9 +469,22 @@ async def breach_due_timers(
         )
         UPDATE sla_timers t SET breached_at = $1
           FROM due WHERE t.incident_id = due.incident_id AND t.target = due.target
-        RETURNING t.*
+        RETURNING t.incident_id, t.target, t.priority, t.channel, t.category, t.received_at,
+                  t.due_at, t.breached_at
         """,
         now,
         limit,
     )
-    return [dict(r) for r in rows]
+    return [
+        SlaBreachedV1(
+            incident_id=r["incident_id"],
+            target=r["target"],
+            priority=Priority(r["priority"]),
+            channel=Channel(r["channel"]),
+            category=Category(r["category"]),
+            received_at=r["received_at"],
+            due_at=r["due_at"],
+            breached_at=r["breached_at"],
+        )
+        for r in rows
+    ]

@@ -132,7 +132,7 @@ def open_incident(
         agency,
         channel,
         text,
-        place.model_dump_json() if place else None,
+        place.model_dump(mode="json") if place else None,
     )
     link_intake(batch.links, intake_id=intake_id, incident_id=incident_id, at=at, reason="opened")
 
@@ -222,7 +222,7 @@ async def classified(conn: asyncpg.Connection, *, incident_id: UUID) -> Classifi
         agency=row["agency"],
         channel=Channel(row["channel"]),
         text=row["text"] or "",
-        place=Place.model_validate_json(row["place"]) if row["place"] else None,
+        place=None if row["place"] is None else Place.model_validate(row["place"]),
         received_at=row["received_at"],
         ended=row["ended"],
     )

@@ -35,6 +35,7 @@ from schemas.ids import derive_id
 from schemas.registry import event_type_for
 from schemas.vocabulary import Category, Channel, IncidentStatus, Priority, UnitStatus, UnitType
 from services.clients.operator import new_intake
+from services.common.db import use_json_codecs
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred, Rows
 from services.common.records import Record
@@ -62,6 +63,7 @@ async def _pool(pipeline: Pipeline, schema: str = "readmodel") -> asyncpg.Pool:
         min_size=1,
         max_size=2,
         server_settings={"search_path": f"{schema}, public"},
+        init=use_json_codecs,  # jsonb as Python values, as the stages' pools have it
     )
     assert pool is not None
     return pool
@@ -704,8 +706,8 @@ async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queu
     finally:
         await pool.close()
     police = sorted((r for r in rows if r[2] == "police"), key=lambda r: (r[3], r[5], r[0], r[1]))
-    assert head is not None and (head["incident_id"], head["slot"]) == police[0][:2]
-    assert third is not None and (third["incident_id"], third["slot"]) == police[2][:2]
+    assert head is not None and (head.need.incident_id, head.need.slot) == police[0][:2]
+    assert third is not None and (third.need.incident_id, third.need.slot) == police[2][:2]
     assert "pending_by_urgency" in plan and "Sort" not in plan, plan
 
 

@@ -63,13 +63,13 @@ async def test_a_missed_acknowledgement_sends_the_next_unit(pipeline: Pipeline) 
     )
     await submit(pipeline.settings, intake)
     first = await pipeline.incident_for_intake(intake.intake_id)
-    assert [u["unit_id"] for u in first["units"]] == ["AMB-LIMPUNG"]
+    assert [u.unit_id for u in first.units] == ["AMB-LIMPUNG"]
     # nobody in AMB-LIMPUNG answers
     cancelled = await _of_type(pipeline, pipeline.topics.dispatch_orders, DispatchCancelledV1)
     assert cancelled[0].unit_id == "AMB-LIMPUNG"
     assert cancelled[0].unit_status_after is UnitStatus.OUT_OF_SERVICE
     again = await pipeline.incident_for_intake(intake.intake_id, with_units=2)
-    units = {u["unit_id"]: u["status"] for u in again["units"]}
+    units = {u.unit_id: u.status for u in again.units}
     assert units["AMB-LIMPUNG"] == "cancelled"
     nxt = next(u for u in units if u != "AMB-LIMPUNG")
     assert units[nxt] == "dispatched" and nxt.startswith("AMB-")
@@ -82,7 +82,7 @@ async def test_a_missed_acknowledgement_sends_the_next_unit(pipeline: Pipeline) 
         pipeline.settings,
         unit_id=nxt,
         status=UnitStatus.ACKNOWLEDGED,
-        incident_id=first["incident_id"],
+        incident_id=first.incident_id,
     )
     await asyncio.sleep(3)
     cancellations = [
@@ -111,11 +111,11 @@ async def test_no_free_unit_escalates_then_the_first_unit_to_clear_goes(pipeline
     escalated = await _of_type(pipeline, pipeline.topics.incident_events, IncidentEscalatedV1)
     assert escalated[0].unit_type is UnitType.FIRE_TRUCK
     second = await pipeline.incident_for_intake(fire_two.intake_id, with_units=0)
-    assert second["units"] == []  # the only fire truck is busy
-    assert second["incident_id"] == escalated[0].incident_id
+    assert list(second.units) == []  # the only fire truck is busy
+    assert second.incident_id == escalated[0].incident_id
     assert await pipeline.fetchval(
         "SELECT escalated_at IS NOT NULL FROM readmodel.incidents WHERE incident_id = $1",
-        second["incident_id"],
+        second.incident_id,
     )
     # A report not naming the truck's incident (sent before the crew saw the order, say)
     # does not free it.
@@ -126,10 +126,10 @@ async def test_no_free_unit_escalates_then_the_first_unit_to_clear_goes(pipeline
         pipeline.settings,
         unit_id="FIRE-BATANG",
         status=UnitStatus.AVAILABLE,
-        incident_id=first["incident_id"],
+        incident_id=first.incident_id,
     )
     second = await pipeline.incident_for_intake(fire_two.intake_id, with_units=1)
-    assert second["units"][0]["unit_id"] == "FIRE-BATANG"
+    assert second.units[0].unit_id == "FIRE-BATANG"
     assert await pipeline.fetchval("SELECT count(*) FROM dispatcher.pending") == 0
 
 
@@ -299,17 +299,17 @@ async def test_a_complaint_past_its_due_time_is_flagged_overdue(pipeline: Pipeli
         return rows or None
 
     rows = await eventually(overdue, what="the overdue flag")
-    assert rows[0]["incident_id"] == incident["incident_id"] and rows[0]["state"] == "open"
+    assert rows[0].incident_id == incident.incident_id and rows[0].state == "open"
     now = datetime.now(UTC)
     await pipeline.command(
         AnswerWorkOrderV1(
-            incident_id=incident["incident_id"],
+            incident_id=incident.incident_id,
             response="Sudah dijadwalkan perbaikan",
             requested_by="dpupr-1",
             requested_at=now,
         ),
         CloseWorkOrderV1(
-            incident_id=incident["incident_id"],
+            incident_id=incident.incident_id,
             resolution="Lubang ditambal",
             requested_by="dpupr-1",
             requested_at=now,
@@ -319,22 +319,22 @@ async def test_a_complaint_past_its_due_time_is_flagged_overdue(pipeline: Pipeli
     async def resolved() -> bool:
         return await pipeline.fetchval(
             "SELECT status = 'resolved' FROM readmodel.incidents WHERE incident_id = $1",
-            incident["incident_id"],
+            incident.incident_id,
         )
 
     await eventually(resolved, what="the complaint resolved")
     async with pipeline.db.acquire() as conn:
         await conn.execute("SET search_path TO readmodel")
         (row,) = await agency_queue(conn, agency="DPUPR")
-    assert row["state"] == "closed" and row["response"] == "Sudah dijadwalkan perbaikan"
+    assert row.state == "closed" and row.response == "Sudah dijadwalkan perbaikan"
 
 
 async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: Pipeline) -> None:
     intake = new_intake(channel=Channel.PSC119, text="anak kejang di rumah", place_hint="Limpung")
     await submit(pipeline.settings, intake)
     incident = await pipeline.incident_for_intake(intake.intake_id)
-    incident_id = incident["incident_id"]
-    assert incident["units"][0]["unit_id"] == "AMB-LIMPUNG"
+    incident_id = incident.incident_id
+    assert incident.units[0].unit_id == "AMB-LIMPUNG"
     now = datetime.now(UTC)
     await pipeline.command(
         ReassignDispatchV1(
@@ -347,7 +347,7 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
         ),
     )
     after = await pipeline.incident_for_intake(intake.intake_id, with_units=2)
-    units = {u["unit_id"]: u["status"] for u in after["units"]}
+    units = {u.unit_id: u.status for u in after.units}
     assert units == {"AMB-LIMPUNG": "cancelled", "AMB-GRINGSING": "dispatched"}
     # a reassignment to an unknown unit is refused with a reason, and changes nothing
     await pipeline.command(
@@ -363,7 +363,7 @@ async def test_a_supervisor_reassigns_a_unit_and_cancels_an_incident(pipeline: P
     dead = await _of_type(pipeline, pipeline.topics.deadletter, DeadLetterV1)
     assert dead[0].stage == "dispatcher" and dead[0].reason.startswith("unknown_unit")
     still = await pipeline.incident_for_intake(intake.intake_id, with_units=2)
-    assert {u["unit_id"]: u["status"] for u in still["units"]} == units
+    assert {u.unit_id: u.status for u in still.units} == units
     await pipeline.command(
         CancelIncidentV1(
             incident_id=incident_id, reason="false alarm", requested_by="spv-1", requested_at=now
@@ -429,16 +429,16 @@ async def test_units_added_and_moved_at_run_time_take_part_and_sla_figures_add_u
     )
     await submit(pipeline.settings, crash)
     incident = await pipeline.incident_for_intake(crash.intake_id, with_units=3)
-    units = [u["unit_id"] for u in incident["units"]]
+    units = [u.unit_id for u in incident.units]
     assert "AMB-SUBAH" in units  # the new ALS ambulance is nearest
     assert "POL-BATANG" in units  # moved next to the crash, it beats the Limpung car
 
     async with pipeline.db.acquire() as conn:
         await conn.execute("SET search_path TO readmodel")
         rows = await sla_statistics(conn, days=2)
-    by_channel = [r for r in rows if r["dimension"] == "channel" and r["value"] == "call112"]
-    assert by_channel and by_channel[0]["p1"] == 1
+    by_channel = [r for r in rows if r.dimension == "channel" and r.value == "call112"]
+    assert by_channel and by_channel[0].p1 == 1
     assert (
-        by_channel[0]["p1_dispatch_p50_s"] is not None and by_channel[0]["p1_dispatch_p50_s"] >= 0
+        by_channel[0].p1_dispatch_p50_s is not None and by_channel[0].p1_dispatch_p50_s >= 0
     )
-    assert {r["dimension"] for r in rows} == {"channel", "category", "kecamatan"}
+    assert {r.dimension for r in rows} == {"channel", "category", "kecamatan"}

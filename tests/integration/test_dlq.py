@@ -69,7 +69,7 @@ async def test_a_redriven_event_is_processed_once_and_a_still_bad_one_returns(
     sent = await siaga_cli(pipeline.settings, "dlq", "redrive", "--id", unknown["event_id"])
     assert sent.returncode == 0, sent.stderr
     incident = await pipeline.incident_for_intake(intake.intake_id)
-    assert incident["category"] == "fire" and incident["text"] == "kebakaran rumah di Gringsing"
+    assert incident.category == "fire" and incident.text == "kebakaran rumah di Gringsing"
     again = await siaga_cli(pipeline.settings, "dlq", "redrive", "--id", unknown["event_id"])
     assert again.returncode == 0, again.stderr
     await asyncio.sleep(2)  # give a second processing every chance to show up

@@ -21,6 +21,7 @@ from schemas.events import IntakeReceivedV1
 from schemas.vocabulary import Channel
 from services.clients.operator import intake_event, new_intake
 from services.common.admin import committed_offsets, partitions_of, plain_consumer
+from services.common.db import use_json_codecs
 from services.common.kafka import send_events
 from services.common.outbox import Outgoing
 from services.stack.embedded import EmbeddedPostgres
@@ -222,7 +223,7 @@ async def test_postgres_stopped_for_20s_stages_wait_commit_nothing_and_catch_up(
             await feeding
             await pipeline.db.close()
             pipeline.db = await asyncpg.create_pool(
-                pipeline.settings.database_url(), min_size=1, max_size=4
+                pipeline.settings.database_url(), min_size=1, max_size=4, init=use_json_codecs
             )
             n = len(sent)
             await eventually(lambda: _all_through(pipeline, n), timeout=120, what="catch-up")

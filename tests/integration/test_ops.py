@@ -55,11 +55,11 @@ async def _scenario(pipeline: Pipeline) -> dict[str, Any]:
             s,
             unit_id="AMB-LIMPUNG",
             status=UnitStatus(status),
-            incident_id=first["incident_id"],
+            incident_id=first.incident_id,
             location=Location(lat=-7.02 + i / 1000, lon=109.92),  # the crew's tablet moves
         )
     await report_status(
-        s, unit_id="FIRE-BATANG", status=UnitStatus.AVAILABLE, incident_id=burning["incident_id"]
+        s, unit_id="FIRE-BATANG", status=UnitStatus.AVAILABLE, incident_id=burning.incident_id
     )
     client = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap())
     await client.start()
@@ -71,7 +71,7 @@ async def _scenario(pipeline: Pipeline) -> dict[str, Any]:
     async def settled() -> bool:
         resolved = await pipeline.fetchval(
             "SELECT status = 'resolved' FROM readmodel.incidents WHERE incident_id = $1",
-            first["incident_id"],
+            first.incident_id,
         )
         served = await pipeline.fetchval(
             "SELECT count(*) FROM readmodel.incident_units u JOIN readmodel.intakes i "
@@ -85,7 +85,7 @@ async def _scenario(pipeline: Pipeline) -> dict[str, Any]:
     await eventually(settled, timeout=30, what="the scenario to settle")
     # a late report on the resolved incident: refused by the tracker, dead-lettered
     await report_status(
-        s, unit_id="AMB-LIMPUNG", status=UnitStatus.EN_ROUTE, incident_id=first["incident_id"]
+        s, unit_id="AMB-LIMPUNG", status=UnitStatus.EN_ROUTE, incident_id=first.incident_id
     )
     await eventually(
         lambda: pipeline.fetchval("SELECT count(*) = 2 FROM readmodel.dead_letters"),
@@ -133,9 +133,42 @@ async def test_rebuild_gives_the_live_read_model_and_swap_makes_it_live(
     assert json.loads(shown.stdout)["status"] == "resolved"
 
 
+async def test_the_lists_show_what_the_read_model_holds(pipeline: Pipeline) -> None:
+    """`incident list` and `unit list` (typed look-ups, printed as JSON) agree with the
+    read model's rows."""
+    facts = await _scenario(pipeline)
+    incidents = await siaga_cli(pipeline.settings, "incident", "list", "--json", "--limit", "50")
+    assert incidents.returncode == 0, incidents.stderr
+    listed = {row["incident_id"]: row for row in json.loads(incidents.stdout)}
+    medical = listed[str(facts["incident"].incident_id)]
+    assert (medical["status"], medical["category"], medical["units"]) == (
+        "resolved",
+        "medical",
+        "AMB-LIMPUNG",
+    )
+    assert list(medical) == [
+        "incident_id", "status", "category", "priority", "agency", "kecamatan",
+        "needs_review", "needs_confirmation", "received_at", "units",
+    ]  # fmt: skip
+    units = await siaga_cli(pipeline.settings, "unit", "list", "--json")
+    assert units.returncode == 0, units.stderr
+    board = {
+        r["unit_id"]: (r["status"], r["incident_id"])
+        for r in await pipeline.fetch("SELECT unit_id, status, incident_id FROM readmodel.units")
+    }
+    shown = json.loads(units.stdout)
+    assert {r["unit_id"]: (r["status"], r["incident_id"]) for r in shown} == {
+        unit: (status, None if incident is None else str(incident))
+        for unit, (status, incident) in board.items()
+    }
+    assert [(r["unit_type"], r["unit_id"]) for r in shown] == sorted(
+        (r["unit_type"], r["unit_id"]) for r in shown
+    )
+
+
 async def test_incident_log_replay_and_lag(pipeline: Pipeline, tmp_path) -> None:
     facts = await _scenario(pipeline)
-    incident_id = str(facts["incident"]["incident_id"])
+    incident_id = str(facts["incident"].incident_id)
     logged = await siaga_cli(pipeline.settings, "incident", "log", incident_id, "--json")
     assert logged.returncode == 0, logged.stderr
     events = [json.loads(line) for line in logged.stdout.splitlines()]
@@ -155,7 +188,7 @@ async def test_incident_log_replay_and_lag(pipeline: Pipeline, tmp_path) -> None
     assert "siaga.incident.resolved.v1" in types and "siaga.deadletter.v1" in types
     times = [e["event"]["time"] for e in events]
     assert times == sorted(times, key=lambda x: x)  # ISO times in one zone sort as text
-    fire = str(facts["fire"]["incident_id"])
+    fire = str(facts["fire"].incident_id)
     assert not any(fire in json.dumps(e["event"]["data"]) for e in events)
     recent = await siaga_cli(
         pipeline.settings, "incident", "log", incident_id, "--json", "--since", "1h"

@@ -44,12 +44,12 @@ async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(
     assert delivery.sent == 1 and delivery.waiting == 0
 
     incident = await pipeline.incident_for_intake(intake.intake_id)
-    assert incident["category"] == "medical"
-    assert incident["priority"] == "P1"
-    assert incident["kecamatan"] == "Limpung"
-    assert [u["unit_id"] for u in incident["units"]] == ["AMB-LIMPUNG"]  # the nearest ambulance
-    assert incident["units"][0]["unit_type"] == "ambulance"
-    assert incident["intake_ids"] == [intake.intake_id]
+    assert incident.category == "medical"
+    assert incident.priority == "P1"
+    assert incident.kecamatan == "Limpung"
+    assert [u.unit_id for u in incident.units] == ["AMB-LIMPUNG"]  # the nearest ambulance
+    assert incident.units[0].unit_type == "ambulance"
+    assert list(incident.intake_ids) == [intake.intake_id]
 
     opened = [
         e
@@ -62,12 +62,12 @@ async def test_report_becomes_one_incident_one_dispatch_and_read_model_rows(
     # Batches reach the stages' handlers on the event loop, with no worker-thread hop
     # (FastStream's dependency injection ran one per batch to hand over the message).
     assert not [t.name for t in threading.enumerate() if "AnyIO worker" in t.name]
-    assert orders[0].incident_id == incident["incident_id"]
+    assert orders[0].incident_id == incident.incident_id
     # the envelope links every event back to the intake that started the chain
     assert (
         await pipeline.fetchval(
             "SELECT count(*) FROM readmodel.timeline WHERE incident_id = $1",
-            incident["incident_id"],
+            incident.incident_id,
         )
         >= 4
     )
@@ -99,7 +99,7 @@ async def test_same_intake_delivered_twice_gives_one_incident_one_dispatch(
     assert await pipeline.fetchval("SELECT count(*) FROM triage.incidents") == 1
     orders = _dispatches(await pipeline.events(pipeline.topics.dispatch_orders))
     assert len(orders) == 1
-    assert orders[0].incident_id == incident["incident_id"]
+    assert orders[0].incident_id == incident.incident_id
     assert len(await pipeline.events(pipeline.topics.intake_enriched)) == 1
 
 
@@ -121,7 +121,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_next_is_pr
     await submit(pipeline.settings, good)
 
     incident = await pipeline.incident_for_intake(good.intake_id)
-    assert incident["category"] == "traffic_accident"
+    assert incident.category == "traffic_accident"
 
     async def two_dead_letters() -> list[DeadLetterV1] | None:
         found = [
@@ -185,11 +185,11 @@ async def test_intake_from_any_kafka_client_is_handled_like_one_from_the_cli(
     finally:
         await client.stop()
     incident = await pipeline.incident_for_intake(uuid.UUID(intake_id), with_units=3)
-    assert incident["category"] == "traffic_accident"
-    assert incident["priority"] == "P1"
-    assert incident["kecamatan"] == "Limpung"
+    assert incident.category == "traffic_accident"
+    assert incident.priority == "P1"
+    assert incident.kecamatan == "Limpung"
     # the P1 crash run card: police and two ambulances, the ALS one first
-    assert sorted(u["unit_type"] for u in incident["units"]) == ["ambulance", "ambulance", "police"]
+    assert sorted(u.unit_type for u in incident.units) == ["ambulance", "ambulance", "police"]
 
 
 async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_refused(
@@ -200,9 +200,9 @@ async def test_unit_reports_move_the_incident_to_resolved_and_a_late_report_is_r
     )
     await submit(pipeline.settings, intake)
     incident = await pipeline.incident_for_intake(intake.intake_id)
-    unit = incident["units"][0]["unit_id"]
+    unit = incident.units[0].unit_id
     assert unit == "AMB-LIMPUNG"  # a P1 gets an ALS ambulance before a nearer BLS one
-    incident_id = incident["incident_id"]
+    incident_id = incident.incident_id
     for status in (
         "acknowledged",
         "en_route",
@@ -334,5 +334,5 @@ async def test_operator_report_waits_in_the_spool_while_the_broker_is_unreachabl
     delivery = await flush(pipeline.settings, spool)  # the broker is back
     assert delivery.sent == 1 and spool.pending() == []
     incident = await pipeline.incident_for_intake(intake.intake_id, with_units=0)
-    assert incident["category"] == "disaster" and incident["priority"] == "P1"
-    assert datetime.now(UTC) > incident["received_at"]
+    assert incident.category == "disaster" and incident.priority == "P1"
+    assert datetime.now(UTC) > incident.received_at

@@ -167,15 +167,15 @@ async def test_a_complaint_within_its_three_days_is_pending_not_late(pipeline: P
         await conn.execute("SET search_path TO readmodel")
         rows = await sla_statistics(conn, days=7)
     by_day = {
-        r["day"]: r for r in rows if r["dimension"] == "channel" and r["value"] == "whatsapp"
+        r.day: r for r in rows if r.dimension == "channel" and r.value == "whatsapp"
     }
     assert len(by_day) == 2
     recent, old = (by_day[d] for d in sorted(by_day, reverse=True))
     # minutes old: pending, and no share yet; four days unanswered: late
-    assert (recent["complaints"], recent["complaints_pending"]) == (1, 1)
-    assert recent["answered_in_3_days_share"] is None
-    assert (old["complaints"], old["complaints_pending"]) == (1, 0)
-    assert old["answered_in_3_days_share"] == 0
+    assert (recent.complaints, recent.complaints_pending) == (1, 1)
+    assert recent.answered_in_3_days_share is None
+    assert (old.complaints, old.complaints_pending) == (1, 0)
+    assert old.answered_in_3_days_share == 0
     table = await siaga_cli(pipeline.settings, "stats", "sla")
     assert table.returncode == 0, table.stderr
     assert "pending" in table.stdout.splitlines()[0]

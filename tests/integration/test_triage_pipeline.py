@@ -86,9 +86,9 @@ async def test_three_calls_about_one_fire_give_one_incident_and_one_dispatch(
     # Every call shows the same incident in the read model.
     for call in calls:
         shown = await pipeline.incident_for_intake(call.intake_id, with_units=1)
-        assert shown["incident_id"] == incident["incident_id"]
+        assert shown.incident_id == incident.incident_id
     shown = await pipeline.incident_for_intake(calls[0].intake_id, with_units=1)
-    assert sorted(shown["intake_ids"]) == sorted(c.intake_id for c in calls)
+    assert sorted(shown.intake_ids) == sorted(c.intake_id for c in calls)
     assert await pipeline.fetchval("SELECT count(*) FROM readmodel.incidents") == 1
 
 
@@ -128,8 +128,8 @@ async def test_a_known_prank_number_reporting_people_trapped_in_a_fire_is_still_
     calm = new_intake(channel=Channel.CALL112, text="ada kebakaran di Subah", phone=PRANKSTER)
     await submit(pipeline.settings, calm)
     lowered = await pipeline.incident_for_intake(calm.intake_id, with_units=0)
-    assert (lowered["category"], lowered["priority"]) == ("fire", "P3")
-    assert "flagged" in lowered["explanation"]
+    assert (lowered.category, lowered.priority) == ("fire", "P3")
+    assert "flagged" in lowered.explanation
 
     # The same number with a life at risk: P1, and a fire truck goes.
     risky = new_intake(
@@ -140,8 +140,8 @@ async def test_a_known_prank_number_reporting_people_trapped_in_a_fire_is_still_
     )
     await submit(pipeline.settings, risky)
     incident = await pipeline.incident_for_intake(risky.intake_id, with_units=1)
-    assert (incident["category"], incident["priority"]) == ("fire", "P1")
-    assert incident["units"][0]["unit_type"] == "fire_truck"
+    assert (incident.category, incident.priority) == ("fire", "P1")
+    assert incident.units[0].unit_type == "fire_truck"
     enriched = [
         e.payload
         for e in await pipeline.events(pipeline.topics.intake_enriched)
@@ -156,14 +156,14 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
     unclear = new_intake(channel=Channel.CALL112, text="pak ada itu di sana", phone="+6281322220001")
     await submit(pipeline.settings, unclear)
     incident = await pipeline.incident_for_intake(unclear.intake_id, with_units=0)
-    assert incident["needs_review"] is True
+    assert incident.needs_review is True
 
     async def queued() -> list | None:
         rows = await pipeline.fetch("SELECT incident_id FROM readmodel.review_queue")
         return rows or None
 
     rows = await eventually(queued, what="the review queue")
-    assert [r["incident_id"] for r in rows] == [incident["incident_id"]]
+    assert [r["incident_id"] for r in rows] == [incident.incident_id]
     classified = [
         e.payload
         for e in await pipeline.events(pipeline.topics.incident_events)
@@ -176,7 +176,7 @@ async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispat
 
     # The call-taker's view of the queue.
     shown = await _siaga(pipeline, "incident", "list", "--review", "--json")
-    assert [row["incident_id"] for row in shown] == [str(incident["incident_id"])]
+    assert [row["incident_id"] for row in shown] == [str(incident.incident_id)]
     assert shown[0]["explanation"] and shown[0]["text"] == "pak ada itu di sana"
 
 

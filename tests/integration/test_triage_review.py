@@ -50,11 +50,11 @@ async def test_a_p1_to_confirm_is_sent_at_once_queued_with_questions_and_lowered
     )
     await submit(pipeline.settings, intake)
     incident = await pipeline.incident_for_intake(intake.intake_id, with_units=1)
-    incident_id = incident["incident_id"]
-    assert (incident["category"], incident["priority"]) == ("medical", "P1")
-    assert incident["needs_confirmation"] and not incident["needs_review"]
-    assert any("bernapas" in q for q in incident["questions"])
-    assert incident["units"][0]["unit_type"] == "ambulance"  # no wait for the review
+    incident_id = incident.incident_id
+    assert (incident.category, incident.priority) == ("medical", "P1")
+    assert incident.needs_confirmation and not incident.needs_review
+    assert any("bernapas" in q for q in incident.questions)
+    assert incident.units[0].unit_type == "ambulance"  # no wait for the review
 
     async def queued() -> list[dict[str, Any]] | None:
         rows = [r for r in await _queue(pipeline) if r["incident_id"] == incident_id]
@@ -116,10 +116,10 @@ async def test_a_report_held_for_review_is_dispatched_once_a_call_taker_names_it
     )
     await submit(pipeline.settings, intake)
     incident = await pipeline.incident_for_intake(intake.intake_id, with_units=0)
-    assert incident["needs_review"]
+    assert incident.needs_review
     await pipeline.command(
         ReviewTriageV1(
-            incident_id=incident["incident_id"],
+            incident_id=incident.incident_id,
             category=Category.MEDICAL,
             priority=Priority.P1,
             note="ayahnya pingsan di teras",
@@ -128,11 +128,11 @@ async def test_a_report_held_for_review_is_dispatched_once_a_call_taker_names_it
         )
     )
     served = await pipeline.incident_for_intake(intake.intake_id, with_units=1)
-    assert (served["category"], served["priority"]) == ("medical", "P1")
-    assert served["units"][0]["unit_type"] == "ambulance"
+    assert (served.category, served.priority) == ("medical", "P1")
+    assert served.units[0].unit_type == "ambulance"
     decided = await pipeline.fetchval(
         "SELECT review_decision FROM readmodel.incidents WHERE incident_id = $1",
-        incident["incident_id"],
+        incident.incident_id,
     )
     assert decided == "recategorised"
 

@@ -70,8 +70,8 @@ async def test_a_refused_unit_report_changes_nothing_anywhere(pipeline: Pipeline
     )
     await submit(pipeline.settings, intake)
     found = await pipeline.incident_for_intake(intake.intake_id)
-    incident = found["incident_id"]
-    sent = found["units"][0]["unit_id"]
+    incident = found.incident_id
+    sent = found.units[0].unit_id
     phantom = uuid.uuid4()
     future = datetime.now(UTC) + timedelta(hours=2)
     bad = [
@@ -170,7 +170,7 @@ async def test_the_cli_refuses_an_unknown_unit_or_an_impossible_status(
     nothing is sent."""
     intake = new_intake(channel=Channel.CALL112, text="kebakaran rumah di Batang")
     await submit(pipeline.settings, intake)
-    incident = (await pipeline.incident_for_intake(intake.intake_id))["incident_id"]
+    incident = (await pipeline.incident_for_intake(intake.intake_id)).incident_id
     for args, says in [
         (("AMB-TYPO-2", "en_route", "--incident", str(incident)), "not in the fleet"),
         (("POL-LIMPUNG", "on_scene"), "without an open order"),
@@ -210,9 +210,9 @@ async def test_a_senders_clock_never_reaches_a_timer(pipeline: Pipeline) -> None
         ]
     )
     found = await pipeline.incident_for_intake(ahead.intake_id)
-    assert found["priority"] == "P1"
+    assert found.priority == "P1"
     due = await pipeline.fetchval(
-        "SELECT due_at FROM tracker.sla_timers WHERE incident_id = $1", found["incident_id"]
+        "SELECT due_at FROM tracker.sla_timers WHERE incident_id = $1", found.incident_id
     )
     assert due is not None and due < datetime.now(UTC) + timedelta(minutes=5)
     enriched = [
