@@ -128,7 +128,9 @@ async def listing(args: argparse.Namespace) -> int:
 
 def _print_incident(i: dict[str, Any]) -> None:
     print(f"incident  {i['incident_id']}")
-    print(f"status    {i['status']}")
+    # The tracker's first status may not have reached the read model yet: the incident is
+    # then as triage opened it.
+    print(f"status    {i['status'] or 'received'}")
     print(
         f"what      {i['category']} {i['priority']} -> {i['agency']} (confidence {i['confidence']})"
     )

@@ -8,8 +8,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from schemas.common import Place
-from services.cli.incidents import _incident_json
+from services.cli.incidents import _incident_json, _print_incident
 from services.dispatcher.repository import place_json, place_of
 from services.projector.queries import (
     IncidentSummary,
@@ -127,3 +129,12 @@ def test_a_reviewed_incident_shows_who_decided_and_the_note_masked() -> None:
     assert list(shown["review"]) == ["decision", "by", "at", "note"]
     assert shown["review"]["decision"] == "lowered" and shown["review"]["by"] == "ct-7"
     assert "081234567890" not in shown["review"]["note"]
+
+
+def test_an_incident_the_tracker_has_not_stepped_yet_shows_as_received(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _incident_json(_incident(None))
+    shown["status"] = None  # the tracker's first status is not in the read model yet
+    _print_incident(shown)
+    assert "status    received\n" in capsys.readouterr().out
