@@ -18,6 +18,7 @@ import asyncpg
 from services.common.outbox import Outgoing
 from services.common.settings import InboxSettings
 from services.common.timers import PeriodicJob
+from services.common.uow import UnitOfWork
 
 
 async def prune_inbox(conn: asyncpg.Connection, *, before: datetime, limit: int) -> int:
@@ -42,8 +43,8 @@ def inbox_pruner(
     """The periodic job that keeps a stage's inbox to its retention."""
     retention = timedelta(days=settings.retention_days)
 
-    async def prune(conn: asyncpg.Connection) -> Sequence[Outgoing]:
-        await prune_inbox(conn, before=clock() - retention, limit=settings.prune_batch)
+    async def prune(uow: UnitOfWork[None]) -> Sequence[Outgoing]:
+        await prune_inbox(uow.conn, before=clock() - retention, limit=settings.prune_batch)
         return ()
 
     return PeriodicJob("inbox-prune", settings.prune_interval_s, prune)

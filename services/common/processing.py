@@ -2,9 +2,10 @@
 
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
-handled (a stage's `BatchState` may first read what the handlers will need: `Prepares`);
-writes the handlers collected (`Deferred`, a stage's `BatchState`) are sent, and the
-output events go to the outbox, in the same transaction. Once it has committed,
+handled, each handler given the transaction's `UnitOfWork` (its connection, its time and
+the stage's `BatchState`, made afresh for the transaction, which may first read what the
+handlers will need: `Prepares`); writes the handlers collected (`Deferred`, a stage's
+`BatchState`) are sent, and the output events go to the outbox, in the same transaction. Once it has committed,
 the events are handed to `publish` (the outbox relay queues them to be sent at once).
 If a handler refuses or fails on a record (or a collected write fails), the batch is
 redone with a savepoint per record, so that record alone is dead-lettered (and left out
@@ -22,6 +23,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
@@ -36,10 +38,11 @@ from services.common.health import StageMetrics
 from services.common.logging import get_logger, handling
 from services.common.outbox import Outgoing, write_outbox
 from services.common.records import Record
+from services.common.uow import UnitOfWork
 
 # A stage's handler: given the batch's connection and an event of the payload type its
 # signature names (`event: Event[IncidentClassifiedV1]`), the events to send (see `Stage`).
-Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[Sequence[Outgoing]]]
+Handler = Callable[[UnitOfWork[Any], Event[Any]], Awaitable[Sequence[Outgoing]]]
 
 log = get_logger("processing")
 
@@ -54,15 +57,12 @@ class Rejected(Exception):
 
 
 class BatchState(Protocol):
-    """What a stage keeps for the length of one batch's transaction (writes it collects,
-    locks it took, look-ups it made): flushed before the effects commit, discarded when
-    the transaction they belong to rolls back."""
+    """What a stage keeps for one transaction alone (writes it collects, locks it took,
+    look-ups it made): made afresh for each transaction, flushed before its effects
+    commit, and dropped with it, whatever becomes of it."""
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Send what was collected, in the caller's transaction, and start afresh."""
-
-    def discard(self) -> None:
-        """Forget what was collected (the transaction it was meant for rolled back)."""
+        """Send what was collected, in the caller's transaction."""
 
 
 @runtime_checkable
@@ -182,14 +182,15 @@ class BatchProcessor:
         publish: Callable[[Sequence[Outgoing]], None] | None = None,
         owned_topics: Collection[str] | None = None,
         metrics: StageMetrics | None = None,
-        state: BatchState | None = None,
+        new_state: Callable[[], BatchState] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.stage = stage
-        # What handlers keep for a batch (writes they collect, look-ups they made) is
-        # flushed before the outbox is written: per batch on the fast path, per record
-        # (inside its savepoint) on the careful one.
-        self._state = state
-        self._prepare = state.prepare if isinstance(state, Prepares) else None
+        # What handlers keep for a transaction (writes they collect, look-ups they made) is
+        # made for it and flushed before the outbox is written: per batch on the fast
+        # path, per record (inside its savepoint) on the careful one.
+        self._new_state = new_state
+        self._clock = clock
         self._pool = pool
         self._topics = topics
         self._handlers = handlers
@@ -290,20 +291,19 @@ class BatchProcessor:
 
     async def _apply_fast(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
         """The common case: one inbox statement, the handlers, one outbox statement."""
-        self._discard_state()
         async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                return await self._apply_in(conn, items)
-            except BaseException:
-                # Forgotten before the connection goes back to the pool, where a timer job
-                # may take it next: the state must not outlive its transaction.
-                self._discard_state()
-                raise
+            return await self._apply_in(self._unit_of_work(conn), items)
+
+    def _unit_of_work(self, conn: asyncpg.Connection) -> UnitOfWork[Any]:
+        """A transaction's unit of work, with a state of its own."""
+        state = self._new_state() if self._new_state is not None else None
+        return UnitOfWork(conn, self._clock, state)
 
     async def _apply_in(
-        self, conn: asyncpg.Connection, items: Sequence[_Item]
+        self, uow: UnitOfWork[Any], items: Sequence[_Item]
     ) -> tuple[int, list[Outgoing]]:
         """The batch's inbox, handlers, collected writes and outbox, in the caller's transaction."""
+        conn = uow.conn
         keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
         fresh = {
             row["message_key"]
@@ -313,9 +313,9 @@ class BatchProcessor:
                 [k for k in keys if k is not None],
             )
         }
-        if self._prepare is not None:
+        if isinstance(uow.state, Prepares):
             with _isolating():
-                await self._prepare(
+                await uow.state.prepare(
                     conn,
                     [i.event for i, k in zip(items, keys, strict=True) if i.event and k in fresh],
                 )
@@ -328,21 +328,11 @@ class BatchProcessor:
                 continue  # applied before (or earlier in this batch)
             fresh.discard(key)
             with handling(functools.partial(_about, item.event)), _isolating():
-                outgoing += await item.handler(conn, item.event)
+                outgoing += await item.handler(uow, item.event)
         with _isolating():
-            await self._flush_state(conn)
+            await _flush(uow)
         await write_outbox(conn, outgoing)
         return sum(1 for i in items if i.dead), outgoing
-
-    async def _flush_state(self, conn: asyncpg.Connection) -> None:
-        """Send what the handlers collected for the batch, in its transaction."""
-        if self._state is not None:
-            await self._state.flush(conn)
-
-    def _discard_state(self) -> None:
-        """Forget what the handlers collected (its transaction rolled back)."""
-        if self._state is not None:
-            self._state.discard()
 
     async def _apply_careful(self, items: Sequence[_Item]) -> tuple[int, list[Outgoing]]:
         """The batch again, a savepoint per record, so only a failing record is dead-lettered."""
@@ -360,7 +350,7 @@ class BatchProcessor:
         """One record in its savepoint: its events, or its dead letter (and 1)."""
         if item.event is None or item.handler is None:
             return item.dead, len(item.dead)
-        self._discard_state()
+        uow = self._unit_of_work(conn)
         with handling(functools.partial(_about, item.event)):
             try:
                 async with conn.transaction():
@@ -371,16 +361,14 @@ class BatchProcessor:
                     )
                     if not first_time:
                         return (), 0
-                    if self._prepare is not None:
-                        await self._prepare(conn, [item.event])
-                    outgoing = list(await item.handler(conn, item.event))
-                    await self._flush_state(conn)
+                    if isinstance(uow.state, Prepares):
+                        await uow.state.prepare(conn, [item.event])
+                    outgoing = list(await item.handler(uow, item.event))
+                    await _flush(uow)
                     return outgoing, 0
             except Rejected as exc:
-                self._discard_state()
                 return self._dead(item.record, exc.kind, exc.reason), 1
             except Exception as exc:
-                self._discard_state()
                 if is_transient(exc):
                     raise
                 log.exception("handler failed, message dead-lettered", stage=self.stage)
@@ -400,3 +388,9 @@ class BatchProcessor:
         return [
             dead_letter(record, stage=self.stage, kind=kind, reason=reason, topics=self._topics)
         ]
+
+
+async def _flush(uow: UnitOfWork[Any]) -> None:
+    """Send what the handlers collected for the transaction, in it."""
+    if uow.state is not None:
+        await uow.state.flush(uow.conn)

@@ -222,7 +222,7 @@ def _wire(
     schema: str,
     handlers: Mapping[type[Contract], Handler],
     group_id: str | None,
-    state: BatchState | None,
+    new_state: Callable[[], BatchState] | None,
     batch_interval_ms: int,
 ) -> StageRuntime:
     """The stage's broker, outbox relay, batch processor and subscriber, not yet started."""
@@ -245,7 +245,7 @@ def _wire(
         publish=relay.send_committed,
         owned_topics=stage.owned_topics(settings.topics),
         metrics=metrics,
-        state=state,
+        new_state=new_state,
     )
     subscriber = subscribe(
         broker,
@@ -268,7 +268,7 @@ async def stage_runtime(
     group_id: str | None = None,
     pool: asyncpg.Pool | None = None,
     jobs: Sequence[PeriodicJob] = (),
-    state: BatchState | None = None,
+    new_state: Callable[[], BatchState] | None = None,
     batch_interval_ms: int = 0,
 ) -> AsyncIterator[StageRuntime]:
     """Build, start and finally stop one stage; the composition roots call this.
@@ -277,8 +277,8 @@ async def stage_runtime(
     dead-letters, its inbox key and its group (`group_id` overrides it, for a rebuild);
     `handlers` are matched to the payloads it consumes by their signatures (see
     `Stage.handlers`). `jobs` are the stage's database timers (ack timeouts, SLA breaches,
-    due dates; every stage also prunes its inbox); `state` is what its handlers keep for one
-    batch (see `BatchState`); `batch_interval_ms`, for a stage no intake's first dispatch
+    due dates; every stage also prunes its inbox); `new_state` makes what its handlers keep
+    for one transaction (see `BatchState` and `UnitOfWork`); `batch_interval_ms`, for a stage no intake's first dispatch
     waits for, how seldom it takes a batch (see `Pace`).
     """
     name = stage.name
@@ -294,7 +294,7 @@ async def stage_runtime(
         schema=schema,
         handlers=handler_map,
         group_id=group_id,
-        state=state,
+        new_state=new_state,
         batch_interval_ms=batch_interval_ms,
     )
     try:

@@ -11,25 +11,41 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
 from services.common.db import is_transient
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing, write_outbox
+from services.common.uow import UnitOfWork
 
 log = get_logger("timers")
 
-Job = Callable[[asyncpg.Connection], Awaitable[Sequence[Outgoing]]]
+Job = Callable[[UnitOfWork[Any]], Awaitable[Sequence[Outgoing]]]
 
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """Something a stage checks every `interval_s` seconds."""
+    """Something a stage checks every `interval_s` seconds, each run in a unit of work of
+    its own (with a state from `new_state`, never a batch's)."""
 
     name: str
     interval_s: float
     run: Job
+    new_state: Callable[[], Any] | None = None
+
+    async def run_once(
+        self, conn: asyncpg.Connection, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> Sequence[Outgoing]:
+        """One run in the caller's transaction: its events, its state's writes flushed."""
+        state = self.new_state() if self.new_state is not None else None
+        uow = UnitOfWork(conn, clock, state)
+        outgoing = await self.run(uow)
+        if state is not None:
+            await state.flush(conn)
+        return outgoing
 
 
 async def run_periodically(
@@ -44,7 +60,7 @@ async def run_periodically(
         await asyncio.sleep(job.interval_s)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                outgoing = await job.run(conn)
+                outgoing = await job.run_once(conn)
                 await write_outbox(conn, outgoing)
         except Exception as exc:
             level = log.warning if is_transient(exc) else log.error

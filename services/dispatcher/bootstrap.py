@@ -93,7 +93,7 @@ async def bootstrap(
     async with stage_runtime(
         stage=DISPATCHER,
         settings=common,
-        state=dispatcher,
+        new_state=dispatcher.new_batch,
         handlers=[
             dispatcher.on_incident_classified,
             dispatcher.on_triage_reviewed,
@@ -108,7 +108,10 @@ async def bootstrap(
         ],
         jobs=[
             PeriodicJob(
-                "ack-timeouts", settings.timer_interval_s, dispatcher.expire_unacknowledged
+                "ack-timeouts",
+                settings.timer_interval_s,
+                dispatcher.expire_unacknowledged,
+                new_state=dispatcher.new_batch,
             ),
             PeriodicJob(
                 "work-order-timers",

@@ -14,6 +14,7 @@ from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.enricher.entrypoint import Enricher
 from services.enricher.places import PlaceResolver
+from services.enricher.repository import Callers
 from services.enricher.stage import ENRICHER
 
 
@@ -52,6 +53,6 @@ async def bootstrap(
             enricher.on_incident_opened,
             enricher.on_incident_classified,
         ],
-        state=enricher.callers,
+        new_state=Callers,
     ) as runtime:
         yield runtime

@@ -4,10 +4,8 @@ verdicts in, so numbers that keep pranking are flagged."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
-import asyncpg
+from dataclasses import dataclass
+from datetime import timedelta
 
 from schemas.envelope import Event, new_event
 from schemas.events import (
@@ -21,6 +19,7 @@ from schemas.topics import Topics
 from schemas.vocabulary import Category
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
+from services.common.uow import UnitOfWork
 from services.enricher.places import PlaceResolver
 from services.enricher.repository import CallerHistory, Callers, record_prank
 from services.enricher.signals import caller_signals, is_ghost
@@ -38,14 +37,13 @@ class Enricher:
     topics: Topics
     repeat_window: timedelta
     prank_threshold: int
-    callers: Callers = field(default_factory=Callers)
 
     async def on_intake_received(
-        self, conn: asyncpg.Connection, event: Event[IntakeReceivedV1]
+        self, uow: UnitOfWork[Callers], event: Event[IntakeReceivedV1]
     ) -> Sequence[Outgoing]:
         """Resolve the place, update the caller's history, emit the enriched intake."""
         intake = event.payload
-        now = datetime.now(UTC)
+        now = uow.now
         claimed = None
         if intake.received_at > now + CLOCK_SKEW:
             # A sender's clock ahead of ours would put the SLA timers out of reach: the
@@ -57,8 +55,8 @@ class Enricher:
         )
         history = CallerHistory(reports=0, pranks=0, last_report_at=None)
         if intake.caller.phone:
-            history = await self.callers.record_report(
-                conn,
+            history = await uow.state.record_report(
+                uow.conn,
                 intake_id=intake.intake_id,
                 phone=intake.caller.phone,
                 at=intake.received_at,
@@ -86,23 +84,23 @@ class Enricher:
         return [Outgoing.of(out, self.topics)]
 
     async def on_incident_opened(
-        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
+        self, uow: UnitOfWork[Callers], event: Event[IncidentOpenedV1]
     ) -> Sequence[Outgoing]:
         """Remember which intake opened the incident, to find its caller later."""
         opened = event.payload
-        await self.callers.record_opening(
-            conn, incident_id=opened.incident_id, intake_id=opened.intake_id
+        await uow.state.record_opening(
+            uow.conn, incident_id=opened.incident_id, intake_id=opened.intake_id
         )
         return []
 
     async def on_incident_classified(
-        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
+        self, uow: UnitOfWork[Callers], event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """A prank verdict counts against the caller's number (flagged at `prank_threshold`)."""
         classified = event.payload
         if classified.category is not Category.PRANK:
             return []
-        phone = await record_prank(conn, self.callers, incident_id=classified.incident_id)
+        phone = await record_prank(uow.conn, uow.state, incident_id=classified.incident_id)
         if phone is not None:
             log.info("prank counted against caller", incident_id=str(classified.incident_id))
         return []

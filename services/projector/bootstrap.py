@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.projector.entrypoint import Projector
+from services.projector.repository import ReadModelWrites
 from services.projector.stage import PROJECTOR
 
 
@@ -45,7 +46,7 @@ async def bootstrap(
         stage=PROJECTOR,
         settings=common,
         handlers=projector.handlers(),
-        state=projector.writes,
+        new_state=ReadModelWrites,
         schema=schema,
         group_id=group_id,
         batch_interval_ms=settings.batch_interval_ms,

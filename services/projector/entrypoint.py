@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
-
-import asyncpg
 
 from schemas.envelope import Event
 from schemas.events import (
@@ -39,6 +37,7 @@ from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
 from services.common.processing import Handler
 from services.common.readable import eta_minutes
+from services.common.uow import UnitOfWork
 from services.projector import repository as rm
 from services.projector.board import UnitChange
 from services.projector.repository import BoardChange, ReadModelWrites
@@ -54,14 +53,13 @@ def _preview(value_b64: str, limit: int = 160) -> str:
 
 @dataclass
 class Projector:
-    """Keeps the read model; produces no events. Handlers collect their writes in
-    `writes`, which the batch processor flushes once per batch."""
+    """Keeps the read model; produces no events. Handlers collect their writes in the unit
+    of work's `ReadModelWrites`, which the batch processor flushes once per batch."""
 
-    writes: ReadModelWrites = field(default_factory=ReadModelWrites)
-
-    def _timeline(self, event: Event, incident_id: UUID, summary: str) -> None:
+    @staticmethod
+    def _timeline(writes: ReadModelWrites, event: Event, incident_id: UUID, summary: str) -> None:
         rm.add_timeline(
-            self.writes.upserts,
+            writes.upserts,
             event_id=event.id,
             incident_id=incident_id,
             at=event.envelope.time,
@@ -70,12 +68,12 @@ class Projector:
         )
 
     async def intake_received(
-        self, conn: asyncpg.Connection, event: Event[IntakeReceivedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IntakeReceivedV1]
     ) -> Sequence[Outgoing]:
         """An intake as received."""
         p = event.payload
         rm.upsert_intake(
-            self.writes.upserts,
+            uow.state.upserts,
             intake_id=p.intake_id,
             channel=p.channel.value,
             received_at=p.received_at,
@@ -87,12 +85,12 @@ class Projector:
         return NOTHING
 
     async def intake_enriched(
-        self, conn: asyncpg.Connection, event: Event[IntakeEnrichedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IntakeEnrichedV1]
     ) -> Sequence[Outgoing]:
         """Where the intake is, and what is known of its caller."""
         p = event.payload
         rm.upsert_intake(
-            self.writes.upserts,
+            uow.state.upserts,
             intake_id=p.intake.intake_id,
             channel=p.intake.channel.value,
             received_at=p.intake.received_at,
@@ -106,39 +104,39 @@ class Projector:
         return NOTHING
 
     async def incident_opened(
-        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IncidentOpenedV1]
     ) -> Sequence[Outgoing]:
         """A new incident and its first intake."""
         p = event.payload
         rm.upsert_incident(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             channel=p.channel.value,
             text=p.text,
             received_at=p.received_at,
             opened_at=p.opened_at,
         )
-        rm.place_incident(self.writes.upserts, incident_id=p.incident_id, place=p.place)
-        rm.upsert_intake(self.writes.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
-        self._timeline(event, p.incident_id, f"opened from {p.channel.value} intake")
+        rm.place_incident(uow.state.upserts, incident_id=p.incident_id, place=p.place)
+        rm.upsert_intake(uow.state.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
+        self._timeline(uow.state, event, p.incident_id, f"opened from {p.channel.value} intake")
         return NOTHING
 
     async def call_linked(
-        self, conn: asyncpg.Connection, event: Event[CallLinkedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[CallLinkedV1]
     ) -> Sequence[Outgoing]:
         """Another call about the same incident."""
         p = event.payload
-        rm.upsert_intake(self.writes.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
-        self._timeline(event, p.incident_id, f"call linked ({p.reason})")
+        rm.upsert_intake(uow.state.upserts, intake_id=p.intake_id, incident_id=p.incident_id)
+        self._timeline(uow.state, event, p.incident_id, f"call linked ({p.reason})")
         return NOTHING
 
     async def incident_classified(
-        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """Category, priority, agency and confidence."""
         p = event.payload
         rm.classify_incident(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             category=p.category.value,
             priority=p.priority.value,
@@ -155,11 +153,12 @@ class Projector:
             received_at=p.received_at,
             classified_at=p.classified_at,
         )
-        rm.place_incident(self.writes.upserts, incident_id=p.incident_id, place=p.place)
+        rm.place_incident(uow.state.upserts, incident_id=p.incident_id, place=p.place)
         review = " (needs human triage)" if p.needs_review else ""
         if p.needs_confirmation:
             review = " (to confirm: " + " / ".join(p.questions[:2]) + ")"
         self._timeline(
+            uow.state,
             event,
             p.incident_id,
             f"classified {p.category.value} {p.priority.value} -> {p.agency}{review}",
@@ -167,12 +166,12 @@ class Projector:
         return NOTHING
 
     async def triage_reviewed(
-        self, conn: asyncpg.Connection, event: Event[TriageReviewedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[TriageReviewedV1]
     ) -> Sequence[Outgoing]:
         """A call-taker's decision on triage replaces it and ends its review."""
         p = event.payload
         rm.review_incident(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             category=p.category.value,
             priority=p.priority.value,
@@ -191,42 +190,40 @@ class Projector:
         )
         note = f" ({p.note})" if p.note else ""
         self._timeline(
-            event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}"
+            uow.state, event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}"
         )
         return NOTHING
 
     async def status_changed(
-        self, conn: asyncpg.Connection, event: Event[IncidentStatusChangedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IncidentStatusChangedV1]
     ) -> Sequence[Outgoing]:
         """The tracker's lifecycle step."""
         p = event.payload
         rm.set_incident_status(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             status=p.to_status.value,
             at=p.changed_at,
         )
-        self._timeline(event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
+        self._timeline(uow.state, event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
         return NOTHING
 
     async def incident_resolved(
-        self, conn: asyncpg.Connection, event: Event[IncidentResolvedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IncidentResolvedV1]
     ) -> Sequence[Outgoing]:
         """All units cleared."""
         p = event.payload
-        rm.upsert_incident(
-            self.writes.upserts, incident_id=p.incident_id, resolved_at=p.resolved_at
-        )
-        self._timeline(event, p.incident_id, f"resolved by {', '.join(p.units)}")
+        rm.upsert_incident(uow.state.upserts, incident_id=p.incident_id, resolved_at=p.resolved_at)
+        self._timeline(uow.state, event, p.incident_id, f"resolved by {', '.join(p.units)}")
         return NOTHING
 
     async def unit_dispatched(
-        self, conn: asyncpg.Connection, event: Event[UnitDispatchedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[UnitDispatchedV1]
     ) -> Sequence[Outgoing]:
         """A unit goes to an incident."""
         p = event.payload
         rm.unit_on_incident(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             unit_id=p.unit_id,
             status="dispatched",
@@ -235,7 +232,7 @@ class Projector:
             dispatch_id=p.dispatch_id,
             eta_seconds=p.eta_seconds,
         )
-        self.writes.board.append(
+        uow.state.board.append(
             BoardChange(
                 p.unit_id,
                 UnitChange("dispatched", p.dispatched_at, p.incident_id),
@@ -243,41 +240,41 @@ class Projector:
                 unit_type=p.unit_type.value,
             )
         )
-        rm.first_dispatch(self.writes.upserts, incident_id=p.incident_id, at=p.dispatched_at)
+        rm.first_dispatch(uow.state.upserts, incident_id=p.incident_id, at=p.dispatched_at)
         # The monitor's and the log's rounding, so `incident show` says what they say.
         eta = f", ETA {eta_minutes(p.eta_seconds)} min" if p.eta_seconds is not None else ""
-        self._timeline(event, p.incident_id, f"{p.unit_id} dispatched{eta}")
+        self._timeline(uow.state, event, p.incident_id, f"{p.unit_id} dispatched{eta}")
         return NOTHING
 
     async def dispatch_cancelled(
-        self, conn: asyncpg.Connection, event: Event[DispatchCancelledV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[DispatchCancelledV1]
     ) -> Sequence[Outgoing]:
         """An order withdrawn: the unit is released from the incident."""
         p = event.payload
         rm.unit_on_incident(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             unit_id=p.unit_id,
             status="cancelled",
             at=p.cancelled_at,
         )
-        self.writes.board.append(
+        uow.state.board.append(
             BoardChange(
                 p.unit_id,
                 UnitChange(p.unit_status_after.value, p.cancelled_at, p.incident_id),
                 event.id,
             )
         )
-        self._timeline(event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
+        self._timeline(uow.state, event, p.incident_id, f"{p.unit_id} cancelled: {p.reason}")
         return NOTHING
 
     async def work_order_issued(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderIssuedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[WorkOrderIssuedV1]
     ) -> Sequence[Outgoing]:
         """A complaint in an agency's queue."""
         p = event.payload
         rm.add_work_order(
-            self.writes.upserts,
+            uow.state.upserts,
             work_order_id=p.work_order_id,
             incident_id=p.incident_id,
             agency=p.agency,
@@ -288,17 +285,20 @@ class Projector:
             due_at=p.due_at,
         )
         self._timeline(
-            event, p.incident_id, f"work order to {p.agency}, due {p.due_at:%Y-%m-%d %H:%M}"
+            uow.state,
+            event,
+            p.incident_id,
+            f"work order to {p.agency}, due {p.due_at:%Y-%m-%d %H:%M}",
         )
         return NOTHING
 
     async def unit_registered(
-        self, conn: asyncpg.Connection, event: Event[UnitRegisteredV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[UnitRegisteredV1]
     ) -> Sequence[Outgoing]:
         """A unit on the board."""
         p = event.payload
         rm.unit_registered(
-            self.writes.upserts,
+            uow.state.upserts,
             unit_id=p.unit_id,
             unit_type=p.unit_type.value,
             agency=p.agency,
@@ -310,18 +310,18 @@ class Projector:
         return NOTHING
 
     async def unit_status(
-        self, conn: asyncpg.Connection, event: Event[UnitStatusChangedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[UnitStatusChangedV1]
     ) -> Sequence[Outgoing]:
         """A unit's report as the dispatcher accepted it: on the board, and on its incident."""
         p = event.payload
-        self.writes.board.append(
+        uow.state.board.append(
             BoardChange(
                 p.unit_id, UnitChange(p.status.value, p.reported_at, p.incident_id), event.id
             )
         )
         if p.location is not None:
             rm.move_unit(
-                self.writes.upserts,
+                uow.state.upserts,
                 unit_id=p.unit_id,
                 lat=p.location.lat,
                 lon=p.location.lon,
@@ -330,31 +330,31 @@ class Projector:
             )
         if p.incident_id is not None:
             rm.unit_on_incident(
-                self.writes.upserts,
+                uow.state.upserts,
                 incident_id=p.incident_id,
                 unit_id=p.unit_id,
                 status=p.status.value,
                 at=p.reported_at,
             )
-            self._timeline(event, p.incident_id, f"{p.unit_id} {p.status.value}")
+            self._timeline(uow.state, event, p.incident_id, f"{p.unit_id} {p.status.value}")
         return NOTHING
 
     async def incident_escalated(
-        self, conn: asyncpg.Connection, event: Event[IncidentEscalatedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[IncidentEscalatedV1]
     ) -> Sequence[Outgoing]:
         """The incident waits for a unit."""
         p = event.payload
-        rm.escalate_incident(self.writes.upserts, incident_id=p.incident_id, at=p.escalated_at)
-        self._timeline(event, p.incident_id, f"ESCALATED: {p.reason}")
+        rm.escalate_incident(uow.state.upserts, incident_id=p.incident_id, at=p.escalated_at)
+        self._timeline(uow.state, event, p.incident_id, f"ESCALATED: {p.reason}")
         return NOTHING
 
     async def sla_breached(
-        self, conn: asyncpg.Connection, event: Event[SlaBreachedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[SlaBreachedV1]
     ) -> Sequence[Outgoing]:
         """A missed target."""
         p = event.payload
         rm.add_sla_breach(
-            self.writes.upserts,
+            uow.state.upserts,
             incident_id=p.incident_id,
             target=p.target,
             priority=p.priority.value,
@@ -364,71 +364,73 @@ class Projector:
             due_at=p.due_at,
             breached_at=p.breached_at,
         )
-        self._timeline(event, p.incident_id, f"SLA BREACHED: {p.target} due {p.due_at:%H:%M:%S}")
+        self._timeline(
+            uow.state, event, p.incident_id, f"SLA BREACHED: {p.target} due {p.due_at:%H:%M:%S}"
+        )
         return NOTHING
 
     async def work_order_reminded(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderReminderSentV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[WorkOrderReminderSentV1]
     ) -> Sequence[Outgoing]:
         """The agency was reminded."""
         p = event.payload
         await rm.work_order_step(
-            conn, self.writes, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
+            uow.conn, uow.state, work_order_id=p.work_order_id, at=p.reminded_at, step="reminded"
         )
-        self._timeline(event, p.incident_id, f"reminder to {p.agency}")
+        self._timeline(uow.state, event, p.incident_id, f"reminder to {p.agency}")
         return NOTHING
 
     async def work_order_escalated(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderEscalatedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[WorkOrderEscalatedV1]
     ) -> Sequence[Outgoing]:
         """The work order is overdue."""
         p = event.payload
         await rm.work_order_step(
-            conn, self.writes, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
+            uow.conn, uow.state, work_order_id=p.work_order_id, at=p.escalated_at, step="overdue"
         )
-        self._timeline(event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
+        self._timeline(uow.state, event, p.incident_id, f"OVERDUE at {p.agency}, escalated")
         return NOTHING
 
     async def work_order_answered(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderAnsweredV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[WorkOrderAnsweredV1]
     ) -> Sequence[Outgoing]:
         """The agency's first response."""
         p = event.payload
         await rm.work_order_step(
-            conn,
-            self.writes,
+            uow.conn,
+            uow.state,
             work_order_id=p.work_order_id,
             at=p.answered_at,
             step="answered",
             answered_by=p.answered_by,
             response=p.response,
         )
-        self._timeline(event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
+        self._timeline(uow.state, event, p.incident_id, f"{p.agency} answered: {p.response[:80]}")
         return NOTHING
 
     async def work_order_closed(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderClosedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[WorkOrderClosedV1]
     ) -> Sequence[Outgoing]:
         """The agency finished."""
         p = event.payload
         await rm.work_order_step(
-            conn,
-            self.writes,
+            uow.conn,
+            uow.state,
             work_order_id=p.work_order_id,
             at=p.closed_at,
             step="closed",
             resolution=p.resolution,
         )
-        self._timeline(event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
+        self._timeline(uow.state, event, p.incident_id, f"{p.agency} closed: {p.resolution[:80]}")
         return NOTHING
 
     async def unit_moved(
-        self, conn: asyncpg.Connection, event: Event[UnitMovedV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[UnitMovedV1]
     ) -> Sequence[Outgoing]:
         """A unit's new position."""
         p = event.payload
         rm.move_unit(
-            self.writes.upserts,
+            uow.state.upserts,
             unit_id=p.unit_id,
             lat=p.location.lat,
             lon=p.location.lon,
@@ -438,12 +440,12 @@ class Projector:
         return NOTHING
 
     async def dead_letter(
-        self, conn: asyncpg.Connection, event: Event[DeadLetterV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[DeadLetterV1]
     ) -> Sequence[Outgoing]:
         """A message some stage could not process."""
         p = event.payload
         rm.add_dead_letter(
-            self.writes.upserts,
+            uow.state.upserts,
             event_id=event.id,
             stage=p.stage,
             reason=p.reason,
@@ -457,12 +459,12 @@ class Projector:
         return NOTHING
 
     async def dead_letter_redriven(
-        self, conn: asyncpg.Connection, event: Event[DeadLetterRedrivenV1]
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[DeadLetterRedrivenV1]
     ) -> Sequence[Outgoing]:
         """An operator sent a dead letter back to its source topic."""
         p = event.payload
         rm.add_redrive(
-            self.writes.upserts,
+            uow.state.upserts,
             event_id=event.id,
             dead_letter_id=p.dead_letter_id,
             source_topic=p.source_topic,

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.common.timers import PeriodicJob
-from services.tracker.entrypoint import Tracker
+from services.tracker.entrypoint import Tracker, TrackerBatch
 from services.tracker.stage import TRACKER
 
 
@@ -54,7 +54,7 @@ async def bootstrap(
             tracker.on_cancel_incident,
             tracker.on_close_incident,
         ],
-        state=tracker,
+        new_state=TrackerBatch,
         jobs=[PeriodicJob("sla-breaches", settings.timer_interval_s, tracker.raise_sla_breaches)],
         batch_interval_ms=settings.batch_interval_ms,
     ) as runtime:

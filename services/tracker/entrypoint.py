@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -29,6 +29,7 @@ from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
+from services.common.uow import UnitOfWork
 from services.tracker import repository
 from services.tracker.lifecycle import (
     ON_OR_PAST_SCENE,
@@ -62,12 +63,10 @@ TIME_OF_STEP: dict[IncidentStatus, str] = {
 
 
 @dataclass
-class Tracker:
-    """Applies incident, dispatch and unit events to the lifecycle state machine; it is
-    also the stage's batch state: what a batch names is read up front and written back
-    at its end."""
+class TrackerBatch:
+    """What one tracker transaction holds: the incidents it changes (locked, read up front,
+    written back at its end) and the orders of their units."""
 
-    topics: Topics
     incidents: repository.Incidents = field(default_factory=repository.Incidents)
     assignments: repository.Assignments = field(default_factory=repository.Assignments)
 
@@ -96,18 +95,21 @@ class Tracker:
         await self.incidents.flush(conn)
         await self.assignments.flush(conn)
 
-    def discard(self) -> None:
-        """Forget the batch (its transaction rolled back)."""
-        self.incidents.discard()
-        self.assignments.discard()
+
+@dataclass
+class Tracker:
+    """Applies incident, dispatch and unit events to the lifecycle state machine, in the
+    unit of work's `TrackerBatch`."""
+
+    topics: Topics
 
     async def on_incident_opened(
-        self, conn: asyncpg.Connection, event: Event[IncidentOpenedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[IncidentOpenedV1]
     ) -> Sequence[Outgoing]:
         """An incident starts as received, at the time its call came in."""
         opened = event.payload
         return await self._step(
-            conn,
+            uow,
             opened.incident_id,
             IncidentStatus.RECEIVED,
             opened.received_at,
@@ -116,12 +118,12 @@ class Tracker:
         )
 
     async def on_incident_classified(
-        self, conn: asyncpg.Connection, event: Event[IncidentClassifiedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[IncidentClassifiedV1]
     ) -> Sequence[Outgoing]:
         """Triage has decided what it is."""
         classified = event.payload
         if classified.category not in NO_SLA:
-            self.incidents.start_timer(
+            uow.state.incidents.start_timer(
                 repository.SlaTimer(
                     incident_id=classified.incident_id,
                     target=sla_target(classified.priority),
@@ -134,7 +136,7 @@ class Tracker:
             )
         reason = f"{classified.category.value} {classified.priority.value}"
         return await self._step(
-            conn,
+            uow,
             classified.incident_id,
             IncidentStatus.CLASSIFIED,
             classified.classified_at,
@@ -143,18 +145,18 @@ class Tracker:
         )
 
     async def on_unit_dispatched(
-        self, conn: asyncpg.Connection, event: Event[UnitDispatchedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[UnitDispatchedV1]
     ) -> Sequence[Outgoing]:
         """A unit has its order."""
         order = event.payload
-        self.incidents.stop_timer(
+        uow.state.incidents.stop_timer(
             repository.SlaStop(order.incident_id, "dispatch", order.dispatched_at, met=True)
         )
-        await self.assignments.assign(
-            conn, incident_id=order.incident_id, unit_id=order.unit_id, at=order.dispatched_at
+        await uow.state.assignments.assign(
+            uow.conn, incident_id=order.incident_id, unit_id=order.unit_id, at=order.dispatched_at
         )
         return await self._step(
-            conn,
+            uow,
             order.incident_id,
             IncidentStatus.DISPATCHED,
             order.dispatched_at,
@@ -164,29 +166,32 @@ class Tracker:
         )
 
     async def on_dispatch_cancelled(
-        self, conn: asyncpg.Connection, event: Event[DispatchCancelledV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[DispatchCancelledV1]
     ) -> Sequence[Outgoing]:
         """An order was withdrawn: the unit no longer counts for the incident."""
         cancelled = event.payload
-        await self.assignments.end(
-            conn, incident_id=cancelled.incident_id, unit_id=cancelled.unit_id
+        await uow.state.assignments.end(
+            uow.conn, incident_id=cancelled.incident_id, unit_id=cancelled.unit_id
         )
         return []
 
     async def on_unit_status(
-        self, conn: asyncpg.Connection, event: Event[UnitStatusChangedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[UnitStatusChangedV1]
     ) -> Sequence[Outgoing]:
         """A unit's progress, as the dispatcher accepted it, moves its incident; the last
         unit to clear resolves it."""
         report = event.payload
-        assignment = await self.assignments.active(
-            conn, unit_id=report.unit_id, incident_id=report.incident_id
+        assignment = await uow.state.assignments.active(
+            uow.conn, unit_id=report.unit_id, incident_id=report.incident_id
         )
         progress = UNIT_PROGRESS.get(report.status)
         if assignment is None and progress is not None and report.incident_id is not None:
             # The unit names its incident and its order is still on the way to us.
-            assignment = await self.assignments.assign(
-                conn, incident_id=report.incident_id, unit_id=report.unit_id, at=report.reported_at
+            assignment = await uow.state.assignments.assign(
+                uow.conn,
+                incident_id=report.incident_id,
+                unit_id=report.unit_id,
+                at=report.reported_at,
             )
         if assignment is None:
             if progress is not None:
@@ -197,20 +202,23 @@ class Tracker:
                 )
             if report.status is UnitStatus.AVAILABLE:
                 # back in service after `returning` closed the order: the eTimes still want it
-                last = await self.assignments.last(
-                    conn, unit_id=report.unit_id, incident_id=report.incident_id
+                last = await uow.state.assignments.last(
+                    uow.conn, unit_id=report.unit_id, incident_id=report.incident_id
                 )
                 if last is not None:
-                    await self.incidents.stamp(
-                        conn, incident_id=last, column="back_in_service_at", at=report.reported_at
+                    await uow.state.incidents.stamp(
+                        uow.conn,
+                        incident_id=last,
+                        column="back_in_service_at",
+                        at=report.reported_at,
                     )
             return []  # nothing else to do with any incident
         incident_id = assignment.incident_id
         if progress is not None:
             if report.status in ON_OR_PAST_SCENE:
-                self.assignments.reached_scene(assignment)
+                uow.state.assignments.reached_scene(assignment)
             return await self._step(
-                conn,
+                uow,
                 incident_id,
                 progress,
                 report.reported_at,
@@ -220,26 +228,30 @@ class Tracker:
                 refuse=False,
             )
         if report.status in UNIT_CLEARED or report.status is UnitStatus.OUT_OF_SERVICE:
-            await self.assignments.end(conn, incident_id=incident_id, unit_id=report.unit_id)
+            await uow.state.assignments.end(
+                uow.conn, incident_id=incident_id, unit_id=report.unit_id
+            )
             if report.status is UnitStatus.AVAILABLE:
-                await self.incidents.stamp(
-                    conn,
+                await uow.state.incidents.stamp(
+                    uow.conn,
                     incident_id=incident_id,
                     column="back_in_service_at",
                     at=report.reported_at,
                 )
-            open_orders, served = await self.assignments.progress(conn, incident_id=incident_id)
+            open_orders, served = await uow.state.assignments.progress(
+                uow.conn, incident_id=incident_id
+            )
             if open_orders == 0 and served:
-                return await self._resolve(conn, incident_id, report.reported_at, served, event)
+                return await self._resolve(uow, incident_id, report.reported_at, served, event)
         return []
 
     async def on_work_order_issued(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderIssuedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[WorkOrderIssuedV1]
     ) -> Sequence[Outgoing]:
         """A complaint is in an agency's queue: for its lifecycle, that is its dispatch."""
         order = event.payload
         return await self._step(
-            conn,
+            uow,
             order.incident_id,
             IncidentStatus.DISPATCHED,
             order.issued_at,
@@ -248,17 +260,17 @@ class Tracker:
         )
 
     async def on_work_order_answered(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderAnsweredV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[WorkOrderAnsweredV1]
     ) -> Sequence[Outgoing]:
         """The agency's first response meets the complaint's target."""
         answered = event.payload
-        self.incidents.stop_timer(
+        uow.state.incidents.stop_timer(
             repository.SlaStop(
                 answered.incident_id, "first_response", answered.answered_at, met=True
             )
         )
         return await self._step(
-            conn,
+            uow,
             answered.incident_id,
             IncidentStatus.ACKNOWLEDGED,
             answered.answered_at,
@@ -267,28 +279,28 @@ class Tracker:
         )
 
     async def on_work_order_closed(
-        self, conn: asyncpg.Connection, event: Event[WorkOrderClosedV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[WorkOrderClosedV1]
     ) -> Sequence[Outgoing]:
         """The agency finished: the complaint is resolved."""
         closed = event.payload
-        self.incidents.stop_timer(
+        uow.state.incidents.stop_timer(
             repository.SlaStop(closed.incident_id, "*", closed.closed_at, met=True)
         )
-        return await self._resolve(conn, closed.incident_id, closed.closed_at, [], event)
+        return await self._resolve(uow, closed.incident_id, closed.closed_at, [], event)
 
     async def on_cancel_incident(
-        self, conn: asyncpg.Connection, event: Event[CancelIncidentV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[CancelIncidentV1]
     ) -> Sequence[Outgoing]:
         """A supervisor cancels the incident; the dispatcher then releases its units."""
         command = event.payload
-        if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
+        if await uow.state.incidents.status_of(uow.conn, incident_id=command.incident_id) is None:
             # Nobody opened it: a cancel must not make an incident of its own.
             raise Rejected("unknown_incident", f"no incident {command.incident_id}")
-        self.incidents.stop_timer(
+        uow.state.incidents.stop_timer(
             repository.SlaStop(command.incident_id, "*", command.requested_at, met=False)
         )
         return await self._step(
-            conn,
+            uow,
             command.incident_id,
             IncidentStatus.CANCELLED,
             command.requested_at,
@@ -297,14 +309,14 @@ class Tracker:
         )
 
     async def on_close_incident(
-        self, conn: asyncpg.Connection, event: Event[CloseIncidentV1]
+        self, uow: UnitOfWork[TrackerBatch], event: Event[CloseIncidentV1]
     ) -> Sequence[Outgoing]:
         """A supervisor closes a resolved incident."""
         command = event.payload
-        if await self.incidents.status_of(conn, incident_id=command.incident_id) is None:
+        if await uow.state.incidents.status_of(uow.conn, incident_id=command.incident_id) is None:
             raise Rejected("unknown_incident", f"no incident {command.incident_id}")
         return await self._step(
-            conn,
+            uow,
             command.incident_id,
             IncidentStatus.CLOSED,
             command.requested_at,
@@ -312,10 +324,10 @@ class Tracker:
             event,
         )
 
-    async def raise_sla_breaches(self, conn: asyncpg.Connection) -> Sequence[Outgoing]:
+    async def raise_sla_breaches(self, uow: UnitOfWork[None]) -> Sequence[Outgoing]:
         """Every target past due and unmet is breached, exactly once."""
         out = []
-        for breached in await repository.breach_due_timers(conn, now=datetime.now(UTC)):
+        for breached in await repository.breach_due_timers(uow.conn, now=uow.now):
             out.append(
                 Outgoing.of(
                     new_event(
@@ -331,7 +343,7 @@ class Tracker:
 
     async def _resolve(
         self,
-        conn: asyncpg.Connection,
+        uow: UnitOfWork[TrackerBatch],
         incident_id: UUID,
         at: datetime,
         units: list[str],
@@ -339,7 +351,7 @@ class Tracker:
     ) -> Sequence[Outgoing]:
         out = list(
             await self._step(
-                conn, incident_id, IncidentStatus.RESOLVED, at, "all units cleared", cause
+                uow, incident_id, IncidentStatus.RESOLVED, at, "all units cleared", cause
             )
         )
         if out:
@@ -360,7 +372,7 @@ class Tracker:
 
     async def _step(
         self,
-        conn: asyncpg.Connection,
+        uow: UnitOfWork[TrackerBatch],
         incident_id: UUID,
         proposed: IncidentStatus,
         at: datetime,
@@ -370,7 +382,7 @@ class Tracker:
         unit_id: str | None = None,
         refuse: bool = True,
     ) -> Sequence[Outgoing]:
-        current = await self.incidents.status_of(conn, incident_id=incident_id)
+        current = await uow.state.incidents.status_of(uow.conn, incident_id=incident_id)
         try:
             new = advance(current, proposed)
         except IllegalTransition as exc:
@@ -380,7 +392,7 @@ class Tracker:
             # incident had ended: a fact about the unit, not a step of the incident.
             log.info("unit step after the incident ended", incident_id=str(incident_id))
             return []
-        self.incidents.record_step(
+        uow.state.incidents.record_step(
             incident_id=incident_id,
             status=new or current or proposed,
             time_column=TIME_OF_STEP.get(proposed),

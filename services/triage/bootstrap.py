@@ -18,6 +18,7 @@ from services.triage.classifier import SLA_SECONDS, Classifier
 from services.triage.correlation import DuplicateRule
 from services.triage.entrypoint import Triage
 from services.triage.lexicon import load_lexicon
+from services.triage.repository import Correlation
 from services.triage.stage import TRIAGE
 
 # Calls about one fire or crash are many; two sick people in one desa are two patients, so
@@ -118,6 +119,6 @@ async def bootstrap(
         stage=TRIAGE,
         settings=common,
         handlers=[triage.on_intake_enriched, triage.on_incident_ended, triage.on_review_triage],
-        state=triage.batch,
+        new_state=Correlation,
     ) as runtime:
         yield runtime

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
-
-import asyncpg
 
 from schemas.commands import ReviewTriageV1
 from schemas.common import Contract
@@ -28,6 +26,7 @@ from schemas.topics import Topics
 from schemas.vocabulary import Category, IncidentStatus, Priority
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
+from services.common.uow import UnitOfWork
 from services.triage import repository
 from services.triage.classifier import SLA_SECONDS, Classification, Classifier
 from services.triage.correlation import Call, DuplicateRule, OpenIncident, find_link, may_repeat
@@ -51,10 +50,9 @@ class Triage:
     topics: Topics
     duplicates: DuplicateRule
     sla_seconds: dict[Priority, int] = field(default_factory=lambda: dict(SLA_SECONDS))
-    batch: repository.Correlation = field(default_factory=repository.Correlation)
 
     async def on_intake_enriched(
-        self, conn: asyncpg.Connection, event: Event[IntakeEnrichedV1]
+        self, uow: UnitOfWork[repository.Correlation], event: Event[IntakeEnrichedV1]
     ) -> Sequence[Outgoing]:
         """Classify the report, then link it to the incident it repeats or open its own."""
         enriched = event.payload
@@ -69,10 +67,10 @@ class Triage:
             received_at=intake.received_at,
             needs_review=decision.needs_review,
         )
-        now = datetime.now(UTC)
+        now = uow.now
         if may_repeat(call, self.duplicates) and call.place is not None:
-            candidates = await self.batch.open_incidents(
-                conn,
+            candidates = await uow.state.open_incidents(
+                uow.conn,
                 category=call.category.value,
                 around=call.received_at,
                 window=self.duplicates.window,
@@ -82,7 +80,7 @@ class Triage:
             link = find_link(call, candidates, self.duplicates)
             if link is not None:
                 repository.link_intake(
-                    self.batch.links,
+                    uow.state.links,
                     intake_id=intake.intake_id,
                     incident_id=link.incident_id,
                     at=now,
@@ -100,11 +98,11 @@ class Triage:
                         linked, derive_id(intake.intake_id, "linked"), event, intake.intake_id
                     )
                 ]
-        return await self._open(conn, enriched, decision, event, now)
+        return self._open(uow.state, enriched, decision, event, now)
 
-    async def _open(
+    def _open(
         self,
-        conn: asyncpg.Connection,
+        batch: repository.Correlation,
         enriched: IntakeEnrichedV1,
         decision: Classification,
         cause: Event,
@@ -113,7 +111,7 @@ class Triage:
         intake = enriched.intake
         incident_id = derive_id(intake.intake_id, "incident")
         repository.open_incident(
-            self.batch,
+            batch,
             incident_id=incident_id,
             intake_id=intake.intake_id,
             category=decision.category.value,
@@ -129,7 +127,7 @@ class Triage:
         place = enriched.place
         # Later calls of this batch may repeat it (the query's rule: placed, not under review).
         if place and place.lat is not None and place.lon is not None and not decision.needs_review:
-            self.batch.opened(
+            batch.opened(
                 OpenIncident(
                     incident_id=incident_id,
                     category=decision.category,
@@ -162,12 +160,12 @@ class Triage:
         return Outgoing.of(event, self.topics)
 
     async def on_review_triage(
-        self, conn: asyncpg.Connection, event: Event[ReviewTriageV1]
+        self, uow: UnitOfWork[repository.Correlation], event: Event[ReviewTriageV1]
     ) -> Sequence[Outgoing]:
         """A call-taker's answer to triage: the incident's decision as they give it."""
         command = event.payload
-        await self.batch.openings.flush(conn)  # it may have been opened in this batch
-        current = await repository.classified(conn, incident_id=command.incident_id)
+        await uow.state.openings.flush(uow.conn)  # it may have been opened in this batch
+        current = await repository.classified(uow.conn, incident_id=command.incident_id)
         if current is None:
             raise Rejected("unknown_incident", f"triage opened no incident {command.incident_id}")
         if current.ended:
@@ -181,7 +179,7 @@ class Triage:
         priority = command.priority or current.priority
         agency = self.classifier.agency_of(category)
         await repository.record_review(
-            conn,
+            uow.conn,
             incident_id=current.incident_id,
             category=category,
             priority=priority,
@@ -220,14 +218,16 @@ class Triage:
         ]
 
     async def on_incident_ended(
-        self, conn: asyncpg.Connection, event: Event[IncidentResolvedV1 | IncidentStatusChangedV1]
+        self,
+        uow: UnitOfWork[repository.Correlation],
+        event: Event[IncidentResolvedV1 | IncidentStatusChangedV1],
     ) -> Sequence[Outgoing]:
         """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
         payload = event.payload
         if isinstance(payload, IncidentResolvedV1):
-            await self.batch.end(conn, incident_id=payload.incident_id, at=payload.resolved_at)
+            await uow.state.end(uow.conn, incident_id=payload.incident_id, at=payload.resolved_at)
         elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
-            await self.batch.end(conn, incident_id=payload.incident_id, at=payload.changed_at)
+            await uow.state.end(uow.conn, incident_id=payload.incident_id, at=payload.changed_at)
         return []
 
 

@@ -39,10 +39,14 @@ from services.common.db import use_json_codecs
 from services.common.outbox import Outgoing
 from services.common.processing import BatchProcessor, Deferred, Rows
 from services.common.records import Record
+from services.common.uow import UnitOfWork
+from services.enricher.repository import Callers
 from services.projector.board import RANK, UnitChange, fold
 from services.projector.entrypoint import Projector
-from services.projector.repository import BoardChange, apply_board
+from services.projector.repository import BoardChange, ReadModelWrites, apply_board
 from services.projector.stage import PROJECTOR
+from services.tracker.entrypoint import Tracker, TrackerBatch
+from services.triage.repository import Correlation
 from tests.conftest import Pipeline, eventually
 
 pytestmark = pytest.mark.integration
@@ -54,6 +58,11 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 def stages() -> tuple[str, ...]:
     """Only the database is needed: the tests drive the projector's code directly."""
     return ()
+
+
+def _uow(conn: Any, state: Any = None, *, now: datetime | None = None) -> UnitOfWork[Any]:
+    """A unit of work for calling a handler directly (`conn` may be a pool)."""
+    return UnitOfWork(conn, (lambda: now) if now else (lambda: datetime.now(UTC)), state)
 
 
 async def _pool(pipeline: Pipeline, schema: str = "readmodel") -> asyncpg.Pool:
@@ -283,7 +292,7 @@ async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_land
             topics=topics,
             handlers=PROJECTOR.handlers(*projector.handlers()),
             owned_topics=[],
-            state=projector.writes,
+            new_state=ReadModelWrites,
         )
         records = [
             _record(e, Outgoing.of(e, topics).topic, offset) for offset, e in enumerate(events)
@@ -314,12 +323,11 @@ async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_recor
     """The batch is redone record by record, so the failing one is dead-lettered and the
     others land."""
     topics = pipeline.topics
-    writes = Deferred()
 
-    async def handler(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
+    async def handler(uow: UnitOfWork[Deferred], event: Event) -> list[Outgoing]:
         payload = event.payload
         assert isinstance(payload, UnitDispatchedV1)
-        writes.add(
+        uow.state.add(
             "INSERT INTO batch_probe (unit_id, eta) VALUES ($1, $2)",
             payload.unit_id,
             payload.eta_seconds,
@@ -352,7 +360,7 @@ async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_recor
             pool=pool,
             topics=topics,
             handlers={UnitDispatchedV1: handler},
-            state=writes,
+            new_state=Deferred,
         )
         events = [order("P-1", 60), order("P-2", 5000), order("P-3", 120)]
         await processor.process(
@@ -468,7 +476,7 @@ async def test_two_calls_about_one_fire_in_one_batch_give_one_incident_and_a_lin
             pool=pool,
             topics=topics,
             handlers={IntakeEnrichedV1: triage.on_intake_enriched},
-            state=triage.batch,
+            new_state=Correlation,
         )
         await processor.process(
             [_record(e, topics.intake_enriched, offset) for offset, e in enumerate(events)]
@@ -533,7 +541,7 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
                 IntakeEnrichedV1: triage.on_intake_enriched,
                 IncidentResolvedV1: triage.on_incident_ended,
             },
-            state=triage.batch,
+            new_state=Correlation,
         )
         await processor.process(batch)
         async with pool.acquire() as conn:
@@ -564,7 +572,6 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
 ) -> None:
     """The tracker reads classifications and dispatch orders from two topics, so one batch
     (or a rebalance) may bring the order first; the dispatch target is met either way."""
-    from services.tracker.entrypoint import Tracker
 
     topics = pipeline.topics
     incident = uuid.uuid4()
@@ -586,11 +593,11 @@ async def test_a_dispatch_read_before_its_classification_still_meets_the_target(
                 IncidentClassifiedV1: tracker.on_incident_classified,
                 UnitDispatchedV1: tracker.on_unit_dispatched,
             },
-            state=tracker,
+            new_state=TrackerBatch,
         )
         await processor.process(_records(batch))
         async with pool.acquire() as conn, conn.transaction():
-            breaches = await tracker.raise_sla_breaches(conn)
+            breaches = await tracker.raise_sla_breaches(_uow(conn))
             timer = await conn.fetchrow("SELECT met_at, breached_at FROM sla_timers")
     finally:
         await pool.close()
@@ -774,7 +781,7 @@ async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
                 IncidentResolvedV1: refuse,
             },
             inbox_key=ENRICHER.inbox_key,
-            state=enricher.callers,
+            new_state=Callers,
             publish=sent.extend,
         )
         for batch in batches:
@@ -818,7 +825,6 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
     call to back in service, the status, the eTimes and the status changes it emits are
     those of one event per batch, also when a refused report makes the batch be redone
     record by record."""
-    from services.tracker.entrypoint import Tracker
 
     topics = pipeline.topics
     t0 = datetime.now(UTC) - timedelta(minutes=30)
@@ -874,7 +880,7 @@ async def test_an_incidents_steps_in_one_batch_land_as_they_would_one_by_one(
                     UnitDispatchedV1: tracker.on_unit_dispatched,
                     UnitStatusChangedV1: tracker.on_unit_status,
                 },
-                state=tracker,
+                new_state=TrackerBatch,
                 publish=sent.extend,
             )
             batches = [[s] for s in steps] if split == "one per batch" else [steps]
@@ -923,7 +929,6 @@ async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_even
     of those incidents and of its units read), orders, reports, a cancellation and a unit
     back from an order an earlier batch closed are handled in memory, and the batch writes
     what a database-backed handling would have."""
-    from services.tracker.entrypoint import Tracker
 
     topics = pipeline.topics
     t0 = datetime.now(UTC) - timedelta(minutes=30)
@@ -980,12 +985,13 @@ async def test_a_prepared_tracker_batch_is_handled_without_a_round_trip_per_even
             for events in ([earlier[:3]], [earlier[3:]], [batch]):
                 async with conn.transaction():
                     prepared = [new_event(p, id=uuid.uuid4(), source="/test") for p in events[0]]
-                    await tracker.prepare(conn, prepared)
+                    held = TrackerBatch()
+                    await held.prepare(conn, prepared)
                     changes = []
                     for event in prepared:
                         handler = handlers[type(event.payload)]
-                        changes += await handler(_NoRoundTrips(), event)  # type: ignore[arg-type]
-                    await tracker.flush(conn)
+                        changes += await handler(_uow(_NoRoundTrips(), held), event)
+                    await held.flush(conn)
         incidents = {
             r["incident_id"]: r
             for r in await pool.fetch("SELECT * FROM incidents WHERE incident_id = ANY($1)", [a, b])
@@ -1027,12 +1033,11 @@ async def test_a_tracker_batch_holds_its_units_so_no_other_gives_them_orders_mea
     """A batch finds the incidents its units are on before it locks and reads them; the
     units are locked first, so another instance's batch moving one of them to a new
     incident waits until the first commits instead of changing what it found."""
-    from services.tracker.entrypoint import Tracker
 
     topics = pipeline.topics
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     first, second = uuid.uuid4(), uuid.uuid4()
-    mine, theirs = Tracker(topics=topics), Tracker(topics=topics)
+    mine, theirs = TrackerBatch(), Tracker(topics=topics)
     handlers = {
         UnitDispatchedV1: theirs.on_unit_dispatched,
         DispatchCancelledV1: theirs.on_dispatch_cancelled,
@@ -1064,7 +1069,7 @@ async def test_a_tracker_batch_holds_its_units_so_no_other_gives_them_orders_mea
             t0,
         )
         other = BatchProcessor(
-            stage="tracker", pool=pool, topics=topics, handlers=handlers, state=theirs
+            stage="tracker", pool=pool, topics=topics, handlers=handlers, new_state=TrackerBatch
         )
         async with pool.acquire() as conn, conn.transaction():
             report = UnitStatusChangedV1(
@@ -1161,7 +1166,7 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
     topics = pipeline.topics
     dispatcher = _dispatcher(topics)
     # The batch happens a few minutes after T0, so its reports are of plausible times.
-    dispatcher.clock = lambda: T0 + timedelta(minutes=3)
+    later = T0 + timedelta(minutes=3)
     pool = await _pool(pipeline, "dispatcher")
     outcomes = []
     try:
@@ -1176,7 +1181,8 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
             ]
             for unit in fleet:
                 await dispatcher.on_unit_registered(
-                    pool, new_event(unit, id=uuid.uuid4(), source="/test")
+                    _uow(pool, dispatcher.new_batch(), now=later),
+                    new_event(unit, id=uuid.uuid4(), source="/test"),
                 )
             collapse, first, fall, second = (uuid.uuid4() for _ in range(4))
             tag = {collapse: "collapse", first: "first", fall: "fall", second: "second"}
@@ -1236,7 +1242,8 @@ async def test_a_batch_of_claims_and_reports_dispatches_as_it_would_one_by_one(
                     type(fleet[0]): dispatcher.on_unit_registered,
                     CancelDispatchV1: dispatcher.on_cancel_dispatch,
                 },
-                state=dispatcher,
+                new_state=dispatcher.new_batch,
+                clock=lambda: later,
                 publish=sent.extend,
             )
             batches = [[s] for s in steps] if split == "one per batch" else [steps]
@@ -1298,9 +1305,10 @@ async def test_a_dispatcher_batch_holds_the_types_its_commands_registrations_and
     probe = await asyncpg.connect(pipeline.settings.database_url())
     try:
         for unit in (_unit("POL-1", UnitType.POLICE, 1), _unit("DAMKAR-9", UnitType.FIRE_TRUCK, 1)):
-            await dispatcher.on_unit_registered(pool, event(unit))
+            await dispatcher.on_unit_registered(_uow(pool, dispatcher.new_batch()), event(unit))
         await dispatcher.on_incident_classified(
-            pool, event(_classified(robbery, received=T0, at=T0, category=Category.CRIME))
+            _uow(pool, dispatcher.new_batch()),
+            event(_classified(robbery, received=T0, at=T0, category=Category.CRIME)),
         )
         batch = [
             IncidentStatusChangedV1(
@@ -1320,9 +1328,8 @@ async def test_a_dispatcher_batch_holds_the_types_its_commands_registrations_and
             _unit("AMB-7", UnitType.AMBULANCE, 2),
         ]
         async with pool.acquire() as conn, conn.transaction():
-            await dispatcher.prepare(conn, [event(p) for p in batch])
+            await dispatcher.new_batch().prepare(conn, [event(p) for p in batch])
             held = await _free(probe, "police", "fire_truck", "ambulance", "rescue")
-            dispatcher.discard()
     finally:
         await probe.close()
         await pool.close()
@@ -1332,8 +1339,8 @@ async def test_a_dispatcher_batch_holds_the_types_its_commands_registrations_and
 async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipeline) -> None:
     """The claim locks a batch took are held until its transaction ends, are taken again by
     any other connection (a timer job's) rather than assumed, and are forgotten with a
-    rolled-back transaction; the batch processor forgets them before the connection of a
-    failed batch goes back to the pool."""
+    rolled-back transaction; the batch processor gives each transaction a state of its
+    own, so none outlives the transaction it was made for."""
     from services.dispatcher.repository import Fleet
 
     dispatcher = _dispatcher(pipeline.topics)
@@ -1342,7 +1349,8 @@ async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipe
     probe = await asyncpg.connect(pipeline.settings.database_url())
     try:
         await dispatcher.on_unit_registered(
-            pool, new_event(_unit("AMB-9", UnitType.AMBULANCE, 1), id=uuid.uuid4(), source="/t")
+            _uow(pool, dispatcher.new_batch()),
+            new_event(_unit("AMB-9", UnitType.AMBULANCE, 1), id=uuid.uuid4(), source="/t"),
         )
         async with pool.acquire() as batch, pool.acquire() as timer:
             tx = batch.transaction()
@@ -1364,43 +1372,42 @@ async def test_a_batchs_hold_on_the_fleet_is_its_own_transactions(pipeline: Pipe
                 await fleet.lock(batch, unit_type="ambulance")  # taken anew, not remembered
                 assert await _free(probe, "ambulance") == [False]
 
+        made: list[Any] = []
+
         class Watch:
-            """A batch state noting whether its connection was still the batch's when
-            it was told to forget."""
+            """A batch state noting how often it was prepared."""
 
             def __init__(self) -> None:
-                self.conn: Any = None
-                self.seen: list[str] = []
+                self.prepared = 0
+                made.append(self)
 
             async def prepare(self, conn: asyncpg.Connection, events: Any) -> None:
-                self.conn = conn
+                self.prepared += 1
 
             async def flush(self, conn: asyncpg.Connection) -> None:
-                self.conn = None
+                pass
 
-            def discard(self) -> None:
-                if self.conn is not None:
-                    try:
-                        self.seen.append("held" if self.conn.is_in_transaction() else "idle")
-                    except asyncpg.InterfaceError:
-                        self.seen.append("released")
-                self.conn = None
+        given: list[Any] = []
 
-        async def refuse(conn: asyncpg.Connection, event: Event) -> list[Outgoing]:
+        async def refuse(uow: UnitOfWork[Any], event: Event) -> list[Outgoing]:
+            given.append(uow.state)
             raise ValueError("refused")
 
-        watch = Watch()
         processor = BatchProcessor(
             stage="dispatcher",
             pool=pool,
             topics=pipeline.topics,
             handlers={UnitStatusReportedV1: refuse},
-            state=watch,
+            new_state=Watch,
         )
         report = UnitStatusReportedV1(unit_id="AMB-9", status=UnitStatus.EN_ROUTE, reported_at=T0)
         await processor.process(_records([(report, pipeline.topics.unit_status)]))
         assert processor.dead_lettered == 1
-        assert watch.seen and set(watch.seen) == {"held"}, watch.seen
+        # the batch's transaction and the record's redo each had a state of their own,
+        # prepared once, and it is the one its handler was given
+        assert len(made) == 2 and made[0] is not made[1]
+        assert [w.prepared for w in made] == [1, 1]
+        assert given == made
     finally:
         await probe.close()
         await pool.close()
@@ -1421,28 +1428,29 @@ async def test_the_ack_timeout_job_locks_unit_types_before_orders_as_a_batch_doe
     probe = await asyncpg.connect(pipeline.settings.database_url())
     try:
         await dispatcher.on_unit_registered(
-            pool, new_event(_unit("DAMKAR-9", UnitType.FIRE_TRUCK, 1), id=uuid.uuid4(), source="/t")
+            _uow(pool, dispatcher.new_batch()),
+            new_event(_unit("DAMKAR-9", UnitType.FIRE_TRUCK, 1), id=uuid.uuid4(), source="/t"),
         )
         classified = _classified(incident, received=T0, at=T0)
         await dispatcher.on_incident_classified(
-            pool, new_event(classified, id=uuid.uuid4(), source="/t")
+            _uow(pool, dispatcher.new_batch()), new_event(classified, id=uuid.uuid4(), source="/t")
         )
         await pool.execute("UPDATE dispatches SET ack_due_at = now() - interval '1 minute'")
 
         async def expire() -> Sequence[Outgoing]:
             async with pool.acquire() as conn, conn.transaction():
-                return await dispatcher.expire_unacknowledged(conn)
+                return await dispatcher.expire_unacknowledged(_uow(conn, dispatcher.new_batch()))
 
         async def job_waits() -> bool:
             return bool(await probe.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
 
+        held = dispatcher.new_batch()
         async with pool.acquire() as batch, batch.transaction():
-            await dispatcher.fleet.hold(batch, unit_types=["fire_truck"], unit_ids=[])
+            await held.fleet.hold(batch, unit_types=["fire_truck"], unit_ids=[])
             job = asyncio.create_task(expire())
             await eventually(job_waits, timeout=10, what="the job waiting for the type")
             orders = await repository.active_orders(batch, incident_id=incident)
             assert [o.unit_id for o in orders] == ["DAMKAR-9"]
-        dispatcher.fleet.discard()
         out = await job
     finally:
         await probe.close()
@@ -1479,7 +1487,8 @@ async def test_a_freed_unit_serves_one_waiting_slot_without_looking_up_the_next(
         for n, robbery in enumerate(robberies):
             at = T0 + timedelta(seconds=n)
             await dispatcher.on_incident_classified(
-                pool, event(_classified(robbery, received=at, at=at, category=Category.CRIME))
+                _uow(pool, dispatcher.new_batch()),
+                event(_classified(robbery, received=at, at=at, category=Category.CRIME)),
             )
         waiting = [
             r["incident_id"]
@@ -1492,7 +1501,7 @@ async def test_a_freed_unit_serves_one_waiting_slot_without_looking_up_the_next(
         served = []
         for n in range(len(waiting) + 1):
             out = await dispatcher.on_unit_registered(
-                pool, event(_unit(f"POL-NEW-{n}", UnitType.POLICE, 1))
+                _uow(pool, dispatcher.new_batch()), event(_unit(f"POL-NEW-{n}", UnitType.POLICE, 1))
             )
             served.append([o.event.payload.incident_id for o in out])
     finally:

@@ -86,6 +86,8 @@ def test_the_bench_removes_the_embedded_database_it_started(
 ) -> None:
     monkeypatch.delenv("SIAGA_DATABASE_URL", raising=False)
     monkeypatch.setenv("SIAGA_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # no broker is started
+    # Set here, so the bench's own setdefault leaves it, and it goes with the test.
+    monkeypatch.setenv("SIAGA_DATABASE_ROLE_PASSWORD", "bench-test")
     infrastructure = Infrastructure.start(tmp_path)
     assert infrastructure.postgres is not None
     cluster = infrastructure.postgres.data_dir

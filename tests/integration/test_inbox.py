@@ -47,7 +47,7 @@ async def test_rows_older_than_the_retention_go_and_recent_ones_stay(pipeline: P
         )
         job = inbox_pruner(InboxSettings(retention_days=7), clock=lambda: NOW)
         async with conn.transaction():
-            assert await job.run(conn) == ()
+            assert await job.run_once(conn) == ()
         left = {r["message_key"] for r in await conn.fetch("SELECT message_key FROM inbox")}
     finally:
         await conn.close()
