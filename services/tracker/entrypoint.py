@@ -194,24 +194,7 @@ class Tracker:
                 at=report.reported_at,
             )
         if assignment is None:
-            if progress is not None:
-                raise Rejected(
-                    "illegal_transition",
-                    f"unit {report.unit_id} reported {report.status.value} without an open order"
-                    + (f" on incident {report.incident_id}" if report.incident_id else ""),
-                )
-            if report.status is UnitStatus.AVAILABLE:
-                # back in service after `returning` closed the order: the eTimes still want it
-                last = await uow.state.assignments.last(
-                    uow.conn, unit_id=report.unit_id, incident_id=report.incident_id
-                )
-                if last is not None:
-                    await uow.state.incidents.stamp(
-                        uow.conn,
-                        incident_id=last,
-                        column="back_in_service_at",
-                        at=report.reported_at,
-                    )
+            await self._without_order(uow, report, moves_incident=progress is not None)
             return []  # nothing else to do with any incident
         incident_id = assignment.incident_id
         if progress is not None:
@@ -244,6 +227,27 @@ class Tracker:
             if open_orders == 0 and served:
                 return await self._resolve(uow, incident_id, report.reported_at, served, event)
         return []
+
+    @staticmethod
+    async def _without_order(
+        uow: UnitOfWork[TrackerBatch], report: UnitStatusChangedV1, *, moves_incident: bool
+    ) -> None:
+        """A unit's report with no open order: a step of an incident is refused; back in
+        service after `returning` closed the order still stamps the incident's eTimes."""
+        if moves_incident:
+            raise Rejected(
+                "illegal_transition",
+                f"unit {report.unit_id} reported {report.status.value} without an open order"
+                + (f" on incident {report.incident_id}" if report.incident_id else ""),
+            )
+        if report.status is UnitStatus.AVAILABLE:
+            last = await uow.state.assignments.last(
+                uow.conn, unit_id=report.unit_id, incident_id=report.incident_id
+            )
+            if last is not None:
+                await uow.state.incidents.stamp(
+                    uow.conn, incident_id=last, column="back_in_service_at", at=report.reported_at
+                )
 
     async def on_work_order_issued(
         self, uow: UnitOfWork[TrackerBatch], event: Event[WorkOrderIssuedV1]
