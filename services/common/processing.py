@@ -2,11 +2,11 @@
 
 A batch of records is handled in one database transaction: each record is decoded
 (bad ones become dead letters), recorded in the inbox (one statement for the batch) and
-handled, each handler given the transaction's `UnitOfWork` (its connection, its time and
-the stage's `BatchState`, made afresh for the transaction, which may first read what the
-handlers will need: `Prepares`); writes the handlers collected (`Deferred`, a stage's
-`BatchState`) are sent, and the output events go to the outbox, in the same transaction. Once it has committed,
-the events are handed to `publish` (the outbox relay queues them to be sent at once).
+handled, each handler given the transaction's `UnitOfWork` (its connection, its clock
+and the stage's `BatchState`, made afresh for the transaction, which may first read what
+the handlers will need: `Prepares`); writes the handlers collected (`Deferred`, a stage's
+`BatchState`) are sent, and the output events go to the outbox, in the same transaction.
+Once it has committed, the events are handed to `publish` (the outbox relay queues them to be sent at once).
 If a handler refuses or fails on a record (or a collected write fails), the batch is
 redone with a savepoint per record, so that record alone is dead-lettered (and left out
 of the inbox, so a redrive can apply it).
@@ -40,8 +40,8 @@ from services.common.outbox import Outgoing, write_outbox
 from services.common.records import Record
 from services.common.uow import UnitOfWork
 
-# A stage's handler: given the batch's connection and an event of the payload type its
-# signature names (`event: Event[IncidentClassifiedV1]`), the events to send (see `Stage`).
+# A stage's handler: given the transaction's unit of work and an event of the payload type
+# its signature names (`event: Event[IncidentClassifiedV1]`), the events to send (`Stage`).
 Handler = Callable[[UnitOfWork[Any], Event[Any]], Awaitable[Sequence[Outgoing]]]
 
 log = get_logger("processing")
