@@ -212,6 +212,17 @@ def test_the_explanation_names_the_words_that_decided(classifier: Classifier) ->
 # Reports in the styles a call-taker's screen also gets (forwarded messages, transcripts,
 # officials' reports, krama, English), written after the shared corpus, each once missed.
 NEW_STYLE_THREATS = [
+    # krama: hard to wake (angel dipun gugah), not passing water, confused
+    "simbah kakung dereng dhahar kalih dinten, bingung, angel dipun gugah, Desa Kembanglangit",
+    # an infant that will not feed, hot and limp
+    "bayi kami umur 2 minggu tidak mau netek sejak semalam, panas, lemas terkulai, Tulis",
+    # severe pre-eclampsia told by its signs
+    "istri hamil 35 minggu, kepala sakit sekali sejak pagi, pandangan kabur, kaki bengkak",
+    # self-harm now, and pills by the handful
+    "kakak saya nyayat tangannya pakai silet di kamar mandi, pintunya dikunci, Batang",
+    "anakku mangan obat mbahe sak plastik bar diseneni, saiki ngantuk banget, Pecalungan",
+    # a fisherman out alone in a storm
+    "nelayan Klidang belum pulang sejak subuh, sendirian, badai dari siang, HP tidak aktif",
     # a rehearsal's words are no drill when someone really collapses in it
     "ini bukan drill! waktu gladi bersih upacara, anggota paskibra ambruk, kejang, lalu "
     "tidak napas, alun-alun Batang",
