@@ -108,10 +108,6 @@ class Deferred:
             else:
                 await conn.executemany(sql, calls)
 
-    def discard(self) -> None:
-        """Forget what was collected."""
-        self._pending = {}
-
 
 @dataclass(frozen=True)
 class _Item:

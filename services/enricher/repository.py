@@ -175,14 +175,6 @@ class Callers:
                 if verdict["prank"]:
                     await _recount_pranks(conn, intake_id=verdict["intake_id"])
 
-    def discard(self) -> None:
-        """Forget everything (the transaction rolled back)."""
-        self._known = {}
-        self._counts = {}
-        self._openings = {}
-        self._pranks = set()
-        self.later.discard()
-
 
 async def record_prank(
     conn: asyncpg.Connection, callers: Callers, *, incident_id: UUID

@@ -364,11 +364,6 @@ class ReadModelWrites:
         await self.upserts.flush(conn)
         await apply_board(conn, board)
 
-    def discard(self) -> None:
-        """Forget what was collected."""
-        self.upserts.discard()
-        self.board = []
-
 
 def unit_registered(writes: Deferred, **fields: Any) -> None:
     """Unit details from the fleet register; a unit first seen here is available at base."""

@@ -78,12 +78,6 @@ class Correlation:
         await self.openings.flush(conn)
         await self.links.flush(conn)
 
-    def discard(self) -> None:
-        """Forget everything (the transaction rolled back)."""
-        self._read.clear()
-        self.openings.discard()
-        self.links.discard()
-
 
 _OPENINGS = Rows(
     """
