@@ -212,6 +212,9 @@ def test_the_explanation_names_the_words_that_decided(classifier: Classifier) ->
 # Reports in the styles a call-taker's screen also gets (forwarded messages, transcripts,
 # officials' reports, krama, English), written after the shared corpus, each once missed.
 NEW_STYLE_THREATS = [
+    # the owner's animal did it; the person is the one at risk
+    "anjing saya gigit anak saya kejang",
+    "sapi saya nyeruduk bapak, bapak tidak bernapas",
     # words that once discounted these: a rehearsal, "nothing wrong", "already awake"
     "saat gladi paskibra ambruk tidak napas di alun alun",
     "dikira tidak ada apa apa ternyata dia tidak bernapas",
