@@ -295,9 +295,9 @@ def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def stages() -> tuple[str, ...]:
     """The stages a test's pipeline runs in-process; override in a module to run fewer."""
-    from services.stages import STAGES
+    from services.stages import PIPELINE
 
-    return STAGES
+    return PIPELINE
 
 
 @contextlib.asynccontextmanager

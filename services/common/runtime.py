@@ -151,6 +151,7 @@ class StageRuntime:
     subscriber: Any = None
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    api_url: str | None = None  # the gateway's HTTP API, where a stage serves one
 
     @property
     def metrics(self) -> StageMetrics:

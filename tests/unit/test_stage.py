@@ -44,6 +44,8 @@ TOPOLOGY = {
         ],
         [],
     ),
+    # The gateway follows which incident its intakes joined (the channels' answers).
+    "gateway": (["x.incident.events"], []),
 }
 HANDLER_CLASSES = {
     "enricher": Enricher,

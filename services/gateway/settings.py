@@ -1,0 +1,75 @@
+"""Settings of the gateway (`SIAGA_GATEWAY_*`) and of the citizen channels it speaks to."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """`SIAGA_GATEWAY_*`: where the gateway listens and what it lets in."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_GATEWAY_")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on (0.0.0.0 in pods)")
+    port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the HTTP API; 0 picks a free one"
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="A request body larger than this is refused with 413 before it is read "
+        "whole (an intake event is at most 256 KiB on the log anyway)",
+    )
+    rate_per_minute: int = Field(
+        default=600, ge=1, description="Requests a key (or a webhook's sender) may make a minute"
+    )
+    burst: int = Field(default=60, ge=1, description="Requests a key may make at once")
+    key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a looked-up API key is trusted without asking the database "
+        "again: a revoked key stops working within this time",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The gateway's address as clients reach it (links in feeds); default: "
+        "where it listens",
+    )
+
+
+class WhatsAppSettings(BaseSettings):
+    """`SIAGA_WHATSAPP_*`: the WhatsApp Business Cloud API webhook and send API."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_WHATSAPP_")
+
+    verify_token: SecretStr | None = Field(
+        default=None, description="The token Meta sends in the verification handshake"
+    )
+    app_secret: SecretStr | None = Field(
+        default=None, description="The app secret that signs webhook posts (X-Hub-Signature-256)"
+    )
+    api_base_url: str = Field(
+        default="https://graph.facebook.com/v21.0", description="Base URL of the send API"
+    )
+    access_token: SecretStr | None = Field(default=None, description="Bearer token of the send API")
+    phone_number_id: str | None = Field(default=None, description="The sending phone number's id")
+
+
+class SmsSettings(BaseSettings):
+    """`SIAGA_SMS_*`: an SMS gateway's form-post webhook (Twilio-style) and send API."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_SMS_")
+
+    auth_token: SecretStr | None = Field(
+        default=None, description="The secret that signs webhook posts (X-Twilio-Signature)"
+    )
+    api_base_url: str | None = Field(default=None, description="Base URL of the send API")
+    account_sid: str | None = Field(default=None, description="Account of the send API")
+    from_number: str | None = Field(default=None, description="The number replies come from")
+    webhook_url: str | None = Field(
+        default=None,
+        description="The public URL the SMS gateway posts to (its signature covers it); "
+        "default: the URL the request arrived at",
+    )

@@ -1,0 +1,185 @@
+"""The gateway over real HTTP, on the real broker and database: keys, CloudEvents intake
+in both modes, and every refusal publishing nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.gateway.settings import GatewaySettings
+from services.stages import PIPELINE
+from tests.conftest import Pipeline, open_pipeline, siaga_cli
+from tests.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+CE = "application/cloudevents+json"
+
+
+@pytest.fixture(scope="module")
+async def gw(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
+    """The five stages and the gateway, once for the module (port 0: a free one; keys
+    looked up afresh every time, so a revocation shows at once)."""
+    from tests.conftest import TEST_FLEET
+
+    async with open_pipeline(
+        infra,
+        fleet=TEST_FLEET,
+        home=tmp_path_factory.mktemp("gw") / ".siaga",
+        stages=(*PIPELINE, "gateway"),
+        stage_settings={
+            "gateway": {"settings": GatewaySettings(port=0, key_cache_s=0, burst=1000)}
+        },
+    ) as pipe:
+        yield pipe
+
+
+def url(pipe: Pipeline) -> str:
+    found = pipe.runtimes["gateway"][0].api_url
+    assert found
+    return str(found)
+
+
+async def new_key(pipe: Pipeline, name: str, *scopes: str) -> str:
+    args = ["apikey", "create", name]
+    for scope in scopes:
+        args += ["--scope", scope]
+    done = await siaga_cli(pipe.settings, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def intake(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "intake_id": str(uuid.uuid4()),
+        "channel": "web",
+        "received_at": datetime.now(UTC).isoformat(),
+        "caller": {"phone": "+6281234567890", "name": None},
+        "text": text,
+        "place_hint": "Kandeman",
+        **extra,
+    }
+
+
+def structured(data: dict[str, Any], **attributes: Any) -> bytes:
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/test/curl",
+        "type": "siaga.intake.received.v1",
+        "datacontenttype": "application/json",
+        "data": data,
+        **attributes,
+    }
+    return json.dumps(envelope).encode()
+
+
+async def accepted_count(pipe: Pipeline) -> int:
+    return int(await pipe.fetchval("SELECT count(*) FROM gateway.intakes"))
+
+
+async def test_structured_intake_is_triaged_and_a_resend_is_one_intake(gw: Pipeline) -> None:
+    key = await new_key(gw, "curl-test", "intake")
+    data = intake("rumah terbakar, api besar, ada anak di dalam")
+    body = structured(data)
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        first = await http.post(
+            "/events", content=body, headers={"Content-Type": CE, "Authorization": f"Bearer {key}"}
+        )
+        # The same intake again, under another CloudEvent id: still one intake.
+        again = await http.post(
+            "/events",
+            content=structured(data),
+            headers={"Content-Type": CE, "Authorization": f"Bearer {key}"},
+        )
+    assert first.status_code == 202, first.text
+    assert first.json() == {"intake_id": data["intake_id"], "status": "accepted"}
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), timeout=30)
+    assert incident.category == "fire" and incident.priority == "P1"
+    received = [
+        e
+        for e in await gw.events(gw.topics.intake_received)
+        if str(e.payload.intake_id) == data["intake_id"]
+    ]
+    assert len(received) == 1 and received[0].envelope.source == "/test/curl"
+    # The gateway's consumer learnt which incident its intake joined.
+    joined = await gw.fetchval(
+        "SELECT incident_id FROM gateway.intakes WHERE intake_id = $1", uuid.UUID(data["intake_id"])
+    )
+    for _ in range(100):
+        if joined is not None:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.1)
+        joined = await gw.fetchval(
+            "SELECT incident_id FROM gateway.intakes WHERE intake_id = $1",
+            uuid.UUID(data["intake_id"]),
+        )
+    assert joined == incident.incident_id
+
+
+async def test_binary_mode_intake(gw: Pipeline) -> None:
+    key = await new_key(gw, "binary-test", "intake")
+    data = intake("lampu jalan mati di depan balai desa")
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        answer = await http.post(
+            "/events",
+            content=json.dumps(data).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {key}",
+                "ce-specversion": "1.0",
+                "ce-id": "abc-1",
+                "ce-source": "/test/binary",
+                "ce-type": "siaga.intake.received.v1",
+            },
+        )
+    assert answer.status_code == 202, answer.text
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), with_units=0)
+    assert incident.category == "infrastructure"
+
+
+async def test_refusals_publish_nothing(gw: Pipeline) -> None:
+    key = await new_key(gw, "refusal-test", "intake")
+    eido_only = await new_key(gw, "eido-only", "eido")
+    revoked = await new_key(gw, "revoked-test", "intake")
+    done = await siaga_cli(gw.settings, "apikey", "revoke", "revoked-test")
+    assert done.returncode == 0, done.stderr
+    before = await accepted_count(gw)
+    good = structured(intake("ada orang pingsan"))
+    auth = {"Content-Type": CE, "Authorization": f"Bearer {key}"}
+    cases = [
+        ({"Content-Type": CE}, good, 401),  # no key
+        ({"Content-Type": CE, "Authorization": "Bearer sgk_made-up"}, good, 401),
+        ({"Content-Type": CE, "Authorization": f"Bearer {revoked}"}, good, 401),
+        ({"Content-Type": CE, "Authorization": f"Bearer {eido_only}"}, good, 403),
+        (auth, b'{"specversion": "1.0", "id": ', 400),  # not JSON
+        (auth, structured(intake("x"), type="siaga.unit.status.reported.v1"), 400),
+        (auth, structured({**intake("x"), "channel": "telegram"}), 400),
+        (auth, structured(intake("x"), specversion="0.3"), 400),
+        (auth, b"x" * (2 * 1024 * 1024), 413),  # 2 MB
+        ({**auth, "Content-Type": "text/plain"}, good, 400),
+    ]
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        for headers, body, status in cases:
+            answer = await http.post("/events", content=body, headers=headers)
+            assert answer.status_code == status, (headers, body[:60], answer.text)
+            assert "error" in answer.json()
+    assert await accepted_count(gw) == before
+
+
+async def test_health_and_docs(gw: Pipeline) -> None:
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).json() == {"status": "ready"}
+        spec = (await http.get("/openapi.json")).json()
+        assert "/events" in spec["paths"]
+        assert (await http.get("/docs")).status_code == 200
