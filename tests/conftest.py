@@ -292,6 +292,14 @@ def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     return dict(getattr(request, "param", {}))
 
 
+def gateway_on_a_free_port() -> dict[str, dict[str, Any]]:
+    """Stage settings that start the gateway on a free port (its default is 8080), for a
+    module whose `stages` include it."""
+    from services.gateway.settings import GatewaySettings
+
+    return {"gateway": {"settings": GatewaySettings(port=0)}}
+
+
 @pytest.fixture
 def stages() -> tuple[str, ...]:
     """The stages a test's pipeline runs in-process; override in a module to run fewer."""

@@ -97,7 +97,7 @@ async def bootstrap(
         stage=GATEWAY, settings=common, handlers=GatewayConsumer().handlers()
     ) as runtime:
         reads = await create_pool(
-            common, schema="readmodel", application="siaga-gateway", role="reader"
+            common, schema="readmodel", application="siaga-gateway-reads", role="reader"
         )
         try:
             gateway = _gateway(common, settings, runtime, reads, whatsapp, sms, clock)
