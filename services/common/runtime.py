@@ -7,7 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -33,7 +33,7 @@ log = get_logger("runtime")
 # Where a consumer group with no committed offset starts: at the oldest event kept, so a
 # new stage (or one whose offsets expired) misses nothing. KEDA's lag triggers must count
 # lag the same way (deploy/k8s/keda).
-AUTO_OFFSET_RESET = "earliest"
+AUTO_OFFSET_RESET: Final = "earliest"
 
 
 def settle_heap(settings: GcSettings) -> None:
