@@ -144,7 +144,9 @@ def kafka_triggers(scaled: dict[str, Any]) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "directory", [K8S, *sorted(p.parent for p in K8S.glob("*/kustomization.yaml"))]
+    "directory",
+    [K8S, *sorted(p.parent for p in K8S.glob("*/kustomization.yaml"))],
+    ids=lambda d: str(d.relative_to(K8S.parent)),
 )
 def test_each_kustomization_lists_every_manifest_of_its_folder(directory: Path) -> None:
     on_disk = {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml"}
