@@ -246,6 +246,28 @@ def test_each_pod_is_hardened_and_bounded(workload: Manifest) -> None:
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
+def effective_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """The values of the container's variables: its own env over its sources'."""
+    values: dict[str, str] = {}
+    for source in container(deployment).get("envFrom", []):
+        if "configMapRef" in source:
+            values |= named("ConfigMap", source["configMapRef"]["name"])["data"]
+    values |= {v["name"]: v["value"] for v in container(deployment).get("env", []) if "value" in v}
+    return values
+
+
+@pytest.mark.parametrize("deployment", of_kind("Deployment"), ids=lambda d: d["metadata"]["name"])
+def test_each_server_of_a_pod_has_a_port_of_its_own_and_declared(
+    deployment: dict[str, Any],
+) -> None:
+    # The gateway runs two HTTP servers (its API, and the stage's probes and metrics).
+    env = effective_env(deployment)
+    ports = [int(v) for k, v in env.items() if k.startswith("SIAGA_") and k.endswith("_PORT")]
+    assert len(ports) == len(set(ports)), f"two servers on one port: {sorted(ports)}"
+    declared = {p["containerPort"] for p in container(deployment)["ports"]}
+    assert set(ports) <= declared
+
+
 def test_the_gateway_service_forwards_port_80_to_the_gateways_http_port() -> None:
     service = named("Service", "siaga-gateway")
     gateway = deployment_of("gateway")
