@@ -1,0 +1,1 @@
+"""The HTTP gateway: CloudEvents, Open311, EIDO, CAP and the webhooks over the backend."""
