@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
 from services.gateway.access import KeyCache, RateLimiter
+from services.gateway.eido import Issuer
 from services.gateway.http import AccessLog, BodyLimit, Refusal, authorize, bearer_secret
 from services.gateway.intake import Refused, Submitted, accept_intake, event_for, from_request
 from services.gateway.keys import ApiKey, Scope
@@ -36,6 +37,7 @@ class Gateway:
     limiter: RateLimiter
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[None]]
+    issuer: Issuer
 
     async def submit(self, submitted: Submitted, *, key_name: str | None) -> bool:
         """Make an intake durable (the gateway's outbox, committed) and hand it to the

@@ -14,12 +14,15 @@ import asyncpg
 import uvicorn
 
 from services.common.db import close_pool, create_pool
+from services.common.gazetteer import load_gazetteer
 from services.common.logging import get_logger
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.app import Gateway, Router, create_app
+from services.gateway.eido import Issuer
 from services.gateway.entrypoint import GatewayConsumer
+from services.gateway.exports import eido_routes
 from services.gateway.keys import ApiKey, find_key
 from services.gateway.settings import GatewaySettings, SmsSettings, WhatsAppSettings
 from services.gateway.stage import GATEWAY
@@ -77,7 +80,7 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
 
 def _routers() -> tuple[Router, ...]:
     """The routers of the channels and standards the gateway speaks, besides intake."""
-    return ()
+    return (eido_routes,)
 
 
 @contextlib.asynccontextmanager
@@ -139,4 +142,9 @@ def _gateway(
         limiter=RateLimiter(rate_per_minute=settings.rate_per_minute, burst=settings.burst),
         clock=clock,
         ready=ready,
+        issuer=Issuer(
+            domain=settings.agency_domain,
+            centre=settings.centre_name,
+            regency=load_gazetteer(common.home.pack()).regency or None,
+        ),
     )

@@ -32,6 +32,15 @@ class GatewaySettings(BaseSettings):
         description="How long a looked-up API key is trusted without asking the database "
         "again: a revoked key stops working within this time",
     )
+    agency_domain: str = Field(
+        default="batangkab.go.id",
+        pattern=r"^[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?$",
+        description="The domain the command centre's agencies are named in (NENA EIDO ids "
+        "and agency names: `<agency>.<domain>`)",
+    )
+    centre_name: str = Field(
+        default="Command Centre", max_length=100, description="The command centre's name"
+    )
     public_url: str | None = Field(
         default=None,
         description="The gateway's address as clients reach it (links in feeds); default: "

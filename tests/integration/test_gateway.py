@@ -183,3 +183,39 @@ async def test_health_and_docs(gw: Pipeline) -> None:
         spec = (await http.get("/openapi.json")).json()
         assert "/events" in spec["paths"]
         assert (await http.get("/docs")).status_code == 200
+
+
+async def test_eido_of_a_real_incident_validates(gw: Pipeline) -> None:
+    from tests.eido import SPEC, check, check_references
+
+    key = await new_key(gw, "eido-reader", "eido")
+    intake_only = await new_key(gw, "eido-intake-only", "intake")
+    data = intake("tabrakan motor dan truk, satu orang tidak bergerak, berdarah")
+    await gw.publish([_as_intake(data)])
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), timeout=30)
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        answer = await http.get(
+            f"/EIDO/{incident.incident_id}", headers={"Authorization": f"Bearer {key}"}
+        )
+        refused = await http.get(
+            f"/EIDO/{incident.incident_id}", headers={"Authorization": f"Bearer {intake_only}"}
+        )
+        missing = await http.get(
+            f"/EIDO/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"}
+        )
+    assert answer.status_code == 200, answer.text
+    assert refused.status_code == 403 and missing.status_code == 404
+    document = answer.json()
+    check_references(document)
+    if SPEC.exists():
+        check(document)
+    text = json.dumps(document)
+    assert incident.incident_id.hex in text
+    assert "+6281234567890" not in text  # the caller's number is masked
+    assert all(u.unit_id in text for u in incident.units)
+
+
+def _as_intake(data: dict[str, Any]) -> Any:
+    from schemas.events import IntakeReceivedV1
+
+    return IntakeReceivedV1.model_validate(data)
