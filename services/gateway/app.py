@@ -126,6 +126,14 @@ def _intake_routes(app: FastAPI) -> None:
         )
 
 
+def _noop_route(app: FastAPI) -> None:
+    @app.post("/noop", include_in_schema=False, status_code=202)
+    async def noop(request: Request) -> JSONResponse:
+        """Reads the body and answers: the server's raw ceiling, for the bench."""
+        await request.body()
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+
 Router = Callable[[FastAPI], None]
 
 
@@ -142,6 +150,8 @@ def create_app(gateway: Gateway, *, routers: tuple[Router, ...] = ()) -> Any:
     app.add_exception_handler(Refusal, _refused)
     _health_routes(app)
     _intake_routes(app)
+    if gateway.settings.noop_route:
+        _noop_route(app)
     for router in routers:
         router(app)
     return AccessLog(BodyLimit(app, max_bytes=gateway.settings.max_body_bytes))

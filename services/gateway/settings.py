@@ -41,6 +41,11 @@ class GatewaySettings(BaseSettings):
     centre_name: str = Field(
         default="Command Centre", max_length=100, description="The command centre's name"
     )
+    noop_route: bool = Field(
+        default=False,
+        description="Serve POST /noop, a handler that does nothing: `make bench` measures the "
+        "server's raw ceiling with it beside /events",
+    )
     public_url: str | None = Field(
         default=None,
         description="The gateway's address as clients reach it (links in feeds); default: "
