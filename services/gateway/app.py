@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
@@ -126,6 +127,18 @@ def _intake_routes(app: FastAPI) -> None:
         )
 
 
+DOCS_PAGE = Path(__file__).parent / "static" / "docs.html"
+
+
+def _docs_route(app: FastAPI) -> None:
+    page = DOCS_PAGE.read_text()
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The API described for people, drawn from /openapi.json by a page written here."""
+        return HTMLResponse(page)
+
+
 def _noop_route(app: FastAPI) -> None:
     @app.post("/noop", include_in_schema=False, status_code=202)
     async def noop(request: Request) -> JSONResponse:
@@ -141,6 +154,9 @@ def create_app(gateway: Gateway, *, routers: tuple[Router, ...] = ()) -> Any:
     """The application: health, intake and each router given (webhooks, Open311, EIDO,
     CAP), wrapped in the body limit and the access log."""
     app = FastAPI(
+        # FastAPI's own pages load their script from a CDN; a command centre may be offline.
+        docs_url=None,
+        redoc_url=None,
         title="Siaga gateway",
         version="1",
         description="Citizen channels, CloudEvents intake, Open311 GeoReport v2, NENA EIDO "
@@ -149,6 +165,7 @@ def create_app(gateway: Gateway, *, routers: tuple[Router, ...] = ()) -> Any:
     app.state.gateway = gateway
     app.add_exception_handler(Refusal, _refused)
     _health_routes(app)
+    _docs_route(app)
     _intake_routes(app)
     if gateway.settings.noop_route:
         _noop_route(app)
