@@ -40,14 +40,24 @@ class Gateway:
     ready: Callable[[], Awaitable[None]]
     issuer: Issuer
 
-    async def submit(self, submitted: Submitted, *, key_name: str | None) -> bool:
+    async def submit(
+        self,
+        submitted: Submitted,
+        *,
+        key_name: str | None,
+        also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> bool:
         """Make an intake durable (the gateway's outbox, committed) and hand it to the
-        relay; False when that intake id was accepted before (nothing is sent again)."""
+        relay; False when that intake id was accepted before (nothing is sent again).
+        `also` keeps what else belongs to a new intake (an Open311 request's details) in
+        the same transaction."""
         event = event_for(submitted)
         async with self.pool.acquire() as conn, conn.transaction():
             outgoing = await accept_intake(
                 conn, event=event, topics=self.topics, now=self.clock(), key_name=key_name
             )
+            if outgoing and also is not None:
+                await also(conn)
         self.relay.send_committed(outgoing)
         return bool(outgoing)
 

@@ -24,6 +24,7 @@ from services.gateway.eido import Issuer
 from services.gateway.entrypoint import GatewayConsumer
 from services.gateway.exports import eido_routes
 from services.gateway.keys import ApiKey, find_key
+from services.gateway.open311 import catalogue_for, open311_routes
 from services.gateway.settings import GatewaySettings, SmsSettings, WhatsAppSettings
 from services.gateway.stage import GATEWAY
 
@@ -78,9 +79,10 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
         sock.close()
 
 
-def _routers() -> tuple[Router, ...]:
-    """The routers of the channels and standards the gateway speaks, besides intake."""
-    return (eido_routes,)
+def _routers(common: CommonSettings) -> tuple[Router, ...]:
+    """The routers of the channels and standards the gateway speaks, besides intake (their
+    data files read now, so a bad one stops the gateway before it serves)."""
+    return (eido_routes, open311_routes(catalogue_for(common)))
 
 
 @contextlib.asynccontextmanager
@@ -96,6 +98,7 @@ async def bootstrap(
     `runtime.api_url` says where it serves."""
     common = common or CommonSettings()
     settings = settings or GatewaySettings()
+    routers = _routers(common)
     async with stage_runtime(
         stage=GATEWAY, settings=common, handlers=GatewayConsumer().handlers()
     ) as runtime:
@@ -104,7 +107,7 @@ async def bootstrap(
         )
         try:
             gateway = _gateway(common, settings, runtime, reads, whatsapp, sms, clock)
-            async with serve(create_app(gateway, routers=_routers()), settings) as url:
+            async with serve(create_app(gateway, routers=routers), settings) as url:
                 runtime.api_url = url
                 yield runtime
         finally:
