@@ -78,7 +78,7 @@ def catalogue_for(common: CommonSettings) -> Catalogue:
     )
 
 
-async def _answer(fmt: str, work: Callable[[Format], Awaitable[Document]]) -> Response:
+async def _answer(fmt: str, work: Callable[[], Awaitable[Document]]) -> Response:
     """Run `work` for the format the extension names, and answer its document or the
     spec's error list."""
     chosen = Format(fmt) if fmt in {f.value for f in Format} else None
@@ -86,7 +86,7 @@ async def _answer(fmt: str, work: Callable[[Format], Awaitable[Document]]) -> Re
     try:
         if chosen is None:
             raise Open311Error(404, f"format {fmt!r}: this service speaks json and xml")
-        document, status = await work(chosen), 200
+        document, status = await work(), 200
     except Open311Error as exc:
         document, status = errors_document(exc.status, exc.descriptions), exc.status
         headers = exc.headers
@@ -176,7 +176,7 @@ def _service_routes(app: FastAPI, catalogue: Catalogue) -> None:
     async def services(request: Request, fmt: str) -> Response:
         """Every complaint category a citizen may report, with its agency as its group."""
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             _throttle(gateway_of(request), request)
             return services_document(catalogue.services)
 
@@ -186,7 +186,7 @@ def _service_routes(app: FastAPI, catalogue: Catalogue) -> None:
     async def definition(request: Request, code: str, fmt: str) -> Response:
         """A service's definition (no attributes); 404 for an unknown code."""
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             _throttle(gateway_of(request), request)
             service = catalogue.find(code)
             if service is None:
@@ -223,7 +223,7 @@ def _request_routes(app: FastAPI, catalogue: Catalogue) -> None:
     async def create(request: Request, fmt: str) -> Response:
         """A new service request (form-encoded, with an `api_key` of scope open311)."""
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             return await create_request(gateway_of(request), catalogue, request)
 
         return await _answer(fmt, work)
@@ -232,7 +232,7 @@ def _request_routes(app: FastAPI, catalogue: Catalogue) -> None:
     async def search(request: Request, fmt: str) -> Response:
         """Requests by id, or by service, time window (90 days at most) and status."""
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             gateway = gateway_of(request)
             _throttle(gateway, request)
             filters = read_filters(request.query_params.getlist, now=gateway.clock())
@@ -244,7 +244,7 @@ def _request_routes(app: FastAPI, catalogue: Catalogue) -> None:
     async def one(request: Request, request_id: str, fmt: str) -> Response:
         """One request's status; 404 for an unknown id."""
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             gateway = gateway_of(request)
             _throttle(gateway, request)
             try:
@@ -265,7 +265,7 @@ def _fallback_route(app: FastAPI) -> None:
         """Anything else under the prefix: the spec's 404, in the format its extension names."""
         fmt = rest.rpartition(".")[2]
 
-        async def work(_: Format) -> Document:
+        async def work() -> Document:
             raise Open311Error(404, f"{PREFIX}/{rest}: no such resource")
 
         return await _answer(fmt if fmt in {f.value for f in Format} else "xml", work)
