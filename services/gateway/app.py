@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
 from services.gateway.access import KeyCache, RateLimiter
+from services.gateway.conversations import Conversation, start_conversation
 from services.gateway.eido import Issuer
 from services.gateway.http import AccessLog, BodyLimit, Refusal, authorize, bearer_secret
 from services.gateway.intake import Refused, Submitted, accept_intake, event_for, from_request
@@ -38,16 +39,35 @@ class Gateway:
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[None]]
     issuer: Issuer
+    replies_queued: Callable[[], None] = lambda: None
 
-    async def submit(self, submitted: Submitted, *, key_name: str | None) -> bool:
+    async def submit(
+        self,
+        submitted: Submitted,
+        *,
+        key_name: str | None,
+        conversation: Conversation | None = None,
+    ) -> bool:
         """Make an intake durable (the gateway's outbox, committed) and hand it to the
-        relay; False when that intake id was accepted before (nothing is sent again)."""
+        relay; False when that intake id was accepted before (nothing is sent again). A
+        channel's `conversation` (where to answer, the receipt) is recorded in the same
+        transaction, so an intake is never kept without its receipt nor the reverse."""
         event = event_for(submitted)
+        now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
             outgoing = await accept_intake(
-                conn, event=event, topics=self.topics, now=self.clock(), key_name=key_name
+                conn, event=event, topics=self.topics, now=now, key_name=key_name
             )
+            if outgoing and conversation is not None:
+                await start_conversation(
+                    conn,
+                    intake_id=submitted.intake.intake_id,
+                    conversation=conversation,
+                    now=now,
+                )
         self.relay.send_committed(outgoing)
+        if outgoing and conversation is not None:
+            self.replies_queued()
         return bool(outgoing)
 
     async def authorize(self, secret: str | None, scope: Scope) -> ApiKey:
