@@ -183,8 +183,8 @@ async def take_due(
                    SELECT 1 FROM replies e
                     WHERE e.intake_id = r.intake_id AND e.sent_at IS NULL
                       AND e.failed_at IS NULL
-                      AND (e.queued_at, e.reply_id) < (r.queued_at, r.reply_id))
-             ORDER BY r.due_at
+                      AND e.seq < r.seq)
+             ORDER BY r.due_at, r.seq
              LIMIT $3
              FOR UPDATE SKIP LOCKED
         )

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -20,8 +21,16 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from schemas.vocabulary import Channel
+from services.gateway.conversations import (
+    Conversation,
+    Notice,
+    record_notice,
+    start_conversation,
+    take_due,
+)
+from services.gateway.entrypoint import note_incident
 from services.gateway.inbound import intake_id_for
-from services.gateway.replies import report_number
+from services.gateway.replies import Kind, report_number
 from services.gateway.settings import (
     GatewaySettings,
     RepliesSettings,
@@ -347,3 +356,41 @@ async def test_a_send_api_that_is_down_holds_nothing_up(gw: Pipeline, send_api: 
         what="the refused reply given up",
     )
     assert gw.runtimes["gateway"][0].metrics.errors("reply_failed") >= 1
+
+
+async def test_a_notice_read_before_the_link_still_reaches_the_citizen(
+    gw: Pipeline, send_api: SendApi
+) -> None:
+    """The consumer may read an agency's answer before the link of a late intake to its
+    incident (two topics): the answer is kept and queued when the link comes, once, and
+    sent after the receipt."""
+    sender, intake_id, incident_id = "+6281298765009", uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    notice = Notice(uuid.uuid4(), incident_id, Kind.ANSWER, "DPUPR", "Sudah dijadwalkan", now)
+    conversation = Conversation(Channel.SMS, sender, report_number(intake_id), "Diterima.")
+    async with gw.db.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL search_path TO gateway")
+        await conn.execute(
+            "INSERT INTO intakes (intake_id, channel, accepted_at) VALUES ($1, 'sms', $2)",
+            intake_id,
+            now,
+        )
+        await start_conversation(conn, intake_id=intake_id, conversation=conversation, now=now)
+        await record_notice(conn, notice, now=now)
+        queued = "SELECT count(*) FROM replies WHERE intake_id = $1"
+        assert await conn.fetchval(queued, intake_id) == 1  # the receipt alone
+        for _ in range(2):  # the link, and its redelivery
+            await note_incident(conn, intake_id=intake_id, incident_id=incident_id, now=now)
+        await record_notice(conn, notice, now=now)  # the notice's redelivery
+        assert await conn.fetchval(queued, intake_id) == 2
+        # What a sender would take now (undone): the receipt, and not the answer before it.
+        savepoint = conn.transaction()
+        await savepoint.start()
+        taken = await take_due(conn, now=now, lease_until=now, limit=100)
+        await savepoint.rollback()
+        assert [r.kind for r in taken if r.intake_id == intake_id] == [Kind.RECEIPT]
+    receipt, answer = await send_api.arrived(sender, 2)
+    assert receipt["body"]["Body"] == "Diterima."
+    assert answer["body"]["Body"].startswith(
+        f"Tanggapan DPUPR atas laporan {report_number(intake_id)}"
+    )

@@ -14,6 +14,7 @@ CREATE INDEX IF NOT EXISTS conversations_by_reference ON conversations (referenc
 
 CREATE TABLE IF NOT EXISTS replies (
     reply_id   uuid PRIMARY KEY,
+    seq        bigint GENERATED ALWAYS AS IDENTITY,  -- a conversation's replies go in this order
     intake_id  uuid NOT NULL REFERENCES conversations (intake_id),
     kind       text NOT NULL,
     body       text NOT NULL,
