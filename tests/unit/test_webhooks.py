@@ -10,12 +10,16 @@ import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from xml.etree import ElementTree
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
+from schemas.topics import Topics
 from schemas.vocabulary import Channel
+from services.gateway.app import Gateway, create_app
 from services.gateway.inbound import (
     TWIML_EMPTY,
     e164,
@@ -37,7 +41,7 @@ from services.gateway.replies import (
     template_params,
     whatsapp_request,
 )
-from services.gateway.settings import SmsSettings, WhatsAppSettings
+from services.gateway.settings import GatewaySettings, SmsSettings, WhatsAppSettings
 from services.gateway.signatures import (
     sms_signature,
     sms_signed,
@@ -45,6 +49,7 @@ from services.gateway.signatures import (
     whatsapp_signature,
     whatsapp_signed,
 )
+from services.gateway.webhooks import webhook_routes
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 SECRET = "app-secret"
@@ -433,3 +438,75 @@ def test_what_a_send_answer_means() -> None:
 def test_retries_wait_longer_each_time_up_to_a_limit() -> None:
     waits = [retry_delay(n, base_s=5, max_s=60) for n in range(1, 7)]
     assert waits == [5, 10, 20, 40, 60, 60]
+
+
+# ---------------------------------------------------------------- the routes' refusals
+
+
+def _client(whatsapp: WhatsAppSettings, sms: SmsSettings) -> httpx.AsyncClient:
+    """The webhooks' routes over ASGI; what these tests post never reaches the database,
+    the relay or the keys (refused, or nothing to take), so the gateway has none."""
+    unused: Any = None
+    gateway = Gateway(
+        settings=GatewaySettings(),
+        whatsapp=whatsapp,
+        sms=sms,
+        topics=Topics(prefix="x"),
+        pool=unused,
+        reads=unused,
+        relay=unused,
+        keys=unused,
+        limiter=unused,
+        clock=lambda: NOW,
+        ready=unused,
+    )
+    app = create_app(gateway, routers=(webhook_routes,))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")
+
+
+STATUSES_ONLY = json.dumps(wa_post({"statuses": [{"id": "w", "status": "read"}]})).encode()
+
+
+async def test_a_channel_without_its_secret_takes_nothing() -> None:
+    async with _client(WhatsAppSettings(), SmsSettings()) as http:
+        signed = {"X-Hub-Signature-256": whatsapp_signature(STATUSES_ONLY, app_secret="")}
+        posted = await http.post("/webhooks/whatsapp", content=STATUSES_ONLY, headers=signed)
+        query = {"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "1"}
+        handshake = await http.get("/webhooks/whatsapp", params=query)
+        sms = await http.post("/webhooks/sms", content=b"MessageSid=SM1&MessageStatus=sent")
+    assert posted.status_code == 503 and "not configured" in posted.json()["error"]
+    assert handshake.status_code == 403
+    assert sms.status_code == 503
+
+
+async def test_signed_posts_without_a_report_are_answered_and_forged_ones_refused() -> None:
+    wa = WhatsAppSettings(app_secret=SecretStr(SECRET))
+    public = "https://siaga.example/webhooks/sms"
+    sms = SmsSettings(auth_token=SecretStr("tok"), webhook_url=public)
+    callback = [("MessageSid", "SM1"), ("MessageStatus", "delivered")]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with _client(wa, sms) as http:
+
+        async def whatsapp(body: bytes, signature: str | None) -> httpx.Response:
+            headers = {"X-Hub-Signature-256": signature} if signature else {}
+            return await http.post("/webhooks/whatsapp", content=body, headers=headers)
+
+        good = whatsapp_signature(STATUSES_ONLY, app_secret=SECRET)
+        assert (await whatsapp(STATUSES_ONLY, good)).status_code == 200
+        assert (await whatsapp(STATUSES_ONLY, None)).status_code == 401
+        assert (await whatsapp(STATUSES_ONLY + b" ", good)).status_code == 403
+        not_json = b"{not json"
+        signed = whatsapp_signature(not_json, app_secret=SECRET)
+        assert (await whatsapp(not_json, signed)).status_code == 200  # nothing usable
+
+        async def sms_post(url: str, body: bytes = urlencode(callback).encode()) -> httpx.Response:
+            signature = sms_signature(url, callback, auth_token="tok")
+            headers = {**form, "X-Twilio-Signature": signature}
+            return await http.post("/webhooks/sms", content=body, headers=headers)
+
+        # Signed over the public URL the SMS gateway knows, not the one the request shows.
+        answer = await sms_post(public)
+        assert answer.status_code == 200 and answer.text == TWIML_EMPTY
+        assert answer.headers["content-type"].startswith("text/xml")
+        assert (await sms_post("http://gw.test/webhooks/sms")).status_code == 403
+        assert (await sms_post(public, b"\xff\xfe")).status_code == 400
