@@ -11,11 +11,11 @@ go out later, from the reply sender, so a send API that is down holds nothing up
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import SecretStr
 
 from services.common.logging import get_logger
 from services.gateway.app import Gateway, gateway_of
@@ -73,13 +73,13 @@ async def take(gateway: Gateway, inbound: Inbound, *, source: str) -> bool:
         raise Refusal(503, "the report could not be stored now; send it again") from None
 
 
-def _secret(value: Any, name: str, channel: str) -> str:
+def _secret(value: SecretStr | None, name: str, channel: str) -> str:
     """A channel's configured secret; without it every post is refused (503: the channel
     keeps its messages and sends them again once the secret is set)."""
-    if value is None or not value.get_secret_value():
+    secret = value.get_secret_value() if value is not None else ""
+    if not secret:
         log.error("webhook refused: its secret is not set", channel=channel, setting=name)
         raise Refusal(503, f"the {channel} webhook is not configured")
-    secret: str = value.get_secret_value()
     return secret
 
 
