@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from schemas.topics import Topics
 from schemas.vocabulary import Channel
 from services.gateway.app import Gateway, create_app
+from services.gateway.eido import Issuer
 from services.gateway.inbound import (
     TWIML_EMPTY,
     e164,
@@ -459,6 +460,7 @@ def _client(whatsapp: WhatsAppSettings, sms: SmsSettings) -> httpx.AsyncClient:
         limiter=unused,
         clock=lambda: NOW,
         ready=unused,
+        issuer=Issuer(domain="batangkab.go.id"),
     )
     app = create_app(gateway, routers=(webhook_routes,))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")
