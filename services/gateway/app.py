@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
 from services.gateway.access import KeyCache, RateLimiter
+from services.gateway.conversations import Conversation, start_conversation
 from services.gateway.eido import Issuer
 from services.gateway.http import AccessLog, BodyLimit, Refusal, authorize, bearer_secret
 from services.gateway.intake import Refused, Submitted, accept_intake, event_for, from_request
@@ -39,26 +40,39 @@ class Gateway:
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[None]]
     issuer: Issuer
+    replies_queued: Callable[[], None] = lambda: None
 
     async def submit(
         self,
         submitted: Submitted,
         *,
         key_name: str | None,
+        conversation: Conversation | None = None,
         also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> bool:
         """Make an intake durable (the gateway's outbox, committed) and hand it to the
-        relay; False when that intake id was accepted before (nothing is sent again).
-        `also` keeps what else belongs to a new intake (an Open311 request's details) in
-        the same transaction."""
+        relay; False when that intake id was accepted before (nothing is sent again). A
+        channel's `conversation` (where to answer, the receipt) is recorded in the same
+        transaction, so an intake is never kept without its receipt nor the reverse; `also`
+        keeps what else belongs to a new intake (an Open311 request's details) there too."""
         event = event_for(submitted)
+        now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
             outgoing = await accept_intake(
-                conn, event=event, topics=self.topics, now=self.clock(), key_name=key_name
+                conn, event=event, topics=self.topics, now=now, key_name=key_name
             )
+            if outgoing and conversation is not None:
+                await start_conversation(
+                    conn,
+                    intake_id=submitted.intake.intake_id,
+                    conversation=conversation,
+                    now=now,
+                )
             if outgoing and also is not None:
                 await also(conn)
         self.relay.send_committed(outgoing)
+        if outgoing and conversation is not None:
+            self.replies_queued()
         return bool(outgoing)
 
     async def authorize(self, secret: str | None, scope: Scope) -> ApiKey:

@@ -25,8 +25,15 @@ from services.gateway.entrypoint import GatewayConsumer
 from services.gateway.exports import eido_routes
 from services.gateway.keys import ApiKey, find_key
 from services.gateway.open311 import catalogue_for, open311_routes
-from services.gateway.settings import GatewaySettings, SmsSettings, WhatsAppSettings
+from services.gateway.sender import reply_sender
+from services.gateway.settings import (
+    GatewaySettings,
+    RepliesSettings,
+    SmsSettings,
+    WhatsAppSettings,
+)
 from services.gateway.stage import GATEWAY
+from services.gateway.webhooks import webhook_routes
 
 log = get_logger("gateway")
 
@@ -82,7 +89,7 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
 def _routers(common: CommonSettings) -> tuple[Router, ...]:
     """The routers of the channels and standards the gateway speaks, besides intake (their
     data files read now, so a bad one stops the gateway before it serves)."""
-    return (eido_routes, open311_routes(catalogue_for(common)))
+    return (eido_routes, open311_routes(catalogue_for(common)), webhook_routes)
 
 
 @contextlib.asynccontextmanager
@@ -92,24 +99,39 @@ async def bootstrap(
     *,
     whatsapp: WhatsAppSettings | None = None,
     sms: SmsSettings | None = None,
+    replies: RepliesSettings | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AsyncIterator[StageRuntime]:
-    """Run the gateway (its consumer and its HTTP API) until the context exits;
-    `runtime.api_url` says where it serves."""
+    """Run the gateway (its consumer, its reply sender and its HTTP API) until the context
+    exits; `runtime.api_url` says where it serves."""
     common = common or CommonSettings()
     settings = settings or GatewaySettings()
     routers = _routers(common)
+    whatsapp = whatsapp or WhatsAppSettings()
+    sms = sms or SmsSettings()
     async with stage_runtime(
-        stage=GATEWAY, settings=common, handlers=GatewayConsumer().handlers()
+        stage=GATEWAY,
+        settings=common,
+        handlers=GatewayConsumer().handlers(),
+        batch_interval_ms=settings.batch_interval_ms,
     ) as runtime:
         reads = await create_pool(
             common, schema="readmodel", application="siaga-gateway-reads", role="reader"
         )
         try:
-            gateway = _gateway(common, settings, runtime, reads, whatsapp, sms, clock)
-            async with serve(create_app(gateway, routers=routers), settings) as url:
-                runtime.api_url = url
-                yield runtime
+            async with reply_sender(
+                runtime.pool,
+                whatsapp=whatsapp,
+                sms=sms,
+                settings=replies or RepliesSettings(),
+                clock=clock,
+                metrics=runtime.metrics,
+            ) as sender:
+                gateway = _gateway(common, settings, runtime, reads, whatsapp, sms, clock)
+                gateway.replies_queued = sender.wake
+                async with serve(create_app(gateway, routers=routers), settings) as url:
+                    runtime.api_url = url
+                    yield runtime
         finally:
             await close_pool(reads)
 
@@ -119,8 +141,8 @@ def _gateway(
     settings: GatewaySettings,
     runtime: StageRuntime,
     reads: asyncpg.Pool,
-    whatsapp: WhatsAppSettings | None,
-    sms: SmsSettings | None,
+    whatsapp: WhatsAppSettings,
+    sms: SmsSettings,
     clock: Callable[[], datetime],
 ) -> Gateway:
     pool = runtime.pool
@@ -135,8 +157,8 @@ def _gateway(
 
     return Gateway(
         settings=settings,
-        whatsapp=whatsapp or WhatsAppSettings(),
-        sms=sms or SmsSettings(),
+        whatsapp=whatsapp,
+        sms=sms,
         topics=common.topics,
         pool=pool,
         reads=reads,

@@ -46,6 +46,14 @@ class GatewaySettings(BaseSettings):
         description="Serve POST /noop, a handler that does nothing: `make bench` measures the "
         "server's raw ceiling with it beside /events",
     )
+    batch_interval_ms: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="The consumer takes a batch at most this often, unless a full one waits "
+        "(it follows incidents and work orders for the citizens' replies, which no dispatch "
+        "waits for: fewer, fuller batches spare the broker); 0: as soon as records come",
+    )
     public_url: str | None = Field(
         default=None,
         description="The gateway's address as clients reach it (links in feeds); default: "
@@ -69,6 +77,16 @@ class WhatsAppSettings(BaseSettings):
     )
     access_token: SecretStr | None = Field(default=None, description="Bearer token of the send API")
     phone_number_id: str | None = Field(default=None, description="The sending phone number's id")
+    notice_template: str | None = Field(
+        default=None,
+        description="An approved message template that carries the agencies' answers and "
+        "closures (body parameters: the report number, what happened, the agency's words): "
+        "WhatsApp takes a free-form text only within 24 hours of the citizen's last "
+        "message; unset, notices go as text and one sent later is refused (and kept)",
+    )
+    template_language: str = Field(
+        default="id", description="The language code of the notice template"
+    )
 
 
 class SmsSettings(BaseSettings):
@@ -86,4 +104,33 @@ class SmsSettings(BaseSettings):
         default=None,
         description="The public URL the SMS gateway posts to (its signature covers it); "
         "default: the URL the request arrived at",
+    )
+
+
+class RepliesSettings(BaseSettings):
+    """`SIAGA_REPLIES_*`: how the gateway sends its replies to citizens (receipts, the
+    agencies' answers) through the channels' send APIs."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA_REPLIES_")
+
+    poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often replies due are looked for"
+    )
+    batch: int = Field(default=50, ge=1, le=1000, description="Replies sent at once, at most")
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="A send API's answer is waited for this long"
+    )
+    max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="A reply the send API keeps failing is given up after this many tries "
+        '(logged, counted as siaga_errors{kind="reply_failed"}, kept in gateway.replies '
+        "with its last error)",
+    )
+    backoff_s: float = Field(
+        default=5.0, gt=0, description="Wait after a reply's first failed try; doubles each try"
+    )
+    backoff_max_s: float = Field(
+        default=900.0, gt=0, description="The longest wait between two tries of a reply"
     )

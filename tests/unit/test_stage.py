@@ -44,8 +44,9 @@ TOPOLOGY = {
         ],
         [],
     ),
-    # The gateway follows which incident its intakes joined (the channels' answers).
-    "gateway": (["x.incident.events"], []),
+    # The gateway follows which incident its intakes joined and the agencies' answers
+    # (the replies to citizens on their channels).
+    "gateway": (["x.incident.events", "x.dispatch.orders"], []),
 }
 HANDLER_CLASSES = {
     "enricher": Enricher,
