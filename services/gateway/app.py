@@ -14,11 +14,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
+from services.gateway.accepting import Accepted, GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.conversations import Conversation, start_conversation
 from services.gateway.eido import Issuer
 from services.gateway.http import AccessLog, BodyLimit, Refusal, authorize, bearer_secret
-from services.gateway.intake import Refused, Submitted, accept_intake, event_for, from_request
+from services.gateway.intake import Refused, Submitted, event_for, from_request
 from services.gateway.keys import ApiKey, Scope
 from services.gateway.settings import GatewaySettings, SmsSettings, WhatsAppSettings
 
@@ -40,6 +41,7 @@ class Gateway:
     clock: Callable[[], datetime]
     ready: Callable[[], Awaitable[None]]
     issuer: Issuer
+    commits: GroupCommit
     replies_queued: Callable[[], None] = lambda: None
 
     async def submit(
@@ -50,30 +52,31 @@ class Gateway:
         conversation: Conversation | None = None,
         also: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> bool:
-        """Make an intake durable (the gateway's outbox, committed) and hand it to the
-        relay; False when that intake id was accepted before (nothing is sent again). A
+        """Make an intake durable (the gateway's outbox, committed with others that came
+        meanwhile: `GroupCommit`) and hand it to the relay; False when that intake id was accepted before (nothing is sent again). A
         channel's `conversation` (where to answer, the receipt) is recorded in the same
         transaction, so an intake is never kept without its receipt nor the reverse; `also`
         keeps what else belongs to a new intake (an Open311 request's details) there too."""
-        event = event_for(submitted)
-        now = self.clock()
-        async with self.pool.acquire() as conn, conn.transaction():
-            outgoing = await accept_intake(
-                conn, event=event, topics=self.topics, now=now, key_name=key_name
-            )
-            if outgoing and conversation is not None:
+        intake_id = submitted.intake.intake_id
+
+        async def extra(conn: asyncpg.Connection, now: datetime) -> None:
+            if conversation is not None:
                 await start_conversation(
-                    conn,
-                    intake_id=submitted.intake.intake_id,
-                    conversation=conversation,
-                    now=now,
+                    conn, intake_id=intake_id, conversation=conversation, now=now
                 )
-            if outgoing and also is not None:
+            if also is not None:
                 await also(conn)
-        self.relay.send_committed(outgoing)
-        if outgoing and conversation is not None:
+
+        new = await self.commits.submit(
+            Accepted(
+                event=event_for(submitted),
+                key_name=key_name,
+                extra=extra if conversation is not None or also is not None else None,
+            )
+        )
+        if new and conversation is not None:
             self.replies_queued()
-        return bool(outgoing)
+        return new
 
     async def authorize(self, secret: str | None, scope: Scope) -> ApiKey:
         """The caller's key if it may act in `scope` (see `http.authorize`)."""

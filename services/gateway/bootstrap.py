@@ -18,6 +18,7 @@ from services.common.gazetteer import load_gazetteer
 from services.common.logging import get_logger
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.gateway.accepting import GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.app import Gateway, Router, create_app
 from services.gateway.eido import Issuer
@@ -129,9 +130,13 @@ async def bootstrap(
             ) as sender:
                 gateway = _gateway(common, settings, runtime, reads, whatsapp, sms, clock)
                 gateway.replies_queued = sender.wake
-                async with serve(create_app(gateway, routers=routers), settings) as url:
-                    runtime.api_url = url
-                    yield runtime
+                gateway.commits.start()
+                try:
+                    async with serve(create_app(gateway, routers=routers), settings) as url:
+                        runtime.api_url = url
+                        yield runtime
+                finally:
+                    await gateway.commits.stop()
         finally:
             await close_pool(reads)
 
@@ -167,6 +172,7 @@ def _gateway(
         limiter=RateLimiter(rate_per_minute=settings.rate_per_minute, burst=settings.burst),
         clock=clock,
         ready=ready,
+        commits=GroupCommit(pool=pool, relay=runtime.relay, topics=common.topics, clock=clock),
         issuer=Issuer(
             domain=settings.agency_domain,
             centre=settings.centre_name,

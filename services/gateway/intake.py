@@ -18,9 +18,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import CONTENT_TYPE, Event
 from schemas.events import IntakeReceivedV1
-from schemas.topics import Topics
 from services.clients.operator import intake_event
-from services.common.outbox import Outgoing, write_outbox
 
 INTAKE_TYPE = "siaga.intake.received.v1"
 _REQUIRED = ("specversion", "id", "source", "type")
@@ -115,15 +113,10 @@ def event_for(submitted: Submitted) -> Event:
 
 
 async def accept_intake(
-    conn: asyncpg.Connection,
-    *,
-    event: Event,
-    topics: Topics,
-    now: datetime,
-    key_name: str | None,
-) -> list[Outgoing]:
-    """Record an intake and put its event in the outbox, in the caller's transaction; an
-    intake id already accepted changes nothing. Returns what to send once committed."""
+    conn: asyncpg.Connection, *, event: Event, now: datetime, key_name: str | None
+) -> bool:
+    """Record an intake, in the caller's transaction; False when its id was accepted
+    before (the caller then neither keeps nor sends anything more of it)."""
     intake = event.payload
     assert isinstance(intake, IntakeReceivedV1)
     new = await conn.fetchval(
@@ -138,8 +131,4 @@ async def accept_intake(
         now,
         key_name,
     )
-    if not new:
-        return []
-    outgoing = [Outgoing.of(event, topics)]
-    await write_outbox(conn, outgoing)
-    return outgoing
+    return bool(new)

@@ -219,3 +219,41 @@ def _as_intake(data: dict[str, Any]) -> Any:
     from schemas.events import IntakeReceivedV1
 
     return IntakeReceivedV1.model_validate(data)
+
+
+async def test_many_at_once_are_committed_together_each_told_its_own(gw: Pipeline) -> None:
+    """Requests that arrive together share commits; a resend among them is still one
+    intake, and every answer is right for its own request."""
+    import asyncio
+
+    key = await new_key(gw, "burst-test", "intake")
+    before = await accepted_count(gw)
+    unique = [intake(f"laporan serentak {i}: lampu jalan mati") for i in range(40)]
+    bodies = [structured(d) for d in unique] + [structured(d) for d in unique[:10]]
+    headers = {"Content-Type": CE, "Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=url(gw), limits=limits, timeout=60) as http:
+        answers = await asyncio.gather(
+            *(http.post("/events", content=b, headers=headers) for b in bodies)
+        )
+    assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses.count("accepted") == 40 and statuses.count("duplicate") == 10
+    per_intake: dict[str, list[str]] = {}
+    for a in answers:
+        per_intake.setdefault(a.json()["intake_id"], []).append(a.json()["status"])
+    assert all(sorted(s) in (["accepted"], ["accepted", "duplicate"]) for s in per_intake.values())
+    assert await accepted_count(gw) == before + 40
+    ids = {d["intake_id"] for d in unique}
+
+    async def all_on_the_log() -> bool:
+        seen = {
+            str(e.payload.intake_id)
+            for e in await gw.events(gw.topics.intake_received)
+            if str(e.payload.intake_id) in ids
+        }
+        return seen == ids
+
+    from tests.conftest import eventually
+
+    await eventually(all_on_the_log, timeout=30, what="the 40 intakes on the log")

@@ -461,6 +461,7 @@ def _client(whatsapp: WhatsAppSettings, sms: SmsSettings) -> httpx.AsyncClient:
         clock=lambda: NOW,
         ready=unused,
         issuer=Issuer(domain="batangkab.go.id"),
+        commits=unused,
     )
     app = create_app(gateway, routers=(webhook_routes,))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test")
