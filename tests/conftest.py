@@ -31,6 +31,9 @@ from services.projector.queries import IncidentView
 from services.stack.embedded import drop_database, recreate_database
 from tests.infra import Infra, containers, docker_unavailable_reason, embedded
 
+# The headless browser of the pages' tests (tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 T = TypeVar("T")
 
 configure_logging(level="WARNING", json=True)

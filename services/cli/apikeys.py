@@ -21,7 +21,7 @@ def _name(text: str) -> str:
     return text
 
 
-async def _gateway_schema() -> Any:
+async def gateway_schema() -> Any:
     """A connection to the gateway's schema as the gateway's own role."""
     from services.common.db import connect
     from services.common.settings import CommonSettings
@@ -37,7 +37,7 @@ async def create(args: argparse.Namespace) -> int:
 
     from services.gateway.keys import Scope, create_key
 
-    conn = await _gateway_schema()
+    conn = await gateway_schema()
     try:
         key, secret = await create_key(
             conn,
@@ -61,7 +61,7 @@ async def revoke(args: argparse.Namespace) -> int:
 
     from services.gateway.keys import revoke_keys
 
-    conn = await _gateway_schema()
+    conn = await gateway_schema()
     try:
         count = await revoke_keys(conn, name=args.name, now=datetime.now(UTC))
     finally:
@@ -76,7 +76,7 @@ async def show(args: argparse.Namespace) -> int:
     """List the keys (never their secrets)."""
     from services.gateway.keys import list_keys
 
-    conn = await _gateway_schema()
+    conn = await gateway_schema()
     try:
         keys = await list_keys(conn)
     finally:

@@ -26,6 +26,7 @@ from services.gateway.entrypoint import GatewayConsumer
 from services.gateway.exports import eido_routes
 from services.gateway.keys import ApiKey, find_key
 from services.gateway.open311 import catalogue_for, open311_routes
+from services.gateway.pages import page_routes
 from services.gateway.sender import reply_sender
 from services.gateway.settings import (
     GatewaySettings,
@@ -90,7 +91,7 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
 def _routers(common: CommonSettings) -> tuple[Router, ...]:
     """The routers of the channels and standards the gateway speaks, besides intake (their
     data files read now, so a bad one stops the gateway before it serves)."""
-    return (eido_routes, open311_routes(catalogue_for(common)), webhook_routes)
+    return (eido_routes, open311_routes(catalogue_for(common)), webhook_routes, page_routes)
 
 
 @contextlib.asynccontextmanager

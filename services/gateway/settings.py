@@ -41,6 +41,9 @@ class GatewaySettings(BaseSettings):
     centre_name: str = Field(
         default="Command Centre", max_length=100, description="The command centre's name"
     )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=168, description="How long a sign-in lasts (a shift)"
+    )
     noop_route: bool = Field(
         default=False,
         description="Serve POST /noop, a handler that does nothing: `make bench` measures the "
