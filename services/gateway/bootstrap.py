@@ -21,6 +21,7 @@ from services.common.settings import CommonSettings
 from services.gateway.accepting import GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.app import Gateway, Router, create_app
+from services.gateway.calltaker import intake_routes
 from services.gateway.eido import Issuer
 from services.gateway.entrypoint import GatewayConsumer
 from services.gateway.exports import eido_routes
@@ -91,7 +92,13 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
 def _routers(common: CommonSettings) -> tuple[Router, ...]:
     """The routers of the channels and standards the gateway speaks, besides intake (their
     data files read now, so a bad one stops the gateway before it serves)."""
-    return (eido_routes, open311_routes(catalogue_for(common)), webhook_routes, page_routes)
+    return (
+        eido_routes,
+        open311_routes(catalogue_for(common)),
+        webhook_routes,
+        page_routes,
+        intake_routes(common),
+    )
 
 
 @contextlib.asynccontextmanager

@@ -106,3 +106,63 @@ async def test_a_person_signs_in_and_out_in_a_browser(site: Pipeline, browser: A
         assert token  # the cookie the browser held no longer opens anything
     finally:
         await context.close()
+
+
+async def test_a_call_taker_sees_triage_while_typing_and_sends_the_intake(
+    site: Pipeline, browser: Any
+) -> None:
+    code, _, err = await add_person(site, "dewi", "rahasia-sekali", "--role", "call-taker")
+    assert code == 0, err
+    code, _, err = await add_person(site, "tamu", "rahasia-sekali", "--role", "viewer")
+    assert code == 0, err
+    context = await browser.new_context(viewport={"width": 1366, "height": 768})
+    page = await context.new_page()
+    try:
+        await page.goto(f"{base(site)}/intake")
+        await page.wait_for_url("**/login?next=/intake")  # nobody signed in yet
+        await page.fill("input[name=username]", "dewi")
+        await page.fill("input[name=password]", "rahasia-sekali")
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/intake")
+        await page.select_option("select[name=channel]", "call112")
+        await page.fill("input[name=phone]", "+6281234567890")
+        await page.type(
+            "textarea[name=text]", "rumah terbakar di desa Kandeman, ada anak masih di dalam"
+        )
+        await page.wait_for_function(
+            "document.getElementById('p-priority').textContent === 'P1'", timeout=10_000
+        )
+        assert await page.inner_text("#p-category") == "fire"
+        assert "Kandeman" in await page.inner_text("#p-place")
+        assert await page.locator("#p-questions li").count() >= 1
+        await page.click("#intake button[type=submit]")
+        await page.wait_for_function(
+            "document.getElementById('sent').dataset.intake !== undefined", timeout=10_000
+        )
+        intake_id = await page.get_attribute("#sent", "data-intake")
+        assert intake_id
+        import uuid
+
+        incident = await site.incident_for_intake(uuid.UUID(intake_id), timeout=30)
+        assert incident.category == "fire" and incident.priority == "P1"
+        operator = await site.fetchval(
+            "SELECT operator_id FROM readmodel.intakes WHERE intake_id = $1", uuid.UUID(intake_id)
+        )
+        assert operator == "dewi"  # attributed to the call-taker
+    finally:
+        await context.close()
+    # A viewer may not open the form nor send through it.
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await page.goto(f"{base(site)}/login?next=/intake")
+        await page.fill("input[name=username]", "tamu")
+        await page.fill("input[name=password]", "rahasia-sekali")
+        await page.click("button[type=submit]")
+        await page.wait_for_load_state()
+        refused = await page.request.get(f"{base(site)}/intake")
+        assert refused.status == 403
+        sent = await page.request.post(f"{base(site)}/intake", data={"channel": "web", "text": "x"})
+        assert sent.status == 403
+    finally:
+        await context.close()
