@@ -167,6 +167,7 @@ async def test_refusals_publish_nothing(gw: Pipeline) -> None:
         (auth, structured(intake("x"), specversion="0.3"), 400),
         (auth, b"x" * (2 * 1024 * 1024), 413),  # 2 MB
         ({**auth, "Content-Type": "text/plain"}, good, 400),
+        ({**auth, "Content-Type": "application/xml"}, b"<intake><text>x</intake>", 400),
     ]
     async with httpx.AsyncClient(base_url=url(gw)) as http:
         for headers, body, status in cases:

@@ -257,6 +257,13 @@ async def test_refusals_in_the_specs_format_publish_nothing(
             "x-www",
         ),
         ("/requests.yaml", {**good, "api_key": key}, {}, 404, "json and xml"),
+        (  # bad XML: the spec posts forms, and a body of XML (well-formed or not) is refused
+            "/requests.xml",
+            b"<service_request><service_code>utilities</service_code>",
+            {"Content-Type": "application/xml"},
+            400,
+            "x-www",
+        ),
     ]
     for path, body, headers, status, message in cases:
         if isinstance(body, bytes):
