@@ -136,7 +136,11 @@ def page_routes(app: FastAPI) -> None:
         return RedirectResponse(f"/login?next={quote(exc.back_to)}", status_code=303)
 
     app.add_exception_handler(SignInNeeded, sign_in_needed)
+    _sign_in_routes(app)
+    _session_routes(app)
 
+
+def _sign_in_routes(app: FastAPI) -> None:
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request) -> HTMLResponse:
         """The sign-in form."""
@@ -174,6 +178,8 @@ def page_routes(app: FastAPI) -> None:
         )
         return response
 
+
+def _session_routes(app: FastAPI) -> None:
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         """End the session (the form's token must be the session's)."""
