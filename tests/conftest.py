@@ -295,6 +295,41 @@ def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     return dict(getattr(request, "param", {}))
 
 
+def with_gateway(
+    infra: Infra, *, home: Path, **gateway: Any
+) -> contextlib.AbstractAsyncContextManager[Pipeline]:
+    """The five stages and the gateway (on a free port, keys looked up afresh each time,
+    a burst no test reaches, unless `gateway` overrides its bootstrap's arguments)."""
+    from services.gateway.settings import GatewaySettings
+    from services.stages import PIPELINE
+
+    gateway.setdefault("settings", GatewaySettings(port=0, key_cache_s=0, burst=1000))
+    return open_pipeline(
+        infra,
+        fleet=TEST_FLEET,
+        home=home,
+        stages=(*PIPELINE, "gateway"),
+        stage_settings={"gateway": gateway},
+    )
+
+
+def gateway_url(pipe: Pipeline) -> str:
+    """Where the pipeline's gateway serves."""
+    found = pipe.runtimes["gateway"][0].api_url
+    assert found
+    return str(found)
+
+
+async def new_api_key(pipe: Pipeline, name: str, *scopes: str) -> str:
+    """A key made by the real `siaga apikey create`."""
+    args = ["apikey", "create", name]
+    for scope in scopes:
+        args += ["--scope", scope]
+    done = await siaga_cli(pipe.settings, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 def gateway_on_a_free_port() -> dict[str, dict[str, Any]]:
     """Stage settings that start the gateway on a free port (its default is 8080), for a
     module whose `stages` include it."""

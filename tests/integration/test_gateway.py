@@ -12,9 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from services.gateway.settings import GatewaySettings
-from services.stages import PIPELINE
-from tests.conftest import Pipeline, open_pipeline, siaga_cli
+from tests.conftest import (
+    Pipeline,
+    gateway_url,
+    new_api_key,
+    siaga_cli,
+    with_gateway,
+)
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -24,35 +28,13 @@ CE = "application/cloudevents+json"
 
 @pytest.fixture(scope="module")
 async def gw(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
-    """The five stages and the gateway, once for the module (port 0: a free one; keys
-    looked up afresh every time, so a revocation shows at once)."""
-    from tests.conftest import TEST_FLEET
-
-    async with open_pipeline(
-        infra,
-        fleet=TEST_FLEET,
-        home=tmp_path_factory.mktemp("gw") / ".siaga",
-        stages=(*PIPELINE, "gateway"),
-        stage_settings={
-            "gateway": {"settings": GatewaySettings(port=0, key_cache_s=0, burst=1000)}
-        },
-    ) as pipe:
+    """The five stages and the gateway, once for the module."""
+    async with with_gateway(infra, home=tmp_path_factory.mktemp("gw") / ".siaga") as pipe:
         yield pipe
 
 
-def url(pipe: Pipeline) -> str:
-    found = pipe.runtimes["gateway"][0].api_url
-    assert found
-    return str(found)
-
-
-async def new_key(pipe: Pipeline, name: str, *scopes: str) -> str:
-    args = ["apikey", "create", name]
-    for scope in scopes:
-        args += ["--scope", scope]
-    done = await siaga_cli(pipe.settings, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+url = gateway_url
+new_key = new_api_key
 
 
 def intake(text: str, **extra: Any) -> dict[str, Any]:

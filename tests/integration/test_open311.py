@@ -13,9 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.gateway.settings import GatewaySettings
-from services.stages import PIPELINE
-from tests.conftest import Pipeline, eventually, open_pipeline, siaga_cli
+from tests.conftest import (
+    Pipeline,
+    eventually,
+    gateway_url,
+    new_api_key,
+    siaga_cli,
+    with_gateway,
+)
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -27,35 +32,18 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 @pytest.fixture(scope="module")
 async def gw(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
     """The five stages and the gateway, once for the module."""
-    from tests.conftest import TEST_FLEET
-
-    async with open_pipeline(
-        infra,
-        fleet=TEST_FLEET,
-        home=tmp_path_factory.mktemp("open311") / ".siaga",
-        stages=(*PIPELINE, "gateway"),
-        stage_settings={
-            "gateway": {"settings": GatewaySettings(port=0, key_cache_s=0, burst=1000)}
-        },
-    ) as pipe:
+    async with with_gateway(infra, home=tmp_path_factory.mktemp("open311") / ".siaga") as pipe:
         yield pipe
 
 
 @pytest.fixture(scope="module")
 async def http(gw: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
-    base = gw.runtimes["gateway"][0].api_url
-    assert base
+    base = gateway_url(gw)
     async with httpx.AsyncClient(base_url=f"{base}{V2}") as client:
         yield client
 
 
-async def new_key(pipe: Pipeline, name: str, *scopes: str) -> str:
-    args = ["apikey", "create", name]
-    for scope in scopes:
-        args += ["--scope", scope]
-    done = await siaga_cli(pipe.settings, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+new_key = new_api_key
 
 
 def xml(answer: httpx.Response) -> ET.Element:

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.settings import GatewaySettings
-from services.stages import PIPELINE
-from tests.conftest import TEST_FLEET, Pipeline, cli_env, open_pipeline
+from tests.conftest import Pipeline, cli_env, gateway_url, with_gateway
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -20,18 +18,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def site(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
     """The five stages and the gateway, once for the module."""
-    async with open_pipeline(
-        infra,
-        fleet=TEST_FLEET,
-        home=tmp_path_factory.mktemp("pages") / ".siaga",
-        stages=(*PIPELINE, "gateway"),
-        stage_settings={"gateway": {"settings": GatewaySettings(port=0)}},
-    ) as pipe:
+    async with with_gateway(infra, home=tmp_path_factory.mktemp("pages") / ".siaga") as pipe:
         yield pipe
 
 
-def base(pipe: Pipeline) -> str:
-    return str(pipe.runtimes["gateway"][0].api_url)
+base = gateway_url
 
 
 async def add_person(pipe: Pipeline, name: str, password: str, *args: str) -> Any:

@@ -38,8 +38,13 @@ from services.gateway.settings import (
     WhatsAppSettings,
 )
 from services.gateway.signatures import sms_signature, whatsapp_signature
-from services.stages import PIPELINE
-from tests.conftest import TEST_FLEET, Pipeline, eventually, open_pipeline, siaga_cli
+from tests.conftest import (
+    Pipeline,
+    eventually,
+    gateway_url,
+    siaga_cli,
+    with_gateway,
+)
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -132,20 +137,13 @@ async def gw(
         ),
         "replies": RepliesSettings(poll_s=0.1, backoff_s=0.2, backoff_max_s=0.4, max_attempts=50),
     }
-    async with open_pipeline(
-        infra,
-        fleet=TEST_FLEET,
-        home=tmp_path_factory.mktemp("webhooks") / ".siaga",
-        stages=(*PIPELINE, "gateway"),
-        stage_settings={"gateway": gateway},
+    async with with_gateway(
+        infra, home=tmp_path_factory.mktemp("webhooks") / ".siaga", **gateway
     ) as pipe:
         yield pipe
 
 
-def url(pipe: Pipeline) -> str:
-    found = pipe.runtimes["gateway"][0].api_url
-    assert found
-    return str(found)
+url = gateway_url
 
 
 def wa_text(wa_id: str, mid: str, text: str, name: str = "Siti") -> dict[str, Any]:
