@@ -20,11 +20,11 @@ from services.common.datapack import DataPackError, resolve_pack
 
 def _parser() -> argparse.ArgumentParser:
     """`siaga` and its commands, each module registering its own, in the order of the help."""
-    from services.cli import asyncapi, commands, incidents, ops, supervisor, units
+    from services.cli import alerts, asyncapi, commands, incidents, ops, supervisor, units
 
     root = Parser(prog="siaga", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (commands, units, supervisor, incidents, ops, asyncapi):
+    for module in (commands, units, supervisor, incidents, alerts, ops, asyncapi):
         module.register(sub)
     return root
 

@@ -1,4 +1,5 @@
-"""The regency's data pack: regions, boundaries, facilities, landmarks, run cards, fleet."""
+"""The regency's data pack: regions, boundaries, facilities, landmarks, run cards, fleet,
+public alerts."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ FACILITIES = "facilities/*.csv"
 LANDMARKS = "landmarks.csv"
 RUN_CARDS = "runcards.toml"
 FLEET = "fleet.toml"
+ALERTS = "alerts.toml"
 
 
 class DataPackError(ValueError):
@@ -41,6 +43,7 @@ class DataPack:
     landmarks: Path | None
     run_cards: Path
     fleet: Path
+    alerts: Path
     builtin: bool
 
     @property
@@ -52,7 +55,8 @@ class DataPack:
 def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
     """The pack in `root`: `regions/<name>_regions.csv`, optional `regions/*.geojson`,
     `facilities/*.csv` and `landmarks.csv`, found by pattern, not by name; and optional
-    `runcards.toml` and `fleet.toml`, whose absence means Batang's built-in ones."""
+    `runcards.toml`, `fleet.toml` and `alerts.toml`, whose absence means Batang's built-in
+    ones."""
     where = "built-in data pack" if builtin else "SIAGA_DATA_DIR"
     if not root.is_dir():
         raise DataPackError(f"{where} {root}: no such folder")
@@ -76,6 +80,7 @@ def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
         # A pack without its own run cards or fleet gets Batang's, as before they were data.
         run_cards=one(RUN_CARDS) or BUILTIN_PACK / RUN_CARDS,
         fleet=one(FLEET) or BUILTIN_PACK / FLEET,
+        alerts=one(ALERTS) or BUILTIN_PACK / ALERTS,
         builtin=builtin,
     )
 

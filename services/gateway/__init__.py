@@ -1,0 +1,1 @@
+"""The HTTP gateway: CloudEvents, Open311, EIDO, CAP alerts and the pages."""
