@@ -169,7 +169,7 @@ class AlertPolicy:
         """A kecamatan by its name (any case, `Kecamatan`/`Kec.` before it or not) or code."""
         key = normalise(name).removeprefix("kecamatan ").removeprefix("kec ")
         for area in self.gazetteer.kecamatan:
-            if key in (area.key, area.code):
+            if key == area.key or name.strip() == area.code:
                 return area
         return None
 
