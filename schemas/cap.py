@@ -28,7 +28,7 @@ Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 # CAP: an identifier or sender holds no spaces, commas or restricted characters (< and &),
 # since references list them space- and comma-separated.
 CAP_NAME = r"^[^\s,<&]+$"
-CapName = Annotated[str, StringConstraints(pattern=CAP_NAME, min_length=1, max_length=MAX_NAME)]
+CapName = Annotated[str, StringConstraints(pattern=CAP_NAME, min_length=1)]
 MAX_POINTS = 500  # vertices of one polygon; a kecamatan outline has a few dozen
 MAX_SHAPES = 50
 
@@ -75,16 +75,22 @@ class AlertArea(Contract):
 class AlertReference(Contract):
     """An earlier message an Update or Cancel refers to (CAP `sender,identifier,sent`)."""
 
-    sender: CapName = Field(description="Sender of the earlier message")
-    identifier: CapName = Field(description="Identifier of the earlier message")
+    sender: CapName = Field(description="Sender of the earlier message", max_length=MAX_NAME)
+    identifier: CapName = Field(
+        description="Identifier of the earlier message", max_length=MAX_NAME
+    )
     sent: AwareInstant = Field(description="When the earlier message was sent")
 
 
 class CapAlert(Contract):
     """One CAP 1.2 alert message with one `info` block (one language) and one `area`."""
 
-    identifier: CapName = Field(description="Unique for its sender; no spaces, commas, < or &")
-    sender: CapName = Field(description="Who sends it, e.g. bpbd@batangkab.go.id")
+    identifier: CapName = Field(
+        description="Unique for its sender; no spaces, commas, < or &", max_length=MAX_NAME
+    )
+    sender: CapName = Field(
+        description="Who sends it, e.g. bpbd@batangkab.go.id", max_length=MAX_NAME
+    )
     sent: AwareInstant = Field(description="When it was sent, with the sender's UTC offset")
     status: AlertStatus = Field(default="Actual", description="Actual, Exercise, System or Test")
     msg_type: MsgType = Field(description="Alert, or Update / Cancel of earlier messages")
