@@ -100,8 +100,6 @@ def _info(root: ET.Element, alert: CapAlert) -> None:
     _add(info, "instruction", alert.instruction)
     _add(info, "web", alert.web)
     _add(info, "contact", alert.contact)
-    if alert.incident_id is not None:
-        _pair(info, "parameter", "siaga:incident", str(alert.incident_id))
     _area(info, alert.area)
 
 

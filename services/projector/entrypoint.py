@@ -75,10 +75,9 @@ class Projector:
         derive: Callable[[CapAlert | None], CapAlert | None],
     ) -> None:
         """The incident's next alert, if its latest one and this event call for one."""
-        alert = derive(writes.alerts.latest.get(incident_id))
+        alert = derive(writes.alerts.last(incident_id))
         if alert is not None:
-            writes.alerts.latest[incident_id] = alert
-            rm.add_cap_alert(writes.upserts, alert=alert, origin="incident")
+            writes.alerts.follow(writes.upserts, incident_id, alert)
 
     @staticmethod
     def _timeline(writes: ReadModelWrites, event: Event, incident_id: UUID, summary: str) -> None:

@@ -359,13 +359,21 @@ async def _refold(conn: asyncpg.Connection, starts: list[tuple[str, datetime, in
 ALERTING = (IncidentClassifiedV1, TriageReviewedV1, IncidentStatusChangedV1)
 
 
+@dataclass(frozen=True)
+class DerivedAlert:
+    """An incident's derived alert and its place among the incident's alerts (0, 1, ...)."""
+
+    seq: int
+    alert: CapAlert
+
+
 @dataclass
 class AlertThreads:
     """The latest derived alert of each incident a batch may alert about, read once for
     the batch and kept up to date by its handlers (an incident's events arrive in order
     on its partition, so each follows the one before)."""
 
-    latest: dict[UUID, CapAlert | None] = field(default_factory=dict)
+    latest: dict[UUID, DerivedAlert] = field(default_factory=dict)
 
     async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         """Read the latest derived alert of every incident of the batch's alerting events."""
@@ -374,14 +382,28 @@ class AlertThreads:
             return
         rows = await conn.fetch(
             """
-            SELECT DISTINCT ON (incident_id) incident_id, message FROM cap_alerts
+            SELECT DISTINCT ON (incident_id) incident_id, incident_seq, message FROM cap_alerts
              WHERE origin = 'incident' AND incident_id = ANY($1::uuid[])
-             ORDER BY incident_id, thread_length DESC, sent DESC, identifier
+             ORDER BY incident_id, incident_seq DESC
             """,
             wanted,
         )
-        self.latest = dict.fromkeys(wanted)
-        self.latest.update({r["incident_id"]: CapAlert.model_validate(r["message"]) for r in rows})
+        self.latest = {
+            r["incident_id"]: DerivedAlert(r["incident_seq"], CapAlert.model_validate(r["message"]))
+            for r in rows
+        }
+
+    def last(self, incident_id: UUID) -> CapAlert | None:
+        """The incident's latest derived alert, or None when it has none."""
+        found = self.latest.get(incident_id)
+        return None if found is None else found.alert
+
+    def follow(self, writes: Deferred, incident_id: UUID, alert: CapAlert) -> None:
+        """Record the incident's next derived alert: stored, and the latest from now on."""
+        before = self.latest.get(incident_id)
+        seq = 0 if before is None else before.seq + 1
+        self.latest[incident_id] = DerivedAlert(seq, alert)
+        add_cap_alert(writes, alert=alert, origin="incident", incident_seq=seq)
 
 
 @dataclass
@@ -404,13 +426,15 @@ class ReadModelWrites:
         await apply_board(conn, board)
 
 
-def add_cap_alert(writes: Deferred, *, alert: CapAlert, origin: str) -> None:
+def add_cap_alert(
+    writes: Deferred, *, alert: CapAlert, origin: str, incident_seq: int | None = None
+) -> None:
     """A public alert message; the same identifier twice is the same message."""
     writes.add(
         """
         INSERT INTO cap_alerts (identifier, origin, incident_id, msg_type, status, sent, expires,
-                                thread_length, refs, message)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (identifier) DO NOTHING
+                                thread_length, refs, message, incident_seq)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (identifier) DO NOTHING
         """,
         alert.identifier,
         origin,
@@ -422,6 +446,7 @@ def add_cap_alert(writes: Deferred, *, alert: CapAlert, origin: str) -> None:
         len(alert.references),
         [r.model_dump(mode="json") for r in alert.references],
         alert.model_dump(mode="json"),
+        incident_seq,
     )
 
 

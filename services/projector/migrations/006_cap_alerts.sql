@@ -11,12 +11,14 @@ CREATE TABLE IF NOT EXISTS cap_alerts (
     sent          timestamptz NOT NULL,
     expires       timestamptz,
     thread_length integer NOT NULL,       -- how many earlier messages it references
+    incident_seq  integer,                -- derived: its place among the incident's alerts
     refs          jsonb NOT NULL,         -- [{"sender", "identifier", "sent"}, ...]
     message       jsonb NOT NULL
 );
 -- "Is this message referenced by a later one?" (refs @> [{"identifier": ...}]).
 CREATE INDEX IF NOT EXISTS cap_alerts_refs ON cap_alerts USING gin (refs jsonb_path_ops);
--- The latest derived message of an incident, which its next one follows.
-CREATE INDEX IF NOT EXISTS cap_alerts_incident_thread
-    ON cap_alerts (incident_id, thread_length) WHERE origin = 'incident';
+-- The latest derived message of an incident, which its next one follows (a new thread may
+-- begin after a Cancel, so it is the last in the incident's order, not the longest thread).
+CREATE INDEX IF NOT EXISTS cap_alerts_incident_seq
+    ON cap_alerts (incident_id, incident_seq) WHERE origin = 'incident';
 CREATE INDEX IF NOT EXISTS cap_alerts_current ON cap_alerts (expires);
