@@ -45,10 +45,11 @@ class Triaged:
     category: Category
     priority: Priority
     agency: str
-    confirmed: bool  # False while triage asks a person to check it
+    confirmed: bool  # False while triage asks a person to confirm it (units already go)
     channel: str
     place: Place | None
     at: datetime
+    held: bool = False  # too unsure to act on: nothing is sent, nor told, until reviewed
 
 
 def alert_id(cause: str) -> str:
@@ -64,20 +65,21 @@ def on_triage(
     previous: CapAlert | None, decision: Triaged, *, cause: str, policy: AlertPolicy, text: str
 ) -> CapAlert | None:
     """The alert a classification or review causes, given the incident's latest alert: an
-    Alert for a new disaster, an Update when its grade changed, a Cancel when it is no
-    disaster after all; None when there is nothing to tell."""
+    Alert for a new disaster (once a person has looked at one triage was unsure of), an
+    Update when its grade changed, a Cancel when it is no disaster after all; None when
+    there is nothing to tell."""
     if decision.category is not Category.DISASTER:
         if not _live(previous):
             return None
         assert previous is not None
         note = f"Setelah diperiksa, laporan ini bukan bencana ({decision.category.value})."
         return _cancel(previous, note, "None", cause=cause, at=decision.at, policy=policy)
-    urgency, severity = GRADES[decision.priority]
-    certainty: Certainty = "Likely" if decision.confirmed else "Possible"
     if not _live(previous):
-        return _first(decision, cause=cause, policy=policy, text=text)
+        return None if decision.held else _first(decision, cause=cause, policy=policy, text=text)
     assert previous is not None
-    certainty = max(certainty, previous.certainty, key=_SURER.index)
+    urgency, severity = GRADES[decision.priority]
+    said: Certainty = "Likely" if decision.confirmed else "Possible"
+    certainty = max(said, previous.certainty, key=_SURER.index)
     if (urgency, severity, certainty) == (previous.urgency, previous.severity, previous.certainty):
         return None
     told = "dikonfirmasi petugas" if decision.confirmed else "diperbarui"

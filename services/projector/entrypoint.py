@@ -192,6 +192,7 @@ class Projector:
             priority=p.priority,
             agency=p.agency,
             confirmed=not (p.needs_review or p.needs_confirmation),
+            held=p.needs_review,
             channel=p.channel.value,
             place=p.place,
             at=p.classified_at,

@@ -118,6 +118,14 @@ def test_priority_and_confirmation_grade_the_alert(
     assert (alert.urgency, alert.severity, alert.certainty) == grades
 
 
+def test_a_disaster_triage_was_unsure_of_is_told_once_a_person_has_reviewed_it() -> None:
+    held = classified(confirmed=False, held=True)
+    assert on_triage(None, held, cause="ev-1", policy=POLICY, text=REPORT) is None
+    reviewed = on_triage(None, classified(), cause="ev-2", policy=POLICY, text=REPORT)
+    assert reviewed is not None and reviewed.msg_type == "Alert"
+    assert reviewed.certainty == "Likely"
+
+
 def test_an_unknown_place_gives_the_whole_regency() -> None:
     alert = first_alert(place=None)
     assert alert.area.area_desc == "Kabupaten Batang"
