@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck schemas bench eval model clean
+.PHONY: install run test lint typecheck browser schemas bench eval model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,20 @@ run: install
 	$(BIN)/siaga up --demo
 
 ## test: lint, type-check and the whole test suite (CI runs exactly this)
-test: install lint typecheck
+test: install lint typecheck browser
 	$(BIN)/pytest
+
+## browser: Debian's chromium for the pages' tests, installed when missing and we may
+## (root with apt-get); elsewhere those tests skip and say why. Never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the pages' tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "chromium could not be installed: the pages' browser tests will skip"; \
+	  else echo "no chromium and no apt-get as root: the pages' browser tests will skip"; fi; }
 
 lint: install
 	$(BIN)/ruff check schemas services tests bench eval

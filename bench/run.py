@@ -31,6 +31,8 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.gateway import bench_key
+from bench.gateway import measure as measure_gateway
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from schemas.topics import DEFAULT_PREFIX
@@ -60,7 +62,7 @@ from services.stack.embedded import (
     recreate_database,
     use_embedded_partitions,
 )
-from services.stack.processes import spawn, stop
+from services.stack.processes import free_port, spawn, stop
 from services.stack.setup import prepare
 from services.stages import STAGES
 
@@ -663,6 +665,7 @@ class Stack:
     sampler: MemorySampler
     processes: dict[str, int]
     baseline: dict[str, Any] | None
+    gateway_url: str
 
 
 # What would point a stage at the database of another Siaga on the same server, or make
@@ -692,6 +695,17 @@ def stage_environment(
     if settings.database.sslmode:
         env["SIAGA_DATABASE_SSLMODE"] = settings.database.sslmode
     return env
+
+
+def gateway_environment(port: int) -> dict[str, str]:
+    """The gateway's: its port, the minimal handler beside /events, and no rate limit (the
+    bench is one client going as fast as it can)."""
+    return {
+        "SIAGA_GATEWAY_PORT": str(port),
+        "SIAGA_GATEWAY_NOOP_ROUTE": "true",
+        "SIAGA_GATEWAY_RATE_PER_MINUTE": str(10**9),
+        "SIAGA_GATEWAY_BURST": str(10**9),
+    }
 
 
 @contextlib.asynccontextmanager
@@ -743,11 +757,12 @@ async def running_stack(
             )
             say(f"baseline: {base['baseline_eps']} msg/s")
         env = stage_environment(settings, inherited=os.environ, home=home)
+        gateway_port = free_port()
         for stage in STAGES:
             stages[stage] = spawn(
                 [sys.executable, "-m", "services.cli.main", "run", stage],
                 log=home / "logs" / f"{stage}-{label}.log",
-                env=env,
+                env=env if stage != "gateway" else env | gateway_environment(gateway_port),
             )
         db = await asyncpg.create_pool(
             settings.database_url(), ssl=infrastructure.ssl, min_size=1, max_size=3
@@ -774,7 +789,7 @@ async def running_stack(
         warm: dict[str, float] = {}
         await bench.send(200, rate=None, sent=warm)
         await bench.wait_projected(len(warm), timeout=120)
-        yield Stack(bench, stages, sampler, processes, base)
+        yield Stack(bench, stages, sampler, processes, base, f"http://127.0.0.1:{gateway_port}")
     finally:
         for task in tasks:
             task.cancel()
@@ -831,6 +846,18 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             say(f"latency at half of max ({half:.0f}/s) for {args.latency_seconds}s")
             at_half = await latency_at(bench, rate=half, seconds=args.latency_seconds)
 
+            say(f"gateway: intakes over HTTP for {args.gateway_seconds}s at a time")
+            gateway = await measure_gateway(
+                stack.gateway_url,
+                key=await bench_key(bench.settings.database_url()),
+                workload=Workload(bench.workload.gazetteer, seed=3),
+                seconds=args.gateway_seconds,
+            )
+            say(
+                f"gateway: {gateway['events']['max']['accepted_per_s']} intakes/s accepted "
+                f"(minimal handler {gateway['noop']['max']['accepted_per_s']}/s)"
+            )
+
             soak: dict[str, Any] | None = None
             if args.soak:
                 rate = 0.8 * sustained
@@ -869,6 +896,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "steady_at_90_percent": check,
         "baseline": base,
         "peak_rss_mib": peak_rss,
+        "gateway": gateway,
         "soak": soak,
         "machine": machine(infrastructure),
     }
@@ -950,6 +978,7 @@ def print_table(r: dict[str, Any]) -> None:
             else "not sampled (a real broker)",
         ),
         ("peak RSS per process (MiB)", ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items())),
+        *gateway_rows(r.get("gateway")),
     ]
     if r.get("soak"):
         soak = r["soak"]
@@ -964,6 +993,27 @@ def print_table(r: dict[str, Any]) -> None:
     m = r["machine"]
     print(f"\n  on {m['cpus']} x {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}")
     print(f"  broker {m['broker']}, database {m['database']}\n")
+
+
+def gateway_rows(g: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The gateway's figures, for people (none in results from before it existed)."""
+    if not g:
+        return []
+
+    def line(d: dict[str, Any]) -> str:
+        return (
+            f"{d['accepted_per_s']}/s, p50 {d['p50_ms']} / p95 {d['p95_ms']} / "
+            f"p99 {d['p99_ms']} ms (n={d['requests']}, errors {d['errors']})"
+        )
+
+    fixed = next(k for k in g["events"] if k.startswith("at_"))
+    return [
+        ("gateway POST /events, max (accepted)", line(g["events"]["max"])),
+        ("  minimal handler on the same server, max", line(g["noop"]["max"])),
+        ("  ratio /events / minimal handler", g["ratio_events_to_noop"]),
+        (f"gateway POST /events {fixed.replace('_', ' ')}", line(g["events"][fixed])),
+        (f"  minimal handler {fixed.replace('_', ' ')}", line(g["noop"][fixed])),
+    ]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1006,6 +1056,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # The backlog is sampled once a second and its two halves compared: two samples at least.
     parser.add_argument("--steady-seconds", type=_seconds(2), default=20)
     parser.add_argument("--baseline-messages", type=_count, default=50_000)
+    parser.add_argument(
+        "--gateway-seconds",
+        type=_seconds(1),
+        default=10,
+        help="length of each gateway run (fixed rate and maximum, /events and /noop)",
+    )
     parser.add_argument("--soak", action="store_true", help="also a long run to watch memory")
     parser.add_argument("--soak-messages", type=_count, default=1_000_000)
     parser.add_argument("--home", default=".siaga-bench")

@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from services.common.settings import CommonSettings
     from services.common.stage import Stage
 
-STAGES: tuple[str, ...] = ("enricher", "triage", "dispatcher", "tracker", "projector")
+# The pipeline, in the order an intake goes through it; then the gateway, which lets the
+# outside in over HTTP (and follows the incidents its intakes joined).
+PIPELINE: tuple[str, ...] = ("enricher", "triage", "dispatcher", "tracker", "projector")
+STAGES: tuple[str, ...] = (*PIPELINE, "gateway")
 
 
 def bootstrap_for(stage: str) -> Callable[..., AbstractAsyncContextManager[StageRuntime]]:
@@ -40,6 +43,10 @@ def bootstrap_for(stage: str) -> Callable[..., AbstractAsyncContextManager[Stage
         from services.projector.bootstrap import bootstrap as projector
 
         return projector
+    if stage == "gateway":
+        from services.gateway.bootstrap import bootstrap as gateway
+
+        return gateway
     raise ValueError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
 
 

@@ -31,6 +31,9 @@ from services.projector.queries import IncidentView
 from services.stack.embedded import drop_database, recreate_database
 from tests.infra import Infra, containers, docker_unavailable_reason, embedded
 
+# The headless browser of the pages' tests (tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 T = TypeVar("T")
 
 configure_logging(level="WARNING", json=True)
@@ -292,12 +295,20 @@ def stage_settings(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     return dict(getattr(request, "param", {}))
 
 
+def gateway_on_a_free_port() -> dict[str, dict[str, Any]]:
+    """Stage settings that start the gateway on a free port (its default is 8080), for a
+    module whose `stages` include it."""
+    from services.gateway.settings import GatewaySettings
+
+    return {"gateway": {"settings": GatewaySettings(port=0)}}
+
+
 @pytest.fixture
 def stages() -> tuple[str, ...]:
     """The stages a test's pipeline runs in-process; override in a module to run fewer."""
-    from services.stages import STAGES
+    from services.stages import PIPELINE
 
-    return STAGES
+    return PIPELINE
 
 
 @contextlib.asynccontextmanager

@@ -20,11 +20,21 @@ from services.common.datapack import DataPackError, resolve_pack
 
 def _parser() -> argparse.ArgumentParser:
     """`siaga` and its commands, each module registering its own, in the order of the help."""
-    from services.cli import alerts, asyncapi, commands, incidents, ops, supervisor, units
+    from services.cli import (
+        alerts,
+        apikeys,
+        asyncapi,
+        commands,
+        incidents,
+        ops,
+        people,
+        supervisor,
+        units,
+    )
 
     root = Parser(prog="siaga", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (commands, units, supervisor, incidents, alerts, ops, asyncapi):
+    for module in (commands, units, supervisor, incidents, alerts, ops, apikeys, people, asyncapi):
         module.register(sub)
     return root
 
@@ -41,7 +51,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 # Commands that leave the spool alone: `report` sends it itself, `up` keeps draining it,
 # a stage (`run`), offline triage and the AsyncAPI document have nothing to do with it.
-_NO_DRAIN = {"report", "up", "run", "triage", "asyncapi"}
+_NO_DRAIN = {"report", "up", "run", "triage", "asyncapi", "apikey", "user"}
 
 
 def _drain_spool(args: argparse.Namespace, home: Path) -> None:

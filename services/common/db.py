@@ -20,6 +20,7 @@ STAGE_SCHEMAS: dict[str, str] = {
     "dispatcher": "dispatcher",
     "tracker": "tracker",
     "projector": "readmodel",
+    "gateway": "gateway",
 }
 
 # SQLSTATE classes that say "the database is unwell, try again", not "this input is bad":

@@ -7,7 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -29,6 +29,11 @@ from services.common.stage import Stage
 from services.common.timers import PeriodicJob, run_periodically
 
 log = get_logger("runtime")
+
+# Where a consumer group with no committed offset starts: at the oldest event kept, so a
+# new stage (or one whose offsets expired) misses nothing. KEDA's lag triggers must count
+# lag the same way (deploy/k8s/keda).
+AUTO_OFFSET_RESET: Final = "earliest"
 
 
 def settle_heap(settings: GcSettings) -> None:
@@ -121,7 +126,7 @@ def subscribe(
         max_records=kafka.max_batch,
         batch_timeout_ms=kafka.batch_timeout_ms,
         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        auto_offset_reset="earliest",
+        auto_offset_reset=AUTO_OFFSET_RESET,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=tolerant_parser,
         decoder=the_records,
@@ -151,6 +156,7 @@ class StageRuntime:
     subscriber: Any = None
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    api_url: str | None = None  # the gateway's HTTP API, where a stage serves one
 
     @property
     def metrics(self) -> StageMetrics:

@@ -1,1 +1,1 @@
-"""The HTTP gateway: CloudEvents, Open311, EIDO, CAP alerts and the pages."""
+"""The gateway stage: Siaga over HTTP (CloudEvents intake, channel webhooks, Open311, EIDO, CAP)."""

@@ -90,6 +90,12 @@ SENDERS: tuple[Sender, ...] = (
     ),
     Sender("projector", "The projector stage: the read model (it sends dead letters only)", ()),
     Sender(
+        "gateway",
+        "The gateway stage: intakes submitted over HTTP (CloudEvents, the channels' "
+        "webhooks, Open311)",
+        (ev.IntakeReceivedV1,),
+    ),
+    Sender(
         "field_unit",
         "A field unit's `siaga unit status` (a crew's tablet): its status reports",
         (ev.UnitStatusReportedV1,),

@@ -425,6 +425,72 @@ async def unit_board(conn: asyncpg.Connection) -> list[UnitOnBoard]:
     return [UnitOnBoard(**r) for r in rows]
 
 
+@dataclass(frozen=True)
+class IncidentCall(_Row):
+    """An intake of an incident as a call: how and when it came in, the caller's number as
+    the read model keeps it (masked), the operator who took it, and the caller's words."""
+
+    intake_id: UUID
+    channel: str | None
+    received_at: datetime | None
+    caller_phone: str | None
+    operator_id: str | None
+    place_hint: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class UnitOnIncident(_Row):
+    """A unit sent to an incident: the agency that owns it and when its status there last
+    changed."""
+
+    unit_id: str
+    agency: str | None
+    status_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """What an incident's EIDO needs beyond `IncidentView`: its calls in order, the region
+    codes of its place, when its status last changed, and its units' agencies."""
+
+    calls: tuple[IncidentCall, ...]
+    kecamatan_code: str | None
+    desa_code: str | None
+    status_at: datetime | None
+    units: tuple[UnitOnIncident, ...]
+
+
+async def incident_record(conn: asyncpg.Connection, incident_id: UUID) -> IncidentRecord:
+    """The calls, place codes and units' agencies of one incident (empty when unknown)."""
+    place = await conn.fetchrow(
+        "SELECT kecamatan_code, desa_code, status_at FROM incidents WHERE incident_id = $1",
+        incident_id,
+    )
+    calls = await conn.fetch(
+        """
+        SELECT intake_id, channel, received_at, caller_phone, operator_id, place_hint, text
+          FROM intakes WHERE incident_id = $1 ORDER BY received_at NULLS LAST, intake_id
+        """,
+        incident_id,
+    )
+    units = await conn.fetch(
+        """
+        SELECT iu.unit_id, u.agency, iu.status_at
+          FROM incident_units iu LEFT JOIN units u USING (unit_id)
+         WHERE iu.incident_id = $1 ORDER BY iu.unit_id
+        """,
+        incident_id,
+    )
+    return IncidentRecord(
+        calls=tuple(IncidentCall(**r) for r in calls),
+        kecamatan_code=None if place is None else place["kecamatan_code"],
+        desa_code=None if place is None else place["desa_code"],
+        status_at=None if place is None else place["status_at"],
+        units=tuple(UnitOnIncident(**r) for r in units),
+    )
+
+
 # ---------------------------------------------------------------- public alerts (CAP 1.2)
 
 

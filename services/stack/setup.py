@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.admin import ensure_topics
-from services.common.datapack import DataPack
+from services.common.datapack import DataPack, read_toml
 from services.common.db import migrate
 from services.common.gazetteer import load_gazetteer
 from services.common.kafka import producer, send_events
@@ -11,13 +11,16 @@ from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
 from services.dispatcher.fleet import UnitSpec, load_fleet, registration_events, starter_fleet
 from services.dispatcher.runcards import RunCards
+from services.gateway.open311_catalogue import Open311File
 
 
 def check_data_files(pack: DataPack) -> None:
-    """Read the pack's run cards and fleet, so that a bad file stops `siaga up` with its one
-    line before anything starts, not a dispatcher that dies at every restart."""
+    """Read the pack's run cards, fleet and Open311 services, so that a bad file stops
+    `siaga up` with its one line before anything starts, not a stage that dies at every
+    restart."""
     RunCards.load(pack.run_cards)
     load_fleet(pack.fleet)
+    read_toml(pack.open311, Open311File)
 
 
 async def seed_fleet(

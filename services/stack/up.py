@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from services.stack.embedded import (
     use_embedded_session_timeout,
 )
 from services.stack.monitor import describe, follow
-from services.stack.processes import pid_alive
+from services.stack.processes import free_port, pid_alive
 from services.stack.setup import check_data_files, prepare
 from services.stack.supervisor import GaveUp, Supervisor
 from services.stages import STAGES
@@ -260,6 +261,10 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
 
         stack.start_stages(live, env, on_change=record)
         record()
+        _say(
+            f"gateway     {info['gateway_url']} (HTTP API, docs at /docs; a client's key: "
+            "siaga apikey create NAME --scope intake)"
+        )
 
         async def main() -> None:
             stop_event = asyncio.Event()
@@ -283,6 +288,21 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
         _say("stopped")
 
 
+def _gateway_address() -> tuple[str, int]:
+    """Where the gateway will listen: SIAGA_GATEWAY_HOST/PORT when set, else 127.0.0.1 and
+    8080, or a free port when 8080 is taken (another stack, another program)."""
+    host = os.environ.get("SIAGA_GATEWAY_HOST", "127.0.0.1")
+    wanted = os.environ.get("SIAGA_GATEWAY_PORT")
+    if wanted and wanted.isdigit() and int(wanted) > 0:
+        return host, int(wanted)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, 8080))
+            return host, 8080
+        except OSError:
+            return host, free_port(host)
+
+
 def _start_infrastructure(
     stack: Stack, settings: CommonSettings, *, replicas: int | None
 ) -> tuple[CommonSettings, dict[str, object]]:
@@ -302,6 +322,8 @@ def _start_infrastructure(
         ) or secrets.token_urlsafe(24)
     if replicas is not None:
         secrets_env["SIAGA_STACK_REPLICAS"] = str(replicas)
+    gateway_host, gateway_port = _gateway_address()
+    secrets_env["SIAGA_GATEWAY_PORT"] = str(gateway_port)
     os.environ.update(secrets_env)
     live = CommonSettings()
     info: dict[str, object] = {
@@ -313,6 +335,7 @@ def _start_infrastructure(
         "pid": os.getpid(),
         "started_at": datetime.now(UTC).isoformat(),
         "replicas": live.stack.replicas,
+        "gateway_url": f"http://{gateway_host}:{gateway_port}",
     }
     if stack.postgres is not None:
         info["database_role_password"] = secrets_env["SIAGA_DATABASE_ROLE_PASSWORD"]

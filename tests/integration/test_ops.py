@@ -21,9 +21,21 @@ from services.clients.operator import new_intake, submit
 from services.common.admin import committed_offsets, partitions_of, plain_consumer
 from services.ops import rebuild as rb
 from services.stages import STAGES, subscriptions
-from tests.conftest import Pipeline, eventually, siaga_cli
+from tests.conftest import Pipeline, eventually, gateway_on_a_free_port, siaga_cli
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stages() -> tuple[str, ...]:
+    """Every stage, the gateway too: `siaga lag` and the probes cover them all."""
+    return STAGES
+
+
+@pytest.fixture
+def stage_settings() -> dict[str, dict[str, Any]]:
+    """The gateway on a free port."""
+    return gateway_on_a_free_port()
 
 
 async def _scenario(pipeline: Pipeline) -> dict[str, Any]:

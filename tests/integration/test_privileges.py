@@ -6,9 +6,22 @@ import asyncpg
 import pytest
 
 from services.common.db import STAGE_SCHEMAS, connect
-from tests.conftest import Pipeline, eventually
+from services.stages import STAGES
+from tests.conftest import Pipeline, eventually, gateway_on_a_free_port
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stages() -> tuple[str, ...]:
+    """Every stage, the gateway too."""
+    return STAGES
+
+
+@pytest.fixture
+def stage_settings() -> dict[str, dict[str, object]]:
+    """The gateway on a free port."""
+    return gateway_on_a_free_port()
 
 # One table of each schema, and a row every stage role may try to write there.
 PROBES: dict[str, str] = {
@@ -17,6 +30,7 @@ PROBES: dict[str, str] = {
     "dispatcher": "units",
     "tracker": "incidents",
     "readmodel": "intakes",
+    "gateway": "api_keys",
 }
 
 

@@ -37,6 +37,7 @@ from services.stack.embedded import (
     drop_database,
     recreate_database,
 )
+from services.stages import STAGES
 from tests.conftest import eventually
 from tests.infra import Infra
 
@@ -120,12 +121,14 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
         for stage, where in stack["stages"].items():
             health = _until(lambda w=where: _get(f"{w['http']}/readyz"), lambda r: r[0] == 200, 60)
             assert json.loads(health[1])["stage"] == stage
-        assert len({w["http"] for w in stack["stages"].values()}) == 5
+        assert len({w["http"] for w in stack["stages"].values()}) == len(STAGES)
+        # the gateway serves its HTTP API where stack.json says
+        assert _get(f"{stack['gateway_url']}/healthz")[0] == 200
         # the embedded broker gets fewer partitions (each costs it CPU on every fetch)
         partitions = asyncio.run(_partitions(stack["kafka_bootstrap"], "siaga.intake.received"))
         assert partitions == EMBEDDED_PARTITIONS
         children = psutil.Process(up.pid).children(recursive=True)
-        assert len(children) >= 7  # broker, database, five stages (and the database's own)
+        assert len(children) >= 8  # broker, database, six stages (and the database's own)
 
         reported = _siaga(
             "report",

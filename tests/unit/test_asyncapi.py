@@ -193,12 +193,17 @@ PAYLOADS = {t.model.__name__ for t in EVENT_TYPES}
 
 
 def constructed(path: Path) -> set[str]:
-    """Names of the payload classes a module constructs (`IncidentClassifiedV1(...)`)."""
+    """Names of the payload classes a module constructs (`IncidentClassifiedV1(...)`, or
+    from what a client sent: `IntakeReceivedV1.model_validate(...)`)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name in ("model_validate", "model_validate_json") and isinstance(
+                func, ast.Attribute
+            ):
+                name = getattr(func.value, "id", "")
             if name in PAYLOADS:
                 names.add(name)
     return names
@@ -229,6 +234,7 @@ SOURCES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "dispatcher": (("dispatcher",), ("dispatcher/fleet.py",)),
     "tracker": (("tracker",), ()),
     "projector": (("projector",), ()),
+    "gateway": (("gateway",), ()),
     "operator": (("clients/operator.py",), ()),
     "field_unit": (("clients/field_unit.py",), ()),
     "fleet": (("dispatcher/fleet.py", "cli/units.py"), ()),

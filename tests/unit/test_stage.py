@@ -46,6 +46,9 @@ TOPOLOGY = {
         ],
         ["x.alerts"],
     ),
+    # The gateway follows which incident its intakes joined and the agencies' answers
+    # (the replies to citizens on their channels).
+    "gateway": (["x.incident.events", "x.dispatch.orders"], []),
 }
 HANDLER_CLASSES = {
     "enricher": Enricher,

@@ -1,0 +1,259 @@
+"""The gateway over real HTTP, on the real broker and database: keys, CloudEvents intake
+in both modes, and every refusal publishing nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.gateway.settings import GatewaySettings
+from services.stages import PIPELINE
+from tests.conftest import Pipeline, open_pipeline, siaga_cli
+from tests.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+CE = "application/cloudevents+json"
+
+
+@pytest.fixture(scope="module")
+async def gw(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
+    """The five stages and the gateway, once for the module (port 0: a free one; keys
+    looked up afresh every time, so a revocation shows at once)."""
+    from tests.conftest import TEST_FLEET
+
+    async with open_pipeline(
+        infra,
+        fleet=TEST_FLEET,
+        home=tmp_path_factory.mktemp("gw") / ".siaga",
+        stages=(*PIPELINE, "gateway"),
+        stage_settings={
+            "gateway": {"settings": GatewaySettings(port=0, key_cache_s=0, burst=1000)}
+        },
+    ) as pipe:
+        yield pipe
+
+
+def url(pipe: Pipeline) -> str:
+    found = pipe.runtimes["gateway"][0].api_url
+    assert found
+    return str(found)
+
+
+async def new_key(pipe: Pipeline, name: str, *scopes: str) -> str:
+    args = ["apikey", "create", name]
+    for scope in scopes:
+        args += ["--scope", scope]
+    done = await siaga_cli(pipe.settings, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def intake(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "intake_id": str(uuid.uuid4()),
+        "channel": "web",
+        "received_at": datetime.now(UTC).isoformat(),
+        "caller": {"phone": "+6281234567890", "name": None},
+        "text": text,
+        "place_hint": "Kandeman",
+        **extra,
+    }
+
+
+def structured(data: dict[str, Any], **attributes: Any) -> bytes:
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/test/curl",
+        "type": "siaga.intake.received.v1",
+        "datacontenttype": "application/json",
+        "data": data,
+        **attributes,
+    }
+    return json.dumps(envelope).encode()
+
+
+async def accepted_count(pipe: Pipeline) -> int:
+    return int(await pipe.fetchval("SELECT count(*) FROM gateway.intakes"))
+
+
+async def test_structured_intake_is_triaged_and_a_resend_is_one_intake(gw: Pipeline) -> None:
+    key = await new_key(gw, "curl-test", "intake")
+    data = intake("rumah terbakar, api besar, ada anak di dalam")
+    body = structured(data)
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        first = await http.post(
+            "/events", content=body, headers={"Content-Type": CE, "Authorization": f"Bearer {key}"}
+        )
+        # The same intake again, under another CloudEvent id: still one intake.
+        again = await http.post(
+            "/events",
+            content=structured(data),
+            headers={"Content-Type": CE, "Authorization": f"Bearer {key}"},
+        )
+    assert first.status_code == 202, first.text
+    assert first.json() == {"intake_id": data["intake_id"], "status": "accepted"}
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), timeout=30)
+    assert incident.category == "fire" and incident.priority == "P1"
+    received = [
+        e
+        for e in await gw.events(gw.topics.intake_received)
+        if str(e.payload.intake_id) == data["intake_id"]
+    ]
+    assert len(received) == 1 and received[0].envelope.source == "/test/curl"
+    # The gateway's consumer learnt which incident its intake joined.
+    joined = await gw.fetchval(
+        "SELECT incident_id FROM gateway.intakes WHERE intake_id = $1", uuid.UUID(data["intake_id"])
+    )
+    for _ in range(100):
+        if joined is not None:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.1)
+        joined = await gw.fetchval(
+            "SELECT incident_id FROM gateway.intakes WHERE intake_id = $1",
+            uuid.UUID(data["intake_id"]),
+        )
+    assert joined == incident.incident_id
+
+
+async def test_binary_mode_intake(gw: Pipeline) -> None:
+    key = await new_key(gw, "binary-test", "intake")
+    data = intake("lampu jalan mati di depan balai desa")
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        answer = await http.post(
+            "/events",
+            content=json.dumps(data).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {key}",
+                "ce-specversion": "1.0",
+                "ce-id": "abc-1",
+                "ce-source": "/test/binary",
+                "ce-type": "siaga.intake.received.v1",
+            },
+        )
+    assert answer.status_code == 202, answer.text
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), with_units=0)
+    assert incident.category == "infrastructure"
+
+
+async def test_refusals_publish_nothing(gw: Pipeline) -> None:
+    key = await new_key(gw, "refusal-test", "intake")
+    eido_only = await new_key(gw, "eido-only", "eido")
+    revoked = await new_key(gw, "revoked-test", "intake")
+    done = await siaga_cli(gw.settings, "apikey", "revoke", "revoked-test")
+    assert done.returncode == 0, done.stderr
+    before = await accepted_count(gw)
+    good = structured(intake("ada orang pingsan"))
+    auth = {"Content-Type": CE, "Authorization": f"Bearer {key}"}
+    cases = [
+        ({"Content-Type": CE}, good, 401),  # no key
+        ({"Content-Type": CE, "Authorization": "Bearer sgk_made-up"}, good, 401),
+        ({"Content-Type": CE, "Authorization": f"Bearer {revoked}"}, good, 401),
+        ({"Content-Type": CE, "Authorization": f"Bearer {eido_only}"}, good, 403),
+        (auth, b'{"specversion": "1.0", "id": ', 400),  # not JSON
+        (auth, structured(intake("x"), type="siaga.unit.status.reported.v1"), 400),
+        (auth, structured({**intake("x"), "channel": "telegram"}), 400),
+        (auth, structured(intake("x"), specversion="0.3"), 400),
+        (auth, b"x" * (2 * 1024 * 1024), 413),  # 2 MB
+        ({**auth, "Content-Type": "text/plain"}, good, 400),
+    ]
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        for headers, body, status in cases:
+            answer = await http.post("/events", content=body, headers=headers)
+            assert answer.status_code == status, (headers, body[:60], answer.text)
+            assert "error" in answer.json()
+    assert await accepted_count(gw) == before
+
+
+async def test_health_and_docs(gw: Pipeline) -> None:
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).json() == {"status": "ready"}
+        spec = (await http.get("/openapi.json")).json()
+        assert "/events" in spec["paths"]
+        assert (await http.get("/docs")).status_code == 200
+
+
+async def test_eido_of_a_real_incident_validates(gw: Pipeline) -> None:
+    from tests.eido import SPEC, check, check_references
+
+    key = await new_key(gw, "eido-reader", "eido")
+    intake_only = await new_key(gw, "eido-intake-only", "intake")
+    data = intake("tabrakan motor dan truk, satu orang tidak bergerak, berdarah")
+    await gw.publish([_as_intake(data)])
+    incident = await gw.incident_for_intake(uuid.UUID(data["intake_id"]), timeout=30)
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        answer = await http.get(
+            f"/EIDO/{incident.incident_id}", headers={"Authorization": f"Bearer {key}"}
+        )
+        refused = await http.get(
+            f"/EIDO/{incident.incident_id}", headers={"Authorization": f"Bearer {intake_only}"}
+        )
+        missing = await http.get(
+            f"/EIDO/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"}
+        )
+    assert answer.status_code == 200, answer.text
+    assert refused.status_code == 403 and missing.status_code == 404
+    document = answer.json()
+    check_references(document)
+    if SPEC.exists():
+        check(document)
+    text = json.dumps(document)
+    assert incident.incident_id.hex in text
+    assert "+6281234567890" not in text  # the caller's number is masked
+    assert all(u.unit_id in text for u in incident.units)
+
+
+def _as_intake(data: dict[str, Any]) -> Any:
+    from schemas.events import IntakeReceivedV1
+
+    return IntakeReceivedV1.model_validate(data)
+
+
+async def test_many_at_once_are_committed_together_each_told_its_own(gw: Pipeline) -> None:
+    """Requests that arrive together share commits; a resend among them is still one
+    intake, and every answer is right for its own request."""
+    import asyncio
+
+    key = await new_key(gw, "burst-test", "intake")
+    before = await accepted_count(gw)
+    unique = [intake(f"laporan serentak {i}: lampu jalan mati") for i in range(40)]
+    bodies = [structured(d) for d in unique] + [structured(d) for d in unique[:10]]
+    headers = {"Content-Type": CE, "Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=url(gw), limits=limits, timeout=60) as http:
+        answers = await asyncio.gather(
+            *(http.post("/events", content=b, headers=headers) for b in bodies)
+        )
+    assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses.count("accepted") == 40 and statuses.count("duplicate") == 10
+    per_intake: dict[str, list[str]] = {}
+    for a in answers:
+        per_intake.setdefault(a.json()["intake_id"], []).append(a.json()["status"])
+    assert all(sorted(s) in (["accepted"], ["accepted", "duplicate"]) for s in per_intake.values())
+    assert await accepted_count(gw) == before + 40
+    ids = {d["intake_id"] for d in unique}
+
+    async def all_on_the_log() -> bool:
+        seen = {
+            str(e.payload.intake_id)
+            for e in await gw.events(gw.topics.intake_received)
+            if str(e.payload.intake_id) in ids
+        }
+        return seen == ids
+
+    from tests.conftest import eventually
+
+    await eventually(all_on_the_log, timeout=30, what="the 40 intakes on the log")
