@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
+from schemas.cap import CapAlert
 from schemas.common import (
     MAX_CODE,
     MAX_NAME,
@@ -355,6 +357,66 @@ class UnitStatusChangedV1(Contract):
     note: str | None = Field(
         default=None, description="The report's free text", max_length=MAX_NAME
     )
+
+
+# ---------------------------------------------------------------- public alerts
+
+_ALERT_EXAMPLE: dict[str, Any] = {
+    "identifier": "0b8f5c1e-2f0a-4c55-9d43-6a3f1f0e2b77",
+    "sender": "bpbd@batangkab.go.id",
+    "sent": "2026-01-14T16:05:00+07:00",
+    "status": "Actual",
+    "msg_type": "Update",
+    "source": "petugas BPBD",
+    "scope": "Restricted",
+    "restriction": "Relawan dan perangkat desa",
+    "note": "Tinggi air naik",
+    "references": [
+        {
+            "sender": "bpbd@batangkab.go.id",
+            "identifier": "5d1e2f3a-7b6c-4d5e-8f90-1a2b3c4d5e6f",
+            "sent": "2026-01-14T15:10:00+07:00",
+        }
+    ],
+    "incident_id": "9a7c0b4e-3d21-4f6a-8b5c-2e1d0f9a8b7c",
+    "language": "id-ID",
+    "categories": ["Met"],
+    "event": "Banjir",
+    "response_types": ["Evacuate"],
+    "urgency": "Immediate",
+    "severity": "Severe",
+    "certainty": "Observed",
+    "effective": "2026-01-14T16:05:00+07:00",
+    "onset": "2026-01-14T16:00:00+07:00",
+    "expires": "2026-01-15T04:05:00+07:00",
+    "sender_name": "BPBD Kabupaten Batang",
+    "headline": "Banjir di Kecamatan Limpung",
+    "description": "Kali Kuto meluap, air 80 cm di jalan desa",
+    "instruction": "Warga bantaran sungai mengungsi ke balai desa",
+    "web": "https://bpbd.batangkab.go.id",
+    "contact": "Pusdalops BPBD 112",
+    "area": {
+        "area_desc": "Kecamatan Limpung",
+        "polygons": [
+            [
+                {"lat": -7.01, "lon": 109.91},
+                {"lat": -7.01, "lon": 109.94},
+                {"lat": -7.04, "lon": 109.94},
+                {"lat": -7.01, "lon": 109.91},
+            ]
+        ],
+        "circles": [{"lat": -7.02, "lon": 109.92, "radius_km": 2.0}],
+        "geocodes": [{"value_name": "kemendagri", "value": "33.25.08"}],
+    },
+}
+
+
+class AlertIssuedV1(CapAlert):
+    """A public alert (CAP 1.2) an officer issued, updated or cancelled (`siaga alert`);
+    the gateway serves it, with the alerts Siaga derives from disaster incidents, at
+    `/cap/alerts`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [cast(JsonDict, _ALERT_EXAMPLE)]})
 
 
 # ---------------------------------------------------------------- dead letters

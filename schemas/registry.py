@@ -178,6 +178,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         _t("dispatch_commands"),
         "incident_id",
     ),
+    EventType("siaga.alert.issued", 1, ev.AlertIssuedV1, _t("alerts"), "identifier"),
     EventType(
         "siaga.deadletter.redriven",
         1,

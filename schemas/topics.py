@@ -44,6 +44,11 @@ class Topics:
         return f"{self.prefix}.unit.status"
 
     @property
+    def alerts(self) -> str:
+        """Public alerts (CAP 1.2) officers issue, update and cancel, keyed by alert identifier."""
+        return f"{self.prefix}.alerts"
+
+    @property
     def deadletter(self) -> str:
         """Messages a stage could not process, with the reason, keyed as the original."""
         return f"{self.prefix}.deadletter"
@@ -57,5 +62,6 @@ class Topics:
             self.dispatch_orders,
             self.dispatch_commands,
             self.unit_status,
+            self.alerts,
             self.deadletter,
         ]

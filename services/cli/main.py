@@ -20,11 +20,21 @@ from services.common.datapack import DataPackError, resolve_pack
 
 def _parser() -> argparse.ArgumentParser:
     """`siaga` and its commands, each module registering its own, in the order of the help."""
-    from services.cli import apikeys, asyncapi, commands, incidents, ops, people, supervisor, units
+    from services.cli import (
+        alerts,
+        apikeys,
+        asyncapi,
+        commands,
+        incidents,
+        ops,
+        people,
+        supervisor,
+        units,
+    )
 
     root = Parser(prog="siaga", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (commands, units, supervisor, incidents, ops, apikeys, people, asyncapi):
+    for module in (commands, units, supervisor, incidents, alerts, ops, apikeys, people, asyncapi):
         module.register(sub)
     return root
 

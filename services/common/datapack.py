@@ -1,5 +1,5 @@
 """The regency's data pack: regions, boundaries, facilities, landmarks, run cards, fleet,
-Open311 services."""
+Open311 services, public alerts."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ LANDMARKS = "landmarks.csv"
 RUN_CARDS = "runcards.toml"
 FLEET = "fleet.toml"
 OPEN311 = "open311.toml"
+ALERTS = "alerts.toml"
 
 
 class DataPackError(ValueError):
@@ -44,6 +45,7 @@ class DataPack:
     run_cards: Path
     fleet: Path
     open311: Path
+    alerts: Path
     builtin: bool
 
     @property
@@ -55,8 +57,8 @@ class DataPack:
 def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
     """The pack in `root`: `regions/<name>_regions.csv`, optional `regions/*.geojson`,
     `facilities/*.csv` and `landmarks.csv`, found by pattern, not by name; and optional
-    `runcards.toml`, `fleet.toml` and `open311.toml`, whose absence means Batang's
-    built-in ones."""
+    `runcards.toml`, `fleet.toml`, `open311.toml` and `alerts.toml`, whose absence means
+    Batang's built-in ones."""
     where = "built-in data pack" if builtin else "SIAGA_DATA_DIR"
     if not root.is_dir():
         raise DataPackError(f"{where} {root}: no such folder")
@@ -81,6 +83,7 @@ def open_pack(root: Path, *, builtin: bool = False) -> DataPack:
         run_cards=one(RUN_CARDS) or BUILTIN_PACK / RUN_CARDS,
         fleet=one(FLEET) or BUILTIN_PACK / FLEET,
         open311=one(OPEN311) or BUILTIN_PACK / OPEN311,
+        alerts=one(ALERTS) or BUILTIN_PACK / ALERTS,
         builtin=builtin,
     )
 

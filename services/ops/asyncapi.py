@@ -120,6 +120,12 @@ SENDERS: tuple[Sender, ...] = (
         ),
     ),
     Sender(
+        "alerts",
+        "BPBD officers' `siaga alert issue/update/cancel`: public alerts (CAP 1.2), which the "
+        "gateway serves with those the projector derives from disaster incidents",
+        (ev.AlertIssuedV1,),
+    ),
+    Sender(
         "ops",
         "The ops team's `siaga dlq redrive`: the note of each redrive (the original message "
         "goes back to its topic as it was, with the `siaga-redrive-of` header)",

@@ -22,7 +22,7 @@ from services.common.admin import committed_offsets, log_ends, partitions_of, pl
 from services.common.db import STAGE_SCHEMAS, migrate, quote_ident
 from services.common.settings import CommonSettings, HttpSettings
 from services.projector.bootstrap import bootstrap as projector
-from services.stages import group_id
+from services.stages import group_id, subscriptions
 
 LIVE = STAGE_SCHEMAS["projector"]
 # Tables of the plumbing, not of the read model: which message keys were seen and when.
@@ -88,8 +88,11 @@ async def project_until(
     """Run a projector into `schema` as `group` until it has committed up to the ends of
     the log as they are now; returns those ends and how many records that was."""
     quiet = settings.model_copy(update={"http": HttpSettings(enabled=False)})
+    # Only the topics the projector reads: it commits no offset on the others (commands),
+    # which it would otherwise be waited for forever.
+    read = subscriptions("projector", settings.topics)
     async with plain_consumer(settings) as reader:
-        ends = await log_ends(reader, await partitions_of(reader, settings.topics.all()))
+        ends = await log_ends(reader, await partitions_of(reader, read))
     async with projector(quiet, schema=schema, group_id=group) as runtime:
         deadline = time.monotonic() + timeout_s
         while not await _caught_up(settings, group, ends):

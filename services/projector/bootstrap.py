@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.alerting import load_alert_policy
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
 from services.projector.entrypoint import Projector
@@ -41,7 +42,7 @@ async def bootstrap(
     """Run the projector until the context exits (into another schema for a rebuild)."""
     common = common or CommonSettings()
     settings = settings or ProjectorSettings()
-    projector = Projector()
+    projector = Projector(policy=load_alert_policy(common.home.pack()))
     async with stage_runtime(
         stage=PROJECTOR,
         settings=common,

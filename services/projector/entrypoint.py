@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
+from schemas.cap import CapAlert
 from schemas.envelope import Event
 from schemas.events import (
+    AlertIssuedV1,
     CallLinkedV1,
     DeadLetterRedrivenV1,
     DeadLetterV1,
@@ -32,6 +34,8 @@ from schemas.events import (
     WorkOrderIssuedV1,
     WorkOrderReminderSentV1,
 )
+from services.common.alerting import AlertPolicy, load_alert_policy
+from services.common.datapack import resolve_pack
 from services.common.deadletter import redrive_of
 from services.common.logging import mask_phone
 from services.common.outbox import Outgoing
@@ -39,6 +43,7 @@ from services.common.processing import Handler
 from services.common.readable import eta_minutes
 from services.common.uow import UnitOfWork
 from services.projector import repository as rm
+from services.projector.alerts import Triaged, on_status, on_triage
 from services.projector.board import UnitChange
 from services.projector.repository import BoardChange, ReadModelWrites
 
@@ -51,10 +56,28 @@ def _preview(value_b64: str, limit: int = 160) -> str:
     return " ".join(text.split())
 
 
+def _builtin_policy() -> AlertPolicy:
+    return load_alert_policy(resolve_pack(None))
+
+
 @dataclass
 class Projector:
     """Keeps the read model; produces no events. Handlers collect their writes in the unit
-    of work's `ReadModelWrites`, which the batch processor flushes once per batch."""
+    of work's `ReadModelWrites`, which the batch processor flushes once per batch. The
+    public alerts of disaster incidents follow `policy` (the data pack's `alerts.toml`)."""
+
+    policy: AlertPolicy = field(default_factory=_builtin_policy)
+
+    @staticmethod
+    def _alert(
+        writes: ReadModelWrites,
+        incident_id: UUID,
+        derive: Callable[[CapAlert | None], CapAlert | None],
+    ) -> None:
+        """The incident's next alert, if its latest one and this event call for one."""
+        alert = derive(writes.alerts.last(incident_id))
+        if alert is not None:
+            writes.alerts.follow(writes.upserts, incident_id, alert)
 
     @staticmethod
     def _timeline(writes: ReadModelWrites, event: Event, incident_id: UUID, summary: str) -> None:
@@ -163,6 +186,24 @@ class Projector:
             p.incident_id,
             f"classified {p.category.value} {p.priority.value} -> {p.agency}{review}",
         )
+        decided = Triaged(
+            incident_id=p.incident_id,
+            category=p.category,
+            priority=p.priority,
+            agency=p.agency,
+            confirmed=not (p.needs_review or p.needs_confirmation),
+            held=p.needs_review,
+            channel=p.channel.value,
+            place=p.place,
+            at=p.classified_at,
+        )
+        self._alert(
+            uow.state,
+            p.incident_id,
+            lambda latest: on_triage(
+                latest, decided, cause=event.id, policy=self.policy, text=p.text
+            ),
+        )
         return NOTHING
 
     async def triage_reviewed(
@@ -192,6 +233,23 @@ class Projector:
         self._timeline(
             uow.state, event, p.incident_id, f"triage {p.decision} by {p.reviewed_by}{change}{note}"
         )
+        decided = Triaged(
+            incident_id=p.incident_id,
+            category=p.category,
+            priority=p.priority,
+            agency=p.agency,
+            confirmed=True,
+            channel=p.channel.value,
+            place=p.place,
+            at=p.reviewed_at,
+        )
+        self._alert(
+            uow.state,
+            p.incident_id,
+            lambda latest: on_triage(
+                latest, decided, cause=event.id, policy=self.policy, text=p.text
+            ),
+        )
         return NOTHING
 
     async def status_changed(
@@ -206,6 +264,13 @@ class Projector:
             at=p.changed_at,
         )
         self._timeline(uow.state, event, p.incident_id, f"status {p.to_status.value}: {p.reason}")
+        self._alert(
+            uow.state,
+            p.incident_id,
+            lambda latest: on_status(
+                latest, p.to_status, at=p.changed_at, cause=event.id, policy=self.policy
+            ),
+        )
         return NOTHING
 
     async def incident_resolved(
@@ -475,6 +540,18 @@ class Projector:
         )
         return NOTHING
 
+    async def alert_issued(
+        self, uow: UnitOfWork[ReadModelWrites], event: Event[AlertIssuedV1]
+    ) -> Sequence[Outgoing]:
+        """A public alert an officer issued, updated or cancelled."""
+        p = event.payload
+        rm.add_cap_alert(uow.state.upserts, alert=p, origin="issued")
+        if p.incident_id is not None:
+            self._timeline(
+                uow.state, event, p.incident_id, f"CAP {p.msg_type}: {p.headline or p.event}"
+            )
+        return NOTHING
+
     def handlers(self) -> list[Handler]:
         """A handler for every event the read model shows (matched by their signatures)."""
         return [
@@ -500,4 +577,5 @@ class Projector:
             self.work_order_closed,
             self.unit_moved,
             self.dead_letter_redriven,
+            self.alert_issued,
         ]

@@ -1,14 +1,18 @@
-"""Read-model look-ups behind `siaga incident show/list` and the field-unit client."""
+"""Read-model look-ups behind `siaga incident show/list`, the field-unit client and the
+gateway's public alerts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
+
+if TYPE_CHECKING:  # the alert model (pydantic) is loaded by the look-ups of alerts alone
+    from schemas.cap import CapAlert
 
 
 def _uuid(text: str) -> UUID | None:
@@ -485,3 +489,70 @@ async def incident_record(conn: asyncpg.Connection, incident_id: UUID) -> Incide
         status_at=None if place is None else place["status_at"],
         units=tuple(UnitOnIncident(**r) for r in units),
     )
+
+
+# ---------------------------------------------------------------- public alerts (CAP 1.2)
+
+
+@dataclass(frozen=True)
+class AlertEntry:
+    """A public alert message of the read model, with where it came from and whether a
+    later message of its thread has replaced it."""
+
+    alert: CapAlert
+    origin: str  # 'issued' by an officer, or 'incident' (derived from a disaster incident)
+    replaced_by: str | None  # identifier of the latest message that references it
+
+
+def _alert(message: Any) -> CapAlert:
+    """A stored message (jsonb, as a Python value or as text) as a checked CapAlert."""
+    from schemas.cap import CapAlert
+
+    if isinstance(message, str):
+        return CapAlert.model_validate_json(message)
+    return CapAlert.model_validate(message)
+
+
+async def current_cap_alerts(conn: asyncpg.Connection, *, now: datetime) -> list[CapAlert]:
+    """The alerts in effect at `now`, newest first: every message no later one references
+    (the latest of each thread, a Cancel included, so a reader learns the alert it saw is
+    over) and that has not expired."""
+    rows = await conn.fetch(
+        """
+        SELECT a.message FROM cap_alerts a
+         WHERE (a.expires IS NULL OR a.expires > $1)
+           AND NOT EXISTS (
+               SELECT 1 FROM cap_alerts later
+                WHERE later.refs @> jsonb_build_array(jsonb_build_object('identifier', a.identifier))
+           )
+         ORDER BY a.sent DESC, a.identifier
+        """,
+        now,
+    )
+    return [_alert(r["message"]) for r in rows]
+
+
+async def cap_alert(conn: asyncpg.Connection, identifier: str) -> CapAlert | None:
+    """One alert message by its identifier, current or not (None when there is none)."""
+    message = await conn.fetchval(
+        "SELECT message FROM cap_alerts WHERE identifier = $1", identifier
+    )
+    return None if message is None else _alert(message)
+
+
+async def cap_alert_entry(conn: asyncpg.Connection, identifier: str) -> AlertEntry | None:
+    """One alert message with its origin and the message that replaced it, if any."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.message, a.origin,
+               (SELECT later.identifier FROM cap_alerts later
+                 WHERE later.refs @> jsonb_build_array(jsonb_build_object('identifier', a.identifier))
+                 ORDER BY later.thread_length DESC, later.sent DESC, later.identifier LIMIT 1
+               ) AS replaced_by
+          FROM cap_alerts a WHERE a.identifier = $1
+        """,
+        identifier,
+    )
+    if row is None:
+        return None
+    return AlertEntry(_alert(row["message"]), row["origin"], row["replaced_by"])

@@ -8,6 +8,7 @@ per unit per batch, instead of a round trip to the database for every row of eve
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,10 @@ from uuid import UUID
 
 import asyncpg
 
+from schemas.cap import CapAlert
 from schemas.common import Place
+from schemas.envelope import Event
+from schemas.events import IncidentClassifiedV1, IncidentStatusChangedV1, TriageReviewedV1
 from services.common.processing import Deferred, Rows
 from services.projector.board import RANK, STEPS, BoardRow, UnitChange, fold
 
@@ -351,18 +355,99 @@ async def _refold(conn: asyncpg.Connection, starts: list[tuple[str, datetime, in
     )
 
 
+# The incident events that may carry an incident's public alert on (services/projector/alerts.py).
+ALERTING = (IncidentClassifiedV1, TriageReviewedV1, IncidentStatusChangedV1)
+
+
+@dataclass(frozen=True)
+class DerivedAlert:
+    """An incident's derived alert and its place among the incident's alerts (0, 1, ...)."""
+
+    seq: int
+    alert: CapAlert
+
+
+@dataclass
+class AlertThreads:
+    """The latest derived alert of each incident a batch may alert about, read once for
+    the batch and kept up to date by its handlers (an incident's events arrive in order
+    on its partition, so each follows the one before)."""
+
+    latest: dict[UUID, DerivedAlert] = field(default_factory=dict)
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Read the latest derived alert of every incident of the batch's alerting events."""
+        wanted = sorted({e.payload.incident_id for e in events if isinstance(e.payload, ALERTING)})
+        if not wanted:
+            return
+        rows = await conn.fetch(
+            """
+            SELECT DISTINCT ON (incident_id) incident_id, incident_seq, message FROM cap_alerts
+             WHERE origin = 'incident' AND incident_id = ANY($1::uuid[])
+             ORDER BY incident_id, incident_seq DESC
+            """,
+            wanted,
+        )
+        self.latest = {
+            r["incident_id"]: DerivedAlert(r["incident_seq"], CapAlert.model_validate(r["message"]))
+            for r in rows
+        }
+
+    def last(self, incident_id: UUID) -> CapAlert | None:
+        """The incident's latest derived alert, or None when it has none."""
+        found = self.latest.get(incident_id)
+        return None if found is None else found.alert
+
+    def follow(self, writes: Deferred, incident_id: UUID, alert: CapAlert) -> None:
+        """Record the incident's next derived alert: stored, and the latest from now on."""
+        before = self.latest.get(incident_id)
+        seq = 0 if before is None else before.seq + 1
+        self.latest[incident_id] = DerivedAlert(seq, alert)
+        add_cap_alert(writes, alert=alert, origin="incident", incident_seq=seq)
+
+
 @dataclass
 class ReadModelWrites:
-    """What the projector collects while it handles a batch: upserts and board changes."""
+    """What the projector collects while it handles a batch: upserts, board changes, and
+    the incidents' latest alerts."""
 
     upserts: Deferred = field(default_factory=Deferred)
     board: list[BoardChange] = field(default_factory=list)
+    alerts: AlertThreads = field(default_factory=AlertThreads)
+
+    async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Read what the batch's handlers will ask: the latest alert of its incidents."""
+        await self.alerts.prepare(conn, events)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
         """Send the upserts, then fold the board."""
         board, self.board = self.board, []
         await self.upserts.flush(conn)
         await apply_board(conn, board)
+
+
+def add_cap_alert(
+    writes: Deferred, *, alert: CapAlert, origin: str, incident_seq: int | None = None
+) -> None:
+    """A public alert message; the same identifier twice is the same message."""
+    writes.add(
+        """
+        INSERT INTO cap_alerts (identifier, origin, incident_id, msg_type, status, sent, expires,
+                                thread_length, refs, message, incident_seq)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (identifier) DO NOTHING
+        """,
+        alert.identifier,
+        origin,
+        alert.incident_id,
+        alert.msg_type,
+        alert.status,
+        alert.sent,
+        alert.expires,
+        len(alert.references),
+        [r.model_dump(mode="json") for r in alert.references],
+        alert.model_dump(mode="json"),
+        incident_seq,
+    )
 
 
 def unit_registered(writes: Deferred, **fields: Any) -> None:

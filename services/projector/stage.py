@@ -1,8 +1,9 @@
-"""The projector, declared: every event the read model shows; it owns no topic's bad
-messages (each other topic has an owner, and what cannot be decoded on the dead-letter
-topic itself is never sent back into it)."""
+"""The projector, declared: every event the read model shows; it owns the bad messages of
+the alerts topic, which it alone reads (each other topic has an owner, and what cannot be
+decoded on the dead-letter topic itself is never sent back into it)."""
 
 from schemas.events import (
+    AlertIssuedV1,
     CallLinkedV1,
     DeadLetterRedrivenV1,
     DeadLetterV1,
@@ -53,5 +54,7 @@ PROJECTOR = Stage(
         WorkOrderClosedV1,
         UnitMovedV1,
         DeadLetterRedrivenV1,
+        AlertIssuedV1,
     ),
+    owns=("alerts",),
 )

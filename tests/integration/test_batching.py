@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from schemas.cap import CapAlert
 from schemas.common import Place
 from schemas.envelope import TYPE_HEADER, Event, decode_event, encode_event, new_event
 from schemas.events import (
@@ -25,6 +26,7 @@ from schemas.events import (
     IncidentStatusChangedV1,
     IntakeEnrichedV1,
     IntakeReceivedV1,
+    TriageReviewedV1,
     UnitDispatchedV1,
     UnitStatusChangedV1,
     UnitStatusReportedV1,
@@ -315,6 +317,92 @@ async def test_a_batch_issuing_and_answering_a_work_order_and_moving_a_unit_land
     assert row["answered_by"] == "petugas"
     assert unit is not None and (unit["status"], unit["incident_id"]) == ("dispatched", incident)
     assert lines == 3
+
+
+async def test_an_incidents_alerts_in_one_batch_are_those_of_one_event_per_batch(
+    pipeline: Pipeline,
+) -> None:
+    """The projector reads the latest alert of a batch's incidents once and follows it
+    within the batch: a disaster classified, found no disaster, found one again, reached
+    and resolved gives the same alerts (Alert, Cancel; a new Alert, its Update, its Cancel)
+    in one batch as in a batch per event, and again nothing more."""
+    topics = pipeline.topics
+
+    def step(incident: uuid.UUID, status: IncidentStatus, minutes: int) -> tuple[Any, str]:
+        changed = IncidentStatusChangedV1(
+            incident_id=incident,
+            from_status=None,
+            to_status=status,
+            changed_at=T0 + timedelta(minutes=minutes),
+            reason="test",
+        )
+        return changed, topics.incident_events
+
+    def review(incident: uuid.UUID, category: Category, minutes: int) -> tuple[Any, str]:
+        reviewed = TriageReviewedV1(
+            incident_id=incident,
+            decision="recategorised",
+            category=category,
+            priority=Priority.P2,
+            agency="BPBD",
+            sla_seconds=300,
+            previous_category=Category.DISASTER,
+            previous_priority=Priority.P1,
+            reviewed_by="petugas",
+            reviewed_at=T0 + timedelta(minutes=minutes),
+            text="banjir",
+            channel=Channel.CALL112,
+            received_at=T0,
+            place=None,
+        )
+        return reviewed, topics.incident_events
+
+    projector = Projector()
+    pool = await _pool(pipeline)
+    threads = []
+    try:
+        for split in ("one batch", "one per batch"):
+            incident = uuid.uuid4()
+            steps = [
+                (
+                    _classified(incident, received=T0, at=T0, category=Category.DISASTER),
+                    topics.incident_events,
+                ),
+                review(incident, Category.INFRASTRUCTURE, 2),
+                review(incident, Category.DISASTER, 3),
+                step(incident, IncidentStatus.DISPATCHED, 4),
+                step(incident, IncidentStatus.ON_SCENE, 20),
+                step(incident, IncidentStatus.RESOLVED, 60),
+            ]
+            processor = BatchProcessor(
+                stage="projector",
+                pool=pool,
+                topics=topics,
+                handlers=PROJECTOR.handlers(*projector.handlers()),
+                owned_topics=[],
+                new_state=ReadModelWrites,
+            )
+            records = _records(steps)
+            for batch in [[r] for r in records] if split == "one per batch" else [records]:
+                await processor.process(batch)
+            await processor.process(records)  # redelivered: nothing changes
+            rows = await pool.fetch(
+                "SELECT message FROM cap_alerts WHERE incident_id = $1 ORDER BY incident_seq",
+                incident,
+            )
+            threads.append([CapAlert.model_validate(r["message"]) for r in rows])
+    finally:
+        await pool.close()
+    for thread in threads:
+        assert [a.msg_type for a in thread] == ["Alert", "Cancel", "Alert", "Update", "Cancel"]
+        first, _, again, update, _ = (a.identifier for a in thread)
+        assert [[r.identifier for r in a.references] for a in thread] == [
+            [], [first], [], [again], [update, again]
+        ]  # fmt: skip
+    ids = {"identifier", "references", "incident_id"}  # all else is the same
+    assert [a.model_dump(exclude=ids) for a in threads[0]] == [
+        a.model_dump(exclude=ids) for a in threads[1]
+    ]
 
 
 async def test_a_write_that_fails_at_the_end_of_a_batch_costs_only_its_own_record(

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from schemas.commands import CancelIncidentV1
 from schemas.common import Location
+from schemas.events import _ALERT_EXAMPLE, AlertIssuedV1
 from schemas.vocabulary import Channel, UnitStatus
 from services.clients.field_unit import report_status
 from services.clients.operator import new_intake, submit
@@ -106,10 +109,31 @@ async def _scenario(pipeline: Pipeline) -> dict[str, Any]:
     return {"medical": medical, "incident": first, "fire": burning}
 
 
+async def _public_alerts(pipeline: Pipeline) -> None:
+    """A flood report's alert, withdrawn with its incident, and an officer's alert."""
+    flood = new_intake(channel=Channel.CALL112, text="banjir di desa Kalisalak Limpung")
+    await submit(pipeline.settings, flood)
+    flooded = await pipeline.incident_for_intake(flood.intake_id, with_units=0)
+    await pipeline.command(
+        AlertIssuedV1.model_validate(_ALERT_EXAMPLE),
+        CancelIncidentV1(
+            incident_id=flooded.incident_id,
+            reason="warga salah lapor",
+            requested_by="supervisor",
+            requested_at=datetime.now(UTC),
+        ),
+    )
+    await eventually(
+        lambda: pipeline.fetchval("SELECT count(*) = 3 FROM readmodel.cap_alerts"),
+        what="the alert, its cancel and the officer's alert",
+    )
+
+
 async def test_rebuild_gives_the_live_read_model_and_swap_makes_it_live(
     pipeline: Pipeline,
 ) -> None:
     facts = await _scenario(pipeline)
+    await _public_alerts(pipeline)
     done = await siaga_cli(
         pipeline.settings, "rebuild", "--verify", "--json", "--schema", "rm_check"
     )
@@ -117,7 +141,8 @@ async def test_rebuild_gives_the_live_read_model_and_swap_makes_it_live(
     summary = json.loads(done.stdout)
     assert summary["equal"] is True and summary["differences"] == []
     assert summary["records"] > 30
-    for table in ("incidents", "intakes", "incident_units", "units", "timeline", "work_orders"):
+    shown = ("incidents", "intakes", "incident_units", "units", "timeline", "work_orders")
+    for table in (*shown, "cap_alerts"):
         assert await pipeline.fetchval(f"SELECT count(*) FROM rm_check.{table}") > 0, table
 
     # The comparison can fail: a live row that the log does not explain is found.

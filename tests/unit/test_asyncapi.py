@@ -240,6 +240,7 @@ SOURCES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "fleet": (("dispatcher/fleet.py", "cli/units.py"), ()),
     "supervisor": (("cli/supervisor.py", "cli/incidents.py", "cli/commands.py"), ()),
     "ops": (("ops",), ()),
+    "alerts": (("cli/alerts.py",), ()),
 }
 
 

@@ -106,6 +106,54 @@ def test_a_bad_value_exits_2_like_a_bad_argument(args: tuple[str, ...], tmp_path
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+GRADED = ("--urgency", "Immediate", "--severity", "Severe", "--certainty", "Observed")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--hazard", "flood", "--kecamatan", "Atlantis", *GRADED),
+        ("--hazard", "volcano", "--kecamatan", "Limpung", *GRADED),
+        ("--hazard", "flood", "--kecamatan", "Limpung", "--urgency", "Soon"),
+        ("--hazard", "flood", "--kecamatan", "Limpung"),  # no urgency, severity, certainty
+        ("--hazard", "flood", *GRADED),  # no area
+        ("--event", "Banjir", "--kecamatan", "Limpung", *GRADED),  # no category
+        ("--hazard", "flood", "--polygon", "-7.0,109.9 -7.1,109.9 -7.0,109.9", *GRADED),
+        ("--hazard", "flood", "--polygon", "-7,109.9 -7.1,109.9 -7.1,110 -7,110", *GRADED),
+        ("--hazard", "flood", "--polygon", "north,east", "--area-desc", "x", *GRADED),
+        ("--hazard", "flood", "--circle", "-7.0,109.9", "--area-desc", "x", *GRADED),
+        ("--hazard", "flood", "--kecamatan", "Limpung", "--restriction", "BPBD", *GRADED),
+        ("--hazard", "flood", "--kecamatan", "Limpung", "--scope", "Restricted", *GRADED),
+        ("--hazard", "flood", "--kecamatan", "Limpung", "--expires", "soon", *GRADED),
+        ("--hazard", "flood", "--kecamatan", "Limpung", "--incident", "INC-1", *GRADED),
+    ],
+)
+def test_a_bad_alert_is_refused_in_one_line_before_anything_is_sent(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """No broker is configured here: a command that tried to send would exit 1."""
+    done = siaga("alert", "issue", *args, home=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siaga"), done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("update", "not-an-id"),
+        ("cancel", "5f0c1b8e-0000-4000-8000-000000000000"),  # no --reason
+        ("update", "5f0c1b8e-0000-4000-8000-000000000000", "--polygon", "1,2 3,4 5,6 1,3"),
+        ("show", "x"),
+    ],
+)
+def test_a_bad_follow_up_is_refused_in_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = siaga("alert", *args, home=tmp_path)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
 def test_an_outage_exits_1(tmp_path: Path) -> None:
     done = siaga("lag", home=tmp_path)  # no stack running here, none configured
     assert done.returncode == 1, done.stderr

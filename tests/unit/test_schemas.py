@@ -178,6 +178,10 @@ def _sample(tp: Any) -> Any:
     if origin is dict:
         return {}
     if isinstance(tp, type) and issubclass(tp, BaseModel):
+        extra = tp.model_config.get("json_schema_extra")
+        if isinstance(extra, dict) and extra.get("examples"):
+            # a model whose fields constrain each other (a CAP alert) gives its own example
+            return tp.model_validate(extra["examples"][0])
         data = {name: _sample(field.annotation) for name, field in tp.model_fields.items()}
         try:
             return tp.model_validate(data)

@@ -32,7 +32,8 @@ TOPOLOGY = {
         ["x.incident.events", "x.dispatch.orders", "x.dispatch.commands", "x.unit.status"],
         ["x.incident.events", "x.dispatch.orders", "x.unit.status", "x.dispatch.commands"],
     ),
-    # The projector shows every event; no command changes the read model by itself.
+    # The projector shows every event; no command changes the read model by itself. It
+    # alone reads the public alerts, so it dead-letters what on their topic is bad.
     "projector": (
         [
             "x.intake.received",
@@ -40,9 +41,10 @@ TOPOLOGY = {
             "x.incident.events",
             "x.dispatch.orders",
             "x.unit.status",
+            "x.alerts",
             "x.deadletter",
         ],
-        [],
+        ["x.alerts"],
     ),
     # The gateway follows which incident its intakes joined and the agencies' answers
     # (the replies to citizens on their channels).
