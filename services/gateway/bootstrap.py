@@ -24,7 +24,7 @@ from services.gateway.app import Gateway, Router, create_app
 from services.gateway.calltaker import intake_routes
 from services.gateway.eido import Issuer
 from services.gateway.entrypoint import GatewayConsumer
-from services.gateway.exports import eido_routes
+from services.gateway.exports import cap_routes, eido_routes
 from services.gateway.keys import ApiKey, find_key
 from services.gateway.open311 import catalogue_for, open311_routes
 from services.gateway.pages import page_routes
@@ -94,6 +94,7 @@ def _routers(common: CommonSettings) -> tuple[Router, ...]:
     data files read now, so a bad one stops the gateway before it serves)."""
     return (
         eido_routes,
+        cap_routes(common),
         open311_routes(catalogue_for(common)),
         webhook_routes,
         page_routes,

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from tests.infra import Infra
 pytestmark = pytest.mark.integration
 
 CE = "application/cloudevents+json"
+CAP_XSD = Path(__file__).resolve().parents[3] / "shared" / "specs" / "cap12" / "CAP-v1.2.xsd"
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +242,45 @@ async def test_many_at_once_are_committed_together_each_told_its_own(gw: Pipelin
     from tests.conftest import eventually
 
     await eventually(all_on_the_log, timeout=30, what="the 40 intakes on the log")
+
+
+async def test_cap_alerts_are_served_as_a_feed_and_valid_documents(gw: Pipeline) -> None:
+    import asyncio
+    import xml.etree.ElementTree as ET
+
+    key = await new_key(gw, "cap-reader", "cap")
+    other = await new_key(gw, "cap-not", "eido")
+    flood = intake("banjir di desa Kalisalak Limpung, air masuk rumah warga")
+    await gw.publish([_as_intake(flood)])
+    incident = await gw.incident_for_intake(uuid.UUID(flood["intake_id"]), with_units=0)
+    assert incident.category == "disaster"
+    atom = "{http://www.w3.org/2005/Atom}"
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        entries: list[ET.Element] = []
+        for _ in range(150):
+            answer = await http.get("/cap/alerts", headers=auth)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].startswith("application/atom+xml")
+            entries = ET.fromstring(answer.content).findall(f"{atom}entry")
+            if entries:
+                break
+            await asyncio.sleep(0.1)
+        assert entries, "no alert in the feed"
+        link = entries[0].find(f"{atom}link[@type='application/cap+xml']")
+        assert link is not None
+        href = str(link.get("href"))
+        document = await http.get(href.removeprefix(url(gw)), headers=auth)
+        refused = await http.get("/cap/alerts", headers={"Authorization": f"Bearer {other}"})
+        missing = await http.get("/cap/alerts/nope.xml", headers=auth)
+    assert document.status_code == 200
+    assert document.headers["content-type"].startswith("application/cap+xml")
+    assert refused.status_code == 403 and missing.status_code == 404
+    cap = "{urn:oasis:names:tc:emergency:cap:1.2}"
+    root = ET.fromstring(document.content)
+    assert root.findtext(f"{cap}msgType") == "Alert"
+    assert root.findtext(f"{cap}sent", "").endswith("+07:00")
+    if CAP_XSD.is_file():
+        import xmlschema
+
+        xmlschema.XMLSchema(str(CAP_XSD)).validate(document.content.decode())
