@@ -80,7 +80,7 @@ async def _check_on_board(
     import asyncio
 
     from schemas.events import UnitStatusReportedV1
-    from services.dispatcher.unit_reports import Refused, UnitState, check_report
+    from services.dispatcher.unit_reports import Refused, check_report, state_on_board
     from services.projector.queries import board_unit
 
     loop = asyncio.get_running_loop()
@@ -88,20 +88,7 @@ async def _check_on_board(
     while True:
         unit = await board_unit(conn, unit_id)
         named = incident_id or (unit.incident_id if unit else None)
-        state = None
-        if unit is not None:
-            try:
-                current = UnitStatus(unit.status or "available")
-            except ValueError:  # 'cancelled': the order was withdrawn
-                current = UnitStatus.AVAILABLE
-            state = UnitState(
-                unit_id=unit.unit_id,
-                unit_type=unit.unit_type or "",
-                status=current,
-                incident_id=unit.incident_id,
-                last_incident_id=unit.incident_id or unit.cleared_incident_id,
-                ordered_at=unit.assigned_at if unit.incident_id else None,
-            )
+        state = None if unit is None else state_on_board(unit)
         now = datetime.now(UTC)
         probe = UnitStatusReportedV1(
             unit_id=unit_id, status=status, incident_id=named, reported_at=now

@@ -1,4 +1,5 @@
-"""How values are shown to people: phone numbers masked, ETAs in whole minutes.
+"""How values are shown to people: phone numbers masked, ETAs in whole minutes, times
+in Western Indonesian Time.
 
 Imports nothing heavy, so the command line, the monitor and the log can all use it.
 """
@@ -6,6 +7,7 @@ Imports nothing heavy, so the command line, the monitor and the log can all use 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 # Inside longer text (messages, reasons, report texts, JSON): E.164 numbers and Indonesian
 # mobile numbers (08..., 628...); dates and offsets have separators, so they do not match.
@@ -42,3 +44,12 @@ def eta_minutes(seconds: int) -> int:
     """An ETA as people are told it: whole minutes, and never 0 for a unit still on its
     way (the monitor, the log, the crew's tablet and `incident show` agree)."""
     return max(1, seconds // 60)
+
+
+# Western Indonesian Time (Java, Sumatra): UTC+7 all year, Indonesia has no summer time.
+WIB = timezone(timedelta(hours=7), "WIB")
+
+
+def wib_time(at: datetime, *, seconds: bool = False) -> str:
+    """A moment as the command centre's clock says it: `14:05 WIB` (`14:05:09 WIB`)."""
+    return at.astimezone(WIB).strftime("%H:%M:%S WIB" if seconds else "%H:%M WIB")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from schemas.events import UnitStatusReportedV1
@@ -35,6 +37,40 @@ class UnitState:
     incident_id: UUID | None  # the incident of its open order
     last_incident_id: UUID | None  # the incident of its latest order, open or ended
     ordered_at: datetime | None  # when that latest order was given
+
+
+class OnBoard(Protocol):
+    """A unit as the read model's board shows it (`services.projector.queries.BoardUnit`)."""
+
+    @property
+    def unit_id(self) -> str: ...
+    @property
+    def unit_type(self) -> str | None: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def incident_id(self) -> UUID | None: ...
+    @property
+    def assigned_at(self) -> datetime | None: ...
+    @property
+    def cleared_incident_id(self) -> UUID | None: ...
+
+
+def state_on_board(row: OnBoard) -> UnitState:
+    """What the dispatcher knows of a unit, as the board shows it (a moment behind the
+    dispatcher): a withdrawn order (`cancelled`) or no status at all is a free unit."""
+    try:
+        status = U(row.status or U.AVAILABLE.value)
+    except ValueError:
+        status = U.AVAILABLE
+    return UnitState(
+        unit_id=row.unit_id,
+        unit_type=row.unit_type or "",
+        status=status,
+        incident_id=row.incident_id,
+        last_incident_id=row.incident_id or row.cleared_incident_id,
+        ordered_at=row.assigned_at if row.incident_id else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -74,13 +110,51 @@ def check_report(
     a new order must not free it)."""
     if unit is None:
         return Refused("unknown_unit", f"unit {report.unit_id} is not in the fleet")
-    if refused := _implausible_time(unit, report.reported_at, now=now, limits=limits):
+    return check_status(
+        unit,
+        report.status,
+        incident_id=report.incident_id,
+        reported_at=report.reported_at,
+        now=now,
+        limits=limits,
+    )
+
+
+def check_status(
+    unit: UnitState,
+    status: U,
+    *,
+    incident_id: UUID | None,
+    reported_at: datetime,
+    now: datetime,
+    limits: ReportLimits = ReportLimits(),
+) -> Accepted | Refused:
+    """`check_report` for a unit of the fleet reporting `status` about `incident_id` at
+    `reported_at` (what a report says, without the report)."""
+    if refused := _implausible_time(unit, reported_at, now=now, limits=limits):
         return refused
-    if report.status is U.DISPATCHED:
+    if status is U.DISPATCHED:
         return Refused("illegal_transition", "only the dispatcher dispatches a unit")
-    if report.status in FREEING:
-        return _check_freeing(unit, report, limits)
-    return _check_step(unit, report, limits)
+    if status in FREEING:
+        return _check_freeing(unit, incident_id, reported_at, limits)
+    return _check_step(unit, status, incident_id, reported_at, limits)
+
+
+def next_statuses(
+    unit: UnitState, *, now: datetime, among: Iterable[U] = tuple(U)
+) -> tuple[U, ...]:
+    """The statuses of `among` the crew may report now, in that order: those the check
+    accepts for a report naming the unit's order (as a crew's device does), other than the
+    status the unit has."""
+    return tuple(
+        status
+        for status in among
+        if status is not unit.status
+        and isinstance(
+            check_status(unit, status, incident_id=unit.incident_id, reported_at=now, now=now),
+            Accepted,
+        )
+    )
 
 
 def _implausible_time(
@@ -103,11 +177,10 @@ def _implausible_time(
 
 
 def _check_freeing(
-    unit: UnitState, report: UnitStatusReportedV1, limits: ReportLimits
+    unit: UnitState, named: UUID | None, at: datetime, limits: ReportLimits
 ) -> Accepted | Refused:
     """A report that frees a unit names its order's incident, if it has one, and not an
     incident it never had an order on."""
-    named = report.incident_id
     if unit.incident_id is not None and named != unit.incident_id:
         return Refused(
             "not_its_incident",
@@ -116,17 +189,16 @@ def _check_freeing(
         )
     if named is not None and named != unit.last_incident_id:
         return Refused("not_its_incident", f"unit {unit.unit_id} had no order on incident {named}")
-    if named is not None and (refused := _before_order(unit, report.reported_at, limits)):
+    if named is not None and (refused := _before_order(unit, at, limits)):
         return refused
     return Accepted(incident_id=named, previous=unit.status)
 
 
 def _check_step(
-    unit: UnitState, report: UnitStatusReportedV1, limits: ReportLimits
+    unit: UnitState, status: U, named: UUID | None, at: datetime, limits: ReportLimits
 ) -> Accepted | Refused:
     """A step of an order (en route, on scene ...) comes from a unit on that order, after
     it was given, and goes forward."""
-    named, status = report.incident_id, report.status
     if unit.incident_id is None:
         return Refused(
             "no_order",
@@ -139,7 +211,7 @@ def _check_step(
             f"unit {unit.unit_id} reported {status.value} on incident {named}, "
             f"but its order is incident {unit.incident_id}",
         )
-    if refused := _before_order(unit, report.reported_at, limits):
+    if refused := _before_order(unit, at, limits):
         return refused
     if STEP_RANK[status] < STEP_RANK.get(unit.status, 0):
         return Refused(

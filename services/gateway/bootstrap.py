@@ -18,6 +18,7 @@ from services.common.gazetteer import load_gazetteer
 from services.common.logging import get_logger
 from services.common.runtime import StageRuntime, stage_runtime
 from services.common.settings import CommonSettings
+from services.dispatcher.runcards import RunCards
 from services.gateway.accepting import GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.app import Gateway, Router, create_app
@@ -36,6 +37,7 @@ from services.gateway.settings import (
     WhatsAppSettings,
 )
 from services.gateway.stage import GATEWAY
+from services.gateway.unit_page import unit_routes
 from services.gateway.webhooks import webhook_routes
 
 log = get_logger("gateway")
@@ -92,13 +94,16 @@ async def serve(app: Any, settings: GatewaySettings) -> AsyncIterator[str]:
 def _routers(common: CommonSettings) -> tuple[Router, ...]:
     """The routers of the channels and standards the gateway speaks, besides intake (their
     data files read now, so a bad one stops the gateway before it serves)."""
+    # The crews' page estimates trips with the dispatcher's speeds (the pack's run cards).
+    speeds = RunCards.load(common.home.pack().run_cards).speeds
     return (
         eido_routes,
-        cap_routes(common),
         open311_routes(catalogue_for(common)),
         webhook_routes,
+        cap_routes(common),
         page_routes,
         intake_routes(common),
+        unit_routes(speeds),
     )
 
 

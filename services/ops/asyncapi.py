@@ -92,8 +92,8 @@ SENDERS: tuple[Sender, ...] = (
     Sender(
         "gateway",
         "The gateway stage: intakes submitted over HTTP (CloudEvents, the channels' "
-        "webhooks, Open311)",
-        (ev.IntakeReceivedV1,),
+        "webhooks, Open311) and the status reports crews press on the unit page (`/unit`)",
+        (ev.IntakeReceivedV1, ev.UnitStatusReportedV1),
     ),
     Sender(
         "field_unit",

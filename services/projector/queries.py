@@ -238,13 +238,16 @@ class BoardUnit:
     incident_id: UUID | None  # the incident it serves now
     assigned_at: datetime | None
     cleared_incident_id: UUID | None  # the incident it last left behind
+    status_at: datetime | None
+    lat: float | None  # where it was last known to be
+    lon: float | None
 
 
 async def board_unit(conn: asyncpg.Connection, unit_id: str) -> BoardUnit | None:
     """A unit of the fleet on the board, or None for a unit the fleet does not know."""
     row = await conn.fetchrow(
-        "SELECT unit_id, unit_type, status, incident_id, assigned_at, cleared_incident_id "
-        "FROM units WHERE unit_id = $1",
+        "SELECT unit_id, unit_type, status, incident_id, assigned_at, cleared_incident_id, "
+        "status_at, lat, lon FROM units WHERE unit_id = $1",
         unit_id,
     )
     return None if row is None else BoardUnit(**row)

@@ -10,7 +10,15 @@ from pydantic import ValidationError
 
 from schemas.events import IntakeReceivedV1, UnitStatusReportedV1
 from schemas.vocabulary import UnitStatus as U
-from services.dispatcher.unit_reports import Accepted, Refused, UnitState, check_report
+from services.dispatcher.unit_reports import (
+    Accepted,
+    Refused,
+    UnitState,
+    check_report,
+    next_statuses,
+    state_on_board,
+)
+from services.projector.queries import BoardUnit
 
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 ORDERED = NOW - timedelta(minutes=10)
@@ -133,3 +141,77 @@ def test_no_event_carries_a_time_outside_this_century(when: str) -> None:
                 "text": "kebakaran",
             }
         )
+
+
+# ---------------------------------------------------------------- what a crew may press next
+
+CREW = (U.ACKNOWLEDGED, U.EN_ROUTE, U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL, U.AVAILABLE)
+
+
+@pytest.mark.parametrize(
+    ("now_is", "offered"),
+    [
+        # steps may be skipped, never gone back; freeing is always open to a unit on order
+        (U.DISPATCHED, CREW),
+        (U.ACKNOWLEDGED, CREW[1:]),
+        (U.EN_ROUTE, (U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL, U.AVAILABLE)),
+        (U.ON_SCENE, (U.TRANSPORTING, U.AT_HOSPITAL, U.AVAILABLE)),
+        (U.AT_HOSPITAL, (U.AVAILABLE,)),
+    ],
+)
+def test_a_crew_on_an_order_is_offered_the_steps_ahead_and_freeing(
+    now_is: U, offered: tuple[U, ...]
+) -> None:
+    assert next_statuses(unit(now_is), now=NOW, among=CREW) == offered
+
+
+def test_a_free_unit_is_offered_no_step_and_an_unserviceable_one_may_come_back() -> None:
+    assert next_statuses(unit(U.AVAILABLE, on=None), now=NOW, among=CREW) == ()
+    assert next_statuses(unit(U.AVAILABLE, on=None), now=NOW) == (U.OUT_OF_SERVICE,)
+    assert next_statuses(unit(U.OUT_OF_SERVICE, on=None), now=NOW, among=CREW) == (U.AVAILABLE,)
+    # an order given "later" than the clock can tell (a clock far off) offers nothing
+    early = NOW - timedelta(minutes=30)
+    assert next_statuses(unit(U.DISPATCHED), now=early, among=CREW) == ()
+
+
+@pytest.mark.parametrize("now_is", list(U))
+@pytest.mark.parametrize("on", [A, None])
+def test_what_is_offered_is_exactly_what_the_check_accepts(now_is: U, on: uuid.UUID | None) -> None:
+    state = unit(now_is, on=on)
+    offered = set(next_statuses(state, now=NOW))
+    for status in U:
+        verdict = check_report(state, report(status, on=on), now=NOW)
+        assert (status in offered) == (isinstance(verdict, Accepted) and status is not now_is)
+    assert U.DISPATCHED not in offered and now_is not in offered
+
+
+def board(status: str | None, *, on: uuid.UUID | None, cleared: uuid.UUID | None) -> BoardUnit:
+    return BoardUnit(
+        unit_id="AMB-PSC119-1",
+        unit_type="ambulance",
+        status=status,
+        incident_id=on,
+        assigned_at=ORDERED,
+        cleared_incident_id=cleared,
+        status_at=ORDERED,
+        lat=None,
+        lon=None,
+    )
+
+
+def test_the_board_reads_as_the_dispatchers_state() -> None:
+    assert state_on_board(board("en_route", on=A, cleared=B)) == UnitState(
+        unit_id="AMB-PSC119-1",
+        unit_type="ambulance",
+        status=U.EN_ROUTE,
+        incident_id=A,
+        last_incident_id=A,
+        ordered_at=ORDERED,
+    )
+    withdrawn = state_on_board(board("cancelled", on=None, cleared=A))
+    assert (withdrawn.status, withdrawn.last_incident_id, withdrawn.ordered_at) == (
+        U.AVAILABLE,
+        A,
+        None,
+    )
+    assert state_on_board(board(None, on=None, cleared=None)).status is U.AVAILABLE

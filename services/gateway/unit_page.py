@@ -1,0 +1,182 @@
+"""The field unit's page (`/unit`): a crew's phone shows its unit's order and reports its
+status; the dispatcher checks each report as it checks every unit report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.common import Location
+from schemas.events import UnitStatusReportedV1
+from schemas.vocabulary import UnitStatus
+from services.clients.field_unit import status_event
+from services.common.logging import get_logger
+from services.common.outbox import Outgoing, write_outbox
+from services.common.readable import wib_time
+from services.dispatcher.runcards import TravelSpeeds
+from services.dispatcher.unit_reports import Refused, check_report, state_on_board
+from services.gateway.app import Gateway, Router, gateway_of
+from services.gateway.http import Refusal
+from services.gateway.pages import (
+    STRINGS,
+    TEMPLATES,
+    action_session,
+    language,
+    page_session,
+    render,
+)
+from services.gateway.people import Person, Role
+from services.gateway.unit_view import BUTTONS, UnitView, unit_view
+from services.projector.queries import board_unit, find_incident
+
+log = get_logger("gateway.unit")
+# What the page's script says by itself (the rest comes rendered from the server).
+SCRIPT_STRINGS = (
+    "unit_offline",
+    "unit_sending",
+    "unit_sent",
+    "unit_confirmed",
+    "unit_unconfirmed",
+    "unit_not_sent",
+    "unit_refused",
+    "session_ended",
+    "sign_in",
+)
+
+
+class StatusReport(BaseModel):
+    """What the page sends when the crew presses a status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: str = Field(max_length=64)
+    status: UnitStatus
+    position: Location | None = None  # the phone's, when the browser may tell it
+
+
+def _unit_of(person: Person) -> str:
+    assert person.unit_id is not None  # a unit's person always has one (check_person)
+    return person.unit_id
+
+
+async def current_view(request: Request, unit_id: str, *, speeds: TravelSpeeds) -> UnitView:
+    """The unit's page as the read model has it now, in the request's language."""
+    gateway = gateway_of(request)
+    async with gateway.reads.acquire() as conn:
+        unit = await board_unit(conn, unit_id)
+        incident = None
+        if unit is not None and unit.incident_id is not None:
+            incident = await find_incident(conn, str(unit.incident_id))
+    lang = language(request)
+    return unit_view(
+        unit_id, unit, incident, now=gateway.clock(), speeds=speeds, t=STRINGS[lang], lang=lang
+    )
+
+
+def order_html(view: UnitView, lang: str) -> str:
+    """The part of the page that changes: status, order and buttons."""
+    return TEMPLATES.get_template("unit_order.html").render(view=view, t=STRINGS[lang])
+
+
+async def _report_body(request: Request) -> StatusReport:
+    try:
+        return StatusReport.model_validate(json.loads(await request.body()))
+    except (ValueError, ValidationError) as exc:
+        first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not JSON"
+        raise Refusal(400, f"a report is {{unit_id, status, position?}}: {first}") from None
+
+
+async def publish_report(
+    gateway: Gateway, person: Person, body: StatusReport
+) -> UnitStatusReportedV1:
+    """Check the crew's report as the dispatcher will (on the board, a moment behind it),
+    then publish it through the gateway's outbox, attributed to the person."""
+    unit_id = _unit_of(person)
+    if body.unit_id != unit_id:
+        raise Refusal(403, f"{person.name} reports for unit {unit_id} only")
+    if body.status not in BUTTONS:
+        raise Refusal(400, f"a crew reports one of {', '.join(s.value for s in BUTTONS)}")
+    async with gateway.reads.acquire() as conn:
+        unit = await board_unit(conn, unit_id)
+    if unit is None:
+        raise Refusal(409, f"unit {unit_id} is not in the fleet")
+    state = state_on_board(unit)
+    if state.status is body.status:
+        raise Refusal(409, f"unit {unit_id} is {body.status.value} already")
+    now = gateway.clock()
+    report = UnitStatusReportedV1(
+        unit_id=unit_id,
+        status=body.status,
+        incident_id=state.incident_id,
+        reported_at=now,
+        location=body.position,
+        note=f"reported by {person.name} on the unit page",
+    )
+    verdict = check_report(state, report, now=now)
+    if isinstance(verdict, Refused):
+        raise Refusal(409, verdict.reason)
+    outgoing = [Outgoing.of(status_event(report), gateway.topics)]
+    async with gateway.pool.acquire() as conn, conn.transaction():
+        await write_outbox(conn, outgoing)
+    gateway.relay.send_committed(outgoing)
+    log.info("unit report sent", unit_id=unit_id, status=body.status.value)
+    return report
+
+
+def unit_routes(speeds: TravelSpeeds) -> Router:
+    """`GET /unit` (the page), `GET /unit/state` (what it polls), `POST /unit/status`."""
+
+    def routes(app: FastAPI) -> None:
+        @app.get("/unit", include_in_schema=False)
+        async def unit_page(request: Request) -> HTMLResponse:
+            """The crew's page: its unit's order and the statuses it may report."""
+            session = await page_session(request, [Role.UNIT])
+            lang = language(request)
+            view = await current_view(request, _unit_of(session.person), speeds=speeds)
+            return render(
+                request,
+                "unit.html",
+                session=session,
+                view=view,
+                order_html=order_html(view, lang),
+                script_strings={k: STRINGS[lang][k] for k in SCRIPT_STRINGS},
+            )
+
+        @app.get("/unit/state", include_in_schema=False)
+        async def unit_state(request: Request) -> JSONResponse:
+            """The unit's status, order and buttons, rendered, for the page to poll."""
+            session = await action_session(request, [Role.UNIT], csrf=None)
+            view = await current_view(request, _unit_of(session.person), speeds=speeds)
+            return JSONResponse(_state(view, language(request), gateway_of(request)))
+
+        @app.post("/unit/status", include_in_schema=False, status_code=202)
+        async def unit_status(request: Request) -> JSONResponse:
+            """The crew reports a status (JSON, with the page's X-CSRF-Token)."""
+            session = await action_session(request, [Role.UNIT], csrf=None)
+            body = await _report_body(request)
+            report = await publish_report(gateway_of(request), session.person, body)
+            return JSONResponse(
+                {
+                    "unit_id": report.unit_id,
+                    "status": report.status.value,
+                    "incident_id": str(report.incident_id) if report.incident_id else None,
+                },
+                status_code=202,
+            )
+
+    return routes
+
+
+def _state(view: UnitView, lang: str, gateway: Gateway) -> dict[str, Any]:
+    return {
+        "unit_id": view.unit_id,
+        "status": view.status,
+        "incident_id": view.order.incident_id if view.order else None,
+        "legal": [b.status for b in view.buttons if b.enabled],
+        "html": order_html(view, lang),
+        "checked": wib_time(gateway.clock(), seconds=True),
+    }
