@@ -37,7 +37,9 @@
     text("p-category", shown.category);
     text("p-agency", shown.agency || "—");
     const place = shown.place;
-    text("p-place", place ? `${place.desa || ""} ${place.kecamatan || ""} (${place.lat.toFixed(4)}, ${place.lon.toFixed(4)})`.trim() : strings.none);
+    const named = [place && place.desa, place && place.kecamatan && `Kec. ${place.kecamatan}`]
+      .filter(Boolean).join(", ");
+    text("p-place", place ? `${named} (${place.lat.toFixed(4)}, ${place.lon.toFixed(4)})` : strings.none);
     const list = document.getElementById("p-questions");
     list.textContent = "";
     for (const q of shown.questions) {
