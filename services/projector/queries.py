@@ -276,9 +276,15 @@ class QueuedWorkOrder(_Row):
 
 
 async def agency_queue(
-    conn: asyncpg.Connection, *, agency: str | None = None, overdue_only: bool = False
+    conn: asyncpg.Connection,
+    *,
+    agency: str | None = None,
+    overdue_only: bool = False,
+    open_only: bool = False,
+    incident_id: UUID | None = None,
 ) -> list[QueuedWorkOrder]:
-    """Work orders per agency, open ones first, with their overdue flag."""
+    """Work orders per agency, open ones first, with their overdue flag; `open_only`: not
+    closed yet; `incident_id`: that incident's."""
     rows = await conn.fetch(
         """
         SELECT w.work_order_id, w.incident_id, w.agency, w.category, w.priority, w.summary,
@@ -291,9 +297,13 @@ async def agency_queue(
                i.kecamatan, i.channel
           FROM work_orders w LEFT JOIN incidents i USING (incident_id)
          WHERE ($1::text IS NULL OR w.agency = $1)
+           AND (NOT $2 OR w.closed_at IS NULL)
+           AND ($3::uuid IS NULL OR w.incident_id = $3)
          ORDER BY (w.closed_at IS NOT NULL), w.due_at
         """,
         agency,
+        open_only,
+        incident_id,
     )
     found = [QueuedWorkOrder(**r) for r in rows]
     return [r for r in found if r.overdue] if overdue_only else found
