@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from schemas.topics import Topics
 from services.common.outbox import OutboxRelay
 from services.gateway.accepting import Accepted, GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
+from services.gateway.centre_feed import ChangeFeed
 from services.gateway.conversations import Conversation, start_conversation
 from services.gateway.eido import Issuer
 from services.gateway.http import AccessLog, BodyLimit, Refusal, authorize, bearer_secret
@@ -43,6 +44,8 @@ class Gateway:
     issuer: Issuer
     commits: GroupCommit
     replies_queued: Callable[[], None] = lambda: None
+    # The read model's changes for the command centre's live page (one poller a process).
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
 
     async def submit(
         self,

@@ -23,6 +23,8 @@ from services.gateway.accepting import GroupCommit
 from services.gateway.access import KeyCache, RateLimiter
 from services.gateway.app import Gateway, Router, create_app
 from services.gateway.calltaker import intake_routes
+from services.gateway.centre import centre_routes
+from services.gateway.centre_feed import ChangeFeed
 from services.gateway.eido import Issuer
 from services.gateway.entrypoint import GatewayConsumer
 from services.gateway.exports import cap_routes, eido_routes
@@ -104,6 +106,7 @@ def _routers(common: CommonSettings) -> tuple[Router, ...]:
         page_routes,
         intake_routes(common),
         unit_routes(speeds),
+        centre_routes(common),
     )
 
 
@@ -148,7 +151,11 @@ async def bootstrap(
                 try:
                     async with serve(create_app(gateway, routers=routers), settings) as url:
                         runtime.api_url = url
-                        yield runtime
+                        try:
+                            yield runtime
+                        finally:
+                            # Open event streams end first, or the server would wait on them.
+                            await gateway.changes.close()
                 finally:
                     await gateway.commits.stop()
         finally:
@@ -186,6 +193,7 @@ def _gateway(
         limiter=RateLimiter(rate_per_minute=settings.rate_per_minute, burst=settings.burst),
         clock=clock,
         ready=ready,
+        changes=ChangeFeed(interval_s=settings.live_poll_ms / 1000),
         commits=GroupCommit(pool=pool, relay=runtime.relay, topics=common.topics, clock=clock),
         issuer=Issuer(
             domain=settings.agency_domain,

@@ -57,6 +57,13 @@ class GatewaySettings(BaseSettings):
         "(it follows incidents and work orders for the citizens' replies, which no dispatch "
         "waits for: fewer, fuller batches spare the broker); 0: as soon as records come",
     )
+    live_poll_ms: int = Field(
+        default=300,
+        ge=50,
+        le=5000,
+        description="While a command-centre page is open, the read model is looked at this "
+        "often for changes (one look a gateway process, whatever the number of pages)",
+    )
     public_url: str | None = Field(
         default=None,
         description="The gateway's address as clients reach it (links in feeds); default: "

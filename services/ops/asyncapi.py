@@ -92,8 +92,20 @@ SENDERS: tuple[Sender, ...] = (
     Sender(
         "gateway",
         "The gateway stage: intakes submitted over HTTP (CloudEvents, the channels' "
-        "webhooks, Open311) and the status reports crews press on the unit page (`/unit`)",
-        (ev.IntakeReceivedV1, ev.UnitStatusReportedV1),
+        "webhooks, Open311, the intake form), the status reports crews press on the unit "
+        "page (`/unit`), and the command-centre page's commands of call-takers, supervisors "
+        "and agencies, in the person's name",
+        (
+            ev.IntakeReceivedV1,
+            ev.UnitStatusReportedV1,
+            cmd.CancelDispatchV1,
+            cmd.ReassignDispatchV1,
+            cmd.CancelIncidentV1,
+            cmd.CloseIncidentV1,
+            cmd.AnswerWorkOrderV1,
+            cmd.CloseWorkOrderV1,
+            cmd.ReviewTriageV1,
+        ),
     ),
     Sender(
         "field_unit",
