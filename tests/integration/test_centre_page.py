@@ -21,9 +21,7 @@ from schemas.events import TriageReviewedV1
 from schemas.vocabulary import Channel, Priority
 from services.clients.operator import new_intake
 from services.gateway.people import Role, add_person
-from services.gateway.settings import GatewaySettings
-from services.stages import PIPELINE
-from tests.conftest import TEST_FLEET, Pipeline, eventually, open_pipeline
+from tests.conftest import Pipeline, eventually, gateway_url, with_gateway
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -35,18 +33,12 @@ DESK = {"width": 1366, "height": 768}
 @pytest.fixture(scope="module")
 async def centre(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
     """The five stages and the gateway, once for the module."""
-    async with open_pipeline(
-        infra,
-        fleet=TEST_FLEET,
-        home=tmp_path_factory.mktemp("centre") / ".siaga",
-        stages=(*PIPELINE, "gateway"),
-        stage_settings={"gateway": {"settings": GatewaySettings(port=0)}},
-    ) as pipe:
+    async with with_gateway(infra, home=tmp_path_factory.mktemp("centre") / ".siaga") as pipe:
         yield pipe
 
 
 def base(pipe: Pipeline) -> str:
-    return str(pipe.runtimes["gateway"][0].api_url)
+    return gateway_url(pipe)
 
 
 async def person(pipe: Pipeline, name: str, role: Role, agency: str | None = None) -> None:
