@@ -74,11 +74,18 @@ def infra(
         yield found
 
 
+TEST_SESSION_MS = 4_000
+
+
 def settings_for(infra: Infra, *, prefix: str, database: str, home: Path) -> CommonSettings:
     """Settings of one isolated pipeline: its own topic prefix and database."""
     return CommonSettings(
         home=HomeSettings(home=home),
-        kafka=KafkaSettings(bootstrap=infra.kafka_bootstrap, partitions=3),
+        # The embedded broker holds a group's join for half the session timeout, so every
+        # stage started cost 5 s at the default 10 s; 4 s still rides out a loaded machine.
+        kafka=KafkaSettings(
+            bootstrap=infra.kafka_bootstrap, partitions=3, session_timeout_ms=TEST_SESSION_MS
+        ),
         topic=TopicSettings(prefix=prefix),
         database=DatabaseSettings(
             url=infra.database_url(database),

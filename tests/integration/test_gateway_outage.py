@@ -16,7 +16,7 @@ import pytest
 from schemas.envelope import decode_event
 from services.common.admin import ensure_topics, log_ends, partitions_of, plain_consumer, read_range
 from services.common.db import connect
-from services.common.settings import CommonSettings, KafkaSettings
+from services.common.settings import CommonSettings
 from services.gateway.keys import Scope, create_key
 from services.gateway.settings import GatewaySettings
 from services.stack.embedded import EmbeddedBroker, drop_database, recreate_database
@@ -56,7 +56,11 @@ async def test_intakes_accepted_while_the_broker_is_down_arrive_after_it_returns
     settings = settings_for(infra, prefix=name, database=name, home=tmp_path / ".siaga")
     # One partition, so the order the log keeps is the order the gateway accepted in.
     settings = settings.model_copy(
-        update={"kafka": KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=1)}
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"bootstrap": f"127.0.0.1:{port}", "partitions": 1}
+            )
+        }
     )
     try:
         await prepare(settings, fleet=TEST_FLEET)
