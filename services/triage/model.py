@@ -33,6 +33,7 @@ CHAR_GRAMS = (2, 5)
 HEADS = ("category", "priority")
 WORD_MEMO = 50_000  # words whose letter n-grams are remembered
 TOP_FEATURES = 24  # features looked at to name the words that pulled most
+_NO_PAIRS: dict[str, int] = {}
 
 
 class ModelError(ValueError):
@@ -91,11 +92,11 @@ class Prediction:
         count = min(TOP_FEATURES, len(pull))
         if count == 0:
             return []
-        strongest = np.argpartition(-pull, count - 1)[:count]
+        strongest = (-pull).argpartition(count - 1)[:count]
         words = self._model.words
         by_word: dict[str, float] = {}
         for row, amount in zip(
-            self._rows[strongest].tolist(), pull[strongest].tolist(), strict=True
+            self._rows.take(strongest).tolist(), pull.take(strongest).tolist(), strict=True
         ):
             word = words[row]
             by_word[word] = by_word.get(word, 0.0) + amount
@@ -103,9 +104,15 @@ class Prediction:
         return [w for w, amount in ranked[:limit] if amount > 0]
 
 
+# The reductions `ndarray.max` and `ndarray.sum` stand for, without their Python wrappers
+# (a report's softmax is over a few numbers, where the wrappers cost more than the sums).
+_max = np.maximum.reduce
+_sum = np.add.reduce
+
+
 def _softmax(scores: np.ndarray) -> list[float]:
-    exp = np.exp(scores - scores.max())
-    return (exp / exp.sum()).tolist()
+    exp = np.exp(scores - _max(scores))
+    return (exp / _sum(exp)).tolist()
 
 
 def _word_of(feature: str) -> str:
@@ -152,8 +159,13 @@ class LinearModel:
                 )
             found.extend(rows)
         tokens = reading.tokens
-        for name in [f"w:{t}" for t in tokens] + [f"b:{a}_{b}" for a, b in pairwise(tokens)]:
-            row = vocabulary.get(name)
+        word_rows, pair_rows = self._token_rows
+        for token in tokens:
+            row = word_rows.get(token)
+            if row is not None:
+                found.append(row)
+        for first, second in pairwise(tokens):
+            row = pair_rows.get(first, _NO_PAIRS).get(second)
             if row is not None:
                 found.append(row)
         counted = Counter(found)
@@ -162,6 +174,23 @@ class LinearModel:
         values = (1.0 + np.log(tf)) * self.idf[index]
         norm = float(np.sqrt(values @ values)) if len(values) else 0.0
         return index, (values / norm if norm else values)
+
+    @cached_property
+    def _token_rows(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The rows of the `w:` features by word, and of the `b:` features by first and
+        second word (without building each name as `features` writes it). A pair's name is
+        split at each `_` it holds, so every pair of words that would spell it finds it."""
+        words: dict[str, int] = {}
+        pairs: dict[str, dict[str, int]] = {}
+        for name, row in self.vocabulary.items():
+            kind, _, body = name.partition(":")
+            if kind == "w":
+                words[body] = row
+            elif kind == "b":
+                for at, letter in enumerate(body):
+                    if letter == "_":
+                        pairs.setdefault(body[:at], {})[body[at + 1 :]] = row
+        return words, pairs
 
     @cached_property
     def _joined(self) -> tuple[np.ndarray, np.ndarray, int]:
@@ -192,7 +221,7 @@ class LinearModel:
         """Probabilities of every category and priority."""
         rows, values = self.vector(reading)
         weights, intercepts, split = self._joined
-        gathered = weights[rows]
+        gathered = weights.take(rows, axis=0)
         scores = values @ gathered + intercepts
         categories, priorities = self._labels
         return Prediction(
