@@ -161,7 +161,8 @@ def normalise(text: str) -> str:
     if not text.isascii():  # ASCII has nothing to decompose (most reports are ASCII)
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     lowered = text.lower()
-    lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
+    if "2" in lowered:  # what a reduplication is written with
+        lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
     lowered = _REPEATS.sub(r"\1", lowered)  # "tolooong" -> "tolong"
     return _NOT_WORD.sub(" ", lowered).strip()
 

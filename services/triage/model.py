@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,8 @@ class Prediction:
         ):
             word = words[row]
             by_word[word] = by_word.get(word, 0.0) + amount
-        ranked = sorted(by_word.items(), key=lambda kv: -kv[1])
+        # Stable, as a sort by the negated amount: words of equal pull keep their order.
+        ranked = sorted(by_word.items(), key=itemgetter(1), reverse=True)
         return [w for w, amount in ranked[:limit] if amount > 0]
 
 
@@ -113,6 +115,26 @@ _sum = np.add.reduce
 def _softmax(scores: np.ndarray) -> list[float]:
     exp = np.exp(scores - _max(scores))
     return (exp / _sum(exp)).tolist()
+
+
+def _counted(found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of `found` in the order they first appear, and how many times each
+    appears (as floats): what a `Counter` of them lists, without a step per value."""
+    size = len(found)
+    if size == 0:
+        return found, np.zeros(0)
+    order = found.argsort(kind="stable")
+    ordered = found.take(order)
+    new = np.empty(size, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = new.nonzero()[0]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = size
+    # A stable sort keeps equal values in their order: a run's start is its first appearance.
+    by_first = order.take(starts).argsort()
+    return ordered.take(starts).take(by_first), (ends - starts).take(by_first).astype(np.float64)
 
 
 def _word_of(feature: str) -> str:
@@ -133,7 +155,7 @@ class LinearModel:
     # Words the training reports use often: spelled right, never "corrected" to a keyword.
     known_words: tuple[str, ...] = ()
     # A word's known letter n-grams, looked up once (reports repeat the same words).
-    _grams_of: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _grams_of: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def words(self) -> list[str]:
@@ -146,20 +168,21 @@ class LinearModel:
     def vector(self, reading: Reading) -> tuple[np.ndarray, np.ndarray]:
         """The report's known features: their rows and TF-IDF values (L2-normalised), as
         `features` counts them."""
-        found: list[int] = []
         grams_of = self._grams_of
         vocabulary = self.vocabulary
+        parts: list[np.ndarray] = []
         for word in reading.folded.split():
             rows = grams_of.get(word)
             if rows is None:
                 if len(grams_of) >= WORD_MEMO:
                     grams_of.clear()
-                rows = grams_of[word] = tuple(
-                    vocabulary[g] for g in letter_grams(word) if g in vocabulary
+                rows = grams_of[word] = np.array(
+                    [vocabulary[g] for g in letter_grams(word) if g in vocabulary], dtype=np.int64
                 )
-            found.extend(rows)
+            parts.append(rows)
         tokens = reading.tokens
         word_rows, pair_rows = self._token_rows
+        found: list[int] = []
         for token in tokens:
             row = word_rows.get(token)
             if row is not None:
@@ -168,11 +191,10 @@ class LinearModel:
             row = pair_rows.get(first, _NO_PAIRS).get(second)
             if row is not None:
                 found.append(row)
-        counted = Counter(found)
-        index = np.fromiter(counted.keys(), dtype=np.int64, count=len(counted))
-        tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
-        values = (1.0 + np.log(tf)) * self.idf[index]
-        norm = float(np.sqrt(values @ values)) if len(values) else 0.0
+        parts.append(np.array(found, dtype=np.int64))
+        index, tf = _counted(np.concatenate(parts))
+        values = (1.0 + np.log(tf)) * self.idf.take(index)
+        norm = math.sqrt(values @ values) if len(values) else 0.0
         return index, (values / norm if norm else values)
 
     @cached_property
@@ -198,9 +220,8 @@ class LinearModel:
         where the category's columns end."""
         category, priority = self.heads["category"], self.heads["priority"]
         weights = np.ascontiguousarray(np.hstack([category.weights, priority.weights]))
-        return weights, np.concatenate([category.intercepts, priority.intercepts]), len(
-            category.classes
-        )
+        intercepts = np.concatenate([category.intercepts, priority.intercepts])
+        return weights, intercepts, len(category.classes)
 
     @cached_property
     def column(self) -> dict[tuple[str, str], int]:

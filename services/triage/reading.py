@@ -16,6 +16,7 @@ from services.common.text import SHORTHAND, normalise, spell_out, stem
 # Clause ends: negation and hedges reach back only to the start of their clause.
 _CLAUSE_END = re.compile(r"[.!?;,:\n()\[\]]+|\s-\s|\s/\s")
 _CLAUSE_MARK = "qqclauseqq"  # letters only, so normalising keeps it
+_SPACED_MARK = f" {_CLAUSE_MARK} "
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TAGS = re.compile(r"[#@](\w+)")
 MEMO_SIZE = 50_000  # words whose reading is remembered
@@ -58,6 +59,8 @@ class Reader:
         self._doubled = frozenset(doubled)
         self._language = dict(language)
         self._emoji = dict(emoji)
+        # Emoji are not ASCII: an ASCII report (most are) has none to spell out.
+        self._ascii_emoji = any(symbol.isascii() for symbol in self._emoji)
         self._common = frozenset(common)
         self._lemmas: dict[str, str] = {}
         self._lemma_words: dict[str, tuple[str, ...]] = {}
@@ -108,12 +111,15 @@ class Reader:
 
     def read(self, text: str) -> Reading:
         """The report's folded text, its words and where its clauses start."""
-        spelled = _TAGS.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
-        for symbol, meaning in self._emoji.items():
-            if symbol in spelled:
-                spelled = spelled.replace(symbol, f" {meaning} ")
+        spelled = text
+        if "#" in text or "@" in text:
+            spelled = _TAGS.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
+        if self._ascii_emoji or not spelled.isascii():
+            for symbol, meaning in self._emoji.items():
+                if symbol in spelled:
+                    spelled = spelled.replace(symbol, f" {meaning} ")
         # Normalised once, with a word of its own where each clause ends.
-        marked = normalise(_CLAUSE_END.sub(f" {_CLAUSE_MARK} ", spelled)).split()
+        marked = normalise(_CLAUSE_END.sub(_SPACED_MARK, spelled)).split()
         tokens: list[str] = []
         starts = {0}
         clause: list[str] = []
@@ -123,22 +129,30 @@ class Reader:
                 continue
             said = self._mend(spell_out(clause))
             clause = []
-            if not said:
-                continue
-            starts.add(len(tokens))
-            for n, spoken in enumerate(said):
-                doubled = (n > 0 and said[n - 1] == spoken) or said[n + 1 : n + 2] == [spoken]
-                if doubled and spoken in self._doubled:
-                    tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
-                    continue
-                tokens.extend(self.words_of(spoken))
+            if said:
+                starts.add(len(tokens))
+                self._lemmas_of(said, tokens)
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(
             text=text,
-            folded=" ".join(w for w in marked if w != _CLAUSE_MARK),
+            folded=" ".join([w for w in marked if w != _CLAUSE_MARK]),
             tokens=corrected,
-            clause_starts=frozenset(s for s in starts if s < len(corrected)),
+            clause_starts=frozenset([s for s in starts if s < len(corrected)]),
         )
+
+    def _lemmas_of(self, said: list[str], tokens: list[str]) -> None:
+        """One clause's spoken words, as the words they stand for, added to `tokens`."""
+        doubled_words = self._doubled
+        remembered = self._lemma_words
+        last = len(said) - 1
+        for n, spoken in enumerate(said):
+            if spoken in doubled_words and (
+                (n > 0 and said[n - 1] == spoken) or (n < last and said[n + 1] == spoken)
+            ):
+                tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
+                continue
+            words = remembered.get(spoken)
+            tokens.extend(self.words_of(spoken) if words is None else words)
 
     def _mend(self, said: list[str]) -> list[str]:
         """Words split ("kece lakaan") or run together ("tidaksadar") by speech-to-text."""
@@ -254,4 +268,9 @@ class Speller:
 
     def correct_all(self, tokens: Iterable[str]) -> list[str]:
         """Every word corrected."""
-        return [self.correct(t) for t in tokens]
+        memo = self._memo
+        out = []
+        for token in tokens:
+            meant = memo.get(token)
+            out.append(self.correct(token) if meant is None else meant)
+        return out
