@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -80,9 +80,9 @@ class Pattern(Generic[T]):
         return sum(isinstance(p, Slot) for p in self.parts)
 
 
-@dataclass(frozen=True)
-class Match(Generic[T]):
-    """Where a pattern matched: words `start` up to, not including, `end`."""
+class Match(NamedTuple, Generic[T]):
+    """Where a pattern matched: words `start` up to, not including, `end` (a tuple: a report
+    makes several, and a tuple is made in a third of a frozen dataclass's time)."""
 
     start: int
     end: int
@@ -175,6 +175,7 @@ class _Starting(Generic[T]):
     candidates: tuple[Candidate[T], ...]
     keys: frozenset[str] | None = None  # the indexing words; None: every candidate is tried
     by_key: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    alone: dict[str, tuple[Candidate[T], ...]] = field(default_factory=dict)  # by_key's
     free: frozenset[int] = frozenset()  # candidates that need no other word
 
     @classmethod
@@ -195,14 +196,16 @@ class _Starting(Generic[T]):
             candidates,
             frozenset(by_key),
             {w: tuple(at) for w, at in by_key.items()},
+            {w: tuple(candidates[i] for i in at) for w, at in by_key.items()},
             frozenset(free),
         )
 
     def possible(self, present: Set[str]) -> Sequence[Candidate[T]]:
         """The candidates whose indexing words a report holds, in their order."""
-        hits = self.keys.intersection(present) if self.keys is not None else ()
-        if not hits and not self.free:
-            return ()
+        hits = self.keys.intersection(present) if self.keys is not None else frozenset()
+        if not self.free and len(hits) <= 1:
+            # The usual case: one indexing word at most, its candidates already in order.
+            return self.alone[next(iter(hits))] if hits else ()
         by_key = self.by_key
         chosen = self.free.union(*[by_key[w] for w in hits])
         return [self.candidates[i] for i in sorted(chosen)]
@@ -274,7 +277,8 @@ class PhraseIndex(Generic[T]):
                     if words.isdisjoint(present):
                         break
                 else:
-                    end = _match(pattern.parts, 1, tokens, start + 1)
+                    parts = pattern.parts
+                    end = start + 1 if len(parts) == 1 else _match(parts, 1, tokens, start + 1)
                     if end is not None:
                         found.append(Match(start, end, pattern))
         return found
@@ -308,6 +312,8 @@ class PhraseIndex(Generic[T]):
 def longest_first(found: Sequence[Match[T]], length: int) -> list[Match[T]]:
     """Of `found` (over `length` words), those that do not overlap, the ones of most words
     first, in word order."""
+    if not found:
+        return []
     taken = [False] * length
     chosen: list[Match[T]] = []
     for m in sorted(found, key=lambda m: (-m.pattern.words, m.start - m.end)):

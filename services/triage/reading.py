@@ -11,12 +11,15 @@ from functools import cached_property
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from services.common.text import SHORTHAND, normalise, spell_out, stem
+from services.common.text import SHORTHAND, lowered, normalise, spell_out, stem
 
 # Clause ends: negation and hedges reach back only to the start of their clause.
 _CLAUSE_END = re.compile(r"[.!?;,:\n()\[\]]+|\s-\s|\s/\s")
 _CLAUSE_MARK = "qqclauseqq"  # letters only, so normalising keeps it
 _SPACED_MARK = f" {_CLAUSE_MARK} "
+# A report's words and its clause ends in one pass over its lowered ASCII text, a clause end
+# found as an empty word (none starts with a letter or a digit, so none is cut from a word).
+_WORDS_AND_ENDS = re.compile(r"([a-z0-9]+)|" + _CLAUSE_END.pattern)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TAGS = re.compile(r"[#@](\w+)")
 MEMO_SIZE = 50_000  # words whose reading is remembered
@@ -118,13 +121,12 @@ class Reader:
             for symbol, meaning in self._emoji.items():
                 if symbol in spelled:
                     spelled = spelled.replace(symbol, f" {meaning} ")
-        # Normalised once, with a word of its own where each clause ends.
-        marked = normalise(_CLAUSE_END.sub(_SPACED_MARK, spelled)).split()
+        marked = _words_and_ends(spelled)
         tokens: list[str] = []
         starts = {0}
         clause: list[str] = []
-        for word in [*marked, _CLAUSE_MARK]:
-            if word != _CLAUSE_MARK:
+        for word in [*marked, ""]:
+            if word:
                 clause.append(word)
                 continue
             said = self._mend(spell_out(clause))
@@ -135,7 +137,7 @@ class Reader:
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(
             text=text,
-            folded=" ".join([w for w in marked if w != _CLAUSE_MARK]),
+            folded=" ".join([w for w in marked if w]),
             tokens=corrected,
             clause_starts=frozenset([s for s in starts if s < len(corrected)]),
         )
@@ -179,6 +181,18 @@ class Reader:
             if head in self._known and tail in self._known:
                 return [head, tail]
         return [word]
+
+
+def _words_and_ends(text: str) -> list[str]:
+    """The normalised words of a report, with an empty word where a clause ends."""
+    if text.isascii():
+        folded = lowered(text)
+        if _CLAUSE_MARK not in folded:
+            return _WORDS_AND_ENDS.findall(folded)
+    # Clause ends marked before folding: folding makes new punctuation of other characters
+    # (a full-width comma becomes ","), which ends no clause.
+    marked = normalise(_CLAUSE_END.sub(_SPACED_MARK, text)).split()
+    return ["" if word == _CLAUSE_MARK else word for word in marked]
 
 
 MIN_SKELETON = 3
