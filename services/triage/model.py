@@ -106,15 +106,21 @@ class Prediction:
         return [w for w, amount in ranked[:limit] if amount > 0]
 
 
-# The reductions `ndarray.max` and `ndarray.sum` stand for, without their Python wrappers
-# (a report's softmax is over a few numbers, where the wrappers cost more than the sums).
-_max = np.maximum.reduce
+# The reduction `ndarray.sum` stands for, without its Python wrapper (a report's softmax is
+# over a few numbers, where the wrapper costs more than the sum).
 _sum = np.add.reduce
 
 
-def _softmax(scores: np.ndarray) -> list[float]:
-    exp = np.exp(scores - _max(scores))
-    return (exp / _sum(exp)).tolist()
+def _softmaxes(scores: np.ndarray, split: int) -> tuple[list[float], list[float]]:
+    """The softmax of `scores[:split]` and that of the rest, the same numbers as numpy's
+    `exp(s - max) / sum` of each part alone, in fewer calls: a maximum is exact in any
+    order, an exponential is elementwise and a quotient of two floats is Python's too; each
+    part's sum stays numpy's (pairwise) sum of that part."""
+    sizes = (split, len(scores) - split)
+    exp = np.exp(scores - np.maximum.reduceat(scores, (0, split)).repeat(sizes))
+    first, second = float(_sum(exp[:split])), float(_sum(exp[split:]))
+    each = exp.tolist()
+    return [e / first for e in each[:split]], [e / second for e in each[split:]]
 
 
 def _counted(found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,9 +251,10 @@ class LinearModel:
         gathered = weights.take(rows, axis=0)
         scores = values @ gathered + intercepts
         categories, priorities = self._labels
+        category, priority = _softmaxes(scores, split)
         return Prediction(
-            category=dict(zip(categories, _softmax(scores[:split]), strict=True)),
-            priority=dict(zip(priorities, _softmax(scores[split:]), strict=True)),
+            category=dict(zip(categories, category, strict=True)),
+            priority=dict(zip(priorities, priority, strict=True)),
             _model=self,
             _rows=rows,
             _values=values,
