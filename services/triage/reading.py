@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -35,11 +34,13 @@ class Reading:
     folded: str  # lower-case ASCII words, emoji spelled out (what the model sees)
     tokens: tuple[str, ...]  # Indonesian words after mapping and correction (what rules see)
     clause_starts: frozenset[int]  # token positions where a new clause begins
+    # The set of its tokens, for the pattern indexes' quick checks (made with the tokens: a
+    # cached property takes a lock the first time it is read).
+    words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
-    @cached_property
-    def words(self) -> frozenset[str]:
-        """The set of its tokens (for the pattern indexes' quick checks)."""
-        return frozenset(self.tokens)
+    def __post_init__(self) -> None:
+        if not self.words and self.tokens:
+            object.__setattr__(self, "words", frozenset(self.tokens))
 
     def clause_start(self, at: int) -> int:
         """The first token of the clause holding token `at`."""
@@ -140,6 +141,7 @@ class Reader:
             folded=" ".join([w for w in marked if w]),
             tokens=corrected,
             clause_starts=frozenset([s for s in starts if s < len(corrected)]),
+            words=frozenset(corrected),
         )
 
     def _lemmas_of(self, said: list[str], tokens: list[str]) -> None:

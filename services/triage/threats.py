@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from schemas.events import LifeThreat
 from schemas.vocabulary import Category
@@ -61,7 +60,7 @@ class Threat:
     other_senses: tuple[str, ...] = ()  # phrases meant in another sense ("banjir diskon")
     complaint: bool = False  # the report asks for a fix or says it keeps happening
 
-    @cached_property
+    @property
     def certain(self) -> bool:
         """A life is at risk, by the report's own words."""
         return any(f.certain for f in self.findings)
