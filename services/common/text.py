@@ -158,12 +158,20 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 def normalise(text: str) -> str:
     """Lower-case ASCII words and digits, one space apart; `alun2` -> `alun alun`."""
+    return _NOT_WORD.sub(" ", lowered(text)).strip()
+
+
+def lowered(text: str) -> str:
+    """The text in lower-case ASCII, a reduplication written out and a held key's letters
+    single; other characters are kept (`normalise` makes words of it)."""
     if not text.isascii():  # ASCII has nothing to decompose (most reports are ASCII)
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     lowered = text.lower()
-    lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
-    lowered = _REPEATS.sub(r"\1", lowered)  # "tolooong" -> "tolong"
-    return _NOT_WORD.sub(" ", lowered).strip()
+    if "2" in lowered:  # what a reduplication is written with
+        lowered = _REDUPLICATION.sub(r"\1 \1", lowered)
+    if _REPEATS.search(lowered):  # rare: looked for before anything is rewritten
+        lowered = _REPEATS.sub(r"\1", lowered)  # "tolooong" -> "tolong"
+    return lowered
 
 
 # Possessive and definite endings ("apinya", "genine", "omahku", krama "griyanipun") hide

@@ -66,6 +66,9 @@ ALLOWED = {
     Category.GHOST: (Priority.P4,),
 }
 BELOW_P1 = (Priority.P2, Priority.P3, Priority.P4)
+# Members looked up once: an enum's class attribute costs several dictionary look-ups, and
+# classifying compares with these for every category.
+_GHOST, _PRANK, _MEDICAL = Category.GHOST, Category.PRANK, Category.MEDICAL
 
 
 @dataclass(frozen=True)
@@ -263,25 +266,24 @@ class Classifier:
         words = dict(found.words.scores)
         # Symptoms at a scene (a crash, a fire, an attack, a flood) are the scene's: a crash
         # with an unconscious rider is a traffic accident, to which an ambulance goes too.
-        if any(words.get(c, 0.0) >= SCENE_POINTS for c in SCENES):
+        if any(said >= SCENE_POINTS for c, said in words.items() if c in SCENES):
             for points in (words, threat_points):
-                if Category.MEDICAL in points:
-                    points[Category.MEDICAL] *= policy.symptom_at_scene
-        scores: dict[Category, float] = {}
+                if _MEDICAL in points:
+                    points[_MEDICAL] *= policy.symptom_at_scene
         # Silence is a ghost call; a report that says anything else is not one. A prank needs
         # its own sign (a joke's words, laughter, owning up): a vague call goes to a human,
         # and a prank verdict counts against the caller's number.
-        ghost_possible = not (set(found.reading.tokens) - self._silence)
+        ghost_possible = found.reading.words <= self._silence
         prank_possible = bool(
-            found.words.scores.get(Category.PRANK) or found.laughter or found.admissions
-        ) or found.model.category.get(Category.PRANK, 0.0) >= policy.prank_alone
+            found.words.scores.get(_PRANK) or found.laughter or found.admissions
+        ) or found.model.category.get(_PRANK, 0.0) >= policy.prank_alone
         log = math.log
-        for category, p in found.model.category.items():
-            if category is Category.GHOST and not ghost_possible:
-                continue
-            if category is Category.PRANK and not prank_possible:
-                continue
-            scores[category] = log(max(p, 1e-9))
+        scores = {
+            category: log(1e-9 if p < 1e-9 else p)
+            for category, p in found.model.category.items()
+            if (category is not _GHOST or ghost_possible)
+            and (category is not _PRANK or prank_possible)
+        }
         for category, said in words.items():
             if category in scores:
                 scores[category] += policy.rule_weight * said
@@ -296,13 +298,15 @@ class Classifier:
         """The best category, its confidence and why."""
         if (found.laughter or found.admissions) and found.threat.other_senses:
             # "ada kebakaran di hati sy... wkwk": a pun on a threat word, laughed at.
-            scores[Category.PRANK] += self.policy.rule_weight * STRONG_POINTS
-        best = max(scores, key=lambda c: scores[c])
+            scores[_PRANK] += self.policy.rule_weight * STRONG_POINTS
+        best = max(scores, key=scores.__getitem__)
         top = max(scores.values())
-        total = sum(math.exp(s - top) for s in scores.values())
+        exp = math.exp
+        total = sum([exp(s - top) for s in scores.values()])
         confidence = round(1.0 / total, 2)
-        parts = [f"{best.value} ({confidence:.2f})"]
-        pulled = found.model.top("category", best.value)
+        label = best.value
+        parts = [f"{label} ({confidence:.2f})"]
+        pulled = found.model.top("category", label)
         if pulled:
             parts.append("model: " + ", ".join(pulled))
         if found.words.matched.get(best):

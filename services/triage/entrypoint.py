@@ -93,11 +93,8 @@ class Triage:
                     linked_at=now,
                     reason=link.reason,
                 )
-                return [
-                    self._out(
-                        linked, derive_id(intake.intake_id, "linked"), event, intake.intake_id
-                    )
-                ]
+                intake_key = str(intake.intake_id)
+                return [self._out(linked, derive_id(intake_key, "linked"), event, intake_key)]
         return self._open(uow.state, enriched, decision, event, now)
 
     def _open(
@@ -109,7 +106,10 @@ class Triage:
         now: datetime,
     ) -> Sequence[Outgoing]:
         intake = enriched.intake
-        incident_id = derive_id(intake.intake_id, "incident")
+        # Each id written out once (a UUID's text is made in Python each time it is asked for);
+        # an id derived from the text of its cause is the one derived from the cause.
+        intake_key = str(intake.intake_id)
+        incident_id = derive_id(intake_key, "incident")
         repository.open_incident(
             batch,
             incident_id=incident_id,
@@ -144,17 +144,18 @@ class Triage:
             sla_seconds=self.sla_seconds[decision.priority],
             now=now,
         )
+        incident_key = str(incident_id)
         return [
-            self._out(opened, derive_id(incident_id, "opened"), cause, intake.intake_id),
-            self._out(classified, derive_id(incident_id, "classified"), cause, intake.intake_id),
+            self._out(opened, derive_id(incident_key, "opened"), cause, intake_key),
+            self._out(classified, derive_id(incident_key, "classified"), cause, intake_key),
         ]
 
-    def _out(self, payload: Contract, event_id: UUID, cause: Event, intake_id: UUID) -> Outgoing:
+    def _out(self, payload: Contract, event_id: UUID, cause: Event, intake_key: str) -> Outgoing:
         event = new_event(
             payload,
             id=event_id,
             source=SOURCE,
-            correlationid=str(intake_id),
+            correlationid=intake_key,
             causationid=cause.id,
         )
         return Outgoing.of(event, self.topics)

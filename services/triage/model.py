@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ CHAR_GRAMS = (2, 5)
 HEADS = ("category", "priority")
 WORD_MEMO = 50_000  # words whose letter n-grams are remembered
 TOP_FEATURES = 24  # features looked at to name the words that pulled most
+_NO_PAIRS: dict[str, int] = {}
 
 
 class ModelError(ValueError):
@@ -91,21 +93,54 @@ class Prediction:
         count = min(TOP_FEATURES, len(pull))
         if count == 0:
             return []
-        strongest = np.argpartition(-pull, count - 1)[:count]
+        strongest = (-pull).argpartition(count - 1)[:count]
         words = self._model.words
         by_word: dict[str, float] = {}
         for row, amount in zip(
-            self._rows[strongest].tolist(), pull[strongest].tolist(), strict=True
+            self._rows.take(strongest).tolist(), pull.take(strongest).tolist(), strict=True
         ):
             word = words[row]
             by_word[word] = by_word.get(word, 0.0) + amount
-        ranked = sorted(by_word.items(), key=lambda kv: -kv[1])
+        # Stable, as a sort by the negated amount: words of equal pull keep their order.
+        ranked = sorted(by_word.items(), key=itemgetter(1), reverse=True)
         return [w for w, amount in ranked[:limit] if amount > 0]
 
 
-def _softmax(scores: np.ndarray) -> list[float]:
-    exp = np.exp(scores - scores.max())
-    return (exp / exp.sum()).tolist()
+# The reduction `ndarray.sum` stands for, without its Python wrapper (a report's softmax is
+# over a few numbers, where the wrapper costs more than the sum).
+_sum = np.add.reduce
+
+
+def _softmaxes(scores: np.ndarray, split: int) -> tuple[list[float], list[float]]:
+    """The softmax of `scores[:split]` and that of the rest, the same numbers as numpy's
+    `exp(s - max) / sum` of each part alone, in fewer calls: a maximum is exact in any
+    order, an exponential is elementwise and a quotient of two floats is Python's too; each
+    part's sum stays numpy's (pairwise) sum of that part."""
+    sizes = (split, len(scores) - split)
+    exp = np.exp(scores - np.maximum.reduceat(scores, (0, split)).repeat(sizes))
+    first, second = float(_sum(exp[:split])), float(_sum(exp[split:]))
+    each = exp.tolist()
+    return [e / first for e in each[:split]], [e / second for e in each[split:]]
+
+
+def _counted(found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of `found` in the order they first appear, and how many times each
+    appears (as floats): what a `Counter` of them lists, without a step per value."""
+    size = len(found)
+    if size == 0:
+        return found, np.zeros(0)
+    order = found.argsort(kind="stable")
+    ordered = found.take(order)
+    new = np.empty(size, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    starts = new.nonzero()[0]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = size
+    # A stable sort keeps equal values in their order: a run's start is its first appearance.
+    by_first = order.take(starts).argsort()
+    return ordered.take(starts).take(by_first), (ends - starts).take(by_first).astype(np.float64)
 
 
 def _word_of(feature: str) -> str:
@@ -126,7 +161,7 @@ class LinearModel:
     # Words the training reports use often: spelled right, never "corrected" to a keyword.
     known_words: tuple[str, ...] = ()
     # A word's known letter n-grams, looked up once (reports repeat the same words).
-    _grams_of: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _grams_of: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def words(self) -> list[str]:
@@ -139,29 +174,51 @@ class LinearModel:
     def vector(self, reading: Reading) -> tuple[np.ndarray, np.ndarray]:
         """The report's known features: their rows and TF-IDF values (L2-normalised), as
         `features` counts them."""
-        found: list[int] = []
         grams_of = self._grams_of
         vocabulary = self.vocabulary
+        parts: list[np.ndarray] = []
         for word in reading.folded.split():
             rows = grams_of.get(word)
             if rows is None:
                 if len(grams_of) >= WORD_MEMO:
                     grams_of.clear()
-                rows = grams_of[word] = tuple(
-                    vocabulary[g] for g in letter_grams(word) if g in vocabulary
+                rows = grams_of[word] = np.array(
+                    [vocabulary[g] for g in letter_grams(word) if g in vocabulary], dtype=np.int64
                 )
-            found.extend(rows)
+            parts.append(rows)
         tokens = reading.tokens
-        for name in [f"w:{t}" for t in tokens] + [f"b:{a}_{b}" for a, b in pairwise(tokens)]:
-            row = vocabulary.get(name)
+        word_rows, pair_rows = self._token_rows
+        found: list[int] = []
+        for token in tokens:
+            row = word_rows.get(token)
             if row is not None:
                 found.append(row)
-        counted = Counter(found)
-        index = np.fromiter(counted.keys(), dtype=np.int64, count=len(counted))
-        tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
-        values = (1.0 + np.log(tf)) * self.idf[index]
-        norm = float(np.sqrt(values @ values)) if len(values) else 0.0
+        for first, second in pairwise(tokens):
+            row = pair_rows.get(first, _NO_PAIRS).get(second)
+            if row is not None:
+                found.append(row)
+        parts.append(np.array(found, dtype=np.int64))
+        index, tf = _counted(np.concatenate(parts))
+        values = (1.0 + np.log(tf)) * self.idf.take(index)
+        norm = math.sqrt(values @ values) if len(values) else 0.0
         return index, (values / norm if norm else values)
+
+    @cached_property
+    def _token_rows(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The rows of the `w:` features by word, and of the `b:` features by first and
+        second word (without building each name as `features` writes it). A pair's name is
+        split at each `_` it holds, so every pair of words that would spell it finds it."""
+        words: dict[str, int] = {}
+        pairs: dict[str, dict[str, int]] = {}
+        for name, row in self.vocabulary.items():
+            kind, _, body = name.partition(":")
+            if kind == "w":
+                words[body] = row
+            elif kind == "b":
+                for at, letter in enumerate(body):
+                    if letter == "_":
+                        pairs.setdefault(body[:at], {})[body[at + 1 :]] = row
+        return words, pairs
 
     @cached_property
     def _joined(self) -> tuple[np.ndarray, np.ndarray, int]:
@@ -169,9 +226,8 @@ class LinearModel:
         where the category's columns end."""
         category, priority = self.heads["category"], self.heads["priority"]
         weights = np.ascontiguousarray(np.hstack([category.weights, priority.weights]))
-        return weights, np.concatenate([category.intercepts, priority.intercepts]), len(
-            category.classes
-        )
+        intercepts = np.concatenate([category.intercepts, priority.intercepts])
+        return weights, intercepts, len(category.classes)
 
     @cached_property
     def column(self) -> dict[tuple[str, str], int]:
@@ -192,12 +248,13 @@ class LinearModel:
         """Probabilities of every category and priority."""
         rows, values = self.vector(reading)
         weights, intercepts, split = self._joined
-        gathered = weights[rows]
+        gathered = weights.take(rows, axis=0)
         scores = values @ gathered + intercepts
         categories, priorities = self._labels
+        category, priority = _softmaxes(scores, split)
         return Prediction(
-            category=dict(zip(categories, _softmax(scores[:split]), strict=True)),
-            priority=dict(zip(priorities, _softmax(scores[split:]), strict=True)),
+            category=dict(zip(categories, category, strict=True)),
+            priority=dict(zip(priorities, priority, strict=True)),
             _model=self,
             _rows=rows,
             _values=values,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -29,6 +30,9 @@ LONG_GAP = 7
 # Prefixes and endings shorter than this would match too much to be meant.
 MIN_AFFIX = 3
 MEMO_SIZE = 50_000  # words whose candidate patterns are remembered, per index
+# A word that may start this many patterns or more has them looked up by the words they
+# need, not tried one by one ("tidak" and "sudah" start dozens of the detector's patterns).
+MANY_CANDIDATES = 8
 
 
 class PatternError(ValueError):
@@ -70,15 +74,15 @@ class Pattern(Generic[T]):
             if isinstance(p, Slot) and not p.prefixes and not p.suffixes
         )
 
-    @property
+    @cached_property
     def words(self) -> int:
         """How many slots it has (its strength among overlapping matches)."""
         return sum(isinstance(p, Slot) for p in self.parts)
 
 
-@dataclass(frozen=True)
-class Match(Generic[T]):
-    """Where a pattern matched: words `start` up to, not including, `end`."""
+class Match(NamedTuple, Generic[T]):
+    """Where a pattern matched: words `start` up to, not including, `end` (a tuple: a report
+    makes several, and a tuple is made in a third of a frozen dataclass's time)."""
 
     start: int
     end: int
@@ -159,6 +163,54 @@ def _affix(affix: str, text: str) -> str:
     return affix
 
 
+Candidate = tuple[Pattern[T], tuple[frozenset[str], ...]]
+
+
+@dataclass(frozen=True)
+class _Starting(Generic[T]):
+    """The patterns that may start at one word, each with the word sets a report must hold one
+    word of (its `required`); when there are many, indexed by the words of one of those sets
+    (the smallest), so that a report tries only those its words make possible."""
+
+    candidates: tuple[Candidate[T], ...]
+    keys: frozenset[str] | None = None  # the indexing words; None: every candidate is tried
+    by_key: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    alone: dict[str, tuple[Candidate[T], ...]] = field(default_factory=dict)  # by_key's
+    free: frozenset[int] = frozenset()  # candidates that need no other word
+
+    @classmethod
+    def of(cls, patterns: Sequence[Pattern[T]]) -> _Starting[T]:
+        """The candidates of one word, indexed when they are many."""
+        candidates = tuple((p, p.required) for p in patterns)
+        if len(candidates) < MANY_CANDIDATES:
+            return cls(candidates)
+        by_key: dict[str, list[int]] = defaultdict(list)
+        free = []
+        for i, (_, required) in enumerate(candidates):
+            if not required:
+                free.append(i)
+                continue
+            for word in min(required, key=len):
+                by_key[word].append(i)
+        return cls(
+            candidates,
+            frozenset(by_key),
+            {w: tuple(at) for w, at in by_key.items()},
+            {w: tuple(candidates[i] for i in at) for w, at in by_key.items()},
+            frozenset(free),
+        )
+
+    def possible(self, present: Set[str]) -> Sequence[Candidate[T]]:
+        """The candidates whose indexing words a report holds, in their order."""
+        hits = self.keys.intersection(present) if self.keys is not None else frozenset()
+        if not self.free and len(hits) <= 1:
+            # The usual case: one indexing word at most, its candidates already in order.
+            return self.alone[next(iter(hits))] if hits else ()
+        by_key = self.by_key
+        chosen = self.free.union(*[by_key[w] for w in hits])
+        return [self.candidates[i] for i in sorted(chosen)]
+
+
 class PhraseIndex(Generic[T]):
     """Many patterns, found together in one pass over a report's words."""
 
@@ -191,7 +243,7 @@ class PhraseIndex(Generic[T]):
         self._affix_lengths = sorted({len(a) for a in (*self._by_prefix, *self._by_suffix)})
         # Reports repeat the same words: the patterns that may start at a word, once each,
         # with the words each needs elsewhere in the report.
-        self._starting: dict[str, list[tuple[Pattern[T], tuple[frozenset[str], ...]]]] = {}
+        self._starting: dict[str, _Starting[T]] = {}
 
     def vocabulary(self) -> set[str]:
         """Every plain word the patterns name (for the speller to correct towards)."""
@@ -216,15 +268,17 @@ class PhraseIndex(Generic[T]):
             present = set(tokens)
         starting = self._starting
         for start, token in enumerate(tokens):
-            candidates = starting.get(token)
-            if candidates is None:
-                candidates = self._starting_at(token)
+            entry = starting.get(token)
+            if entry is None:
+                entry = self._starting_at(token)
+            candidates = entry.candidates if entry.keys is None else entry.possible(present)
             for pattern, required in candidates:
                 for words in required:
                     if words.isdisjoint(present):
                         break
                 else:
-                    end = _match(pattern.parts, 1, tokens, start + 1)
+                    parts = pattern.parts
+                    end = start + 1 if len(parts) == 1 else _match(parts, 1, tokens, start + 1)
                     if end is not None:
                         found.append(Match(start, end, pattern))
         return found
@@ -235,12 +289,12 @@ class PhraseIndex(Generic[T]):
         """Matches that do not overlap, the ones of most words first, in word order."""
         return longest_first(self.find(tokens, present), len(tokens))
 
-    def _starting_at(self, token: str) -> list[tuple[Pattern[T], tuple[frozenset[str], ...]]]:
+    def _starting_at(self, token: str) -> _Starting[T]:
         known = self._starting.get(token)
         if known is None:
             if len(self._starting) >= MEMO_SIZE:
                 self._starting.clear()
-            known = self._starting[token] = [(p, p.required) for p in self._candidates(token)]
+            known = self._starting[token] = _Starting.of(self._candidates(token))
         return known
 
     def _candidates(self, token: str) -> list[Pattern[T]]:
@@ -258,6 +312,8 @@ class PhraseIndex(Generic[T]):
 def longest_first(found: Sequence[Match[T]], length: int) -> list[Match[T]]:
     """Of `found` (over `length` words), those that do not overlap, the ones of most words
     first, in word order."""
+    if not found:
+        return []
     taken = [False] * length
     chosen: list[Match[T]] = []
     for m in sorted(found, key=lambda m: (-m.pattern.words, m.start - m.end)):

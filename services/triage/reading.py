@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from services.common.text import SHORTHAND, normalise, spell_out, stem
+from services.common.text import SHORTHAND, lowered, normalise, spell_out, stem
 
 # Clause ends: negation and hedges reach back only to the start of their clause.
 _CLAUSE_END = re.compile(r"[.!?;,:\n()\[\]]+|\s-\s|\s/\s")
 _CLAUSE_MARK = "qqclauseqq"  # letters only, so normalising keeps it
+_SPACED_MARK = f" {_CLAUSE_MARK} "
+# A report's words and its clause ends in one pass over its lowered ASCII text, a clause end
+# found as an empty word (none starts with a letter or a digit, so none is cut from a word).
+_WORDS_AND_ENDS = re.compile(r"([a-z0-9]+)|" + _CLAUSE_END.pattern)
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _TAGS = re.compile(r"[#@](\w+)")
 MEMO_SIZE = 50_000  # words whose reading is remembered
@@ -31,11 +34,13 @@ class Reading:
     folded: str  # lower-case ASCII words, emoji spelled out (what the model sees)
     tokens: tuple[str, ...]  # Indonesian words after mapping and correction (what rules see)
     clause_starts: frozenset[int]  # token positions where a new clause begins
+    # The set of its tokens, for the pattern indexes' quick checks (made with the tokens: a
+    # cached property takes a lock the first time it is read).
+    words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
-    @cached_property
-    def words(self) -> frozenset[str]:
-        """The set of its tokens (for the pattern indexes' quick checks)."""
-        return frozenset(self.tokens)
+    def __post_init__(self) -> None:
+        if not self.words and self.tokens:
+            object.__setattr__(self, "words", frozenset(self.tokens))
 
     def clause_start(self, at: int) -> int:
         """The first token of the clause holding token `at`."""
@@ -58,6 +63,8 @@ class Reader:
         self._doubled = frozenset(doubled)
         self._language = dict(language)
         self._emoji = dict(emoji)
+        # Emoji are not ASCII: an ASCII report (most are) has none to spell out.
+        self._ascii_emoji = any(symbol.isascii() for symbol in self._emoji)
         self._common = frozenset(common)
         self._lemmas: dict[str, str] = {}
         self._lemma_words: dict[str, tuple[str, ...]] = {}
@@ -108,37 +115,48 @@ class Reader:
 
     def read(self, text: str) -> Reading:
         """The report's folded text, its words and where its clauses start."""
-        spelled = _TAGS.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
-        for symbol, meaning in self._emoji.items():
-            if symbol in spelled:
-                spelled = spelled.replace(symbol, f" {meaning} ")
-        # Normalised once, with a word of its own where each clause ends.
-        marked = normalise(_CLAUSE_END.sub(f" {_CLAUSE_MARK} ", spelled)).split()
+        spelled = text
+        if "#" in text or "@" in text:
+            spelled = _TAGS.sub(lambda m: " " + _CAMEL.sub(" ", m.group(1)) + " ", text)
+        if self._ascii_emoji or not spelled.isascii():
+            for symbol, meaning in self._emoji.items():
+                if symbol in spelled:
+                    spelled = spelled.replace(symbol, f" {meaning} ")
+        marked = _words_and_ends(spelled)
         tokens: list[str] = []
         starts = {0}
         clause: list[str] = []
-        for word in [*marked, _CLAUSE_MARK]:
-            if word != _CLAUSE_MARK:
+        for word in [*marked, ""]:
+            if word:
                 clause.append(word)
                 continue
             said = self._mend(spell_out(clause))
             clause = []
-            if not said:
-                continue
-            starts.add(len(tokens))
-            for n, spoken in enumerate(said):
-                doubled = (n > 0 and said[n - 1] == spoken) or said[n + 1 : n + 2] == [spoken]
-                if doubled and spoken in self._doubled:
-                    tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
-                    continue
-                tokens.extend(self.words_of(spoken))
+            if said:
+                starts.add(len(tokens))
+                self._lemmas_of(said, tokens)
         corrected = tuple(self._speller.correct_all(tokens))
         return Reading(
             text=text,
-            folded=" ".join(w for w in marked if w != _CLAUSE_MARK),
+            folded=" ".join([w for w in marked if w]),
             tokens=corrected,
-            clause_starts=frozenset(s for s in starts if s < len(corrected)),
+            clause_starts=frozenset([s for s in starts if s < len(corrected)]),
+            words=frozenset(corrected),
         )
+
+    def _lemmas_of(self, said: list[str], tokens: list[str]) -> None:
+        """One clause's spoken words, as the words they stand for, added to `tokens`."""
+        doubled_words = self._doubled
+        remembered = self._lemma_words
+        last = len(said) - 1
+        for n, spoken in enumerate(said):
+            if spoken in doubled_words and (
+                (n > 0 and said[n - 1] == spoken) or (n < last and said[n + 1] == spoken)
+            ):
+                tokens.append(spoken)  # "tiba-tiba" (suddenly) is no fall
+                continue
+            words = remembered.get(spoken)
+            tokens.extend(self.words_of(spoken) if words is None else words)
 
     def _mend(self, said: list[str]) -> list[str]:
         """Words split ("kece lakaan") or run together ("tidaksadar") by speech-to-text."""
@@ -165,6 +183,18 @@ class Reader:
             if head in self._known and tail in self._known:
                 return [head, tail]
         return [word]
+
+
+def _words_and_ends(text: str) -> list[str]:
+    """The normalised words of a report, with an empty word where a clause ends."""
+    if text.isascii():
+        folded = lowered(text)
+        if _CLAUSE_MARK not in folded:
+            return _WORDS_AND_ENDS.findall(folded)
+    # Clause ends marked before folding: folding makes new punctuation of other characters
+    # (a full-width comma becomes ","), which ends no clause.
+    marked = normalise(_CLAUSE_END.sub(_SPACED_MARK, text)).split()
+    return ["" if word == _CLAUSE_MARK else word for word in marked]
 
 
 MIN_SKELETON = 3
@@ -254,4 +284,9 @@ class Speller:
 
     def correct_all(self, tokens: Iterable[str]) -> list[str]:
         """Every word corrected."""
-        return [self.correct(t) for t in tokens]
+        memo = self._memo
+        out = []
+        for token in tokens:
+            meant = memo.get(token)
+            out.append(self.correct(token) if meant is None else meant)
+        return out

@@ -235,6 +235,8 @@ class ThreatDetector:
         it says something is past, whether it says it keeps happening, and whether it asks
         for a fix as a complaint does; with the first word after the last of the signals
         that make it over (a finding after a "but" past that word is not over)."""
+        if not found:  # most reports
+            return None, 0, [], False, False
         handled = [m for m in found if m.value.signal == "handled"]
         past = [
             m
@@ -265,6 +267,8 @@ class ThreatDetector:
     def _best_matches(found: Sequence[Match[_Tag]], masked: set[int]) -> list[Match[_Tag]]:
         """Every finding's match clear of masked words; of one complaint at one place, the
         longest (so "tidak bernapas" is not also read as a bare "bernapas")."""
+        if not found:
+            return []
         best: dict[tuple[str, int], Match[_Tag]] = {}
         for m in found:
             if any(i in masked for i in range(m.start, m.end)):

@@ -7,13 +7,14 @@ import json
 import types
 import typing
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from schemas import envelope, registry
+from schemas.common import plausible_time
 from schemas.envelope import MAX_EVENT_BYTES, DecodeError, decode_event, encode_event, new_event
 from schemas.events import IntakeReceivedV1
 from schemas.generate import JSON_DIR, render_all
@@ -245,6 +246,36 @@ def _at(data: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         data = data[part] if isinstance(data, dict | list) else getattr(data, part)
     return data
+
+
+@pytest.mark.parametrize(
+    ("local", "hours", "plausible"),
+    [
+        ("2000-01-01T00:00", 0, True),
+        ("1999-12-31T23:59", 0, False),
+        ("2000-01-01T06:00", 7, False),  # 1999-12-31T23:00 UTC
+        ("1999-12-31T20:00", -5, True),  # 2000-01-01T01:00 UTC
+        ("2001-01-01T00:00", 23, True),
+        ("2099-12-31T23:59", 0, True),
+        ("2100-01-01T00:00", 0, False),
+        ("2099-12-31T20:00", -5, False),  # 2100-01-01T01:00 UTC
+        ("2100-01-01T03:00", 7, True),  # 2099-12-31T20:00 UTC
+        ("2098-12-31T23:00", -23, True),
+        ("2026-12-06T08:00", None, True),  # naive: read as UTC
+        ("2100-01-01T00:00", None, False),
+    ],
+)
+def test_a_time_is_plausible_by_its_utc_instant_near_the_century_ends(
+    local: str, hours: int | None, plausible: bool
+) -> None:
+    """The range is of UTC instants: a local time near either end counts by its offset."""
+    tz = None if hours is None else timezone(timedelta(hours=hours))
+    at = datetime.fromisoformat(local).replace(tzinfo=tz)
+    if plausible:
+        assert plausible_time(at) == at.replace(tzinfo=tz or UTC)
+    else:
+        with pytest.raises(ValueError, match="a time between 2000 and 2099"):
+            plausible_time(at)
 
 
 @pytest.mark.parametrize("event_type", registry.EVENT_TYPES, ids=lambda t: t.type)
