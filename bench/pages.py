@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -222,7 +222,7 @@ async def sign_in(url: str, database_url: str, *, sessions: int, sslmode: str | 
 @contextlib.asynccontextmanager
 async def commit_notices(
     database_url: str, *, sslmode: str | None, on_commit: Callable[[str, float], None]
-) -> Any:
+) -> AsyncIterator[None]:
     """While open, `on_commit(incident_id, when)` as each new incident row of the read model
     commits (a trigger of the bench's own on its read model, removed on the way out)."""
     table = f"{quote_ident(STAGE_SCHEMAS['projector'])}.incidents"
@@ -271,7 +271,8 @@ async def live(
 ) -> dict[str, Any]:
     """A page per token open on the centre while intakes go in at `rate` for `seconds`:
     from an incident's commit in the read model to the first `changed` after it and to the
-    first board listing it, over every page and incident; and the cores used meanwhile."""
+    first board listing it, over every page and incident; and the cores used while the
+    intakes went in."""
     clients = [PageClient() for _ in tokens]
     pages = [
         asyncio.create_task(_open_page(stack.url, t, c))
@@ -292,6 +293,7 @@ async def live(
         cpu_before, start = stack.cpu(), time.monotonic()
         async with commit_notices(stack.database_url, sslmode=stack.sslmode, on_commit=on_commit):
             await stack.feed(int(rate * seconds), rate)
+            cpu_after, took = stack.cpu(), time.monotonic() - start
             # The last intakes' incidents, then every page showing them (or giving up).
             deadline = time.monotonic() + 30 + GIVE_UP_S
             while time.monotonic() < deadline:
@@ -299,7 +301,6 @@ async def live(
                 if quiet and not any(c.pending for c in clients):
                     break
                 await asyncio.sleep(0.1)
-        cpu_after, took = stack.cpu(), time.monotonic() - start
     finally:
         for page in pages:
             page.cancel()
