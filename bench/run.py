@@ -33,6 +33,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.gateway import bench_key
 from bench.gateway import measure as measure_gateway
+from bench.pages import CLIENTS, LOADS, PageStack, page_rows
+from bench.pages import measure as measure_pages
+from bench.stats import percentiles
 from bench.workload import Workload, bench_fleet
 from schemas.envelope import CONTENT_TYPE, encode_event, record_headers
 from schemas.topics import DEFAULT_PREFIX
@@ -78,18 +81,6 @@ UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION
 
 def say(text: str) -> None:
     print(f"[bench {datetime.now():%H:%M:%S}] {text}", flush=True)
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    """p50, p95 and p99 of a sample (None when empty)."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "n": 0}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "n": len(ordered)}
 
 
 # ---------------------------------------------------------------- memory
@@ -668,6 +659,24 @@ class Stack:
     gateway_url: str
 
 
+def page_stack(stack: Stack) -> PageStack:
+    """What the page bench needs of a stack: its gateway, database and intake feed."""
+    bench = stack.bench
+
+    async def feed(count: int, rate: float) -> None:
+        await bench.send(count, rate=rate, sent={})
+
+    return PageStack(
+        url=stack.gateway_url,
+        database_url=bench.settings.database_url(),
+        sslmode=bench.settings.database.sslmode or None,
+        db=bench.db,
+        gazetteer=bench.workload.gazetteer,
+        feed=feed,
+        cpu=lambda: cpu_seconds(stack.processes),
+    )
+
+
 # What would point a stage at the database of another Siaga on the same server, or make
 # all five stages ask for one port, is not passed on from the bench's environment; nor is
 # what the stack's own settings set below (pydantic-settings reads names in any case).
@@ -878,6 +887,25 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 f"latency at half of max ({half:.0f}/s) on a fresh broker for {args.latency_seconds}s"
             )
             at_half_fresh = await latency_at(s.bench, rate=half, seconds=args.latency_seconds)
+
+        # The command-centre page on a stack of its own: its busy day's read model (seeded
+        # straight into the tables) would change what the other phases measure.
+        async with running_stack(home, infrastructure, label="pages") as s:
+            say(
+                f"pages: {args.pages_clients} open command-centre pages, intakes at "
+                f"{QUIET_RATE}/s for {args.pages_seconds}s; then first loads"
+            )
+            pages = await measure_pages(
+                page_stack(s),
+                clients=args.pages_clients,
+                seconds=args.pages_seconds,
+                rate=QUIET_RATE,
+                loads=args.pages_loads,
+            )
+            say(
+                f"pages: read model -> page p99 {pages['live']['on_page_ms']['p99']} ms; "
+                f"first load p50 {pages['first_load']['total_ms']['p50']} ms"
+            )
     finally:
         infrastructure.stop()
     return {
@@ -897,6 +925,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "baseline": base,
         "peak_rss_mib": peak_rss,
         "gateway": gateway,
+        "pages": pages,
         "soak": soak,
         "machine": machine(infrastructure),
     }
@@ -979,6 +1008,7 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("peak RSS per process (MiB)", ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items())),
         *gateway_rows(r.get("gateway")),
+        *page_rows(r.get("pages")),
     ]
     if r.get("soak"):
         soak = r["soak"]
@@ -1061,6 +1091,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_seconds(1),
         default=10,
         help="length of each gateway run (fixed rate and maximum, /events and /noop)",
+    )
+    parser.add_argument(
+        "--pages-clients",
+        type=_count,
+        default=CLIENTS,
+        help="command-centre pages held open while the read model changes",
+    )
+    parser.add_argument(
+        "--pages-seconds",
+        type=_seconds(1),
+        default=30,
+        help=f"how long intakes go in ({QUIET_RATE}/s) while those pages are open",
+    )
+    parser.add_argument(
+        "--pages-loads",
+        type=_count,
+        default=LOADS,
+        help="first loads of the page, over HTTP and in chromium each",
     )
     parser.add_argument("--soak", action="store_true", help="also a long run to watch memory")
     parser.add_argument("--soak-messages", type=_count, default=1_000_000)
