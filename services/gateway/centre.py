@@ -219,7 +219,7 @@ def _page_routes(app: FastAPI, outlines: Outlines) -> None:
 
 def _data_routes(app: FastAPI, boards: BoardCache) -> None:
     @app.get("/centre/board", include_in_schema=False)
-    async def board(request: Request) -> JSONResponse:
+    async def board(request: Request) -> Response:
         """The board as the person may see it."""
         session = await reader_session(request)
         gateway = gateway_of(request)
@@ -231,10 +231,14 @@ def _data_routes(app: FastAPI, boards: BoardCache) -> None:
                 return await load_board(conn, now=gateway.clock())
 
         whole = await boards.get(version if feed.watching else None, read)
-        return JSONResponse(
-            board_json(visible_to(whole, session.person), version=version),
-            headers={"Cache-Control": "no-store"},
-        )
+        shown = visible_to(whole, session.person)
+        if shown is whole:
+            return Response(
+                boards.encoded(whole, version=version),
+                media_type="application/json",
+                headers={"Cache-Control": "no-store"},
+            )
+        return JSONResponse(board_json(shown, version=version), headers={"Cache-Control": "no-store"})
 
     @app.get("/centre/incidents/{incident_id}", include_in_schema=False)
     async def detail(request: Request, incident_id: str) -> JSONResponse:

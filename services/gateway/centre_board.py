@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class BoardCache:
         self._key: int | None = None
         self._read_at = 0.0
         self._board: Board | None = None
+        self._encoded: tuple[Board, int, bytes] | None = None
 
     async def get(self, version: int | None, read: Callable[[], Awaitable[Board]]) -> Board:
         """The board of `version` (None: no feed is watching, so read it afresh)."""
@@ -127,3 +129,13 @@ class BoardCache:
             self._board = await read()
             self._key, self._read_at = version, self._clock()
             return self._board
+
+    def encoded(self, board: Board, *, version: int) -> bytes:
+        """The whole board's JSON, encoded once for every screen that sees all of it (50
+        screens each encoding a 1 MiB board after every change made the last one wait)."""
+        cached = self._encoded
+        if cached is not None and cached[0] is board and cached[1] == version:
+            return cached[2]
+        body = json.dumps(board_json(board, version=version), separators=(",", ":")).encode()
+        self._encoded = (board, version, body)
+        return body

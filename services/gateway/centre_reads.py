@@ -43,7 +43,7 @@ class MapIncident:
     work_order_agency: str | None
 
 
-async def active_incidents(conn: asyncpg.Connection, *, limit: int = 500) -> list[MapIncident]:
+async def active_incidents(conn: asyncpg.Connection, *, limit: int = 5000) -> list[MapIncident]:
     """Incidents not yet resolved, closed, cancelled or merged: the most urgent first."""
     rows = await conn.fetch(
         """

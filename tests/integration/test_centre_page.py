@@ -21,7 +21,7 @@ from schemas.events import TriageReviewedV1
 from schemas.vocabulary import Channel, Priority
 from services.clients.operator import new_intake
 from services.gateway.people import Role, add_person
-from tests.conftest import Pipeline, eventually, gateway_url, with_gateway
+from tests.conftest import Pipeline, eventually, gateway_url, siaga_cli, with_gateway
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -147,6 +147,79 @@ async def test_a_p1_arrives_live_shows_its_units_and_a_supervisor_lowers_it(
     finally:
         await context.close()
 
+
+async def test_a_report_from_the_form_reaches_the_map_and_the_crew_moves_it_on_screen(
+    centre: Pipeline, browser: Any
+) -> None:
+    """The whole desk at once: a call-taker's form, the supervisor's screen, a crew's phone."""
+    await person(centre, "wati", Role.SUPERVISOR)
+    await person(centre, "dodi", Role.CALL_TAKER)
+    watch, screen = await signed_in(browser, centre, "wati")
+    desk, form = await signed_in(browser, centre, "dodi")
+    phone = await browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        await form.goto(f"{base(centre)}/intake")
+        await form.type(
+            "textarea[name=text]", "tolong ada orang tertabrak truk di desa Kandeman, tidak sadar"
+        )
+        await form.wait_for_function(
+            "document.getElementById('p-priority').textContent === 'P1'", timeout=10_000
+        )
+        await form.click("#intake button[type=submit]")
+        await form.wait_for_selector("#sent[data-intake]", timeout=10_000)
+        intake_id = str(await form.get_attribute("#sent", "data-intake"))
+        import uuid
+
+        view = await centre.incident_for_intake(uuid.UUID(intake_id), with_units=1, timeout=30)
+        iid, unit = str(view.incident_id), view.units[0].unit_id
+        # On the supervisor's screen, live: on the map, in the list, with its unit.
+        dot = f'#map g.incident.P1[data-incident="{iid}"]'
+        await screen.wait_for_selector(dot, timeout=10_000)
+        await screen.wait_for_selector(f'#active li[data-incident="{iid}"]', timeout=10_000)
+        await screen.click(dot)
+        cell = f'#detail tr[data-unit="{unit}"] td.st'
+        await screen.wait_for_selector(cell, timeout=10_000)
+
+        # The crew of that unit moves it along from the phone; the screen follows.
+        async with centre.db.acquire() as conn:
+            await conn.execute("SET search_path TO gateway")
+            await add_person(
+                conn,
+                name="kru-x",
+                role=Role.UNIT,
+                password=PASSWORD,
+                now=datetime.now(UTC),
+                unit_id=unit,
+            )
+        crew = await phone.new_page()
+        await crew.goto(f"{base(centre)}/login?next=/unit")
+        await crew.fill("input[name=username]", "kru-x")
+        await crew.fill("input[name=password]", PASSWORD)
+        await crew.click("button[type=submit]")
+        await crew.wait_for_url("**/unit")
+        for step, shown in (("en_route", "busy"), ("on_scene", "scene")):
+            await crew.click(f"button[data-status={step}]")
+            await crew.wait_for_selector(f".unit-head[data-status={step}]", timeout=15_000)
+            await screen.wait_for_selector(f"{cell}.{shown}", timeout=10_000)
+        await screen.wait_for_function(
+            f"document.querySelector('{cell}').textContent.includes('di lokasi')", timeout=10_000
+        )
+        # Done: the incident's units are free again for the tests after this one.
+        done = await siaga_cli(centre.settings, "incident", "cancel", iid, "--reason", "tes")
+        assert done.returncode == 0, done.stderr
+
+        async def released() -> bool:
+            board = await centre.fetch(
+                "SELECT count(*) AS busy FROM readmodel.units WHERE incident_id = $1",
+                view.incident_id,
+            )
+            return board[0]["busy"] == 0
+
+        await eventually(released, what="the incident's units released")
+    finally:
+        await phone.close()
+        await desk.close()
+        await watch.close()
 
 async def test_an_agency_sees_and_answers_only_its_own_work_orders_and_a_viewer_cannot_act(
     centre: Pipeline, browser: Any
@@ -307,65 +380,3 @@ async def test_the_page_says_offline_while_cut_off_catches_up_by_itself_and_the_
     finally:
         await context.close()
         cable.cut()
-
-
-async def test_a_report_from_the_form_reaches_the_map_and_the_crew_moves_it_on_screen(
-    centre: Pipeline, browser: Any
-) -> None:
-    """The whole desk at once: a call-taker's form, the supervisor's screen, a crew's phone."""
-    await person(centre, "wati", Role.SUPERVISOR)
-    await person(centre, "dodi", Role.CALL_TAKER)
-    watch, screen = await signed_in(browser, centre, "wati")
-    desk, form = await signed_in(browser, centre, "dodi")
-    phone = await browser.new_context(viewport={"width": 390, "height": 844})
-    try:
-        await form.goto(f"{base(centre)}/intake")
-        await form.type(
-            "textarea[name=text]", "tolong ada orang tertabrak truk di desa Kandeman, tidak sadar"
-        )
-        await form.wait_for_function(
-            "document.getElementById('p-priority').textContent === 'P1'", timeout=10_000
-        )
-        await form.click("#intake button[type=submit]")
-        await form.wait_for_selector("#sent[data-intake]", timeout=10_000)
-        intake_id = str(await form.get_attribute("#sent", "data-intake"))
-        import uuid
-
-        view = await centre.incident_for_intake(uuid.UUID(intake_id), with_units=1, timeout=30)
-        iid, unit = str(view.incident_id), view.units[0].unit_id
-        # On the supervisor's screen, live: on the map, in the list, with its unit.
-        dot = f'#map g.incident.P1[data-incident="{iid}"]'
-        await screen.wait_for_selector(dot, timeout=10_000)
-        await screen.wait_for_selector(f'#active li[data-incident="{iid}"]', timeout=10_000)
-        await screen.click(dot)
-        cell = f'#detail tr[data-unit="{unit}"] td.st'
-        await screen.wait_for_selector(cell, timeout=10_000)
-
-        # The crew of that unit moves it along from the phone; the screen follows.
-        async with centre.db.acquire() as conn:
-            await conn.execute("SET search_path TO gateway")
-            await add_person(
-                conn,
-                name="kru-x",
-                role=Role.UNIT,
-                password=PASSWORD,
-                now=datetime.now(UTC),
-                unit_id=unit,
-            )
-        crew = await phone.new_page()
-        await crew.goto(f"{base(centre)}/login?next=/unit")
-        await crew.fill("input[name=username]", "kru-x")
-        await crew.fill("input[name=password]", PASSWORD)
-        await crew.click("button[type=submit]")
-        await crew.wait_for_url("**/unit")
-        for step, shown in (("en_route", "busy"), ("on_scene", "scene")):
-            await crew.click(f"button[data-status={step}]")
-            await crew.wait_for_selector(f".unit-head[data-status={step}]", timeout=15_000)
-            await screen.wait_for_selector(f"{cell}.{shown}", timeout=10_000)
-        await screen.wait_for_function(
-            f"document.querySelector('{cell}').textContent.includes('di lokasi')", timeout=10_000
-        )
-    finally:
-        await phone.close()
-        await desk.close()
-        await watch.close()
