@@ -86,10 +86,10 @@ async def commands_of(pipe: Pipeline, kind: type, incident_id: Any) -> list[Any]
     ]
 
 
-async def test_a_p1_arrives_live_shows_its_units_and_a_supervisor_lowers_it(
+async def test_a_p1_arrives_live_shows_its_units_and_a_call_taker_lowers_it(
     centre: Pipeline, browser: Any
 ) -> None:
-    await person(centre, "sari", Role.SUPERVISOR)
+    await person(centre, "sari", Role.CALL_TAKER)  # a call-taker may review triage
     context, page = await signed_in(browser, centre, "sari")
     try:
         assert await page.locator("html").get_attribute("lang") == "id"
