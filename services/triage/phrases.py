@@ -175,7 +175,7 @@ class _Starting(Generic[T]):
     candidates: tuple[Candidate[T], ...]
     keys: frozenset[str] | None = None  # the indexing words; None: every candidate is tried
     by_key: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    alone: dict[str, tuple[Candidate[T], ...]] = field(default_factory=dict)  # by_key's
+    alone: dict[str, tuple[Candidate[T], ...]] = field(default_factory=dict)  # each key's
     free: frozenset[int] = frozenset()  # candidates that need no other word
 
     @classmethod

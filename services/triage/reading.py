@@ -191,8 +191,9 @@ def _words_and_ends(text: str) -> list[str]:
         folded = lowered(text)
         if _CLAUSE_MARK not in folded:
             return _WORDS_AND_ENDS.findall(folded)
-    # Clause ends marked before folding: folding makes new punctuation of other characters
-    # (a full-width comma becomes ","), which ends no clause.
+    # As before, clause ends marked before folding: folding makes punctuation of other
+    # characters (a full-width comma becomes ","), which ends no clause; and a report that
+    # spells the mark itself is read as it always was.
     marked = normalise(_CLAUSE_END.sub(_SPACED_MARK, text)).split()
     return ["" if word == _CLAUSE_MARK else word for word in marked]
 
