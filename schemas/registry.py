@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from schemas import commands as cmd
@@ -22,12 +23,13 @@ class EventType:
     topic: Callable[[Topics], str]
     subject_field: str
 
-    @property
+    # Both are asked for each event sent (its envelope, its header): written once.
+    @cached_property
     def type(self) -> str:
         """The CloudEvents `type` string, e.g. `siaga.incident.classified.v1`."""
         return f"{self.name}.v{self.version}"
 
-    @property
+    @cached_property
     def schema_file(self) -> str:
         """File name of the committed JSON Schema under `schemas/json/`."""
         return f"{self.type}.schema.json"
