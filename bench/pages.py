@@ -191,22 +191,25 @@ async def _open_page(url: str, token: str, client: PageClient) -> None:
 
 
 async def sign_in(url: str, database_url: str, *, sessions: int, sslmode: str | None) -> list[str]:
-    """A supervisor added straight into the gateway's schema, signed in `sessions` times
-    through `POST /login`: one session cookie's token for each page."""
+    """`sessions` supervisors added straight into the gateway's schema, each signed in
+    through `POST /login` (one person each: the gateway lets a name try only a few times a
+    minute): one session cookie's token for each page."""
     password = secrets.token_urlsafe(18)
+    names = [f"{PERSON}-{i}" for i in range(sessions)]
     conn = await connect_url(database_url, schema="gateway", application="bench", sslmode=sslmode)
     try:
-        await add_person(
-            conn, name=PERSON, role=Role.SUPERVISOR, password=password, now=datetime.now(UTC)
-        )
+        for name in names:
+            await add_person(
+                conn, name=name, role=Role.SUPERVISOR, password=password, now=datetime.now(UTC)
+            )
     finally:
         await conn.close()
-    form = urlencode({"username": PERSON, "password": password, "next": "/"}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     http = Connection(url)
     tokens = []
     try:
-        for _ in range(sessions):
+        for name in names:
+            form = urlencode({"username": name, "password": password, "next": "/"}).encode()
             answer = await http.request("POST", "/login", headers, form)
             if answer.status != 303 or COOKIE not in answer.cookies:
                 raise BadAnswer(f"POST /login answered {answer.status} without a session")

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.gateway.access import RateLimiter
 from services.gateway.app import Gateway, gateway_of
 from services.gateway.http import Refusal
 from services.gateway.people import Role, Session, session_of, sign_in, sign_out
@@ -23,6 +24,9 @@ HERE = Path(__file__).parent
 COOKIE = "siaga_session"
 LANG_COOKIE = "siaga_lang"
 LANGUAGES = ("id", "en")
+# Tries at a name's password: a few at once, then one every six seconds (a person who
+# mistypes is not slowed; guessing is, and each refused try still costs an argon2 check).
+SIGN_INS = RateLimiter(rate_per_minute=10, burst=5)
 
 
 def load_strings(path: Path = HERE / "templates" / "strings.toml") -> dict[str, dict[str, str]]:
@@ -154,7 +158,7 @@ def _sign_in_routes(app: FastAPI) -> None:
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         back = _local(str(form.get("next", "")))
         t = STRINGS[language(request)]
-        if gateway.limiter.take(f"login:{name.lower()}", now=time.monotonic()):
+        if SIGN_INS.take(name.lower(), now=time.monotonic()):
             return render(request, "login.html", status=429, message=t["too_many"], next=back)
         async with gateway.pool.acquire() as conn:
             signed = await sign_in(
