@@ -126,9 +126,54 @@ async def init(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- operator
 
 
-async def report(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace) -> Any:
     """Submit a report; prints the intake id, also when it waits in the spool (exit code 3:
-    safe there, and it goes out by itself)."""
+    safe there, and it goes out by itself). With a stack running here, the report goes to
+    its gateway with the standard library alone (a call-taker waits for this command);
+    when the gateway cannot be asked, it goes the spooled way to the broker."""
+    if not args.flush:
+        handed = _hand_to_desk(args)
+        if handed is not None:
+            return handed
+    return _report_by_broker(args)
+
+
+def _hand_to_desk(args: argparse.Namespace) -> int | None:
+    """The report through the stack's gateway: 0 when it was kept, a CommandError when it
+    never can be, None when the gateway could not be asked."""
+    from datetime import UTC, datetime
+
+    from services.clients.desk import find_desk, hand_over, intake_document
+
+    desk = find_desk()
+    if desk is None:
+        return None
+    if (args.lat is None) != (args.lon is None):
+        raise CommandError("give both --lat and --lon")
+    location = None if args.lat is None else (args.lat, args.lon, args.accuracy)
+    intake_id = uuid.UUID(args.intake_id) if args.intake_id else uuid.uuid4()
+    document = intake_document(
+        intake_id=intake_id,
+        channel=_channel(args.channel).value,
+        text=args.text,
+        received_at=datetime.now(UTC),
+        phone=args.caller,
+        name=args.name,
+        place_hint=args.place,
+        location=location,
+        operator_id=args.operator,
+    )
+    answer = hand_over(desk, document)
+    if answer.refused is not None:
+        raise CommandError(answer.refused)
+    if not answer.taken:
+        return None
+    print(intake_id, flush=True)
+    return 0
+
+
+async def _report_by_broker(args: argparse.Namespace) -> int:
+    """Spool the report, then send the spool to the broker (or only send it: --flush)."""
     import logging
 
     from services.cli.errors import SPOOLED

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.vocabulary import UnitStatus
 from services.cli.commands import CommandError, _duration, _location, print_json
@@ -15,22 +14,50 @@ from services.cli.parsing import group, id_of
 from services.cli.readmodel import read_model
 from services.cli.supervisor import now, publish
 
-if TYPE_CHECKING:
-    import asyncpg
-
 UNIT_CHOICES = ", ".join(s.value for s in UnitStatus)
 
 # ---------------------------------------------------------------- field units
 
 
-async def status(args: argparse.Namespace) -> int:
-    """Report a unit's status, refused at once when the dispatcher would refuse it."""
+def status(args: argparse.Namespace) -> Any:
+    """Report a unit's status, refused at once when the dispatcher would refuse it: through
+    the running stack's gateway with the standard library alone (a crew is waiting), else
+    checked on the board here and sent to the broker."""
     try:
         reported = UnitStatus(args.status)
     except ValueError:
         raise CommandError(
             f"unknown unit status {args.status!r}; use one of: {UNIT_CHOICES}"
         ) from None
+    if (args.lat is None) != (args.lon is None):
+        raise CommandError("give both --lat and --lon")
+    from services.clients.desk import find_desk, report_status
+
+    desk = find_desk()
+    if desk is not None:
+        answer = report_status(
+            desk,
+            unit_id=args.unit,
+            status=reported.value,
+            incident_id=args.incident,
+            location=None if args.lat is None else (args.lat, args.lon),
+            note=args.note,
+        )
+        if answer.refused is not None:
+            # 409: the fleet's rules refuse it; otherwise a value of the command was bad.
+            prefix = "refused: " if answer.code == 409 else ""
+            raise CommandError(prefix + answer.refused)
+        if answer.taken and answer.said is not None:
+            incident = answer.said.get("incident_id")
+            print(
+                f"{args.unit} {reported.value}" + (f" on incident {incident}" if incident else "")
+            )
+            return 0
+    return _status_by_broker(args, reported)
+
+
+async def _status_by_broker(args: argparse.Namespace, reported: UnitStatus) -> int:
+    """Check the report on the board, then publish it to the broker."""
     incident_id = uuid.UUID(args.incident) if args.incident else None
     incident_id = await _checked(unit_id=args.unit, status=reported, incident_id=incident_id)
     # The settings and the broker client only now: a refused report needed neither.
@@ -60,45 +87,17 @@ async def _checked(
         conn = await read_model()
     except (OSError, asyncpg.PostgresError):
         return incident_id  # no read model at hand: the dispatcher's check is the one that counts
+    from services.clients.field_unit import judge_on_board
+
     try:
-        incident_id, refusal = await _check_on_board(conn, unit_id, status, incident_id)
+        incident_id, refusal = await judge_on_board(
+            conn, unit_id=unit_id, status=status, incident_id=incident_id
+        )
     finally:
         await conn.close()
     if refusal:
         raise CommandError(f"refused: {refusal}")
     return incident_id
-
-
-async def _check_on_board(
-    conn: asyncpg.Connection, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
-) -> tuple[uuid.UUID | None, str | None]:
-    """The incident a report names (the unit's order when the crew named none, as a
-    tablet would: a unit is freed only by a report naming its incident) and why the
-    dispatcher would refuse it, judged by its own rule on the board. The board may be a
-    moment behind the dispatcher (an order just given), so a refusal is read again for
-    up to two seconds before it stands."""
-    import asyncio
-
-    from schemas.events import UnitStatusReportedV1
-    from services.dispatcher.unit_reports import Refused, check_report, state_on_board
-    from services.projector.queries import board_unit
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.0
-    while True:
-        unit = await board_unit(conn, unit_id)
-        named = incident_id or (unit.incident_id if unit else None)
-        state = None if unit is None else state_on_board(unit)
-        now = datetime.now(UTC)
-        probe = UnitStatusReportedV1(
-            unit_id=unit_id, status=status, incident_id=named, reported_at=now
-        )
-        verdict = check_report(state, probe, now=now)
-        if not isinstance(verdict, Refused):
-            return named, None
-        if unit is None or loop.time() >= deadline:
-            return named, verdict.reason
-        await asyncio.sleep(0.25)
 
 
 async def watch(args: argparse.Namespace) -> int:

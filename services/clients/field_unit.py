@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from schemas.common import Location
@@ -18,6 +18,9 @@ from services.common.admin import records_since
 from services.common.kafka import producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 def _forget(crews: dict[UUID, asyncio.Task[None]], key: UUID, _: object) -> None:
@@ -61,6 +64,41 @@ async def report_status(
     finally:
         await client.stop()
     return report
+
+
+async def judge_on_board(
+    conn: asyncpg.Connection,
+    *,
+    unit_id: str,
+    status: UnitStatus,
+    incident_id: UUID | None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    patience_s: float = 2.0,
+) -> tuple[UUID | None, str | None]:
+    """The incident a report names (the unit's order when the crew named none, as a
+    tablet would: a unit is freed only by a report naming its incident) and why the
+    dispatcher would refuse it, judged by its own rule on the board (a connection to the
+    read model). The board may be a moment behind the dispatcher (an order just given),
+    so a refusal is read again for up to `patience_s` before it stands."""
+    from services.dispatcher.unit_reports import Refused, check_report, state_on_board
+    from services.projector.queries import board_unit
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while True:
+        unit = await board_unit(conn, unit_id)
+        named = incident_id or (unit.incident_id if unit else None)
+        state = None if unit is None else state_on_board(unit)
+        now = clock()
+        probe = UnitStatusReportedV1(
+            unit_id=unit_id, status=status, incident_id=named, reported_at=now
+        )
+        verdict = check_report(state, probe, now=now)
+        if not isinstance(verdict, Refused):
+            return named, None
+        if unit is None or loop.time() >= deadline:
+            return named, verdict.reason
+        await asyncio.sleep(0.25)
 
 
 async def watch_orders(

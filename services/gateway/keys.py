@@ -19,6 +19,7 @@ class Scope(StrEnum):
     OPEN311 = "open311"  # POST /open311/v2/requests
     EIDO = "eido"  # GET /EIDO/{incident_id}
     CAP = "cap"  # the CAP alert feed
+    UNIT = "unit"  # POST /units/{unit_id}/status
 
 
 KEY_PREFIX = "sgk_"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -13,14 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.common import Location
 from schemas.events import UnitStatusReportedV1
 from schemas.vocabulary import UnitStatus
-from services.clients.field_unit import status_event
+from services.clients.field_unit import judge_on_board, status_event
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing, write_outbox
 from services.common.readable import wib_time
 from services.dispatcher.runcards import TravelSpeeds
 from services.dispatcher.unit_reports import Refused, check_report, state_on_board
-from services.gateway.app import Gateway, Router, gateway_of
+from services.gateway.app import Gateway, Router, gateway_of, key_with
 from services.gateway.http import Refusal
+from services.gateway.keys import ApiKey, Scope
 from services.gateway.pages import (
     STRINGS,
     TEMPLATES,
@@ -56,6 +58,21 @@ class StatusReport(BaseModel):
     unit_id: str = Field(max_length=64)
     status: UnitStatus
     position: Location | None = None  # the phone's, when the browser may tell it
+
+
+class KeyedStatusReport(BaseModel):
+    """A unit's status from a client with a key of scope `unit` (`siaga unit status`, a
+    fleet's tablets): the incident it names, else its order's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: UnitStatus
+    incident_id: UUID | None = None
+    location: Location | None = None
+    note: str | None = Field(default=None, max_length=200)
+
+
+UNIT_KEY = key_with(Scope.UNIT)
 
 
 def _unit_of(person: Person) -> str:
@@ -119,12 +136,56 @@ async def publish_report(
     verdict = check_report(state, report, now=now)
     if isinstance(verdict, Refused):
         raise Refusal(409, verdict.reason)
+    await send_report(gateway, report)
+    return report
+
+
+async def send_report(gateway: Gateway, report: UnitStatusReportedV1) -> None:
+    """Publish a checked report through the gateway's outbox (durable once this returns)."""
     outgoing = [Outgoing.of(status_event(report), gateway.topics)]
     async with gateway.pool.acquire() as conn, conn.transaction():
         await write_outbox(conn, outgoing)
     gateway.relay.send_committed(outgoing)
-    log.info("unit report sent", unit_id=unit_id, status=body.status.value)
+    log.info("unit report sent", unit_id=report.unit_id, status=report.status.value)
+
+
+async def publish_keyed_report(
+    gateway: Gateway, unit_id: str, body: KeyedStatusReport, *, key: ApiKey
+) -> UnitStatusReportedV1:
+    """Check a keyed client's report as `siaga unit status` always has (the dispatcher's
+    rule on the board, a refusal read again while the board catches up), then send it."""
+    async with gateway.reads.acquire() as conn:
+        incident_id, refusal = await judge_on_board(
+            conn,
+            unit_id=unit_id,
+            status=body.status,
+            incident_id=body.incident_id,
+            clock=gateway.clock,
+        )
+    if refusal is not None:
+        raise Refusal(409, refusal)
+    report = UnitStatusReportedV1(
+        unit_id=unit_id,
+        status=body.status,
+        incident_id=incident_id,
+        reported_at=gateway.clock(),
+        location=body.location,
+        note=body.note,
+    )
+    await send_report(gateway, report)
+    log.info("keyed unit report", unit_id=unit_id, key=key.name)
     return report
+
+
+def _accepted(report: UnitStatusReportedV1) -> JSONResponse:
+    return JSONResponse(
+        {
+            "unit_id": report.unit_id,
+            "status": report.status.value,
+            "incident_id": str(report.incident_id) if report.incident_id else None,
+        },
+        status_code=202,
+    )
 
 
 def unit_routes(speeds: TravelSpeeds) -> Router:
@@ -158,15 +219,37 @@ def unit_routes(speeds: TravelSpeeds) -> Router:
             """The crew reports a status (JSON, with the page's X-CSRF-Token)."""
             session = await action_session(request, [Role.UNIT], csrf=None)
             body = await _report_body(request)
-            report = await publish_report(gateway_of(request), session.person, body)
-            return JSONResponse(
-                {
-                    "unit_id": report.unit_id,
-                    "status": report.status.value,
-                    "incident_id": str(report.incident_id) if report.incident_id else None,
-                },
-                status_code=202,
-            )
+            return _accepted(await publish_report(gateway_of(request), session.person, body))
+
+        @app.post(
+            "/units/{unit_id}/status",
+            status_code=202,
+            summary="Report a unit's status",
+            description=(
+                "A unit's status as a field client reports it: `status`, the `incident_id` "
+                "it is about (its order's when none is named), `location` and `note` if "
+                "known. Checked as the dispatcher checks every unit report (the unit is in "
+                "the fleet, the incident is its order, the step is legal): 409 with the "
+                "reason when it would be refused, 202 once it is durable in the outbox. "
+                "Needs a key with scope `unit`."
+            ),
+            tags=["units"],
+        )
+        async def keyed_unit_status(
+            unit_id: str, request: Request, key: ApiKey = UNIT_KEY
+        ) -> JSONResponse:
+            try:
+                body = KeyedStatusReport.model_validate(json.loads(await request.body()))
+            except (ValueError, ValidationError) as exc:
+                if not isinstance(exc, ValidationError):
+                    raise Refusal(400, "the body is not JSON") from None
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "body"
+                raise Refusal(400, f"invalid {where}: {first['msg']}") from None
+            if len(unit_id) > 64:
+                raise Refusal(400, "invalid unit_id: at most 64 characters")
+            report = await publish_keyed_report(gateway_of(request), unit_id, body, key=key)
+            return _accepted(report)
 
     return routes
 

@@ -52,3 +52,26 @@ async def prepare(
     await migrate(settings)
     await ensure_topics(settings)
     return await seed_fleet(settings, fleet)
+
+
+async def desk_key(settings: CommonSettings) -> str:
+    """A new key for this machine's command line (`siaga report` hands reports to the
+    gateway with it), the previous one revoked; its secret goes to the owner-only
+    `stack.json`, never to the database, which keeps its digest."""
+    from datetime import UTC, datetime
+
+    from services.clients.desk import KEY_NAME
+    from services.common.db import connect
+    from services.gateway.keys import Scope, create_key, revoke_keys
+
+    conn = await connect(settings, schema="gateway", application="siaga-up", role="gateway")
+    try:
+        async with conn.transaction():
+            now = datetime.now(UTC)
+            await revoke_keys(conn, name=KEY_NAME, now=now)
+            _, secret = await create_key(
+                conn, name=KEY_NAME, scopes=frozenset({Scope.INTAKE, Scope.UNIT}), now=now
+            )
+    finally:
+        await conn.close()
+    return secret

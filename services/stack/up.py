@@ -25,7 +25,7 @@ from services.stack.embedded import (
 )
 from services.stack.monitor import describe, follow
 from services.stack.processes import free_port, pid_alive
-from services.stack.setup import check_data_files, prepare
+from services.stack.setup import check_data_files, desk_key, prepare
 from services.stack.supervisor import GaveUp, Supervisor
 from services.stages import STAGES
 
@@ -252,6 +252,8 @@ def up(settings: CommonSettings, *, demo: bool, replicas: int | None = None) -> 
         env = dict(os.environ)
         # Tables and topics exist before any stage starts, so none races the migrations.
         fleet = asyncio.run(prepare(live))
+        info["desk_key"] = asyncio.run(desk_key(live))
+        _write_stack_file(settings.home.stack_file, info)
         _say(f"fleet       {len(fleet)} units registered; gazetteer from {live.home.pack().source}")
 
         def record() -> None:

@@ -3,7 +3,10 @@ in both modes, and every refusal publishing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +18,8 @@ import pytest
 
 from tests.conftest import (
     Pipeline,
+    cli_env,
+    eventually,
     gateway_url,
     new_api_key,
     siaga_cli,
@@ -284,3 +289,131 @@ async def test_cap_alerts_are_served_as_a_feed_and_valid_documents(gw: Pipeline)
         import xmlschema
 
         xmlschema.XMLSchema(str(CAP_XSD)).validate(document.content.decode())
+
+
+async def test_siaga_report_hands_the_report_to_the_stacks_gateway(gw: Pipeline) -> None:
+    """With a stack running in its home, `siaga report` goes through the gateway with the
+    desk key `siaga up` makes, loads no heavy library, and falls back to the broker when
+    the gateway cannot be asked."""
+    from services.stack.setup import desk_key
+
+    stack_file = gw.settings.home.stack_file
+    stack = {
+        "gateway_url": url(gw),
+        "desk_key": await desk_key(gw.settings),
+        "kafka_bootstrap": gw.settings.kafka_bootstrap(),
+    }
+    stack_file.parent.mkdir(parents=True, exist_ok=True)
+    stack_file.write_text(json.dumps(stack))
+    try:
+        probe = (
+            "import json, sys\nfrom services.cli.main import main\n"
+            "code = main(sys.argv[1:])\n"
+            "heavy = {'pydantic', 'pydantic_core', 'aiokafka', 'asyncpg', 'asyncio'}\n"
+            "print(json.dumps([code, sorted({m.split('.')[0] for m in sys.modules} & heavy)]))"
+        )
+        done = await python_with_cli_env(
+            gw,
+            probe,
+            "report",
+            "--channel",
+            "call112",
+            "--caller",
+            "+6281234567890",
+            "--text",
+            "rumah terbakar di Kandeman, ada anak di dalam",
+        )
+        intake_id, verdict = done.stdout.strip().splitlines()
+        assert json.loads(verdict) == [0, []], done.stderr
+        incident = await gw.incident_for_intake(uuid.UUID(intake_id), timeout=30)
+        assert incident.category == "fire" and incident.priority == "P1"
+        assert (
+            await gw.fetchval(
+                "SELECT key_name FROM gateway.intakes WHERE intake_id = $1", uuid.UUID(intake_id)
+            )
+            == "siaga-desk"
+        )
+
+        # The crew's status the same way: checked by the dispatcher's rule at the gateway.
+        unit = incident.units[0].unit_id
+        done = await python_with_cli_env(gw, probe, "unit", "status", unit, "acknowledged")
+        said, verdict = done.stdout.strip().splitlines()
+        assert json.loads(verdict) == [0, []], done.stderr
+        assert said == f"{unit} acknowledged on incident {incident.incident_id}"
+
+        async def acknowledged() -> bool:
+            status = await gw.fetchval(
+                "SELECT status FROM readmodel.units WHERE unit_id = $1", unit
+            )
+            return status == "acknowledged"
+
+        await eventually(acknowledged, timeout=30, what=f"{unit} acknowledged on the board")
+        done = await siaga_cli(gw.settings, "unit", "status", "AMB-TYPO-2", "en_route")
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.strip() == "siaga: refused: unit AMB-TYPO-2 is not in the fleet"
+
+        # A value the gateway will never take: one line, exit 2, nothing kept or spooled.
+        before = await accepted_count(gw)
+        done = await siaga_cli(
+            gw.settings, "report", "--channel", "sms", "--text", "x", "--lat", "200", "--lon", "1"
+        )
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.strip() == (
+            "siaga: invalid location.lat: Input should be less than or equal to 90"
+        )
+        assert await accepted_count(gw) == before
+        assert not list(gw.settings.home.spool_dir.glob("*.json"))
+
+        # No gateway where stack.json says: the report goes the spooled way to the broker.
+        stack_file.write_text(json.dumps({**stack, "gateway_url": "http://127.0.0.1:1"}))
+        done = await siaga_cli(
+            gw.settings, "report", "--channel", "call112", "--text", "ada orang pingsan di pasar"
+        )
+        assert done.returncode == 0, done.stderr
+        fallback = uuid.UUID(done.stdout.strip())
+        await gw.incident_for_intake(fallback, with_units=0, timeout=30)
+        assert (
+            await gw.fetchval("SELECT count(*) FROM gateway.intakes WHERE intake_id = $1", fallback)
+            == 0
+        )
+    finally:
+        stack_file.unlink(missing_ok=True)
+
+
+async def python_with_cli_env(
+    pipe: Pipeline, code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -c CODE ARGS` in the environment `siaga` gets against this pipeline."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(pipe.settings),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
+
+
+async def test_a_unit_status_needs_the_unit_scope_and_the_fleets_rules(gw: Pipeline) -> None:
+    intake_only = await new_key(gw, "no-unit-scope", "intake")
+    tablet = await new_key(gw, "tablets", "unit")
+    body = {"status": "en_route"}
+    async with httpx.AsyncClient(base_url=url(gw)) as http:
+
+        async def post(unit: str, key: str, payload: Any) -> httpx.Response:
+            return await http.post(
+                f"/units/{unit}/status", json=payload, headers={"Authorization": f"Bearer {key}"}
+            )
+
+        assert (await post("AMB-1", intake_only, body)).status_code == 403
+        made_up = await post("AMB-NOPE", tablet, body)
+        assert made_up.status_code == 409
+        assert made_up.json() == {"error": "unit AMB-NOPE is not in the fleet"}
+        bad = await post("AMB-1", tablet, {"status": "flying"})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("invalid status:")
+        extra = await post("AMB-1", tablet, {"status": "en_route", "speed": 80})
+        assert extra.status_code == 400
