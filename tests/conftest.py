@@ -106,6 +106,8 @@ def cli_env(settings: CommonSettings) -> dict[str, str]:
         SIAGA_DATABASE_URL=settings.database_url(),
         SIAGA_TOPIC_PREFIX=settings.topics.prefix,
         SIAGA_HOME=str(settings.home.home),
+        # A command's own consumer group (rebuild, replay) joins as quickly as the stages'.
+        SIAGA_KAFKA_SESSION_TIMEOUT_MS=str(settings.kafka.session_timeout_ms),
     )
     if settings.home.data_dir is not None:
         env["SIAGA_DATA_DIR"] = str(settings.home.data_dir)

@@ -153,11 +153,12 @@ def _refused(exc: Exception) -> CommandError:
     """What CAP (or a field's limit) refuses in an alert, in one line."""
     from pydantic import ValidationError
 
+    from schemas.errors import first_error
+
     if not isinstance(exc, ValidationError):
         return CommandError(f"bad alert: {exc}")
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
+    where, message = first_error(exc)
+    message = message.removeprefix("Value error, ")
     return CommandError(f"bad alert: {where + ': ' if where else ''}{message}")
 
 

@@ -146,9 +146,10 @@ def _exit_code(exc: Exception) -> int | None:
 def _one_line(exc: Exception) -> str:
     validation = _loaded("pydantic_core", "ValidationError")
     if validation is not None and isinstance(exc, validation):
-        first = exc.errors()[0]  # type: ignore[attr-defined]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"invalid {where}: {first['msg']}"
+        from schemas.errors import first_error
+
+        where, message = first_error(exc)  # type: ignore[arg-type]
+        return f"invalid {where}: {message}"
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

@@ -26,7 +26,7 @@ from services.gateway.calltaker import intake_routes
 from services.gateway.centre import centre_routes
 from services.gateway.centre_feed import ChangeFeed
 from services.gateway.eido import Issuer
-from services.gateway.entrypoint import GatewayConsumer
+from services.gateway.entrypoint import GatewayConsumer, OurIntakes
 from services.gateway.exports import cap_routes, eido_routes
 from services.gateway.keys import ApiKey, find_key
 from services.gateway.open311 import catalogue_for, open311_routes
@@ -135,6 +135,7 @@ async def bootstrap(
         stage=GATEWAY,
         settings=common,
         handlers=GatewayConsumer().handlers(),
+        new_state=OurIntakes,
         batch_interval_ms=settings.batch_interval_ms,
     ) as runtime:
         reads = await create_pool(

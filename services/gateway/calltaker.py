@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from schemas.common import MAX_NAME, MAX_TEXT, Caller
+from schemas.errors import first_error
 from schemas.events import IntakeReceivedV1
 from schemas.vocabulary import Channel
 from services.common.settings import CommonSettings
@@ -87,9 +88,8 @@ def intake_routes(common: CommonSettings) -> Any:
                     operator_id=session.person.name,
                 )
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise Refusal(400, f"invalid {where}: {first['msg']}") from None
+                where, message = first_error(exc)
+                raise Refusal(400, f"invalid {where}: {message}") from None
             await gateway.submit(
                 Submitted(intake=intake, source="/siaga/gateway/intake-form"),
                 key_name=f"person:{session.person.name}",

@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from schemas.envelope import CONTENT_TYPE, Event
+from schemas.errors import first_error
 from schemas.events import IntakeReceivedV1
 from services.clients.operator import intake_event
 
@@ -59,9 +60,8 @@ def _intake(data: Any) -> IntakeReceivedV1:
     try:
         return IntakeReceivedV1.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "data"
-        raise Refused(f"invalid data.{where}: {first['msg']}") from None
+        where, message = first_error(exc, where="data")
+        raise Refused(f"invalid data.{where}: {message}") from None
 
 
 def _json(body: bytes) -> Any:

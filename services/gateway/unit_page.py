@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.common import Location
+from schemas.errors import first_error
 from schemas.events import UnitStatusReportedV1
 from schemas.vocabulary import UnitStatus
 from services.clients.field_unit import judge_on_board, status_event
@@ -103,7 +104,7 @@ async def _report_body(request: Request) -> StatusReport:
     try:
         return StatusReport.model_validate(json.loads(await request.body()))
     except (ValueError, ValidationError) as exc:
-        first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not JSON"
+        first = first_error(exc)[1] if isinstance(exc, ValidationError) else "not JSON"
         raise Refusal(400, f"a report is {{unit_id, status, position?}}: {first}") from None
 
 
@@ -243,9 +244,8 @@ def unit_routes(speeds: TravelSpeeds) -> Router:
             except (ValueError, ValidationError) as exc:
                 if not isinstance(exc, ValidationError):
                     raise Refusal(400, "the body is not JSON") from None
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "body"
-                raise Refusal(400, f"invalid {where}: {first['msg']}") from None
+                where, message = first_error(exc, where="body")
+                raise Refusal(400, f"invalid {where}: {message}") from None
             if len(unit_id) > 64:
                 raise Refusal(400, "invalid unit_id: at most 64 characters")
             report = await publish_keyed_report(gateway_of(request), unit_id, body, key=key)

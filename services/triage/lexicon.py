@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from schemas.errors import first_error
 from schemas.vocabulary import Category, Priority
 
 BUILT_IN = Path(__file__).resolve().parent / "lexicon"
@@ -127,9 +128,8 @@ def load_lexicon(folder: Path = BUILT_IN) -> Lexicon:
     try:
         lexicon = Lexicon.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise LexiconError(f"{folder}: {where}: {first['msg']}") from None
+        where, message = first_error(exc)
+        raise LexiconError(f"{folder}: {where}: {message}") from None
     missing = set(Category) - set(lexicon.categories)
     if missing:
         raise LexiconError(f"{folder / 'categories.toml'}: no entry for {sorted(missing)}")
