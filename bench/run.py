@@ -798,6 +798,9 @@ async def running_stack(
         warm: dict[str, float] = {}
         await bench.send(200, rate=None, sent=warm)
         await bench.wait_projected(len(warm), timeout=120)
+        # The projection does not wait for the gateway's HTTP server, which the gateway and
+        # page phases need: it starts after the gateway's consumer joins its group.
+        await _serving("127.0.0.1", gateway_port, timeout=60)
         yield Stack(bench, stages, sampler, processes, base, f"http://127.0.0.1:{gateway_port}")
     finally:
         for task in tasks:
@@ -813,6 +816,22 @@ async def running_stack(
             broker.stop()
         if settings is not None:
             await infrastructure.drop(settings, database=database)
+
+
+async def _serving(host: str, port: int, *, timeout: float) -> None:
+    """Wait until something accepts connections on `port` (the gateway, once it serves)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway does not serve on {host}:{port}") from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
