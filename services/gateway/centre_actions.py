@@ -20,6 +20,7 @@ from schemas.commands import (
     ReviewTriageV1,
 )
 from schemas.common import Contract
+from schemas.errors import first_error
 from services.gateway.people import Role
 
 
@@ -80,9 +81,8 @@ def command_for(action: Action, fields: dict[str, Any], *, by: str, at: datetime
             case Action.CLOSE_WORK_ORDER:
                 return CloseWorkOrderV1.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadAction(f"{where}: {first['msg']}") from None
+        where, message = first_error(exc, where="body")
+        raise BadAction(f"{where}: {message}") from None
     raise BadAction(f"unknown action {action!r}")  # pragma: no cover - the match is exhaustive
 
 

@@ -47,6 +47,17 @@ class Sender:
     sends: tuple[type[Contract], ...]
 
 
+# What supervisors, call-takers and agencies send, from the command line or the centre's page.
+SUPERVISOR_COMMANDS: tuple[type[Contract], ...] = (
+    cmd.CancelDispatchV1,
+    cmd.ReassignDispatchV1,
+    cmd.CancelIncidentV1,
+    cmd.CloseIncidentV1,
+    cmd.AnswerWorkOrderV1,
+    cmd.CloseWorkOrderV1,
+    cmd.ReviewTriageV1,
+)
+
 # Who sends what. A stage's reads are its declaration (`Stage.consumes`); its sends are
 # here, and a unit test holds them to the payloads each package constructs. Every stage
 # also sends `DeadLetterV1` (see `stage_senders`).
@@ -93,18 +104,13 @@ SENDERS: tuple[Sender, ...] = (
         "gateway",
         "The gateway stage: intakes submitted over HTTP (CloudEvents, the channels' "
         "webhooks, Open311, the intake form), the status reports crews press on the unit "
-        "page (`/unit`), and the command-centre page's commands of call-takers, supervisors "
+        "page (`/unit`) or send with a key (`POST /units/{id}/status`, as `siaga unit status` "
+        "does with a stack running), and the command-centre page's commands of call-takers, supervisors "
         "and agencies, in the person's name",
         (
             ev.IntakeReceivedV1,
             ev.UnitStatusReportedV1,
-            cmd.CancelDispatchV1,
-            cmd.ReassignDispatchV1,
-            cmd.CancelIncidentV1,
-            cmd.CloseIncidentV1,
-            cmd.AnswerWorkOrderV1,
-            cmd.CloseWorkOrderV1,
-            cmd.ReviewTriageV1,
+            *SUPERVISOR_COMMANDS,
         ),
     ),
     Sender(
@@ -121,15 +127,7 @@ SENDERS: tuple[Sender, ...] = (
         "supervisor",
         "Supervisors, call-takers and agencies (`siaga dispatch`, `siaga incident "
         "cancel/close/review`, `siaga workorder`): commands",
-        (
-            cmd.CancelDispatchV1,
-            cmd.ReassignDispatchV1,
-            cmd.CancelIncidentV1,
-            cmd.CloseIncidentV1,
-            cmd.AnswerWorkOrderV1,
-            cmd.CloseWorkOrderV1,
-            cmd.ReviewTriageV1,
-        ),
+        SUPERVISOR_COMMANDS,
     ),
     Sender(
         "alerts",
