@@ -169,10 +169,10 @@ class HealthServer:
         return results
 
     def membership(self) -> dict[str, object]:
-        """The consumer's place in its group, for `siaga up`'s supervisor: its member id
-        (so that it can be made to leave the group at once if its process dies) and how
-        many of the partitions of its topics it holds (the replicas of a stage together
-        hold them all when the stage consumes)."""
+        """What the consumer reads: its member id in the stage's group (none under `siaga
+        up`, whose supervisor gives each process its partitions), how many partitions it
+        holds, and how many its topics have (`siaga up` knows a stage consumes when its
+        processes hold them all between them)."""
         consumer = self._consumer()
         if consumer is None:
             return {}

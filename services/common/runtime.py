@@ -7,14 +7,17 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka import TopicPartition as FsTopicPartition
 
 from schemas.common import Contract
+from services.common.assignment import AssignmentError, read_assignment
 from services.common.consuming import Pace, TopUp, the_records, tolerant_parser
 from services.common.db import STAGE_SCHEMAS, close_pool, create_pool
 from services.common.health import HealthServer, StageMetrics
@@ -67,6 +70,8 @@ class BatchLoop:
     pace: Pace
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     failures_in_a_row: int = 0
+    busy: bool = False  # a batch is in hand (being topped up or handled)
+    pending: list[TopicPartition] | None = None  # an assignment to take once it is handled
 
     @classmethod
     def for_stage(
@@ -83,9 +88,11 @@ class BatchLoop:
     async def handle(self, consumer: AIOKafkaConsumer | None, records: Sequence[Record]) -> None:
         """Handle one batch; raises, after the pause, if it failed."""
         self.pace.begin()
+        self.busy = True
         try:
             await self.top_up.process(consumer, records, self.processor.process)
         except Exception as exc:
+            self.busy = False
             # FastStream's nack rewinds what it fetched, the top-up what it added.
             self.failures_in_a_row += 1
             self.processor.metrics.error("batch_failed")
@@ -98,29 +105,53 @@ class BatchLoop:
             )
             await self.sleep(pause)
             raise
+        self.busy = False
         self.failures_in_a_row = 0
+        if self.pending is not None and consumer is not None:
+            # Everything fetched so far is handled: committed now, since a new assignment
+            # forgets the consumer's positions (FastStream's commit after this would find none).
+            await consumer.commit()
+            self._assign(consumer)
         await self.pace.rest(records)
+
+    async def reassign(
+        self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+    ) -> None:
+        """Read `partitions` from now on: at once when no batch is in hand, else once it is
+        handled and committed. Each partition is read on from its committed offset; a batch
+        fetched but not yet handled is fetched again, and its records found in the inbox."""
+        self.pending = list(partitions)
+        if not self.busy:
+            self._assign(consumer)
+
+    def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        partitions, self.pending = self.pending or [], None
+        consumer.assign(partitions)
+        log.info(
+            "partitions assigned",
+            stage=self.processor.stage,
+            partitions=[f"{tp.topic}:{tp.partition}" for tp in partitions],
+        )
 
 
 def subscribe(
     broker: KafkaBroker,
     *,
-    topics: Sequence[str],
+    topics: Sequence[str] = (),
+    partitions: Sequence[TopicPartition] = (),
     group_id: str,
-    processor: BatchProcessor,
+    loop: BatchLoop,
     settings: CommonSettings,
-    batch_interval_ms: int = 0,
 ) -> Any:
-    """Register a batch subscriber whose offsets are committed only after `processor` succeeds;
-    returns it (its `consumer` is the aiokafka consumer once started).
-
-    With `batch_interval_ms`, for a stage no intake's first dispatch waits for, it takes a
-    batch at most that often (`Pace`): on the embedded broker every fetch costs more the
-    longer the log, and such a stage fetching every few records had made every hop to a
-    dispatch slower (README, Benchmark)."""
+    """Register a batch subscriber of `topics` (as a member of the consumer group
+    `group_id`) or of `partitions` (given by `siaga up`'s supervisor: no group is joined,
+    offsets are still committed under `group_id`), whose offsets are committed only after
+    `loop` has handled a batch; returns it (its `consumer` is the aiokafka consumer once
+    started)."""
     kafka = settings.kafka
     subscriber = broker.subscriber(
         *topics,
+        partitions=[FsTopicPartition(tp.topic, tp.partition) for tp in partitions],
         group_id=group_id,
         batch=True,
         max_records=kafka.max_batch,
@@ -133,7 +164,6 @@ def subscribe(
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=min(1_000, kafka.session_timeout_ms // 3),
     )
-    loop = BatchLoop.for_stage(processor, kafka, batch_interval_ms=batch_interval_ms)
 
     @subscriber
     async def consume(records: tuple[Record, ...]) -> None:
@@ -141,6 +171,71 @@ def subscribe(
         await loop.handle(subscriber.consumer, records)
 
     return subscriber
+
+
+class AssignmentFollower:
+    """A stage process under `siaga up` reads the partitions its supervisor gives it in a
+    file (services/common/assignment.py), and follows the file as it changes: the first
+    non-empty assignment starts its subscriber (until then the process stands by), a later
+    one is taken between batches."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        start: Callable[[list[TopicPartition]], Awaitable[Any]],
+        loop: BatchLoop,
+    ) -> None:
+        self.path = path
+        self._start = start
+        self._loop = loop
+        self._seen: tuple[int, int] | None = None
+        self.subscriber: Any = None
+        self.partitions: list[TopicPartition] = []
+
+    def _changed(self) -> bool:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return False
+        seen = (stat.st_mtime_ns, stat.st_ino)
+        changed, self._seen = seen != self._seen, seen
+        return changed
+
+    async def check(self) -> None:
+        """Take the file's assignment if it changed since the last look."""
+        if not self._changed():
+            return
+        try:
+            partitions = read_assignment(self.path)
+        except AssignmentError as exc:
+            log.error("assignment not taken", stage=self._loop.processor.stage, error=str(exc))
+            return
+        if partitions == self.partitions:
+            return
+        self.partitions = partitions
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is not None:
+            await self._loop.reassign(consumer, partitions)
+        elif partitions:
+            self.subscriber = await self._start(partitions)
+            log.info(
+                "partitions assigned",
+                stage=self._loop.processor.stage,
+                partitions=[f"{tp.topic}:{tp.partition}" for tp in partitions],
+            )
+
+    async def follow(self, *, every_s: float = 0.05) -> None:
+        """Look at the file every `every_s` seconds, for as long as the stage runs."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.check()
+            except Exception:
+                # A reassignment that failed is tried again with the file's next change;
+                # the stage goes on reading what it has.
+                self._seen = None
+                log.exception("following the assignment failed", stage=self._loop.processor.stage)
 
 
 @dataclass
@@ -153,7 +248,8 @@ class StageRuntime:
     broker: KafkaBroker
     processor: BatchProcessor
     relay: OutboxRelay
-    subscriber: Any = None
+    subscriber: Any = None  # a consumer group's member; None when `follower` reads
+    follower: AssignmentFollower | None = None  # under `siaga up`: the supervisor's partitions
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     api_url: str | None = None  # the gateway's HTTP API, where a stage serves one
@@ -165,8 +261,10 @@ class StageRuntime:
 
     @property
     def consumer(self) -> AIOKafkaConsumer | None:
-        """The running aiokafka consumer of the stage's subscriber."""
-        return getattr(self.subscriber, "consumer", None)
+        """The running aiokafka consumer of the stage's subscriber (None while a process
+        under `siaga up` stands by with no partition)."""
+        subscriber = self.follower.subscriber if self.follower is not None else self.subscriber
+        return getattr(subscriber, "consumer", None)
 
     @property
     def http_port(self) -> int | None:
@@ -196,9 +294,14 @@ class StageRuntime:
     async def start(self, jobs: Sequence[PeriodicJob]) -> None:
         """Start the broker, the probes if asked, the outbox relay and the timer `jobs`."""
         await self.broker.start()
+        relay, name = self.relay, self.name
+        if self.follower is not None:
+            await self.follower.check()
+            self.tasks.append(
+                asyncio.create_task(self.follower.follow(), name=f"{name}-assignment")
+            )
         if self.settings.http.enabled:
             await self.start_health()
-        relay, name = self.relay, self.name
         self.tasks.append(asyncio.create_task(relay.run(), name=f"{name}-outbox-relay"))
         self.tasks.append(asyncio.create_task(relay.send_queued(), name=f"{name}-sender"))
         for job in (*jobs, inbox_pruner(self.settings.inbox)):
@@ -253,13 +356,26 @@ def _wire(
         metrics=metrics,
         new_state=new_state,
     )
+    loop = BatchLoop.for_stage(processor, settings.kafka, batch_interval_ms=batch_interval_ms)
+    group = group_id or stage.group_id(settings.topics)
+    given = settings.kafka.assignment_file
+    if given is not None and group_id is None:  # a rebuild's own group reads every partition
+
+        async def start(partitions: list[TopicPartition]) -> Any:
+            subscriber = subscribe(
+                broker, partitions=partitions, group_id=group, loop=loop, settings=settings
+            )
+            await subscriber.start()
+            return subscriber
+
+        follower = AssignmentFollower(given, start=start, loop=loop)
+        return StageRuntime(stage.name, settings, pool, broker, processor, relay, follower=follower)
     subscriber = subscribe(
         broker,
         topics=stage.subscriptions(settings.topics),
-        group_id=group_id or stage.group_id(settings.topics),
-        processor=processor,
+        group_id=group,
+        loop=loop,
         settings=settings,
-        batch_interval_ms=batch_interval_ms,
     )
     return StageRuntime(stage.name, settings, pool, broker, processor, relay, subscriber)
 

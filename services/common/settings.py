@@ -82,10 +82,16 @@ class KafkaSettings(BaseSettings):
         default=10_000,
         ge=2_000,
         description="A stage's consumer that sends no heartbeat for this long leaves its "
-        "group (6000 under `siaga up` on the embedded broker, which also holds every "
-        "rebalance half this long)",
+        "group (Tansu holds every rebalance half this long; under `siaga up` no group is "
+        "joined: see `assignment_file`)",
     )
     linger_ms: int = Field(default=2, ge=0, description="Producer wait to fill a batch")
+    assignment_file: Path | None = Field(
+        default=None,
+        description="Set by `siaga up` for each process: the partitions it reads, given by its "
+        "supervisor and followed as they change, instead of joining the stage's consumer "
+        "group (services/common/assignment.py)",
+    )
 
 
 class TopicSettings(BaseSettings):

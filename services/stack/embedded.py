@@ -39,21 +39,6 @@ def use_embedded_partitions() -> None:
     os.environ.setdefault("SIAGA_KAFKA_PARTITIONS", str(EMBEDDED_PARTITIONS))
 
 
-# The session timeout of the stages' consumers on the embedded broker (unless
-# SIAGA_KAFKA_SESSION_TIMEOUT_MS says otherwise). Tansu holds every JoinGroup for half of
-# it (measured: 5 s at 10 s, 3 s at 6 s, whether one member joins or ten), and a member
-# that dies without leaving is dropped after all of it: each rebalance, at start and after
-# a stage's restart, stops the whole group that long. 6 s is also the least Apache Kafka
-# accepts by default.
-EMBEDDED_SESSION_TIMEOUT_MS = 6_000
-
-
-def use_embedded_session_timeout() -> None:
-    """Consumers started from here on (by this process and its children) use
-    `EMBEDDED_SESSION_TIMEOUT_MS`, unless `SIAGA_KAFKA_SESSION_TIMEOUT_MS` says otherwise."""
-    os.environ.setdefault("SIAGA_KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
-
-
 @dataclass
 class EmbeddedBroker:
     """A Tansu broker with in-memory storage on a loopback port."""

@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiokafka import TopicPartition
 
+from services.common.admin import partitions_of, plain_consumer
+from services.common.assignment import share_out, take_over, write_assignment
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 from services.stack.processes import free_port, spawn, stop, tail
-from services.stages import STAGES, group_id
+from services.stages import STAGES, subscriptions
 
 log = get_logger("supervisor")
 
 # How often a process is checked for death, and its /readyz asked while a stage is not
-# consuming with all its replicas (else every `_PROBE_STEADY_S`, to know each consumer's
-# member id, which changes only when it joins anew).
+# consuming with all its replicas (else every `_PROBE_STEADY_S`).
 _TICK_S = 0.1
 _PROBE_BUSY_S = 0.25
 _PROBE_STEADY_S = 2.0
@@ -39,18 +41,16 @@ class Replica:
     name: str  # the stage's name, or `enricher-2` when it has several
     port: int
     log: Path
+    assignment: Path  # the file of the partitions it reads (services/common/assignment.py)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
     failures: deque[float] = field(default_factory=deque)  # when it died, within the window
     restart_at: float | None = None
     exit_code: int | None = None
-    # From its last /readyz: database and broker answer, its consumer's member id, and how
-    # many of the partitions of its topics it holds out of how many there are.
+    # From its last /readyz: database and broker answer, and how many partitions it reads.
     answering: bool = False
-    member_id: str | None = None
     assigned: int = 0
-    subscribed: int = 0
 
     @property
     def alive(self) -> bool:
@@ -59,7 +59,7 @@ class Replica:
 
     def forget_probe(self) -> None:
         """What its last /readyz said no longer holds (it died)."""
-        self.answering, self.member_id, self.assigned = False, None, 0
+        self.answering, self.assigned = False, 0
 
 
 def _exit(code: int | None) -> str:
@@ -74,9 +74,11 @@ class GaveUp(Exception):
 
 
 class Supervisor:
-    """Runs `replicas` processes of every stage (`siaga run STAGE`), restarts one that dies
-    after a backoff that doubles, tells its group at once that the dead one left, and knows
-    when every stage consumes: its replicas together hold all the partitions of its topics.
+    """Runs `replicas` processes of every stage (`siaga run STAGE`), gives each its share of
+    the stage's partitions (no consumer group: services/common/assignment.py), hands a dead
+    one's share to a live replica at once and restarts the dead one after a backoff that
+    doubles, and knows when every stage consumes: its replicas together read all the
+    partitions of its topics.
     """
 
     def __init__(
@@ -99,8 +101,11 @@ class Supervisor:
         # A stage that stopped consuming because a replica died: since when, and which.
         self._lost: dict[str, tuple[float, str]] = {}
         self._next_probe = 0.0
-        self._leaving: set[asyncio.Task[None]] = set()
+        # Each replica's partitions (by name), per stage, and how many the stage reads.
+        self.shares: dict[str, dict[str, list[TopicPartition]]] = {}
+        self.totals: dict[str, int] = {}
         logs = settings.home.home / "logs"
+        given = settings.home.home / "assignments"
         http = settings.http
         count = self.config.replicas
         for i, stage in enumerate(STAGES):
@@ -111,6 +116,7 @@ class Supervisor:
                     # SIAGA_HTTP_PORT + 0..4 for the first replicas, + 5..9 for the second...
                     port=http.port + i + r * len(STAGES) if http.port else free_port(),
                     log=logs / (f"{stage}.log" if r == 0 else f"{stage}-{r + 1}.log"),
+                    assignment=given / (f"{stage}.json" if r == 0 else f"{stage}-{r + 1}.json"),
                 )
                 for r in range(count)
             ]
@@ -123,8 +129,21 @@ class Supervisor:
         """Where a replica serves /healthz, /readyz and /metrics."""
         return f"http://{self.settings.http.host}:{replica.port}"
 
+    async def plan(self) -> None:
+        """Share each stage's partitions out among its replicas and write each one's file
+        (the topics exist: `siaga up` created them)."""
+        async with plain_consumer(self.settings) as consumer:
+            for stage, replicas in self.replicas.items():
+                partitions = await partitions_of(
+                    consumer, subscriptions(stage, self.settings.topics)
+                )
+                self.totals[stage] = len(partitions)
+                self.shares[stage] = share_out(partitions, [r.name for r in replicas])
+                for replica in replicas:
+                    write_assignment(replica.assignment, self.shares[stage][replica.name])
+
     def start(self) -> None:
-        """Start every replica."""
+        """Start every replica (after `plan`)."""
         for replica in self.all():
             self._spawn(replica)
 
@@ -132,7 +151,11 @@ class Supervisor:
         replica.proc = spawn(
             [sys.executable, "-m", "services.cli.main", "run", replica.stage],
             log=replica.log,
-            env={**self.env, "SIAGA_HTTP_PORT": str(replica.port)},
+            env={
+                **self.env,
+                "SIAGA_HTTP_PORT": str(replica.port),
+                "SIAGA_KAFKA_ASSIGNMENT_FILE": str(replica.assignment),
+            },
         )
         replica.started_at = time.monotonic()
         replica.restart_at = None
@@ -154,6 +177,7 @@ class Supervisor:
                         "http": self.url(r),
                         "restarts": r.restarts,
                         "log": str(r.log),
+                        "partitions": len(self.shares.get(stage, {}).get(r.name, ())),
                     }
                     for r in replicas
                 ],
@@ -161,14 +185,13 @@ class Supervisor:
         return found
 
     def consuming(self, stage: str) -> bool:
-        """The stage's live replicas hold every partition of its topics between them."""
+        """The stage's live replicas read every partition of its topics between them."""
         live = [r for r in self.replicas[stage] if r.alive and r.answering]
-        subscribed = max((r.subscribed for r in live), default=0)
-        return subscribed > 0 and sum(r.assigned for r in live) == subscribed
+        total = self.totals.get(stage, 0)
+        return total > 0 and sum(r.assigned for r in live) == total
 
     def _all_ready(self) -> bool:
-        # At start every replica must be in: one still joining would set off a rebalance
-        # (a pause of the whole group) just after "ready".
+        # At start every replica must be in, the ones standing by with no partition too.
         return all(
             self.consuming(stage) and all(r.alive and r.answering for r in replicas)
             for stage, replicas in self.replicas.items()
@@ -182,27 +205,21 @@ class Supervisor:
             self.ready.set()
             self._next_probe = float("inf")
         timeout = aiohttp.ClientTimeout(total=2)
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                while not stop_event.is_set():
-                    now = time.monotonic()
-                    for replica in self.all():
-                        if replica.restart_at is None and not replica.alive:
-                            await self._died(replica, now)
-                        elif replica.restart_at is not None and now >= replica.restart_at:
-                            self._restart(replica)
-                    if now >= self._next_probe:
-                        await self._probe_all(http)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop_event.wait(), timeout=_TICK_S)
-        finally:
-            for task in self._leaving:
-                task.cancel()
-            await asyncio.gather(*self._leaving, return_exceptions=True)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while not stop_event.is_set():
+                now = time.monotonic()
+                for replica in self.all():
+                    if replica.restart_at is None and not replica.alive:
+                        self._died(replica, now)
+                    elif replica.restart_at is not None and now >= replica.restart_at:
+                        self._restart(replica)
+                if now >= self._next_probe:
+                    await self._probe_all(http)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop_event.wait(), timeout=_TICK_S)
 
-    async def _died(self, replica: Replica, now: float) -> None:
+    def _died(self, replica: Replica, now: float) -> None:
         replica.exit_code = replica.proc.returncode if replica.proc is not None else None
-        member = replica.member_id
         replica.forget_probe()
         stage = replica.stage
         probing = self.settings.http.enabled
@@ -228,35 +245,29 @@ class Supervisor:
             f"died        {replica.name} ({_exit(replica.exit_code)}), restart in {delay:g} s "
             f"(log {replica.log})"
         )
-        if member:
-            # In the background: an unwell broker must not hold up the other processes.
-            leaving = asyncio.create_task(
-                self._leave(group_id(stage, self.settings.topics), member)
-            )
-            self._leaving.add(leaving)
-            leaving.add_done_callback(self._leaving.discard)
+        self._hand_over(replica)
         if probing:
             self._next_probe = 0.0
 
-    async def _leave(self, group: str, member_id: str) -> None:
-        """Tell the group that a dead member left, as it would have on a clean stop: else
-        the group waits for the member's session to time out before it gives its
-        partitions to anyone (measured on the embedded broker: 18 s instead of 5 s)."""
-        from aiokafka.client import AIOKafkaClient, CoordinationType
-        from aiokafka.protocol.group import LeaveGroupRequest
-
-        from services.common.kafka import client_options
-
-        client = AIOKafkaClient(**client_options(self.settings))
+    def _hand_over(self, dead: Replica) -> None:
+        """Give the dead replica's partitions to a live one of its stage at once, which
+        reads them on from their committed offsets; the dead one comes back standing by.
+        With none alive, it takes its own back when it is started again."""
+        stage = dead.stage
+        live = [r.name for r in self.replicas[stage] if r is not dead and r.alive]
+        shares, heir = take_over(self.shares.get(stage, {}), dead=dead.name, live=live)
+        if heir is None:
+            return
+        by_name = {r.name: r for r in self.replicas[stage]}
         try:
-            async with asyncio.timeout(5):
-                await client.bootstrap()
-                node = await client.coordinator_lookup(CoordinationType.GROUP, group)
-                await client.send(node, LeaveGroupRequest(group, member_id))
-        except Exception as exc:  # the session timeout removes it all the same, later
-            log.warning("could not remove a dead member from its group", error=str(exc))
-        finally:
-            await client.close()
+            write_assignment(by_name[heir].assignment, shares[heir])
+            write_assignment(dead.assignment, shares[dead.name])
+        except OSError as exc:
+            self.say(f"died        {dead.name}: its partitions could not be handed over: {exc}")
+            return
+        self.shares[stage] = shares
+        self.say(f"handed      {dead.name}'s partitions to {heir}")
+        self.on_change()
 
     def _restart(self, replica: Replica) -> None:
         if self.stopping:
@@ -301,9 +312,7 @@ class Supervisor:
             str(checks.get(c, "")).startswith("ok") for c in ("database", "broker")
         )
         consumer = found.get("consumer") or {}
-        replica.member_id = consumer.get("member_id") or replica.member_id
         replica.assigned = int(consumer.get("assigned") or 0)
-        replica.subscribed = int(consumer.get("subscribed") or 0)
 
     def stop(self) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after 15 s), none restarted."""

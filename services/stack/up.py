@@ -21,7 +21,6 @@ from services.stack.embedded import (
     EmbeddedPostgres,
     recreate_database,
     use_embedded_partitions,
-    use_embedded_session_timeout,
 )
 from services.stack.monitor import describe, follow
 from services.stack.processes import free_port, pid_alive
@@ -92,6 +91,7 @@ class Stack:
         (`siaga run STAGE`), supervised, each with its own health/metrics port
         (`SIAGA_HTTP_PORT` + 0..4, + 5..9 for second replicas... when set, else free ones)."""
         self.supervisor = Supervisor(settings, env=env, say=_say, on_change=on_change)
+        asyncio.run(self.supervisor.plan())
         self.supervisor.start()
         replicas = settings.stack.replicas
         each = f"{replicas} processes of each" if replicas > 1 else "one process each"
@@ -314,7 +314,6 @@ def _start_infrastructure(
     bootstrap, url = stack.start_infrastructure()
     if stack.broker is not None:
         use_embedded_partitions()
-        use_embedded_session_timeout()
     secrets_env = {"SIAGA_KAFKA_BOOTSTRAP": bootstrap, "SIAGA_DATABASE_URL": url}
     if stack.postgres is not None:
         # The embedded server asks every role for a password: the stage roles get one of

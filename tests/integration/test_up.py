@@ -383,6 +383,14 @@ def test_stages_killed_under_up_come_back_and_every_report_is_one_incident(
             up.wait_for(f"consuming   {stage} again", 30)
             now = up.stack()["stages"][stage]
             assert now["restarts"] == 1 and victim["pid"] not in now["pids"], now
+            if replicas == 2:
+                # The live replica took the dead one's partitions when it died, not after a
+                # rebalance or the restart; the restarted one stands by.
+                said = up.output()
+                handed = said.index(f"handed      {victim['name']}'s partitions to {stage}-1")
+                assert handed < said.index(f"restarted   {victim['name']} "), said
+                first, second = now["replicas"]
+                assert (second["partitions"], first["partitions"] > 0) == (0, True), now
         print("\n".join(line for line in up.lines if "consuming   " in line))
         children = psutil.Process(up.proc.pid).children(recursive=True)
         if replicas == 1:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 
+from services.common.assignment import read_assignment, share_out, write_assignment
 from services.common.settings import CommonSettings, DatabaseSettings, HomeSettings, StackSettings
 from services.stack.supervisor import GaveUp, Replica, Supervisor
 
@@ -50,14 +51,14 @@ def test_a_stage_that_dies_is_restarted_after_a_doubling_backoff_until_it_dies_t
     delays = []
     for t in (100.0, 101.0, 102.0, 103.0):
         replica.proc = _Dead(-9)  # type: ignore[assignment]
-        asyncio.run(supervisor._died(replica, t))
+        supervisor._died(replica, t)
         assert replica.restart_at is not None
         delays.append(replica.restart_at - t)
     assert delays == [0.5, 1.0, 2.0, 3.0]  # doubling, up to the most
     assert said[0].startswith("died        enricher (exit -9, SIGKILL), restart in 0.5 s")
     replica.proc = _Dead(1)  # type: ignore[assignment]
     with pytest.raises(GaveUp):
-        asyncio.run(supervisor._died(replica, 104.0))
+        supervisor._died(replica, 104.0)
     assert said[-1].startswith("GAVE UP     enricher: died 5 times within 60 s (exit 1)")
 
 
@@ -66,7 +67,7 @@ def test_deaths_outside_the_window_are_forgotten(tmp_path: Path) -> None:
     replica = supervisor.replicas["triage"][0]
     for t in (0.0, 11.0, 22.0):  # never two within 10 s
         replica.proc = _Dead(1)  # type: ignore[assignment]
-        asyncio.run(supervisor._died(replica, t))
+        supervisor._died(replica, t)
         assert replica.restart_at == t + 0.5  # the backoff starts over too
 
 
@@ -76,28 +77,67 @@ def test_the_replicas_of_a_stage_are_counted_together(tmp_path: Path) -> None:
     assert (first.name, second.name) == ("tracker-1", "tracker-2")
     assert second.log.name == "tracker-2.log"
     first.proc = _Dead(1)  # type: ignore[assignment]
-    asyncio.run(supervisor._died(first, 0.0))
+    supervisor._died(first, 0.0)
     second.proc = _Dead(1)  # type: ignore[assignment]
     with pytest.raises(GaveUp):
-        asyncio.run(supervisor._died(second, 1.0))
+        supervisor._died(second, 1.0)
 
 
-def _holding(replica: Replica, assigned: int, subscribed: int = 4) -> None:
+def _holding(replica: Replica, assigned: int) -> None:
     replica.proc = _Alive()  # type: ignore[assignment]
-    replica.answering, replica.assigned, replica.subscribed = True, assigned, subscribed
+    replica.answering, replica.assigned = True, assigned
 
 
-def test_a_stage_consumes_when_its_live_replicas_hold_every_partition(tmp_path: Path) -> None:
+def _planned(supervisor: Supervisor, stage: str, topics: tuple[str, ...], partitions: int) -> None:
+    """What `plan` does, without a broker: `topics` of `partitions` each, shared out."""
+    every = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+    replicas = supervisor.replicas[stage]
+    supervisor.totals[stage] = len(every)
+    supervisor.shares[stage] = share_out(every, [r.name for r in replicas])
+    for replica in replicas:
+        write_assignment(replica.assignment, supervisor.shares[stage][replica.name])
+
+
+def test_a_stage_consumes_when_its_live_replicas_read_every_partition(tmp_path: Path) -> None:
     supervisor, _ = _supervisor(tmp_path, replicas=3)
+    _planned(supervisor, "enricher", ("a", "b"), 2)
     first, second, third = supervisor.replicas["enricher"]
     _holding(first, 2)
     _holding(second, 1)
     _holding(third, 0)  # more replicas than partitions: a standby
-    assert not supervisor.consuming("enricher")  # a partition is still being assigned
+    assert not supervisor.consuming("enricher")  # a partition is still being taken
     _holding(second, 2)
     assert supervisor.consuming("enricher")
     second.proc = _Dead(-9)  # type: ignore[assignment]
-    assert not supervisor.consuming("enricher")  # what it held is nobody's until a rebalance
+    assert not supervisor.consuming("enricher")  # what it read is nobody's until handed over
+
+
+def test_a_dead_replicas_partitions_go_at_once_to_the_live_one_that_reads_fewest(
+    tmp_path: Path,
+) -> None:
+    supervisor, said = _supervisor(tmp_path, replicas=3)
+    _planned(supervisor, "dispatcher", ("a", "b"), 4)
+    first, second, third = supervisor.replicas["dispatcher"]
+    assert read_assignment(first.assignment) == [
+        TopicPartition("a", 0),
+        TopicPartition("a", 3),
+        TopicPartition("b", 0),
+        TopicPartition("b", 3),
+    ]  # one process reads the same partition number of every topic
+    assert len(read_assignment(third.assignment)) == 2
+    for replica in (first, third):
+        replica.proc = _Alive()  # type: ignore[assignment]
+    second.proc = _Dead(-9)  # type: ignore[assignment]
+    supervisor._died(second, 10.0)
+    assert "handed      dispatcher-2's partitions to dispatcher-3" in said
+    assert read_assignment(second.assignment) == []  # it comes back standing by
+    assert len(read_assignment(third.assignment)) == 4
+    assert supervisor.describe()["dispatcher"]["replicas"][2]["partitions"] == 4
+    # the last one alive: nobody to hand to, so it takes its own back on its restart
+    first.proc = third.proc = _Dead(-9)  # type: ignore[assignment]
+    supervisor._died(third, 11.0)
+    assert len(read_assignment(third.assignment)) == 4
+    assert not any("to dispatcher-1" in line for line in said)
 
 
 def test_stack_json_names_every_replica_with_its_pid_and_restarts(tmp_path: Path) -> None:
