@@ -105,7 +105,7 @@ class Supervisor:
         self.shares: dict[str, dict[str, list[TopicPartition]]] = {}
         self.totals: dict[str, int] = {}
         logs = settings.home.home / "logs"
-        given = settings.home.home / "assignments"
+        given = self.given = settings.home.home / "assignments"
         http = settings.http
         count = self.config.replicas
         for i, stage in enumerate(STAGES):
@@ -325,6 +325,10 @@ class Supervisor:
         for replica in replicas:
             assert replica.proc is not None
             stop(replica.proc, timeout=15)
+        for replica in self.all():  # the shares meant something to these processes only
+            replica.assignment.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.given.rmdir()
 
 
 def _pid(replica: Replica) -> int | None:

@@ -401,6 +401,7 @@ def test_stages_killed_under_up_come_back_and_every_report_is_one_incident(
     assert not alive, [p.pid for p in alive]
     if replicas == 2:
         assert code == 0, up.output()
+        assert not (home / "assignments").exists()  # the shares went with the processes
 
 
 @pytest.mark.timeout(240)
