@@ -171,8 +171,8 @@ class HealthServer:
     def membership(self) -> dict[str, object]:
         """What the consumer reads: its member id in the stage's group (none under `siaga
         up`, whose supervisor gives each process its partitions), how many partitions it
-        holds, and how many its topics have (`siaga up` knows a stage consumes when its
-        processes hold them all between them)."""
+        holds (`siaga up` knows a stage consumes when its processes hold them all between
+        them), and how many the topics of those partitions have."""
         consumer = self._consumer()
         if consumer is None:
             return {}

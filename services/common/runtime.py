@@ -86,13 +86,20 @@ class BatchLoop:
         )
 
     async def handle(self, consumer: AIOKafkaConsumer | None, records: Sequence[Record]) -> None:
-        """Handle one batch; raises, after the pause, if it failed."""
+        """Handle one batch (then rest, if paced, and take a share of partitions that came
+        meanwhile); raises, after the pause, if it failed."""
         self.pace.begin()
         self.busy = True
         try:
             await self.top_up.process(consumer, records, self.processor.process)
+            self.failures_in_a_row = 0
+            await self.pace.rest(records)
+            if self.pending is not None and consumer is not None:
+                # Everything fetched so far is handled: committed now, since a new assignment
+                # forgets the consumer's positions (FastStream's commit after this finds none).
+                await consumer.commit()
+                self._assign(consumer)
         except Exception as exc:
-            self.busy = False
             # FastStream's nack rewinds what it fetched, the top-up what it added.
             self.failures_in_a_row += 1
             self.processor.metrics.error("batch_failed")
@@ -105,27 +112,27 @@ class BatchLoop:
             )
             await self.sleep(pause)
             raise
-        self.busy = False
-        self.failures_in_a_row = 0
-        if self.pending is not None and consumer is not None:
-            # Everything fetched so far is handled: committed now, since a new assignment
-            # forgets the consumer's positions (FastStream's commit after this would find none).
-            await consumer.commit()
-            self._assign(consumer)
-        await self.pace.rest(records)
+        finally:
+            self.busy = False
 
     async def reassign(
         self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
     ) -> None:
         """Read `partitions` from now on: at once when no batch is in hand, else once it is
-        handled and committed. Each partition is read on from its committed offset; a batch
-        fetched but not yet handled is fetched again, and its records found in the inbox."""
+        handled and committed. Each partition is read on from its committed offset, so a
+        batch fetched but not yet begun is fetched again (its records found in the inbox)."""
         self.pending = list(partitions)
+        self.settle(consumer)
+
+    def settle(self, consumer: AIOKafkaConsumer) -> None:
+        """Take the share that waited for a batch, if none is in hand now."""
         if not self.busy:
             self._assign(consumer)
 
     def _assign(self, consumer: AIOKafkaConsumer) -> None:
-        partitions, self.pending = self.pending or [], None
+        if self.pending is None:
+            return
+        partitions, self.pending = self.pending, None
         consumer.assign(partitions)
         log.info(
             "partitions assigned",
@@ -190,21 +197,33 @@ class AssignmentFollower:
         self._start = start
         self._loop = loop
         self._seen: tuple[int, int] | None = None
+        self._missing_said = False
         self.subscriber: Any = None
-        self.partitions: list[TopicPartition] = []
+        self.partitions: list[TopicPartition] = []  # the share taken (or waiting for a batch)
 
     def _changed(self) -> bool:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
+            if not self._missing_said:
+                self._missing_said = True
+                log.warning(
+                    "no assignment file: standing by until there is one",
+                    stage=self._loop.processor.stage,
+                    path=str(self.path),
+                )
             return False
         seen = (stat.st_mtime_ns, stat.st_ino)
         changed, self._seen = seen != self._seen, seen
         return changed
 
     async def check(self) -> None:
-        """Take the file's assignment if it changed since the last look."""
+        """Take the file's share if it changed since the last look (or the last try failed),
+        and a share that waited for a batch once the batch is done."""
+        consumer = getattr(self.subscriber, "consumer", None)
         if not self._changed():
+            if consumer is not None:
+                self._loop.settle(consumer)
             return
         try:
             partitions = read_assignment(self.path)
@@ -213,8 +232,6 @@ class AssignmentFollower:
             return
         if partitions == self.partitions:
             return
-        self.partitions = partitions
-        consumer = getattr(self.subscriber, "consumer", None)
         if consumer is not None:
             await self._loop.reassign(consumer, partitions)
         elif partitions:
@@ -224,18 +241,20 @@ class AssignmentFollower:
                 stage=self._loop.processor.stage,
                 partitions=[f"{tp.topic}:{tp.partition}" for tp in partitions],
             )
+        self.partitions = partitions  # only once taken: a failed start is tried again
 
-    async def follow(self, *, every_s: float = 0.05) -> None:
+    async def follow(self, *, every_s: float = 0.05, retry_s: float = 1.0) -> None:
         """Look at the file every `every_s` seconds, for as long as the stage runs."""
         while True:
             await asyncio.sleep(every_s)
             try:
                 await self.check()
             except Exception:
-                # A reassignment that failed is tried again with the file's next change;
-                # the stage goes on reading what it has.
+                # Tried again (the file read afresh) after `retry_s`; the stage goes on
+                # reading what it has meanwhile.
                 self._seen = None
-                log.exception("following the assignment failed", stage=self._loop.processor.stage)
+                log.exception("taking the assignment failed", stage=self._loop.processor.stage)
+                await asyncio.sleep(retry_s)
 
 
 @dataclass
@@ -365,7 +384,12 @@ def _wire(
             subscriber = subscribe(
                 broker, partitions=partitions, group_id=group, loop=loop, settings=settings
             )
-            await subscriber.start()
+            try:
+                await subscriber.start()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()  # half started: the next try makes a new one
+                raise
             return subscriber
 
         follower = AssignmentFollower(given, start=start, loop=loop)

@@ -105,7 +105,8 @@ class Supervisor:
         self.shares: dict[str, dict[str, list[TopicPartition]]] = {}
         self.totals: dict[str, int] = {}
         logs = settings.home.home / "logs"
-        given = self.given = settings.home.home / "assignments"
+        # Absolute: the path goes to every process in its environment.
+        given = self.given = (settings.home.home / "assignments").resolve()
         http = settings.http
         count = self.config.replicas
         for i, stage in enumerate(STAGES):
@@ -134,9 +135,13 @@ class Supervisor:
         (the topics exist: `siaga up` created them)."""
         async with plain_consumer(self.settings) as consumer:
             for stage, replicas in self.replicas.items():
-                partitions = await partitions_of(
-                    consumer, subscriptions(stage, self.settings.topics)
-                )
+                topics = subscriptions(stage, self.settings.topics)
+                partitions = await partitions_of(consumer, topics)
+                missing = sorted(set(topics) - {tp.topic for tp in partitions})
+                if missing:  # a partition nobody is given would never be read (exit code 1)
+                    raise ValueError(
+                        f"the broker has no topic {', '.join(missing)} for the {stage}"
+                    )
                 self.totals[stage] = len(partitions)
                 self.shares[stage] = share_out(partitions, [r.name for r in replicas])
                 for replica in replicas:
@@ -205,18 +210,26 @@ class Supervisor:
             self.ready.set()
             self._next_probe = float("inf")
         timeout = aiohttp.ClientTimeout(total=2)
+        probing: asyncio.Task[None] | None = None
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            while not stop_event.is_set():
-                now = time.monotonic()
-                for replica in self.all():
-                    if replica.restart_at is None and not replica.alive:
-                        self._died(replica, now)
-                    elif replica.restart_at is not None and now >= replica.restart_at:
-                        self._restart(replica)
-                if now >= self._next_probe:
-                    await self._probe_all(http)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop_event.wait(), timeout=_TICK_S)
+            try:
+                while not stop_event.is_set():
+                    now = time.monotonic()
+                    for replica in self.all():
+                        if replica.restart_at is None and not replica.alive:
+                            self._died(replica, now)
+                        elif replica.restart_at is not None and now >= replica.restart_at:
+                            self._restart(replica)
+                    if now >= self._next_probe and (probing is None or probing.done()):
+                        # In the background: a process slow to answer must not delay
+                        # noticing a death (and handing its partitions over) by a tick.
+                        probing = asyncio.create_task(self._probe_all(http))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop_event.wait(), timeout=_TICK_S)
+            finally:
+                if probing is not None:
+                    probing.cancel()
+                    await asyncio.gather(probing, return_exceptions=True)
 
     def _died(self, replica: Replica, now: float) -> None:
         replica.exit_code = replica.proc.returncode if replica.proc is not None else None
@@ -252,16 +265,25 @@ class Supervisor:
     def _hand_over(self, dead: Replica) -> None:
         """Give the dead replica's partitions to a live one of its stage at once, which
         reads them on from their committed offsets; the dead one comes back standing by.
-        With none alive, it takes its own back when it is started again."""
+        A replica that answers (it reads already) is preferred to one still starting. With
+        none alive, it takes its own back when it is started again."""
         stage = dead.stage
-        live = [r.name for r in self.replicas[stage] if r is not dead and r.alive]
-        shares, heir = take_over(self.shares.get(stage, {}), dead=dead.name, live=live)
+        alive = [r for r in self.replicas[stage] if r is not dead and r.alive]
+        live = [r.name for r in alive if r.answering] or [r.name for r in alive]
+        before = self.shares.get(stage, {})
+        shares, heir = take_over(before, dead=dead.name, live=live)
         if heir is None:
             return
         by_name = {r.name: r for r in self.replicas[stage]}
         try:
-            write_assignment(by_name[heir].assignment, shares[heir])
+            # The dead one's file first: whatever fails after, no two processes are given
+            # the same partition.
             write_assignment(dead.assignment, shares[dead.name])
+            try:
+                write_assignment(by_name[heir].assignment, shares[heir])
+            except OSError:
+                write_assignment(dead.assignment, before[dead.name])
+                raise
         except OSError as exc:
             self.say(f"died        {dead.name}: its partitions could not be handed over: {exc}")
             return
@@ -285,6 +307,11 @@ class Supervisor:
             f"attempt {len(replica.failures)}"
         )
         self.on_change()
+        # Partitions a replica of this stage kept when it died with nobody alive to take
+        # them go to this one rather than wait for that replica's own (later) restart.
+        for other in self.replicas[replica.stage]:
+            if other is not replica and not other.alive and other.restart_at is not None:
+                self._hand_over(other)
 
     async def _probe_all(self, http: aiohttp.ClientSession) -> None:
         live = [r for r in self.all() if r.alive]
@@ -322,13 +349,16 @@ class Supervisor:
             assert replica.proc is not None
             with contextlib.suppress(ProcessLookupError):
                 replica.proc.send_signal(signal.SIGTERM)
-        for replica in replicas:
-            assert replica.proc is not None
-            stop(replica.proc, timeout=15)
-        for replica in self.all():  # the shares meant something to these processes only
-            replica.assignment.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self.given.rmdir()
+        try:
+            for replica in replicas:
+                assert replica.proc is not None
+                stop(replica.proc, timeout=15)
+        finally:
+            for replica in self.all():  # the shares meant something to these processes only
+                with contextlib.suppress(OSError):
+                    replica.assignment.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.given.rmdir()
 
 
 def _pid(replica: Replica) -> int | None:

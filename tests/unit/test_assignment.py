@@ -139,6 +139,65 @@ async def test_a_process_stands_by_until_its_file_gives_it_partitions(tmp_path: 
     write_assignment(path, [A0, A1, B0, B1])
     await follower.check()
     assert consumer.calls == [[A0, A1, B0, B1]]  # a later one goes to the running consumer
-    path.write_text("{")
+    broken = tmp_path / "broken"
+    broken.write_text("{")
+    broken.replace(path)  # a new file, as the supervisor writes one
     await follower.check()  # a broken file is logged and changes nothing
-    assert follower.partitions == [A0, A1, B0, B1]
+    assert follower.partitions == [A0, A1, B0, B1] and len(consumer.calls) == 1
+    write_assignment(path, [A0])
+    await follower.check()
+    assert consumer.calls[-1] == [A0]  # the next good one is taken
+
+
+async def test_a_failed_start_is_tried_again_with_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "enricher.json"
+    write_assignment(path, [A0])
+    tries: list[list[TopicPartition]] = []
+
+    async def start(partitions: list[TopicPartition]) -> object:
+        tries.append(partitions)
+        if len(tries) == 1:
+            raise ConnectionError("broker away")
+        return object()
+
+    loop = BatchLoop(
+        Processor(), TopUp(wait_ms=0, max_records=9), Pace(interval_ms=0, max_records=9)
+    )
+    follower = AssignmentFollower(path, start=start, loop=loop)
+    following = asyncio.create_task(follower.follow(every_s=0.01, retry_s=0.01))
+    try:
+        for _ in range(200):
+            if follower.subscriber is not None:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        following.cancel()
+    assert tries == [[A0], [A0]] and follower.partitions == [A0]
+
+
+class _SlowCommit(_Consumer):
+    """A consumer whose commit is in flight until `go` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def commit(self) -> None:
+        await self.go.wait()
+        await super().commit()
+
+
+async def test_a_share_given_during_the_commit_is_the_one_taken() -> None:
+    loop = BatchLoop(
+        Processor(), TopUp(wait_ms=0, max_records=9), Pace(interval_ms=0, max_records=9)
+    )
+    consumer = _SlowCommit()
+    loop.pending = [A0, A1]  # given while the batch was handled
+    handling = asyncio.create_task(loop.handle(consumer, [record_of(b"x")]))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    await loop.reassign(consumer, [A0, A1, B0, B1])  # a second hand-over, the commit in flight
+    assert consumer.calls == []
+    consumer.go.set()
+    await handling
+    assert consumer.calls == ["commit", [A0, A1, B0, B1]]  # the latest share, once
+    assert loop.pending is None and not loop.busy

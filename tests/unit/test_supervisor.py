@@ -171,3 +171,34 @@ def test_commands_find_the_stage_roles_password_of_the_running_stack(tmp_path: P
         database=DatabaseSettings(url="postgresql://admin@db:5432/siaga"),
     )
     assert own.database_url_for("reader") == "postgresql://siaga_reader@db:5432/siaga"
+
+
+def test_partitions_kept_by_a_dead_replica_go_to_the_first_one_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor, said = _supervisor(tmp_path, replicas=2)
+    _planned(supervisor, "enricher", ("a",), 2)
+    first, second = supervisor.replicas["enricher"]
+    first.proc, second.proc = _Dead(-9), _Alive()  # type: ignore[assignment]
+    supervisor._died(first, 0.0)  # handed to the second
+    second.proc = _Dead(-9)  # type: ignore[assignment]
+    supervisor._died(second, 0.2)  # nobody alive: it keeps both
+    assert len(read_assignment(second.assignment)) == 2
+    monkeypatch.setattr(supervisor, "_spawn", lambda replica: setattr(replica, "proc", _Alive()))
+    supervisor._restart(first)  # started again before the second: it takes them at once
+    assert "handed      enricher-2's partitions to enricher-1" in said
+    assert len(read_assignment(first.assignment)) == 2
+    assert read_assignment(second.assignment) == []
+
+
+def test_a_live_replica_that_answers_is_preferred_to_one_still_starting(tmp_path: Path) -> None:
+    supervisor, said = _supervisor(tmp_path, replicas=3)
+    _planned(supervisor, "triage", ("a",), 3)
+    first, second, third = supervisor.replicas["triage"]
+    _holding(first, 1)
+    second.proc = _Alive()  # type: ignore[assignment]  # started, not answering yet
+    write_assignment(second.assignment, [])
+    supervisor.shares["triage"]["triage-2"] = []  # a standby: fewest, but still starting
+    third.proc = _Dead(-9)  # type: ignore[assignment]
+    supervisor._died(third, 0.0)
+    assert "handed      triage-3's partitions to triage-1" in said
