@@ -328,12 +328,15 @@ class Supervisor:
         self._next_probe = now + (_PROBE_STEADY_S if steady else _PROBE_BUSY_S)
 
     async def _probe(self, http: aiohttp.ClientSession, replica: Replica) -> None:
+        asked = replica.proc
         try:
             async with http.get(f"{self.url(replica)}/readyz") as answer:
                 found: dict[str, Any] = await answer.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             replica.answering = False  # still starting, or too busy to answer in time
             return
+        if replica.proc is not asked or not replica.alive:
+            return  # it died while asked (probes run beside the watch): the answer is stale
         checks = found.get("checks", {})
         replica.answering = all(
             str(checks.get(c, "")).startswith("ok") for c in ("database", "broker")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -202,3 +203,35 @@ def test_a_live_replica_that_answers_is_preferred_to_one_still_starting(tmp_path
     third.proc = _Dead(-9)  # type: ignore[assignment]
     supervisor._died(third, 0.0)
     assert "handed      triage-3's partitions to triage-1" in said
+
+
+def test_an_answer_from_a_process_that_died_while_asked_is_not_taken(tmp_path: Path) -> None:
+    supervisor, _ = _supervisor(tmp_path)
+    replica = supervisor.replicas["enricher"][0]
+    replica.proc = _Alive()  # type: ignore[assignment]
+    answer = {"checks": {"database": "ok", "broker": "ok"}, "consumer": {"assigned": 4}}
+
+    class _Http:
+        """An HTTP client whose answer comes after the process was replaced, if `restart`."""
+
+        def __init__(self, *, restart: bool) -> None:
+            self.restart = restart
+
+        def get(self, url: str) -> _Http:
+            return self
+
+        async def __aenter__(self) -> _Http:
+            if self.restart:
+                replica.proc = _Alive()  # type: ignore[assignment]  # died, started again
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+        async def json(self) -> dict[str, object]:
+            return answer
+
+    asyncio.run(supervisor._probe(_Http(restart=True), replica))  # type: ignore[arg-type]
+    assert (replica.answering, replica.assigned) == (False, 0)
+    asyncio.run(supervisor._probe(_Http(restart=False), replica))  # type: ignore[arg-type]
+    assert (replica.answering, replica.assigned) == (True, 4)
