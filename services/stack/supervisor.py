@@ -294,6 +294,10 @@ class Supervisor:
     def _restart(self, replica: Replica) -> None:
         if self.stopping:
             return
+        if not self.settings.http.port:
+            # A port picked free at start may have been taken since the process died (by
+            # any program listening on a free port): a new one, which stack.json tells.
+            replica.port = free_port()
         try:
             self._spawn(replica)
         except OSError as exc:

@@ -10,7 +10,13 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.common.assignment import read_assignment, share_out, write_assignment
-from services.common.settings import CommonSettings, DatabaseSettings, HomeSettings, StackSettings
+from services.common.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    HomeSettings,
+    HttpSettings,
+    StackSettings,
+)
 from services.stack.supervisor import GaveUp, Replica, Supervisor
 
 
@@ -235,3 +241,20 @@ def test_an_answer_from_a_process_that_died_while_asked_is_not_taken(tmp_path: P
     assert (replica.answering, replica.assigned) == (False, 0)
     asyncio.run(supervisor._probe(_Http(restart=False), replica))  # type: ignore[arg-type]
     assert (replica.answering, replica.assigned) == (True, 4)
+
+
+def test_a_restart_takes_a_new_free_health_port_unless_the_ports_are_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for port, fixed in ((0, False), (9100, True)):
+        said: list[str] = []
+        settings = CommonSettings(home=HomeSettings(home=tmp_path), http=HttpSettings(port=port))
+        supervisor = Supervisor(settings, env={}, say=said.append)
+        replica = supervisor.replicas["tracker"][0]
+        before = replica.port
+        monkeypatch.setattr(supervisor, "_spawn", lambda r: setattr(r, "proc", _Alive()))
+        monkeypatch.setattr("services.stack.supervisor.free_port", lambda b=before: b + 1)
+        supervisor._restart(replica)
+        # a port picked free at start may be another program's by now
+        assert (replica.port == before) is fixed, (port, before, replica.port)
+        assert supervisor.describe()["tracker"]["http"].endswith(f":{replica.port}")
