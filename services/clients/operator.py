@@ -24,6 +24,7 @@ from schemas.envelope import DecodeError, Event, decode_event, encode_event, new
 from schemas.events import IntakeReceivedV1
 from schemas.ids import derive_id
 from schemas.vocabulary import Channel
+from services.common.files import write_private
 from services.common.kafka import producer, send_events
 from services.common.outbox import Outgoing
 from services.common.settings import CommonSettings, NotConfigured
@@ -66,31 +67,11 @@ def new_intake(
 
 # Owner only, whatever the umask: a spooled report holds the caller's full number.
 FOLDER_MODE = 0o700
-FILE_MODE = 0o600
 
 
 def _private_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, FOLDER_MODE)  # also closes a folder an older version left open
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read, durably (fsync'd before it is renamed in)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away, never added
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    # The rename is durable once the folder is: a crash now cannot lose the report.
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 class Spool:
@@ -104,7 +85,7 @@ class Spool:
         _private_folder(self.folder)
         stamp = event.envelope.time.strftime("%Y%m%dT%H%M%S%f")
         path = self.folder / f"{stamp}-{event.id}.json"
-        _write_private(path, encode_event(event))
+        write_private(path, encode_event(event), durable=True)
         return path
 
     def set_aside(self, path: Path, *, reason: str) -> Path:
@@ -114,7 +95,7 @@ class Spool:
         _private_folder(bad)
         target = bad / path.name
         os.replace(path, target)
-        _write_private(target.with_suffix(".reason"), (reason + "\n").encode())
+        write_private(target.with_suffix(".reason"), (reason + "\n").encode(), durable=True)
         return target
 
     def pending(self) -> list[Path]:

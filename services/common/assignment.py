@@ -12,7 +12,6 @@ group id, so what each partition's reader has done survives any change of hands.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from aiokafka import TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.errors import first_error
+from services.common.files import write_private
 
 
 class AssignmentError(ValueError):
@@ -57,12 +57,7 @@ def write_assignment(path: Path, partitions: Sequence[TopicPartition]) -> None:
     """Give `partitions` to the process that follows `path`: written whole, then renamed
     into place, so a reader never sees half a file."""
     body = {"partitions": [{"topic": tp.topic, "partition": tp.partition} for tp in partitions]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(body, out)
-    part.replace(path)
+    write_private(path, json.dumps(body).encode())
 
 
 def share_out(

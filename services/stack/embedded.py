@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import asyncpg
 
+from services.common.files import write_private
 from services.stack.processes import free_port, pid_alive, spawn, stop, tail, wait_for_port
 
 HOST = "127.0.0.1"
@@ -114,11 +115,7 @@ host    all             all             ::1/128                 scram-sha-256
 
 def _write_secret(path: Path, secret: str) -> None:
     """Write `secret` into a file only its owner can read or write, from its creation on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret + "\n")
-    os.chmod(path, 0o600)  # a file that existed keeps its mode through os.open
+    write_private(path, (secret + "\n").encode())
 
 
 @dataclass

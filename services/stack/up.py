@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from services.common.files import write_private
 from services.common.settings import CommonSettings
 from services.stack.embedded import (
     EmbeddedBroker,
@@ -147,13 +148,7 @@ async def _ensure_database(server_url: str, name: str) -> None:
 
 def _write_stack_file(path: Path, info: dict[str, object]) -> None:
     # Readable by its owner only, from its creation on: it holds the database's passwords.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(info, indent=2) + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, (json.dumps(info, indent=2) + "\n").encode())
 
 
 def _running_here(settings: CommonSettings) -> int | None:
