@@ -134,6 +134,10 @@ class BatchLoop:
             return
         partitions, self.pending = self.pending, None
         consumer.assign(partitions)
+        self.assigned(partitions)
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Say in the stage's log which partitions it reads from now on."""
         log.info(
             "partitions assigned",
             stage=self.processor.stage,
@@ -236,11 +240,7 @@ class AssignmentFollower:
             await self._loop.reassign(consumer, partitions)
         elif partitions:
             self.subscriber = await self._start(partitions)
-            log.info(
-                "partitions assigned",
-                stage=self._loop.processor.stage,
-                partitions=[f"{tp.topic}:{tp.partition}" for tp in partitions],
-            )
+            self._loop.assigned(partitions)
         self.partitions = partitions  # only once taken: a failed start is tried again
 
     async def follow(self, *, every_s: float = 0.05, retry_s: float = 1.0) -> None:

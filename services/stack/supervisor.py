@@ -101,9 +101,8 @@ class Supervisor:
         # A stage that stopped consuming because a replica died: since when, and which.
         self._lost: dict[str, tuple[float, str]] = {}
         self._next_probe = 0.0
-        # Each replica's partitions (by name), per stage, and how many the stage reads.
+        # Each replica's partitions (by name), per stage.
         self.shares: dict[str, dict[str, list[TopicPartition]]] = {}
-        self.totals: dict[str, int] = {}
         logs = settings.home.home / "logs"
         # Absolute: the path goes to every process in its environment.
         given = self.given = (settings.home.home / "assignments").resolve()
@@ -142,7 +141,6 @@ class Supervisor:
                     raise ValueError(
                         f"the broker has no topic {', '.join(missing)} for the {stage}"
                     )
-                self.totals[stage] = len(partitions)
                 self.shares[stage] = share_out(partitions, [r.name for r in replicas])
                 for replica in replicas:
                     write_assignment(replica.assignment, self.shares[stage][replica.name])
@@ -192,7 +190,7 @@ class Supervisor:
     def consuming(self, stage: str) -> bool:
         """The stage's live replicas read every partition of its topics between them."""
         live = [r for r in self.replicas[stage] if r.alive and r.answering]
-        total = self.totals.get(stage, 0)
+        total = sum(len(share) for share in self.shares.get(stage, {}).values())
         return total > 0 and sum(r.assigned for r in live) == total
 
     def _all_ready(self) -> bool:

@@ -99,7 +99,6 @@ def _planned(supervisor: Supervisor, stage: str, topics: tuple[str, ...], partit
     """What `plan` does, without a broker: `topics` of `partitions` each, shared out."""
     every = [TopicPartition(t, p) for t in topics for p in range(partitions)]
     replicas = supervisor.replicas[stage]
-    supervisor.totals[stage] = len(every)
     supervisor.shares[stage] = share_out(every, [r.name for r in replicas])
     for replica in replicas:
         write_assignment(replica.assignment, supervisor.shares[stage][replica.name])
