@@ -39,6 +39,7 @@ browser:
 
 lint: install
 	$(BIN)/ruff check schemas services tests bench eval
+	$(BIN)/ruff format --check schemas services tests bench eval
 
 typecheck: install
 	$(BIN)/mypy

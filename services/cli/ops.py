@@ -229,9 +229,7 @@ async def _dlq_list(settings: CommonSettings, args: argparse.Namespace) -> int:
     # A preview is a piece of a report as sent (the caller's number in it): people read
     # this list, in either form. `siaga replay` reads the original in full when needed.
     rows = [
-        replace(
-            r, preview=mask_phones_in(r.preview or ""), reason=mask_phones_in(r.reason or "")
-        )
+        replace(r, preview=mask_phones_in(r.preview or ""), reason=mask_phones_in(r.reason or ""))
         for r in rows
     ]
     if args.json:

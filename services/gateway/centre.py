@@ -238,7 +238,9 @@ def _data_routes(app: FastAPI, boards: BoardCache) -> None:
                 media_type="application/json",
                 headers={"Cache-Control": "no-store"},
             )
-        return JSONResponse(board_json(shown, version=version), headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            board_json(shown, version=version), headers={"Cache-Control": "no-store"}
+        )
 
     @app.get("/centre/incidents/{incident_id}", include_in_schema=False)
     async def detail(request: Request, incident_id: str) -> JSONResponse:

@@ -78,11 +78,25 @@ def classify_incident(
     """Triage's decision; a call-taker's review (`review_incident`), read before or after
     it, keeps its own category, priority and agency and takes the incident off the queue."""
     columns = [
-        "incident_id", "category", "priority", "agency", "needs_review", "needs_confirmation",
-        "questions", "life_threat", *fields,
+        "incident_id",
+        "category",
+        "priority",
+        "agency",
+        "needs_review",
+        "needs_confirmation",
+        "questions",
+        "life_threat",
+        *fields,
     ]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    decided = {"category", "priority", "agency", "needs_review", "needs_confirmation", "sla_seconds"}
+    decided = {
+        "category",
+        "priority",
+        "agency",
+        "needs_review",
+        "needs_confirmation",
+        "sla_seconds",
+    }
     updates = [
         f"{c} = CASE WHEN incidents.reviewed_at IS NULL THEN EXCLUDED.{c} ELSE incidents.{c} END"
         if c in decided

@@ -81,9 +81,7 @@ class TriageSettings(BaseSettings):
         """The classifier these settings describe, knowing the regency's place names (a
         place's name is never read as a slip of a keyword)."""
         lexicon = None if self.lexicon_dir is None else load_lexicon(self.lexicon_dir)
-        return Classifier(
-            threshold=self.review_threshold, place_names=place_names, lexicon=lexicon
-        )
+        return Classifier(threshold=self.review_threshold, place_names=place_names, lexicon=lexicon)
 
     def duplicate_rule(self) -> DuplicateRule:
         """The correlation rule these settings describe."""

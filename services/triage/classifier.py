@@ -274,9 +274,10 @@ class Classifier:
         # its own sign (a joke's words, laughter, owning up): a vague call goes to a human,
         # and a prank verdict counts against the caller's number.
         ghost_possible = found.reading.words <= self._silence
-        prank_possible = bool(
-            found.words.scores.get(_PRANK) or found.laughter or found.admissions
-        ) or found.model.category.get(_PRANK, 0.0) >= policy.prank_alone
+        prank_possible = (
+            bool(found.words.scores.get(_PRANK) or found.laughter or found.admissions)
+            or found.model.category.get(_PRANK, 0.0) >= policy.prank_alone
+        )
         log = math.log
         scores = {
             category: log(1e-9 if p < 1e-9 else p)

@@ -258,9 +258,7 @@ class PhraseIndex(Generic[T]):
                     out |= {x + y for x in a.exact for y in b.exact}
         return out
 
-    def find(
-        self, tokens: Sequence[str], present: Set[str] | None = None
-    ) -> list[Match[T]]:
+    def find(self, tokens: Sequence[str], present: Set[str] | None = None) -> list[Match[T]]:
         """Every match of every pattern, the shortest span for each start, in word order
         (`present`: the set of `tokens`, when the caller has it already)."""
         found: list[Match[T]] = []

@@ -184,9 +184,7 @@ class ThreatDetector:
         masked = {i for m in other for i in range(m.start, m.end)}
         # "kelelep... kelelep tresna": a word also said in another sense is a pun on it.
         punned = {tokens[i] for i in masked}
-        over, over_at, past_at, habitual, request = self._report_wide_signals(
-            tokens, scan.report
-        )
+        over, over_at, past_at, habitual, request = self._report_wide_signals(tokens, scan.report)
         kept: dict[str, Finding] = {}
         discounted: list[Discounted] = []
         for m in self._best_matches(scan.findings, masked):
@@ -225,7 +223,12 @@ class ThreatDetector:
         findings = tuple(sorted(kept.values(), key=lambda f: not f.certain))
         senses = tuple(" ".join(tokens[m.start : m.end]) for m in other)
         return Threat(
-            findings, tuple(discounted), self._questions(findings), over, senses, habitual or request
+            findings,
+            tuple(discounted),
+            self._questions(findings),
+            over,
+            senses,
+            habitual or request,
         )
 
     def _report_wide_signals(
@@ -315,7 +318,11 @@ class ThreatDetector:
         if hedge:
             return f"hypothetical ({hedge})"
         soft = None
-        if first not in self._soft_words and m.start > clause and tokens[m.start - 1] in self._soft_words:
+        if (
+            first not in self._soft_words
+            and m.start > clause
+            and tokens[m.start - 1] in self._soft_words
+        ):
             soft = tokens[m.start - 1]
         if complaint.context and not scan.of("context", complaint):
             return "out of context"

@@ -221,6 +221,7 @@ async def test_a_report_from_the_form_reaches_the_map_and_the_crew_moves_it_on_s
         await desk.close()
         await watch.close()
 
+
 async def test_an_agency_sees_and_answers_only_its_own_work_orders_and_a_viewer_cannot_act(
     centre: Pipeline, browser: Any
 ) -> None:

@@ -438,7 +438,5 @@ async def test_units_added_and_moved_at_run_time_take_part_and_sla_figures_add_u
         rows = await sla_statistics(conn, days=2)
     by_channel = [r for r in rows if r.dimension == "channel" and r.value == "call112"]
     assert by_channel and by_channel[0].p1 == 1
-    assert (
-        by_channel[0].p1_dispatch_p50_s is not None and by_channel[0].p1_dispatch_p50_s >= 0
-    )
+    assert by_channel[0].p1_dispatch_p50_s is not None and by_channel[0].p1_dispatch_p50_s >= 0
     assert {r.dimension for r in rows} == {"channel", "category", "kecamatan"}

@@ -23,6 +23,7 @@ def stage_settings() -> dict[str, dict[str, object]]:
     """The gateway on a free port."""
     return gateway_on_a_free_port()
 
+
 # One table of each schema, and a row every stage role may try to write there.
 PROBES: dict[str, str] = {
     "enricher": "callers",

@@ -166,9 +166,7 @@ async def test_a_complaint_within_its_three_days_is_pending_not_late(pipeline: P
     async with pipeline.db.acquire() as conn:
         await conn.execute("SET search_path TO readmodel")
         rows = await sla_statistics(conn, days=7)
-    by_day = {
-        r.day: r for r in rows if r.dimension == "channel" and r.value == "whatsapp"
-    }
+    by_day = {r.day: r for r in rows if r.dimension == "channel" and r.value == "whatsapp"}
     assert len(by_day) == 2
     recent, old = (by_day[d] for d in sorted(by_day, reverse=True))
     # minutes old: pending, and no share yet; four days unanswered: late

@@ -39,7 +39,17 @@ def _env(home: Path, bootstrap: str) -> dict[str, str]:
 
 def _report(home: Path, bootstrap: str, text: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "report", "--channel", "call112", "--text", text, *extra],
+        [
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "report",
+            "--channel",
+            "call112",
+            "--text",
+            text,
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -153,7 +153,9 @@ async def test_a_known_prank_number_reporting_people_trapped_in_a_fire_is_still_
 async def test_an_unclear_report_waits_in_the_review_queue_and_nothing_is_dispatched(
     pipeline: Pipeline,
 ) -> None:
-    unclear = new_intake(channel=Channel.CALL112, text="pak ada itu di sana", phone="+6281322220001")
+    unclear = new_intake(
+        channel=Channel.CALL112, text="pak ada itu di sana", phone="+6281322220001"
+    )
     await submit(pipeline.settings, unclear)
     incident = await pipeline.incident_for_intake(unclear.intake_id, with_units=0)
     assert incident.needs_review is True

@@ -80,8 +80,17 @@ def test_every_read_of_the_read_model_is_the_reader_role(
         {"SIAGA_DATABASE_URL": "postgresql:///siaga?host=/run/pg", "SIAGA_DATABASE_SSLMODE": ""},
     ],
 )
-@pytest.mark.parametrize("stack", [None, {"database_url": ADMIN_URL}, {
-    "database_url": "postgresql://siaga@127.0.0.1:5/siaga", "database_role_password": "s3cret"}])
+@pytest.mark.parametrize(
+    "stack",
+    [
+        None,
+        {"database_url": ADMIN_URL},
+        {
+            "database_url": "postgresql://siaga@127.0.0.1:5/siaga",
+            "database_role_password": "s3cret",
+        },
+    ],
+)
 def test_the_readers_url_without_pydantic_is_the_settings_own(
     env: dict[str, str],
     stack: dict[str, str] | None,

@@ -269,8 +269,7 @@ NEW_STYLE_THREATS = [
     "ada yang nekat mau bakar diri di depan kantor bupati, sudah siram bensin",
     "FWD dari grup RT: ada ibu2 hamil di dusun krajan pecah ketuban, ambulans desa rusak",
     # one found does not end the search for the others
-    "jembatan gantung putus pas ada 3 warga nyebrang, 1 sudah ditemukan, 2 masih dicari "
-    "di sungai",
+    "jembatan gantung putus pas ada 3 warga nyebrang, 1 sudah ditemukan, 2 masih dicari di sungai",
     "tanggul jebol air masuk kampung cepat sekali warga panik banyak yang masih di rumah",
     "tolong kirim pemadam, kebakaran lahan tebu dekat pemukiman, angin kencang",
     "tolong ada pohon tumbang menimpa rumah, penghuni sedang di dalam",

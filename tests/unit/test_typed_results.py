@@ -102,7 +102,9 @@ def _incident(review: Review | None) -> IncidentView:
         resolved_at=None,
         intake_ids=(uuid.UUID(int=3),),
         units=(IncidentUnit("FIRE-BATANG", "fire_truck", "dispatched", T0, 60),),
-        timeline=(TimelineEntry(T0, "UnitDispatched", "FIRE-BATANG dispatched, call 081234567890"),),
+        timeline=(
+            TimelineEntry(T0, "UnitDispatched", "FIRE-BATANG dispatched, call 081234567890"),
+        ),
     )
 
 
