@@ -43,6 +43,10 @@ class Category(StrEnum):
     GHOST = "ghost"
 
 
+# Reports that are no incident at all: neither units nor an agency's work order are sent.
+NOT_INCIDENTS = frozenset({Category.PRANK, Category.GHOST})
+
+
 class Priority(StrEnum):
     """P1 immediate threat to life, P2 urgent, P3 non-urgent service, P4 information."""
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from schemas.vocabulary import Category, Priority
+from schemas.vocabulary import NOT_INCIDENTS, Category, Priority
 from services.cli.commands import print_json
 from services.cli.ops import ops_settings, since_ms
 from services.cli.parsing import an_id, group, positive
@@ -70,8 +70,28 @@ def _incident_json(incident: IncidentView) -> dict[str, Any]:
     }
 
 
+# Timeline entries of the dispatcher's first answer to an incident: an order, a work order,
+# or an escalation for want of a free unit.
+_DISPATCHER_ANSWERS = ("siaga.dispatch.", "siaga.incident.escalated.")
+
+
+def decided(incident: IncidentView) -> bool:
+    """Whether the pipeline has done what it does by itself with an incident: classified it
+    and sent its units or its work order (or escalated it, no unit being free), unless
+    nothing is sent: a prank or a silent call, or a report held for a human's triage."""
+    category = incident.category
+    if category is None:
+        return False
+    if category in NOT_INCIDENTS or (incident.needs_review and incident.review is None):
+        return True
+    return bool(incident.units) or any(
+        entry.event_type.startswith(_DISPATCHER_ANSWERS) for entry in incident.timeline
+    )
+
+
 async def show(args: argparse.Namespace) -> int:
-    """One incident by incident id or intake id, waiting up to --wait seconds for it."""
+    """One incident by incident id or intake id; with --wait, waiting up to that many seconds
+    for it to be decided (classified, its units or work order sent), then showing it as it is."""
     import asyncio
 
     from services.projector.queries import find_incident
@@ -80,7 +100,10 @@ async def show(args: argparse.Namespace) -> int:
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, args.wait)
-        while (row := await find_incident(conn, args.id)) is None and loop.time() < deadline:
+        while True:
+            row = await find_incident(conn, args.id)
+            if (row is not None and decided(row)) or loop.time() >= deadline:
+                break
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
@@ -259,7 +282,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=show)
     p.add_argument("id", type=an_id, help="incident or intake id")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--wait", type=float, default=0.0, help="wait up to this many seconds for it")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for it to be classified and its units or work "
+        "order sent",
+    )
     p = incident.add_parser("cancel", help="supervisor: cancel an incident, release its units")
     p.set_defaults(handler=lifecycle)
     p.add_argument("id", type=an_id, help="incident or intake id")

@@ -23,12 +23,9 @@ from schemas.events import (
     WorkOrderIssuedV1,
 )
 from schemas.ids import derive_id
-from schemas.vocabulary import Category, Priority, UnitStatus, UnitType
+from schemas.vocabulary import NOT_INCIDENTS, Category, Priority, UnitStatus, UnitType
 from services.common.geo import haversine_km
 from services.dispatcher.runcards import RunCards, Slot
-
-# Reports that get neither units nor an agency's work order.
-NO_WORK_ORDER = frozenset({Category.PRANK, Category.GHOST})
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def response_to_classification(incident: IncidentClassifiedV1, run_cards: RunCar
         return Response()
     slots = run_cards.slots(incident.category, incident.priority)
     if not slots:
-        return Response(work_order=incident.category not in NO_WORK_ORDER)
+        return Response(work_order=incident.category not in NOT_INCIDENTS)
     return Response(
         needs=tuple(
             Need(
@@ -101,7 +98,7 @@ def response_to_review(
     for (`taken`), numbered after them; a lowered priority recalls nobody."""
     slots = run_cards.slots(review.category, review.priority)
     if not slots:
-        return Response(work_order=review.category not in NO_WORK_ORDER)
+        return Response(work_order=review.category not in NOT_INCIDENTS)
     first = max(taken, default=-1) + 1
     return Response(
         needs=tuple(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from schemas.events import CallerSignals, LifeThreat
-from schemas.vocabulary import Category, Channel, Priority
+from schemas.vocabulary import NOT_INCIDENTS, Category, Channel, Priority
 from services.common.datapack import resolve_pack
 from services.common.gazetteer import load_gazetteer
 from services.common.text import normalise
@@ -54,7 +54,6 @@ EMERGENCY_CATEGORIES = frozenset(
         Category.RESCUE,
     }
 )
-NOT_INCIDENTS = frozenset({Category.PRANK, Category.GHOST})
 # Categories that name a scene; their strong words make symptoms part of the scene.
 SCENES = EMERGENCY_CATEGORIES - {Category.MEDICAL}
 SCENE_POINTS = 3.0

@@ -152,6 +152,8 @@ def test_up_serves_the_readme_walkthrough_and_stops_cleanly(tmp_path: Path) -> N
 
         shown = _siaga("incident", "show", intake_id, "--json", "--wait", "30", home=home)
         assert shown.returncode == 0, shown.stderr
+        # --wait returns once the dispatcher has answered: the README's next line reads a unit
+        assert json.loads(shown.stdout)["units"], shown.stdout
         incident = _until(
             lambda: json.loads(_siaga("incident", "show", intake_id, "--json", home=home).stdout),
             lambda i: len(i["units"]) == 3,  # police and two ambulances
