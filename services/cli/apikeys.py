@@ -9,13 +9,8 @@ from typing import Any
 from services.cli.errors import BadInput
 from services.cli.parsing import group
 
-SCOPES = (
-    "intake",
-    "open311",
-    "eido",
-    "cap",
-    "unit",
-)  # services.gateway.keys.Scope, without loading it
+# services.gateway.keys.Scope, without loading it
+SCOPES = ("intake", "open311", "eido", "cap", "unit")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")
 
 
