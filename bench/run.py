@@ -65,7 +65,7 @@ from services.stack.embedded import (
     recreate_database,
     use_embedded_partitions,
 )
-from services.stack.processes import free_port, spawn, stop
+from services.stack.processes import free_port, spawn, stop, tail
 from services.stack.setup import prepare
 from services.stages import STAGES
 
@@ -800,7 +800,13 @@ async def running_stack(
         await bench.wait_projected(len(warm), timeout=120)
         # The projection does not wait for the gateway's HTTP server, which the gateway and
         # page phases need: it starts after the gateway's consumer joins its group.
-        await _serving("127.0.0.1", gateway_port, timeout=60)
+        await _serving(
+            "127.0.0.1",
+            gateway_port,
+            timeout=60,
+            proc=stages["gateway"],
+            log=home / "logs" / f"gateway-{label}.log",
+        )
         yield Stack(bench, stages, sampler, processes, base, f"http://127.0.0.1:{gateway_port}")
     finally:
         for task in tasks:
@@ -818,15 +824,22 @@ async def running_stack(
             await infrastructure.drop(settings, database=database)
 
 
-async def _serving(host: str, port: int, *, timeout: float) -> None:
-    """Wait until something accepts connections on `port` (the gateway, once it serves)."""
+async def _serving(
+    host: str, port: int, *, timeout: float, proc: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until the gateway (`proc`) accepts connections on `port`; if it ends or the time
+    runs out, say so with the end of its log."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             _, writer = await asyncio.open_connection(host, port)
         except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway does not serve on {host}:{port}") from None
+            ended = proc.poll()
+            if ended is not None or time.monotonic() > deadline:
+                why = f"exited with {ended}" if ended is not None else f"not after {timeout:g} s"
+                raise RuntimeError(
+                    f"the gateway does not serve on {host}:{port} ({why}):\n{tail(log)}"
+                ) from None
             await asyncio.sleep(0.1)
             continue
         writer.close()

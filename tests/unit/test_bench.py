@@ -324,3 +324,25 @@ def test_a_busy_days_read_model_is_open_incidents_mostly_complaints_and_a_busy_f
     assert len(sent) == len({d.unit_id for d in seed.dispatches})  # a unit goes to one
     desa = {a.code: a for a in gazetteer.desa}
     assert all(abs(i.lat - desa[i.desa_code].lat) < 0.01 for i in seed.incidents)
+
+
+def test_a_gateway_that_dies_before_it_serves_is_said_at_once_with_its_log(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from bench.run import _serving
+    from services.stack.processes import free_port
+
+    log = tmp_path / "gateway-main.log"
+    log.write_text("siaga: SIAGA_HTTP_PORT is taken\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as caught:
+        asyncio.run(_serving("127.0.0.1", free_port(), timeout=60, proc=proc, log=log))
+    assert time.monotonic() - started < 5  # not the whole minute
+    assert "exited with 3" in str(caught.value)
+    assert "SIAGA_HTTP_PORT is taken" in str(caught.value)
