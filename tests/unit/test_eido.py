@@ -27,6 +27,7 @@ from services.projector.queries import (
     UnitOnIncident,
 )
 from tests.eido import SPEC_ABSENT, check, load_spec, root_schema_ref, validator
+from tests.views import incident_view
 
 needs_spec = pytest.mark.skipif(SPEC_ABSENT is not None, reason=SPEC_ABSENT or "")
 
@@ -40,33 +41,7 @@ MASKED = "+6281*******90"
 
 
 def _view(**values: Any) -> IncidentView:
-    base: dict[str, Any] = dict(
-        incident_id=uuid.UUID("0b7a6f0e-3c1d-4f7e-9a51-2f4a9d7c1e01"),
-        status="received",
-        category=None,
-        priority=None,
-        agency=None,
-        confidence=None,
-        explanation=None,
-        needs_review=False,
-        needs_confirmation=False,
-        life_threat=None,
-        questions=(),
-        review=None,
-        channel="call112",
-        text="",
-        kecamatan=None,
-        desa=None,
-        lat=None,
-        lon=None,
-        received_at=T0,
-        first_dispatched_at=None,
-        resolved_at=None,
-        intake_ids=(),
-        units=(),
-        timeline=(TimelineEntry(T0, "siaga.incident.opened.v1", "opened from call112 intake"),),
-    )
-    return IncidentView(**{**base, **values})
+    return incident_view(**values)
 
 
 def _call(n: int, channel: str, **values: Any) -> IncidentCall:

@@ -4,7 +4,6 @@ human triages first)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from services.cli.incidents import decided
 from services.projector.queries import IncidentUnit, IncidentView, Review, TimelineEntry
+from tests.views import incident_view
 
 T0 = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
 OPENED = TimelineEntry(T0, "siaga.incident.opened.v1", "opened from call112 intake")
@@ -19,33 +19,17 @@ CLASSIFIED = TimelineEntry(T0, "siaga.incident.classified.v1", "classified medic
 
 
 def _view(**values: Any) -> IncidentView:
-    base: dict[str, Any] = dict(
-        incident_id=uuid.UUID(int=1),
-        status="received",
+    """A classified P1 medical incident (no unit yet), with `values` applied."""
+    classified: dict[str, Any] = dict(
         category="medical",
         priority="P1",
         agency="PSC 119",
         confidence=0.9,
         explanation="medical (0.90)",
-        needs_review=False,
-        needs_confirmation=False,
         life_threat="certain",
-        questions=(),
-        review=None,
-        channel="call112",
-        text="bapak saya pingsan",
-        kecamatan="Limpung",
-        desa="Sempu",
-        lat=None,
-        lon=None,
-        received_at=T0,
-        first_dispatched_at=None,
-        resolved_at=None,
-        intake_ids=(uuid.UUID(int=2),),
-        units=(),
         timeline=(OPENED, CLASSIFIED),
     )
-    return IncidentView(**{**base, **values})
+    return incident_view(**{**classified, **values})
 
 
 def test_an_incident_not_yet_classified_is_not_decided() -> None:
