@@ -2,7 +2,9 @@
 
 Words: every run of up to four words is looked up among the gazetteer's kecamatan and
 desa names and the landmarks callers name (markets, hospitals, beaches, the toll road...);
-after a place word ("di", "ning", "desa", "kec") a misspelt name is matched fuzzily.
+after a place word ("di", "ning", "desa", "kec") a misspelt name is matched fuzzily (two
+letters swapped count as one slip), and "di" or "ke" typed onto a name ("dilimpung") is
+taken apart.
 Names that are also everyday words (Bawang is an onion, Tulis is "write", Lobang a hole)
 count only after such a place word. A name several kecamatan share is settled by the other
 places the report names; the kecamatan most words point to wins, and the most specific
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from schemas.common import Location, Place
 from services.common.datapack import DataPack
@@ -29,6 +31,10 @@ from services.common.text import words
 from services.enricher.boundaries import Boundaries, load_boundaries
 
 MAX_NGRAM = 4
+# Prepositions often written onto the name that follows them ("dilimpung"), and how long
+# that name must be to be taken apart from them.
+GLUED_CUES = frozenset({"di", "ke"})
+MIN_GLUED = 5
 MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
 FUZZY_MEMO_SIZE = 50_000  # phrases whose fuzzy match is remembered
 # Words that announce a place; after them a name may be misspelt or be an everyday word.
@@ -365,7 +371,7 @@ class PlaceResolver:
 
     def mentions(self, text: str, *, from_hint: bool) -> list[Mention]:
         """Every name of a known place in `text`, longest first, none overlapping."""
-        tokens = words(text)
+        tokens = self._unglued(words(text))
         taken = [False] * len(tokens)
         found: list[Mention] = []
         doubtful: list[Mention] = []
@@ -395,6 +401,25 @@ class PlaceResolver:
         found += self._confirmed_by_neighbours(doubtful, found, taken)
         found.sort(key=lambda m: m.start)
         return found
+
+    def _unglued(self, tokens: list[str]) -> list[str]:
+        """The words with "di" or "ke" written onto a place's name taken apart ("dilimpung",
+        "kebandar"), as people type them; a name that is also an everyday word stays glued
+        ("ditulis" is "written")."""
+        out: list[str] = []
+        for token in tokens:
+            head, rest = token[:2], token[2:]
+            if (
+                head in GLUED_CUES
+                and len(rest) >= MIN_GLUED
+                and token not in self._index
+                and rest in self._index
+                and rest not in EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
+            ):
+                out += [head, rest]
+            else:
+                out.append(token)
+        return out
 
     @staticmethod
     def _confirmed_by_neighbours(
@@ -442,7 +467,7 @@ class PlaceResolver:
         if limit == 0:
             return None, 0
         found = process.extractOne(
-            phrase, self._fuzzy_keys, scorer=Levenshtein.distance, score_cutoff=limit
+            phrase, self._fuzzy_keys, scorer=OSA.distance, score_cutoff=limit
         )
         if found is None or found[0][0] != phrase[0]:
             return None, 0

@@ -37,6 +37,9 @@ def resolver() -> PlaceResolver:
         ("kecelakaan di tol Batang Semarang arah Kandeman", None, "Kandeman", None),
         ("batang pohon tumbang di kandeman", None, "Kandeman", "Kandeman"),
         ("buruh pingsan di kawasan industri", None, "Gringsing", "Ketanggan"),
+        ("ada kecelakaan dilimpung", None, "Limpung", "Limpung"),  # "di" typed onto the name
+        ("banjir kewonotunggal arah hulu", None, "Wonotunggal", "Wonotunggal"),
+        ("kebakaran di limpnug", None, "Limpung", "Limpung"),  # two letters swapped: one slip
     ],
 )
 def test_names_callers_use_resolve_to_the_right_place(
@@ -58,6 +61,8 @@ def test_names_callers_use_resolve_to_the_right_place(
         "sedang ada kebakaran",  # not desa Sendang
         "tawuran pelajar, Kabupaten Batang",
         "harga bawang naik terus",
+        "suratnya sudah ditulis",  # "written", not "di Tulis"
+        "motornya dibandar murah",  # an everyday-word name stays glued
     ],
 )
 def test_everyday_words_are_not_places(resolver: PlaceResolver, text: str) -> None:
