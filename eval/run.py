@@ -25,7 +25,7 @@ from typing import Any
 
 from eval.corpora import Report, dev_reports, lapor, montco, own_corpus, shared_data
 from eval.metrics import Outcome, score
-from eval.styles import STYLES, restyle
+from eval.styles import STYLES, WRAPPERS, restyle
 from eval.train import train
 from schemas.vocabulary import Channel
 from services.common.settings import CommonSettings
@@ -136,7 +136,14 @@ def in_styles(
 ) -> dict[str, list[tuple[Report, dict[str, Any]]]]:
     """`reports` rewritten in each style of `eval/styles.py`, triaged by `engine`."""
     return {
-        style: run(engine, [replace(r, text=restyle(style, r.id, r.text)) for r in reports])
+        style: run(
+            engine,
+            [
+                replace(r, text=restyle(style, r.id, r.text))
+                for r in reports
+                if not (style in WRAPPERS and r.category == "ghost")
+            ],
+        )
         for style in STYLES
     }
 

@@ -6,7 +6,8 @@ or an official's situation report. `make eval` triages every held-out report in 
 below, with the same held-out model, and reports the figures per style: triage should not
 lose a threat to life because of how it was typed or what was said around it. Each rewrite
 keeps what the report says (no word of it is dropped), so its labels still hold; the
-rewrites are seeded by the report's id, so every run rewrites alike.
+rewrites are seeded by the report's id, so every run rewrites alike. What a wrapper adds
+names no category of its own, and silent calls are not wrapped.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def sms(text: str, rng: random.Random) -> str:
 def forwarded(text: str, rng: random.Random) -> str:
     """Passed on from a neighbourhood group, among other news."""
     head = rng.choice(("Diteruskan dari grup RT:", "Fwd dari grup warga:", "Info dari tetangga:"))
+    # What is passed on around it says nothing of any category (a schedule or a notice
+    # would be a report of its own).
     tail = rng.choice(
         (
-            "Info lain: besok kerja bakti jam 7, bawa cangkul.",
-            "Oh iya, arisan bulan ini pindah ke rumah Bu Siti.",
-            "Jadwal posyandu minggu depan tetap hari Rabu.",
+            "Mohon dibagikan ke warga lain.",
+            "Terima kasih, semoga bermanfaat.",
+            "Begitu kabarnya, mohon maaf kalau kurang jelas.",
         )
     )
     return f"{head} {text} {tail}"
@@ -116,6 +119,10 @@ def situation_report(text: str, rng: random.Random) -> str:
         f"Kejadian: {text} Pelapor: warga. Tindak lanjut: diteruskan ke petugas."
     )
 
+
+# Styles that add words around a report: a silent call so wrapped is no silent call, so
+# reports labelled `ghost` are left out of their figures.
+WRAPPERS = frozenset({"forwarded, among other news", "social comment", "situation report"})
 
 STYLES: dict[str, Callable[[str, random.Random], str]] = {
     "speech-to-text": speech_to_text,
