@@ -11,7 +11,8 @@ The category is the one with the best model log-probability plus the category wo
 and the detected complaints' points, each weighed (`Policy`). Priority is built for recall,
 since under-triage is the error that kills: a certain threat is P1; a possible one, or a
 model P1 probability above `p1_possible`, is P1 with the key questions, for a call-taker
-to confirm or lower; otherwise the model's likeliest of P2-P4 that fits the category.
+to confirm or lower (a sentence the model reads as P1 on its own counts too: words around a
+threat dilute it); otherwise the model's likeliest of P2-P4 that fits the category.
 A caller owning up to a joke makes a prank unless a threat is certain; a number flagged
 for pranks is lowered to P3 unless a life may be at risk. Below `review_threshold` a human
 decides the category first, unless a life may be at risk (units go on the best reading).
@@ -20,6 +21,7 @@ decides the category first, unless a life may be at risk (units go on the best r
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -65,6 +67,17 @@ ALLOWED = {
     Category.GHOST: (Priority.P4,),
 }
 BELOW_P1 = (Priority.P2, Priority.P3, Priority.P4)
+# Sentences of a report, each also read on its own by the model (a short one says too
+# little to be read alone).
+_SENTENCE_END = re.compile(r"[.!?\n]+(?:\s|$)")
+MIN_SENTENCE_WORDS = 4
+SHOWN_SENTENCE = 60  # characters of the sentence an explanation quotes
+
+
+def _shortened(sentence: str) -> str:
+    return sentence if len(sentence) <= SHOWN_SENTENCE else sentence[: SHOWN_SENTENCE - 3] + "..."
+
+
 # Members looked up once: an enum's class attribute costs several dictionary look-ups, and
 # classifying compares with these for every category.
 _GHOST, _PRANK, _MEDICAL = Category.GHOST, Category.PRANK, Category.MEDICAL
@@ -81,6 +94,9 @@ class Policy:
     p1_possible: float = 0.3  # model P1 probability that makes an emergency P1, to confirm
     p1_other: float = 0.7  # the same for a report of another category (units must then go)
     p1_over: float = 0.7  # the same, when the report says it is past or handled
+    # A report of several sentences this close to P1 has each read alone; one that reaches
+    # `p1_over` on its own makes the report P1, to confirm.
+    p1_diluted: float = 0.1
     review_threshold: float = 0.5  # below this confidence a human decides the category
 
 
@@ -350,13 +366,21 @@ class Classifier:
             # threat word explained away (denied, feared, an animal's): the model's P1 must
             # be sure.
             needed = max(needed, self.policy.p1_over)
+        said_apart = ""
+        if self.policy.p1_diluted <= p1 < needed:
+            # Words around a threat dilute it for the model (a forward's other news, a
+            # situation report's fields), they do not hide it: each sentence is also read
+            # on its own.
+            alone, sentence = self._sentence_p1(found.reading.text)
+            if alone >= max(needed, self.policy.p1_over):
+                p1, said_apart = alone, f" (the sentence '{_shortened(sentence)}')"
         if p1 >= needed:
             if signals is not None and signals.prank_flagged:
                 reasons.append(f"number flagged after {signals.prior_pranks} pranks -> P3")
                 return Priority.P3, reasons, ()
             pulled = found.model.top("priority", Priority.P1.value)
             said = f": {', '.join(pulled)}" if pulled else ""
-            reasons.append(f"model P1 {p1:.2f}{said} -> P1, to confirm")
+            reasons.append(f"model P1 {p1:.2f}{said_apart}{said} -> P1, to confirm")
             return Priority.P1, reasons, self._category_questions.get(category, ())
         allowed = ALLOWED.get(category, BELOW_P1)
         priority = max(allowed, key=lambda p: found.model.priority.get(p, 0.0))
@@ -364,6 +388,23 @@ class Classifier:
             reasons.append(f"number flagged after {signals.prior_pranks} pranks -> P3")
             priority = Priority.P3
         return priority, reasons, ()
+
+    def _sentence_p1(self, text: str) -> tuple[float, str]:
+        """The model's highest P1 probability for one sentence of a report of several, and
+        that sentence (0 and "" for a report of one sentence)."""
+        sentences = [
+            part.strip()
+            for part in _SENTENCE_END.split(text)
+            if len(part.split()) >= MIN_SENTENCE_WORDS
+        ]
+        best, said = 0.0, ""
+        if len(sentences) < 2:
+            return best, said
+        for sentence in sentences:
+            p1 = self.model.predict(self.read(sentence)).priority.get(Priority.P1, 0.0)
+            if p1 > best:
+                best, said = p1, sentence
+        return best, said
 
     def _decision(
         self,

@@ -34,6 +34,10 @@ THREATS = [
     ("chest_pain", "kr", "bapak kula jajanipun sakit sanget kados ketindih watu"),
     ("chest_pain", "en", "my father has crushing chest pain and is sweating"),
     ("chest_pain", "sms", "tlg ayah sy dada skt bgt kringet dingin"),
+    # the pain named before the chest
+    ("chest_pain", "en", "my father has a crushing pain in his chest going to his jaw, he is pale"),
+    ("chest_pain", "id", "ibu sakit banget di bagian dada, keringetan"),
+    ("chest_pain", "jv", "simbah sambat sakit ing dada"),
     ("stroke", "id", "kakek tiba-tiba bicara pelo dan tangan kanan tidak bisa diangkat"),
     ("stroke", "jv", "mbahku ngomonge pelo, raine mencong"),
     ("stroke", "kr", "bapak kula ngendikane mboten cetha, cangkemipun mencong"),
@@ -137,6 +141,7 @@ NOT_THREATS = [
     "kabel listrik nyangkut di pohon depan rumah",
     "harga cabai di pasar meledak, kapan operasi pasar?",
     "my phone is dead and the battery won't charge",
+    "kemarin sakit di dada, sekarang sudah reda",
 ]
 
 
@@ -349,3 +354,25 @@ def test_krama_and_ngoko_words_for_a_snake_bite_and_a_machete(classifier: Classi
         channel=Channel.CALL112,
     )
     assert machete.priority is Priority.P1 and machete.threat == "certain", machete.explanation
+
+
+def test_a_threat_only_the_model_reads_is_not_lost_among_courtesies(
+    classifier: Classifier,
+) -> None:
+    """Words around a report dilute it for the model; a sentence the model reads as a threat
+    on its own keeps the report P1, to confirm, and the explanation quotes it."""
+    threat = (
+        "tetangga mau melahirkan di rumah, bidan belum datang, yang keluar duluan malah "
+        "kakinya bayi."
+    )
+    around = (
+        " Laporan dari warga RT 3. Mohon dibagikan ke warga lain. Begitu kabarnya, mohon maaf "
+        "kalau kurang jelas."
+    )
+    decision = classifier.classify(text=threat + around, channel=Channel.WHATSAPP)
+    assert decision.priority is Priority.P1, decision.explanation
+    assert decision.needs_confirmation and decision.questions
+    assert "(the sentence 'tetangga mau melahirkan" in decision.explanation
+    # Read as one run of words, the same report is diluted below P1: the sentences matter.
+    flat = classifier.classify(text=(threat + around).replace(".", ""), channel=Channel.WHATSAPP)
+    assert flat.priority is not Priority.P1, flat.explanation
