@@ -5,9 +5,9 @@ The honest figures are on writers the model never saw: the shared corpus
 its own style. For each set in turn the model is trained (as `make model` trains it) on the
 team's corpus and the other four, and tested on that one; the figures are printed per
 held-out set and pooled over all five, then again with every held-out report rewritten in
-each style of `eval/styles.py` (a transcript, an SMS, a forward...). The team's own corpus is scored with a model trained
-on the shared corpus only; LAPOR! and Montgomery County with the shipped model (it never saw
-them). The time to triage one report (places and classification) is measured on the shipped
+each style of `eval/styles.py` (a transcript, an SMS, a forward...). The team's own corpus
+is scored with a model trained on the shared corpus only; LAPOR! and Montgomery County with
+the shipped model (it never saw them). The time to triage one report (places and classification) is measured on the shipped
 engine. Everything is written to `eval/results.json`.
 """
 
