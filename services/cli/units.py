@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from datetime import datetime
 from typing import Any
 
 from schemas.vocabulary import UnitStatus
@@ -33,6 +34,9 @@ def status(args: argparse.Namespace) -> Any:
         raise CommandError("give both --lat and --lon")
     from services.clients.desk import find_desk, report_status
 
+    # One time for the report, whichever way it goes: it makes the event's id, so a report
+    # the gateway took but answered too late is not applied twice (nor refused as a repeat).
+    reported_at = now()
     desk = find_desk()
     if desk is not None:
         answer = report_status(
@@ -42,6 +46,7 @@ def status(args: argparse.Namespace) -> Any:
             incident_id=args.incident,
             location=None if args.lat is None else (args.lat, args.lon),
             note=args.note,
+            reported_at=reported_at.isoformat(),
         )
         if answer.refused is not None:
             # 409: the fleet's rules refuse it; otherwise a value of the command was bad.
@@ -53,13 +58,17 @@ def status(args: argparse.Namespace) -> Any:
                 f"{args.unit} {reported.value}" + (f" on incident {incident}" if incident else "")
             )
             return 0
-    return _status_by_broker(args, reported)
+    return _status_by_broker(args, reported, reported_at)
 
 
-async def _status_by_broker(args: argparse.Namespace, reported: UnitStatus) -> int:
+async def _status_by_broker(
+    args: argparse.Namespace, reported: UnitStatus, reported_at: datetime
+) -> int:
     """Check the report on the board, then publish it to the broker."""
     incident_id = uuid.UUID(args.incident) if args.incident else None
-    incident_id = await _checked(unit_id=args.unit, status=reported, incident_id=incident_id)
+    incident_id = await _checked(
+        unit_id=args.unit, status=reported, incident_id=incident_id, reported_at=reported_at
+    )
     # The settings and the broker client only now: a refused report needed neither.
     from services.clients.field_unit import report_status
     from services.common.settings import CommonSettings
@@ -71,6 +80,7 @@ async def _status_by_broker(args: argparse.Namespace, reported: UnitStatus) -> i
         incident_id=incident_id,
         location=_location(args.lat, args.lon),
         note=args.note,
+        reported_at=reported_at,
     )
     target = f" on incident {report_.incident_id}" if report_.incident_id else ""
     print(f"{report_.unit_id} {report_.status.value}{target}")
@@ -78,7 +88,7 @@ async def _status_by_broker(args: argparse.Namespace, reported: UnitStatus) -> i
 
 
 async def _checked(
-    *, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None
+    *, unit_id: str, status: UnitStatus, incident_id: uuid.UUID | None, reported_at: datetime
 ) -> uuid.UUID | None:
     """The incident the report is for, once the board says the dispatcher would take it."""
     import asyncpg
@@ -91,7 +101,11 @@ async def _checked(
 
     try:
         incident_id, refusal = await judge_on_board(
-            conn, unit_id=unit_id, status=status, incident_id=incident_id
+            conn,
+            unit_id=unit_id,
+            status=status,
+            incident_id=incident_id,
+            reported_at=reported_at,
         )
     finally:
         await conn.close()

@@ -173,11 +173,15 @@ def report_status(
     incident_id: str | None = None,
     location: tuple[float, float] | None = None,
     note: str | None = None,
+    reported_at: str | None = None,
     timeout_s: float = 5.0,
 ) -> Answer:
     """POST a unit's status to `/units/{unit_id}/status`, where the gateway checks it by
-    the dispatcher's rule (waiting up to 2 s for the board to catch up with an order)."""
+    the dispatcher's rule (waiting up to 2 s for the board to catch up with an order);
+    `reported_at` (ISO 8601 with its offset) is the crew's time, the gateway's when None."""
     body: dict[str, Any] = {"status": status, "incident_id": incident_id, "note": note}
+    if reported_at is not None:
+        body["reported_at"] = reported_at
     if location is not None:
         body["location"] = {"lat": location[0], "lon": location[1]}
     path = f"/units/{quote(unit_id, safe='')}/status"

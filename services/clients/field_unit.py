@@ -47,13 +47,15 @@ async def report_status(
     incident_id: UUID | None = None,
     location: Location | None = None,
     note: str | None = None,
+    reported_at: datetime | None = None,
 ) -> UnitStatusReportedV1:
-    """Publish one status report for a unit, keyed by the unit id."""
+    """Publish one status report for a unit, keyed by the unit id (`reported_at`, now when
+    not given, also makes its event id: the same report sent twice counts once)."""
     report = UnitStatusReportedV1(
         unit_id=unit_id,
         status=status,
         incident_id=incident_id,
-        reported_at=datetime.now(UTC),
+        reported_at=reported_at or datetime.now(UTC),
         location=location,
         note=note,
     )
@@ -74,12 +76,14 @@ async def judge_on_board(
     incident_id: UUID | None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     patience_s: float = 2.0,
+    reported_at: datetime | None = None,
 ) -> tuple[UUID | None, str | None]:
     """The incident a report names (the unit's order when the crew named none, as a
     tablet would: a unit is freed only by a report naming its incident) and why the
     dispatcher would refuse it, judged by its own rule on the board (a connection to the
-    read model). The board may be a moment behind the dispatcher (an order just given),
-    so a refusal is read again for up to `patience_s` before it stands."""
+    read model), for a report made at `reported_at` (now when not given). The board may
+    be a moment behind the dispatcher (an order just given), so a refusal is read again
+    for up to `patience_s` before it stands."""
     from services.dispatcher.unit_reports import Refused, check_report, state_on_board
     from services.projector.queries import board_unit
 
@@ -91,7 +95,7 @@ async def judge_on_board(
         state = None if unit is None else state_on_board(unit)
         now = clock()
         probe = UnitStatusReportedV1(
-            unit_id=unit_id, status=status, incident_id=named, reported_at=now
+            unit_id=unit_id, status=status, incident_id=named, reported_at=reported_at or now
         )
         verdict = check_report(state, probe, now=now)
         if not isinstance(verdict, Refused):

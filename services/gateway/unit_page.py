@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.common import Location
+from schemas.common import AwareInstant, Location
 from schemas.errors import first_error
 from schemas.events import UnitStatusReportedV1
 from schemas.vocabulary import UnitStatus
@@ -71,6 +71,10 @@ class KeyedStatusReport(BaseModel):
     incident_id: UUID | None = None
     location: Location | None = None
     note: str | None = Field(default=None, max_length=200)
+    # The crew's own time makes the report's event id: a client that gives up waiting and
+    # sends the same report another way (`siaga unit status` to the broker) with the same
+    # time has it counted once.
+    reported_at: AwareInstant | None = None
 
 
 UNIT_KEY = key_with(Scope.UNIT)
@@ -155,6 +159,7 @@ async def publish_keyed_report(
 ) -> UnitStatusReportedV1:
     """Check a keyed client's report as `siaga unit status` always has (the dispatcher's
     rule on the board, a refusal read again while the board catches up), then send it."""
+    reported_at = body.reported_at or gateway.clock()
     async with gateway.reads.acquire() as conn:
         incident_id, refusal = await judge_on_board(
             conn,
@@ -162,6 +167,7 @@ async def publish_keyed_report(
             status=body.status,
             incident_id=body.incident_id,
             clock=gateway.clock,
+            reported_at=reported_at,
         )
     if refusal is not None:
         raise Refusal(409, refusal)
@@ -169,7 +175,7 @@ async def publish_keyed_report(
         unit_id=unit_id,
         status=body.status,
         incident_id=incident_id,
-        reported_at=gateway.clock(),
+        reported_at=reported_at,
         location=body.location,
         note=body.note,
     )
@@ -229,9 +235,11 @@ def unit_routes(speeds: TravelSpeeds) -> Router:
             description=(
                 "A unit's status as a field client reports it: `status`, the `incident_id` "
                 "it is about (its order's when none is named), `location` and `note` if "
-                "known. Checked as the dispatcher checks every unit report (the unit is in "
-                "the fleet, the incident is its order, the step is legal): 409 with the "
-                "reason when it would be refused, 202 once it is durable in the outbox. "
+                "known, and `reported_at`, the crew's own time (now when absent; the same "
+                "report sent again with the same time counts once). Checked as the "
+                "dispatcher checks every unit report (the unit is in the fleet, the "
+                "incident is its order, the step is legal, the time plausible): 409 with "
+                "the reason when it would be refused, 202 once it is durable in the outbox. "
                 "Needs a key with scope `unit`."
             ),
             tags=["units"],
