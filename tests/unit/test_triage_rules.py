@@ -99,6 +99,13 @@ def test_flagged_prank_caller_still_gets_p1_when_a_life_is_at_risk() -> None:
     assert calm.priority is Priority.P3  # lowered, still an incident
 
 
+def test_thanks_at_the_end_do_not_make_a_report_a_question() -> None:
+    decision = Classifier().classify(
+        text="jalan rusak parah di dekat pasar. terima kasih admin", channel=Channel.WHATSAPP
+    )
+    assert decision.category is Category.INFRASTRUCTURE, decision.explanation
+
+
 def test_nothing_recognised_goes_to_a_human() -> None:
     decision = Classifier().classify(text="pak ada itu di sana", channel=Channel.CALL112)
     assert decision.needs_review and decision.confidence < 0.5
