@@ -45,43 +45,58 @@ def run_together(text: str, rng: random.Random) -> str:
     return " ".join(out)
 
 
-def split_words(text: str, rng: random.Random) -> str:
-    """Some long words cut in two ("kece lakaan")."""
+def _some_words(
+    text: str,
+    rng: random.Random,
+    change: Callable[[str], str],
+    *,
+    share: float,
+    shortest: int = 6,
+    letters_only: bool = True,
+) -> str:
+    """`text` with `share` of its words of `shortest` letters or more (letters only, unless
+    told otherwise) passed through `change`."""
     out: list[str] = []
     for word in text.split():
-        if len(word) >= 7 and rng.random() < SPLIT:
-            cut = rng.randrange(3, len(word) - 2)
-            out += [word[:cut], word[cut:]]
-        else:
-            out.append(word)
+        long_enough = len(word) >= shortest and (word.isalpha() or not letters_only)
+        if long_enough and rng.random() < share:
+            word = change(word)
+        out.append(word)
     return " ".join(out)
+
+
+def split_words(text: str, rng: random.Random) -> str:
+    """Some long words cut in two ("kece lakaan")."""
+
+    def cut(word: str) -> str:
+        at = rng.randrange(3, len(word) - 2)
+        return f"{word[:at]} {word[at:]}"
+
+    return _some_words(text, rng, cut, share=SPLIT, shortest=7, letters_only=False)
 
 
 def typing_slips(text: str, rng: random.Random) -> str:
     """Some long words with one slip: a letter left out, two swapped, or one doubled."""
-    out: list[str] = []
-    for word in text.split():
-        if len(word) >= 6 and word.isalpha() and rng.random() < SLIPS:
-            at = rng.randrange(1, len(word) - 1)
-            kind = rng.randrange(3)
-            if kind == 0:
-                word = word[:at] + word[at + 1 :]
-            elif kind == 1:
-                word = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
-            else:
-                word = word[:at] + word[at] + word[at:]
-        out.append(word)
-    return " ".join(out)
+
+    def slip(word: str) -> str:
+        at = rng.randrange(1, len(word) - 1)
+        kind = rng.randrange(3)
+        if kind == 0:
+            return word[:at] + word[at + 1 :]
+        if kind == 1:
+            return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+        return word[:at] + word[at] + word[at:]
+
+    return _some_words(text, rng, slip, share=SLIPS)
 
 
 def sms(text: str, rng: random.Random) -> str:
     """Some long words without their inner vowels ("kbkrn")."""
-    out: list[str] = []
-    for word in text.split():
-        if len(word) >= 6 and word.isalpha() and rng.random() < NO_VOWELS:
-            word = word[0] + _INNER_VOWELS.sub("", word[1:-1]) + word[-1]
-        out.append(word)
-    return " ".join(out)
+
+    def shortened(word: str) -> str:
+        return word[0] + _INNER_VOWELS.sub("", word[1:-1]) + word[-1]
+
+    return _some_words(text, rng, shortened, share=NO_VOWELS)
 
 
 def forwarded(text: str, rng: random.Random) -> str:
