@@ -161,6 +161,8 @@ EVERYDAY_WORD_NAMES = frozenset(
         "lebo",
     }
 )
+# Names that are also words: never matched fuzzily, never taken apart from "di" or "ke".
+WORD_NAMES = EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
 
 # Phrases that contain a place name but name no place ("batang pohon" is a tree trunk).
 NOT_PLACES = frozenset(
@@ -295,9 +297,7 @@ class PlaceResolver:
                 self._add(_key(name), found)
         self._fuzzy_memo: dict[str, tuple[list[Target] | None, int]] = {}
         self._fuzzy_keys = sorted(
-            k
-            for k in self._index
-            if len(k) >= MIN_FUZZY and k not in EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
+            k for k in self._index if len(k) >= MIN_FUZZY and k not in WORD_NAMES
         )
 
     @classmethod
@@ -414,7 +414,7 @@ class PlaceResolver:
                 and len(rest) >= MIN_GLUED
                 and token not in self._index
                 and rest in self._index
-                and rest not in EVERYDAY_WORD_NAMES | COMMON_WORD_NAMES
+                and rest not in WORD_NAMES
             ):
                 out += [head, rest]
             else:
