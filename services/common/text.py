@@ -191,6 +191,11 @@ def stem(
     return None
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, an ellipsis saying it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def words(text: str) -> list[str]:
     """The normalised words of a report with shorthand spelled out."""
     return spell_out(normalise(text).split())

@@ -24,6 +24,7 @@ from schemas.common import EARLIEST, MAX_NAME, MAX_TEXT, Caller, Location
 from schemas.events import IntakeReceivedV1
 from schemas.ids import derive_id
 from schemas.vocabulary import Channel
+from services.common.text import clip
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Not a citizen's report: a reaction to one of our replies, a notice that a user changed
@@ -58,11 +59,6 @@ class WhatsAppPost:
 def intake_id_for(channel: Channel, message_id: str) -> UUID:
     """The intake id of a channel's message: the same message, the same intake."""
     return derive_id(f"{channel.value}:{message_id}", "intake")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, an ellipsis saying it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def e164(number: str) -> str | None:

@@ -29,6 +29,7 @@ from schemas.events import (
 from services.common.admin import records_since
 from services.common.readable import eta_minutes, mask_phones_in
 from services.common.settings import CommonSettings
+from services.common.text import clip
 
 
 def _short(ident: object) -> str:
@@ -37,8 +38,7 @@ def _short(ident: object) -> str:
 
 def _clip(text: str, width: int = 60) -> str:
     # Masked before it is cut, or the cut could leave most of a number to read.
-    text = " ".join(mask_phones_in(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return clip(" ".join(mask_phones_in(text).split()), width)
 
 
 def describe(event: Event) -> str | None:

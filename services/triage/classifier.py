@@ -30,7 +30,7 @@ from schemas.events import CallerSignals, LifeThreat
 from schemas.vocabulary import NOT_INCIDENTS, Category, Channel, Priority
 from services.common.datapack import resolve_pack
 from services.common.gazetteer import load_gazetteer
-from services.common.text import normalise
+from services.common.text import clip, normalise
 from services.triage.categories import CategoryEvidence, CategoryScorer
 from services.triage.lexicon import Lexicon, built_in_lexicon
 from services.triage.model import LinearModel, Prediction, built_in_model
@@ -72,11 +72,6 @@ BELOW_P1 = (Priority.P2, Priority.P3, Priority.P4)
 _SENTENCE_END = re.compile(r"[.!?\n]+(?:\s|$)")
 MIN_SENTENCE_WORDS = 4
 SHOWN_SENTENCE = 60  # characters of the sentence an explanation quotes
-
-
-def _shortened(sentence: str) -> str:
-    return sentence if len(sentence) <= SHOWN_SENTENCE else sentence[: SHOWN_SENTENCE - 3] + "..."
-
 
 # Members looked up once: an enum's class attribute costs several dictionary look-ups, and
 # classifying compares with these for every category.
@@ -373,7 +368,7 @@ class Classifier:
             # on its own.
             alone, sentence = self._sentence_p1(found.reading.text)
             if alone >= max(needed, self.policy.p1_over):
-                p1, said_apart = alone, f" (the sentence '{_shortened(sentence)}')"
+                p1, said_apart = alone, f" (the sentence '{clip(sentence, SHOWN_SENTENCE)}')"
         if p1 >= needed:
             if signals is not None and signals.prank_flagged:
                 reasons.append(f"number flagged after {signals.prior_pranks} pranks -> P3")
