@@ -67,7 +67,9 @@ class Incidents:
         await self._read(conn, ids)
 
     async def _read(self, conn: asyncpg.Connection, ids: Collection[UUID]) -> None:
-        wanted = sorted(set(ids) - self._known.keys())
+        # Not `set(ids) - self._known.keys()`: that walks (and hashes) every incident the
+        # batch has read, once per event.
+        wanted = sorted({i for i in ids if i not in self._known})
         if not wanted:
             return
         # Locked in one order, so two instances with incidents in common cannot deadlock.
