@@ -299,6 +299,9 @@ class PlaceResolver:
         self._fuzzy_keys = sorted(
             k for k in self._index if len(k) >= MIN_FUZZY and k not in WORD_NAMES
         )
+        # The words a name (or a phrase that is no place) can start with: with no cue and
+        # no hint, a phrase starting with any other word is neither, and is not looked up.
+        self._starts = frozenset(k.split(" ", 1)[0] for k in (*self._index, *NOT_PLACES))
 
     @classmethod
     def from_pack(cls, pack: DataPack, *, gazetteer: Gazetteer | None = None) -> PlaceResolver:
@@ -377,8 +380,11 @@ class PlaceResolver:
         doubtful: list[Mention] = []
         # What comes before a word is the same whatever length of phrase starts there.
         cues = [self._cue(tokens, start) for start in range(len(tokens))]
+        starts = self._starts
         for size in range(min(MAX_NGRAM, len(tokens)), 0, -1):
             for start in range(len(tokens) - size + 1):
+                if not (from_hint or cues[start] or tokens[start] in starts):
+                    continue
                 if any(taken[start : start + size]):
                     continue
                 phrase = " ".join(tokens[start : start + size])
