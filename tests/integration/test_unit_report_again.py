@@ -53,6 +53,23 @@ async def test_a_unit_report_sent_again_with_its_time_counts_once(gw: Pipeline) 
         )
     assert taken.status_code == 202, taken.text
     await eventually(lambda: status_is("en_route"), timeout=30, what="en route by the gateway")
+
+    async def on_board() -> bool | None:
+        rows = await gw.fetch(
+            "SELECT status, status_at FROM readmodel.units WHERE unit_id = $1", unit
+        )
+        return True if [tuple(r) for r in rows] == [("en_route", at)] else None
+
+    await eventually(on_board, timeout=30, what="the report on the board")
+    # The tablet sends the same report again (its first answer came too late): taken, not
+    # refused as a repeat of itself.
+    async with httpx.AsyncClient(base_url=gateway_url(gw)) as http:
+        again = await http.post(
+            f"/units/{unit}/status",
+            json={"status": "en_route", "reported_at": at.isoformat()},
+            headers={"Authorization": f"Bearer {tablet}"},
+        )
+    assert again.status_code == 202, again.text
     # The same report again, the broker's way, then the next one behind it on the unit's
     # partition: once that is applied, the copy has been read.
     await report_status(
