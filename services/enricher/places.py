@@ -15,6 +15,7 @@ holds them.
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from services.common.text import words
 from services.enricher.boundaries import Boundaries, load_boundaries
 
 MAX_NGRAM = 4
+NAMESAKE_KECAMATAN = 0.01
+# An account named in a post or comment ("@dukcapil_batang", "@bpbd.batang").
+_HANDLE = re.compile(r"@[\w.]+")
 # Prepositions often written onto the name that follows them ("dilimpung"), and how long
 # that name must be to be taken apart from them.
 GLUED_CUES = frozenset({"di", "ke"})
@@ -363,11 +367,16 @@ class PlaceResolver:
         return from_words
 
     def from_words(self, *, text: str, hint: str | None = None) -> Place | None:
-        """The place named by the hint and the text, or None."""
+        """The place named by the hint and the text, or None. An account's handle
+        ("@pln_batang", "@dukcapil_batang") names an agency, not where the report is
+        from: its words count only when nothing else in the report names a place."""
         mentions = []
         if hint:
             mentions += self.mentions(hint, from_hint=True)
-        mentions += self.mentions(text, from_hint=False)
+        said = _HANDLE.sub(" ", text)
+        mentions += self.mentions(said, from_hint=False)
+        if not mentions and said != text:
+            mentions = self.mentions(" ".join(_HANDLE.findall(text)), from_hint=False)
         if not mentions:
             return None
         return self._choose(mentions)
@@ -506,6 +515,11 @@ class PlaceResolver:
             kecamatan = {t.kecamatan.code for t in m.targets}
             for code in kecamatan:
                 support[code] += m.weight / len(kecamatan)
+            # "di Bawang" with nothing else to go by: the kecamatan of that name before a
+            # desa so named in another kecamatan (a tie-break, less than any mention's weight).
+            for t in m.targets:
+                if t.area.level == "kecamatan" and len(kecamatan) > 1:
+                    support[t.kecamatan.code] += NAMESAKE_KECAMATAN * m.weight
         ranked = sorted(
             ((m, t) for m in mentions for t in m.targets),
             key=lambda mt: (

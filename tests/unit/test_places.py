@@ -38,6 +38,12 @@ def resolver() -> PlaceResolver:
         ("batang pohon tumbang di kandeman", None, "Kandeman", "Kandeman"),
         ("buruh pingsan di kawasan industri", None, "Gringsing", "Ketanggan"),
         ("ada kecelakaan dilimpung", None, "Limpung", "Limpung"),  # "di" typed onto the name
+        # an account's handle names an agency, not where the report is from
+        ("@pdam_batang pipa bocor di Bawang", None, "Bawang", "Bawang"),
+        ("@pdam.batang air mati terus", None, "Batang", None),  # nothing else: the handle
+        # a name both a kecamatan and a desa elsewhere: the kecamatan, unless told otherwise
+        ("pipa bocor di Bawang sudah seminggu", None, "Bawang", "Bawang"),
+        ("pipa bocor di desa Bawang kecamatan Blado", None, "Blado", "Bawang"),
         ("banjir kewonotunggal arah hulu", None, "Wonotunggal", "Wonotunggal"),
         ("kebakaran di limpnug", None, "Limpung", "Limpung"),  # two letters swapped: one slip
     ],
