@@ -379,7 +379,10 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 STILL_WORDS = frozenset({"masih", "belum", "still"})
 # "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not
 # undone by what was said before it.
-CONTRAST_WORDS = frozenset({"tapi", "tetapi", "namun", "but", "however", "nanging", "ananging"})
+# "masih bisa bicara, cuma sepatah-sepatah": so is an "only".
+CONTRAST_WORDS = frozenset(
+    {"tapi", "tetapi", "namun", "but", "however", "nanging", "ananging", "cuma", "hanya", "only"}
+)
 
 
 def _contrast_between(tokens: Sequence[str], start: int, end: int) -> bool:

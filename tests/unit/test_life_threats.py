@@ -67,6 +67,14 @@ THREATS = [
     ("allergy", "id", "disengat tawon, mukanya bengkak dan sesak"),
     ("allergy", "jv", "dientup tawon, raine abuh, ambegane ngik ngik"),
     ("allergy", "en", "after eating peanuts her lips and throat are swelling"),
+    # scalds: the body part told before the blisters, and "kesiram" for "tersiram"
+    (
+        "burns_electric",
+        "id",
+        "balita ketumpahan kuah sayur mendidih, punggung sampai perut melepuh",
+    ),
+    ("burns_electric", "jv", "anakku kesiram banyu panas saka termos, nangis terus"),
+    ("burns_electric", "en", "my toddler pulled a kettle down and got scalded on his chest"),
     ("burns_electric", "id", "tukang tersengat listrik di tiang, tidak bergerak"),
     ("burns_electric", "jv", "wong kesetrum ning cagak listrik isih nempel kabel"),
     ("burns_electric", "en", "a worker was electrocuted on the roof"),
@@ -83,6 +91,12 @@ THREATS = [
     ("fire_people", "jv", "omah kobong, bapakku isih ning njero ra iso metu"),
     ("fire_people", "en", "the house is on fire and my children are still inside"),
     ("fire_people", "sms", "kbkaran rmh, ank msh di dlm"),
+    # a fire on land come down to the houses
+    (
+        "fire_people",
+        "id",
+        "api dari kebun tebu sudah sampai rumah paling ujung, warga pada ngungsi",
+    ),
     ("violence", "id", "suami mencekik anaknya, sekarang masih di rumah"),
     ("violence", "jv", "wong edan nggawa arit ngamuk ning pasar, wis mbacok wong"),
     ("violence", "en", "a man stabbed someone at the market and is still walking around"),
@@ -284,6 +298,13 @@ NEW_STYLE_THREATS = [
     "nenek saya gula darahnya tinggi sekali, sekarang susah dibangunkan",
     "pemuda mabuk oplosan, 3 orang muntah-muntah dan matanya tidak bisa melihat",
     "anak saya dianiaya tetangga, sekarang pingsan",
+]
+# The breathing danger signs a call-taker asks about, given only in the caller's answers
+# (blue lips; talking a word at a time, which "still talks" does not undo).
+NEW_STYLE_THREATS += [
+    "ibu saya asmanya kumat ... warna kukunya gimana ... agak kebiruan pak",
+    "kakek sesak dari sore ... masih bisa ngomong pak ... bisa tapi cuma sepatah sepatah",
+    "my husband is wheezing, he can still talk but only a few words",
 ]
 NEW_STYLE_NOT_THREATS = [
     "mohon maaf tadi anak saya main hp telepon 112 bilang ada kebakaran, gada apa2, desa Tulis",
