@@ -283,7 +283,8 @@ class Classifier:
         # Silence is a ghost call; a report that says anything else is not one. A prank needs
         # its own sign (a joke's words, laughter, owning up): a vague call goes to a human,
         # and a prank verdict counts against the caller's number.
-        ghost_possible = found.reading.words <= self._silence
+        # Numbers are the call-taker's note of the line ("open line 40 dtk", "0:03").
+        ghost_possible = all(w in self._silence or w.isdigit() for w in found.reading.words)
         prank_possible = (
             bool(found.words.scores.get(_PRANK) or found.laughter or found.admissions)
             or found.model.category.get(_PRANK, 0.0) >= policy.prank_alone

@@ -114,6 +114,24 @@ def test_nothing_recognised_goes_to_a_human() -> None:
     assert silent.category is Category.GHOST and not silent.dispatches_units
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hh hm",
+        "hallo?? can you hear me?",
+        "open line 25 detik, ditelepon balik nomor tidak aktif",
+        "pesan suara 5 detik, cuma kresek kresek",
+        "112 ada yang bisa dibantu ... halo ... (hening)",
+    ],
+)
+def test_a_line_with_nothing_said_is_a_silent_call(text: str) -> None:
+    """A mumble, a caller asking whether anyone hears, the call-taker's note of an open
+    line (how many seconds, the call back): nothing is said, so it is a ghost call."""
+    decision = Classifier().classify(text=text, channel=Channel.CALL112)
+    assert decision.category is Category.GHOST, decision.explanation
+    assert not decision.dispatches_units
+
+
 def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
     resolver = PlaceResolver(load_gazetteer(PACK))
     sendang = [a for a in resolver.gazetteer.desa if a.name == "Sendang"]
