@@ -297,6 +297,9 @@ class ThreatDetector:
         tokens = reading.tokens
         clause = reading.clause_start(m.start)
         first = tokens[m.start]
+        if first in self._negation_words and m.start + 1 in reading.clause_starts:
+            # "perlu ke dokter gak? ... napasnya biasa": the "no" ends the clause before it.
+            return "its 'no' ends the clause before"
 
         def before(index: PhraseIndex[object], reach: int) -> str | None:
             window = tokens[max(clause, m.start - reach) : m.start]

@@ -91,6 +91,14 @@ THREATS = [
     ("fire_people", "jv", "omah kobong, bapakku isih ning njero ra iso metu"),
     ("fire_people", "en", "the house is on fire and my children are still inside"),
     ("fire_people", "sms", "kbkaran rmh, ank msh di dlm"),
+    ("fire_people", "id", "api dari pembakaran jerami sudah nyampe pagar rumah warga"),
+    ("fire_people", "jv", "geni saka gudang wis nyambar nang omah sebelah"),
+    (
+        "burns_electric",
+        "id",
+        "kabel PLN jatuh di atap seng, sekarang atapnya nyetrum, anak masih di dalam",
+    ),
+    ("crash", "id", "mobil terbalik masuk parit, masih ada orang di dalamnya"),
     # a fire on land come down to the houses
     (
         "fire_people",
@@ -307,6 +315,11 @@ NEW_STYLE_THREATS += [
     "my husband is wheezing, he can still talk but only a few words",
 ]
 NEW_STYLE_NOT_THREATS = [
+    # a "no" that closes a question before the next one ("... gak? napasnya ...")
+    "anak saya tadi tersedak tapi sudah keluar, perlu ke dokter gak? napasnya sekarang biasa",
+    # a call-taker's note of a silent line; a heart on fire
+    "penelepon tidak ada respon setelah disapa tiga kali, terdengar suara tv",
+    "atiku kobong ndelok mantan nikah 😭",
     "mohon maaf tadi anak saya main hp telepon 112 bilang ada kebakaran, gada apa2, desa Tulis",
     # krama "sedasa" (ten) is no "sedada" (chest-high), "shouting" no "shooting"
     "lampu dalan ngajeng masjid sampun sedasa dinten pejah, nyuwun dipun dandosi",
