@@ -127,6 +127,7 @@ class _Evidence:
     model: Prediction
     admissions: list[str] = field(default_factory=list)
     laughter: list[str] = field(default_factory=list)
+    silent_caller: list[str] = field(default_factory=list)
 
 
 class Classifier:
@@ -164,14 +165,19 @@ class Classifier:
         self.threats = ThreatDetector(lexicon, self.reader)
         self.words = CategoryScorer(lexicon, self.reader)
         self._admissions: PhraseIndex[str] = PhraseIndex(
-            [(p, "admit") for p in m.prank_admissions] + [(p, "laugh") for p in m.laughter],
+            [(p, "admit") for p in m.prank_admissions]
+            + [(p, "laugh") for p in m.laughter]
+            + [(p, "silent") for p in m.silent_caller],
             word=self.reader.pattern_word,
         )
         # Jokes and laughter are said as they are: a slip of "ngajak" is not "ngakak".
         serious = self.threats.vocabulary() | {
             w for c in Category if c is not Category.PRANK for w in self.words.vocabulary(c)
         }
-        jokes = (self.words.vocabulary(Category.PRANK) | self._admissions.vocabulary()) - serious
+        said_in_jest = PhraseIndex(
+            [(p, "") for p in (*m.prank_admissions, *m.laughter)], word=self.reader.pattern_word
+        ).vocabulary()
+        jokes = (self.words.vocabulary(Category.PRANK) | said_in_jest) - serious
         self.reader.learn(
             (self.threats.vocabulary() | self.words.vocabulary()) - jokes,
             run_together=self.threats.word_pairs(),
@@ -206,11 +212,15 @@ class Classifier:
         """What each of the three readers finds in a report."""
         admissions: list[str] = []
         laughter: list[str] = []
+        silent: list[str] = []
         tokens = reading.tokens
         for m in self._admissions.find(tokens, reading.words):
+            said = " ".join(tokens[m.start : m.end])
+            if m.value == "silent":
+                silent.append(said)
+                continue
             if any(t in self._negations for t in tokens[max(0, m.start - 2) : m.start]):
                 continue  # "this is not a prank", "bukan bercanda": the opposite
-            said = " ".join(tokens[m.start : m.end])
             (admissions if m.value == "admit" else laughter).append(said)
         return _Evidence(
             reading=reading,
@@ -219,6 +229,7 @@ class Classifier:
             model=self.model.predict(reading),
             admissions=admissions,
             laughter=laughter,
+            silent_caller=silent,
         )
 
     def classify(
@@ -247,6 +258,11 @@ class Classifier:
             # Laughing while someone is trapped is no prank.
             category = max(EMERGENCY_CATEGORIES, key=lambda c: scores[c])
             why += f"; a life is at risk: {category.value}, not a prank"
+        elif threat.findings and category is _GHOST:
+            # A silent line that carries a sign of distress ("penelepon diam, terdengar napas
+            # ngorok") is a caller who cannot speak, not a pocket dial.
+            category = max(EMERGENCY_CATEGORIES, key=lambda c: scores[c])
+            why += f"; a life may be at risk: {category.value}, not a silent call"
         priority, reasons, questions = self._priority(category, found, signals)
         if priority is Priority.P1 and category not in EMERGENCY_CATEGORIES:
             # A life at risk needs units, which only an emergency category sends.
@@ -283,8 +299,11 @@ class Classifier:
         # Silence is a ghost call; a report that says anything else is not one. A prank needs
         # its own sign (a joke's words, laughter, owning up): a vague call goes to a human,
         # and a prank verdict counts against the caller's number.
-        # Numbers are the call-taker's note of the line ("open line 40 dtk", "0:03").
-        ghost_possible = all(w in self._silence or w.isdigit() for w in found.reading.words)
+        # Numbers are the call-taker's note of the line ("open line 40 dtk", "0:03"); a note
+        # that the caller said nothing may tell what else the line carried.
+        ghost_possible = bool(found.silent_caller) or all(
+            w in self._silence or w.isdigit() for w in found.reading.words
+        )
         prank_possible = (
             bool(found.words.scores.get(_PRANK) or found.laughter or found.admissions)
             or found.model.category.get(_PRANK, 0.0) >= policy.prank_alone

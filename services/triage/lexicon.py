@@ -87,6 +87,7 @@ class Modifiers(_Strict):
     prank_admissions: list[Phrase]
     laughter: list[Phrase]
     silence: list[Phrase]
+    silent_caller: list[Phrase]
     requests: list[Phrase]
     emoji: dict[str, str]
     common: CommonWords

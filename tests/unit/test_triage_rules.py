@@ -132,6 +132,31 @@ def test_a_line_with_nothing_said_is_a_silent_call(text: str) -> None:
     assert not decision.dispatches_units
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "penelepon diam saja, yang terdengar suara orang jualan dan motor lewat",
+        "tidak ada jawaban atas sapaan petugas, ada suara musik dangdut, lalu terputus",
+        "pelapor tidak bicara, kemungkinan hp di saku, dipanggil balik tidak diangkat",
+    ],
+)
+def test_a_note_that_the_caller_said_nothing_is_a_silent_call(text: str) -> None:
+    """The call-taker notes what else the line carried (a market, a radio): the caller said
+    nothing, so it is still a silent call."""
+    decision = Classifier().classify(text=text, channel=Channel.CALL112)
+    assert decision.category is Category.GHOST, decision.explanation
+    assert decision.priority is Priority.P4
+
+
+def test_a_silent_line_with_a_sign_of_distress_is_no_silent_call() -> None:
+    """A caller who cannot speak: only the breathing is heard."""
+    decision = Classifier().classify(
+        text="penelepon diam, hanya terdengar napas ngorok", channel=Channel.CALL112
+    )
+    assert decision.category is not Category.GHOST, decision.explanation
+    assert decision.priority is Priority.P1 and decision.questions
+
+
 def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
     resolver = PlaceResolver(load_gazetteer(PACK))
     sendang = [a for a in resolver.gazetteer.desa if a.name == "Sendang"]
