@@ -83,6 +83,8 @@ class Modifiers(_Strict):
     still: list[Phrase]
     handled: list[Phrase]
     habitual: list[Phrase]
+    truth_questions: list[Phrase]
+    second_hand: list[Phrase]
     other_senses: list[Phrase]
     prank_admissions: list[Phrase]
     laughter: list[Phrase]

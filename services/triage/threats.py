@@ -128,7 +128,15 @@ class ThreatDetector:
             for kind in ("resolved", "lower", "context", "not_when"):
                 entries += [(p, _Tag(kind, c)) for p in getattr(c, kind)]
         entries += [(p, _Tag("other")) for p in m.other_senses]
-        for signal in ("past", "still", "handled", "habitual", "requests"):
+        for signal in (
+            "past",
+            "still",
+            "handled",
+            "habitual",
+            "requests",
+            "truth_questions",
+            "second_hand",
+        ):
             entries += [(p, _Tag("report", signal=signal)) for p in getattr(m, signal)]
         self._scan: PhraseIndex[_Tag] = PhraseIndex(entries, concepts=concepts, word=word)
         self._finding_patterns = PhraseIndex(
@@ -208,6 +216,8 @@ class ThreatDetector:
                 reason = "in the past"
             if reason is None and over and not _contrast_between(tokens, over_at, m.start):
                 reason = over
+            elif reason is not None and reason.startswith("heard") and over == RUMOUR:
+                reason = over  # what "katanya" tells is asked about, not told
             if reason is None and not finding.certain and habitual:
                 reason = "keeps happening (a complaint)"
             if reason is not None and reason.startswith("softened") and finding.certain:
@@ -253,11 +263,14 @@ class ThreatDetector:
             if m.value.signal == "still" and not any(_overlap(m, h) for h in handled)
         ]
         over = None
-        if not still and handled:
+        over_at = max((m.end for m in (handled if handled else past)), default=0)
+        signals = {m.value.signal for m in found}
+        if {"truth_questions", "second_hand"} <= signals:
+            over, over_at = RUMOUR, 0
+        elif not still and handled:
             over = "already handled"
         elif not still and past:
             over = "in the past"
-        over_at = max((m.end for m in (handled if handled else past)), default=0)
         return (
             over,
             over_at,
@@ -380,6 +393,7 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
+RUMOUR = "a rumour asked about"
 # "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not
 # undone by what was said before it.
 # "masih bisa bicara, cuma sepatah-sepatah": so is an "only".

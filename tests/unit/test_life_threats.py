@@ -314,7 +314,15 @@ NEW_STYLE_THREATS += [
     "kakek sesak dari sore ... masih bisa ngomong pak ... bisa tapi cuma sepatah sepatah",
     "my husband is wheezing, he can still talk but only a few words",
 ]
+NEW_STYLE_THREATS += [
+    # asking whether this is the right number, or having sent a video, is no rumour
+    "apa benar ini nomor damkar? gudang sebelah terbakar, ada orang terjebak, saya kirim video",
+]
 NEW_STYLE_NOT_THREATS = [
+    # a rumour asked about: where it was heard, and whether it is true
+    "ada kabar beredar di grup wa kalau besok ada gempa besar dan tsunami, bener gak min?",
+    "katanya ada orang tenggelam di waduk, videonya viral, apa benar ada kejadian itu?",
+    "is it true that a kid was kidnapped near the square? everyone on facebook is sharing it",
     # a "no" that closes a question before the next one ("... gak? napasnya ...")
     "anak saya tadi tersedak tapi sudah keluar, perlu ke dokter gak? napasnya sekarang biasa",
     # a call-taker's note of a silent line; a heart on fire
