@@ -313,6 +313,7 @@ NEW_STYLE_THREATS += [
     "ibu saya asmanya kumat ... warna kukunya gimana ... agak kebiruan pak",
     "kakek sesak dari sore ... masih bisa ngomong pak ... bisa tapi cuma sepatah sepatah",
     "my husband is wheezing, he can still talk but only a few words",
+    "nenek sesak napas, ngomongnya putus putus",
 ]
 NEW_STYLE_THREATS += [
     # asking whether this is the right number, or having sent a video, is no rumour

@@ -138,6 +138,7 @@ def test_a_line_with_nothing_said_is_a_silent_call(text: str) -> None:
         "penelepon diam saja, yang terdengar suara orang jualan dan motor lewat",
         "tidak ada jawaban atas sapaan petugas, ada suara musik dangdut, lalu terputus",
         "pelapor tidak bicara, kemungkinan hp di saku, dipanggil balik tidak diangkat",
+        "suara pasar, penelepon tidak merespons panggilan petugas, ditelepon balik tidak aktif",
     ],
 )
 def test_a_note_that_the_caller_said_nothing_is_a_silent_call(text: str) -> None:
