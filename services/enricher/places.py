@@ -35,10 +35,14 @@ MAX_NGRAM = 4
 NAMESAKE_KECAMATAN = 0.01
 # An account named in a post or comment ("@dukcapil_batang", "@bpbd.batang").
 _HANDLE = re.compile(r"@[\w.]+")
+# A word written with a capital inside a sentence ("... di Juragan", "jl raya Tulis"): a
+# name, where the same word in lower case may be an everyday one ("juragan", "tulis").
+_CAPITALISED = re.compile(r"(?<![.!?:\n]\s)(?<![.!?:\n])(?<!^)\b([A-Z][a-z]{2,})\b")
 # Prepositions often written onto the name that follows them ("dilimpung"), and how long
 # that name must be to be taken apart from them.
 GLUED_CUES = frozenset({"di", "ke"})
 MIN_GLUED = 5
+MIN_SPLIT_NAME = 8  # letters a one-word name needs before it is read when written as two
 MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
 FUZZY_MEMO_SIZE = 50_000  # phrases whose fuzzy match is remembered
 # Words that announce a place; after them a name may be misspelt or be an everyday word.
@@ -89,12 +93,21 @@ PLACE_CUES = frozenset(
         "near",
         "at",
         "in",
+        # "jalan raya Subah"; Javanese "ning/nang/neng Gemuh", krama "wonten/teng"
+        "raya",
+        "ning",
+        "nang",
+        "neng",
+        "wonten",
+        "teng",
     }
 )
 # Words that name the kind of area; the only cues for names that are common words.
 AREA_CUES = frozenset({"desa", "kelurahan", "kecamatan", "dukuh", "dusun", "dsn", "dk", "kampung"})
 # Where the incident is ("di pasar") weighs more than where the caller came from ("dari").
-NEAR_CUES = frozenset({"di", "lokasi", "depan", "samping", "belakang", "at"})
+NEAR_CUES = frozenset(
+    {"di", "lokasi", "depan", "samping", "belakang", "at", "ning", "nang", "neng", "wonten", "teng"}
+)
 FAR_CUES = frozenset({"dari", "ke", "arah", "jurusan", "menuju", "towards"})
 
 # Area names that are also everyday words, or desa names many regencies have (Sidorejo,
@@ -303,6 +316,15 @@ class PlaceResolver:
         self._fuzzy_keys = sorted(
             k for k in self._index if len(k) >= MIN_FUZZY and k not in WORD_NAMES
         )
+        # One-word names as people split them in two ("banyu putih", "wono tunggal").
+        self._split_names = {
+            f"{k[:i]} {k[i:]}": k
+            for k in self._index
+            if " " not in k and len(k) >= MIN_SPLIT_NAME and k not in WORD_NAMES
+            for i in range(3, len(k) - 2)
+            if f"{k[:i]} {k[i:]}" not in self._index
+        }
+        self._split_heads = frozenset(k.split(" ", 1)[0] for k in self._split_names)
         # The words a name (or a phrase that is no place) can start with: with no cue and
         # no hint, a phrase starting with any other word is neither, and is not looked up.
         self._starts = frozenset(k.split(" ", 1)[0] for k in (*self._index, *NOT_PLACES))
@@ -384,6 +406,7 @@ class PlaceResolver:
     def mentions(self, text: str, *, from_hint: bool) -> list[Mention]:
         """Every name of a known place in `text`, longest first, none overlapping."""
         tokens = self._unglued(words(text))
+        capitalised: set[str] | None = None  # read only when a name that is a word is met
         taken = [False] * len(tokens)
         found: list[Mention] = []
         doubtful: list[Mention] = []
@@ -408,7 +431,11 @@ class PlaceResolver:
                 if not targets:
                     continue
                 mention = Mention(start, start + size, phrase, targets, from_hint, edits, cue)
-                if not self._allowed(phrase, cue, from_hint, edits):
+                if phrase in WORD_NAMES and capitalised is None:
+                    capitalised = {w.lower() for w in _CAPITALISED.findall(text)}
+                if not self._allowed(
+                    phrase, cue, from_hint, edits, capitalised is not None and phrase in capitalised
+                ):
                     doubtful.append(mention)
                     continue
                 taken[start : start + size] = [True] * size
@@ -420,9 +447,22 @@ class PlaceResolver:
     def _unglued(self, tokens: list[str]) -> list[str]:
         """The words with "di" or "ke" written onto a place's name taken apart ("dilimpung",
         "kebandar"), as people type them; a name that is also an everyday word stays glued
-        ("ditulis" is "written")."""
+        ("ditulis" is "written"). A one-word name written as two ("banyu putih") is joined."""
         out: list[str] = []
-        for token in tokens:
+        joined = self._split_names
+        skip = False
+        for at, token in enumerate(tokens):
+            if skip:
+                skip = False
+                continue
+            if (
+                token in self._split_heads
+                and at + 1 < len(tokens)
+                and (whole := joined.get(f"{token} {tokens[at + 1]}"))
+            ):
+                out.append(whole)
+                skip = True
+                continue
             head, rest = token[:2], token[2:]
             if (
                 head in GLUED_CUES
@@ -489,13 +529,15 @@ class PlaceResolver:
         return self._index[found[0]], int(found[1])
 
     @staticmethod
-    def _allowed(phrase: str, cue: str | None, from_hint: bool, edits: int) -> bool:
+    def _allowed(
+        phrase: str, cue: str | None, from_hint: bool, edits: int, capitalised: bool = False
+    ) -> bool:
         if from_hint:
             return True
         if phrase in EVERYDAY_WORD_NAMES:
-            return cue in AREA_CUES
+            return cue in AREA_CUES or (capitalised and cue in NEAR_CUES and edits == 0)
         if phrase in COMMON_WORD_NAMES:
-            return cue is not None
+            return cue is not None or (capitalised and edits == 0)
         return edits == 0 or cue is not None
 
     def _choose(self, mentions: list[Mention]) -> Place:
@@ -505,7 +547,7 @@ class PlaceResolver:
             elif m.cue in ("desa", "kelurahan"):
                 m.targets = [t for t in m.targets if t.area.level != "kecamatan"] or m.targets
             m.weight = (2.0 if m.from_hint else 1.0) * (0.7 if m.edits else 1.0)
-            if m.cue in NEAR_CUES:
+            if m.cue in NEAR_CUES or m.cue in AREA_CUES:
                 m.weight *= 1.5
             elif m.cue in FAR_CUES:
                 m.weight *= 0.5

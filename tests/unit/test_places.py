@@ -44,6 +44,16 @@ def resolver() -> PlaceResolver:
         # a name both a kecamatan and a desa elsewhere: the kecamatan, unless told otherwise
         ("pipa bocor di Bawang sudah seminggu", None, "Bawang", "Bawang"),
         ("pipa bocor di desa Bawang kecamatan Blado", None, "Blado", "Bawang"),
+        # a name that is also a word, written with its capital after "di" or "ning"
+        ("ada pohon tumbang di Juragan, jalan tertutup", None, "Kandeman", "Juragan"),
+        ("omah kobong ning Gemuh, tulung", None, "Pecalungan", "Gemuh"),
+        # "jalan raya X": the road's name is a place
+        ("kecelakaan di jalan raya bawang arah dieng", None, "Bawang", "Bawang"),
+        # a one-word name written as two
+        ("jalan ambles pecalu ngan", None, "Pecalungan", None),
+        ("pohon tumbang gring sing arah semarang", None, "Gringsing", None),
+        # the desa the caller names outweighs a landmark named as the cause
+        ("warga desa Ponowareng mengeluhkan debu, diduga dari PLTU", None, "Tulis", "Ponowareng"),
         ("banjir kewonotunggal arah hulu", None, "Wonotunggal", "Wonotunggal"),
         ("kebakaran di limpnug", None, "Limpung", "Limpung"),  # two letters swapped: one slip
     ],
@@ -103,6 +113,20 @@ def test_coordinates_resolve_to_the_desa_whose_polygon_holds_them(
         text="kecelakaan di Subah", location=Location(lat=-7.0217, lon=109.9242, accuracy_m=5000)
     )
     assert coarse is not None and coarse.kecamatan == "Subah"  # a cell-tower guess loses
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "juragan saya di pasar tidak membayar gaji",  # "juragan" in lower case is a boss
+        "Tulis alamat lengkap di formulir",  # a capital that starts a sentence
+        "gemuh banget anaknya",
+    ],
+)
+def test_an_everyday_word_is_no_place_without_its_capital_after_a_place_word(
+    resolver: PlaceResolver, text: str
+) -> None:
+    assert resolver.resolve(text=text) is None
 
 
 def test_a_point_at_sea_or_outside_the_regency_names_no_area(resolver: PlaceResolver) -> None:
