@@ -316,7 +316,7 @@ class PlaceResolver:
         self._fuzzy_keys = sorted(
             k for k in self._index if len(k) >= MIN_FUZZY and k not in WORD_NAMES
         )
-        # One-word names as people split them in two ("banyu putih", "wono tunggal").
+        # One-word names as people split them in two ("pecalu ngan", "gring sing").
         self._split_names = {
             f"{k[:i]} {k[i:]}": k
             for k in self._index
@@ -447,7 +447,7 @@ class PlaceResolver:
     def _unglued(self, tokens: list[str]) -> list[str]:
         """The words with "di" or "ke" written onto a place's name taken apart ("dilimpung",
         "kebandar"), as people type them; a name that is also an everyday word stays glued
-        ("ditulis" is "written"). A one-word name written as two ("banyu putih") is joined."""
+        ("ditulis" is "written"). A one-word name written as two ("gring sing") is joined."""
         out: list[str] = []
         joined = self._split_names
         skip = False

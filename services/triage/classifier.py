@@ -164,7 +164,8 @@ class Classifier:
         )
         self.threats = ThreatDetector(lexicon, self.reader)
         self.words = CategoryScorer(lexicon, self.reader)
-        self._admissions: PhraseIndex[str] = PhraseIndex(
+        # What the caller owns up to, laughs, or (in the call-taker's note) does not say.
+        self._caller_signs: PhraseIndex[str] = PhraseIndex(
             [(p, "admit") for p in m.prank_admissions]
             + [(p, "laugh") for p in m.laughter]
             + [(p, "silent") for p in m.silent_caller],
@@ -214,7 +215,7 @@ class Classifier:
         laughter: list[str] = []
         silent: list[str] = []
         tokens = reading.tokens
-        for m in self._admissions.find(tokens, reading.words):
+        for m in self._caller_signs.find(tokens, reading.words):
             said = " ".join(tokens[m.start : m.end])
             if m.value == "silent":
                 silent.append(said)

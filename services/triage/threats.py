@@ -244,7 +244,8 @@ class ThreatDetector:
     def _report_wide_signals(
         self, tokens: Sequence[str], found: Sequence[Match[_Tag]]
     ) -> tuple[str | None, int, list[int], bool, bool]:
-        """Whether the whole report is over (past or handled, nothing still going on), where
+        """Whether the whole report is over (past or handled, nothing still going on, or a
+        rumour asked about: where it was heard and whether it is true), where
         it says something is past, whether it says it keeps happening, and whether it asks
         for a fix as a complaint does; with the first word after the last of the signals
         that make it over (a finding after a "but" past that word is not over)."""
