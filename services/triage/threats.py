@@ -276,8 +276,8 @@ class ThreatDetector:
             over,
             over_at,
             [m.start for m in past],
-            any(m.value.signal == "habitual" for m in found),
-            any(m.value.signal == "requests" for m in found),
+            "habitual" in signals,
+            "requests" in signals,
         )
 
     @staticmethod

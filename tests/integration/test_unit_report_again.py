@@ -44,13 +44,16 @@ async def test_a_unit_report_sent_again_with_its_time_counts_once(gw: Pipeline) 
         now = await gw.fetchval("SELECT status FROM dispatcher.units WHERE unit_id = $1", unit)
         return True if now == status else None
 
+    async def tablet_reports(status: str, reported_at: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=gateway_url(gw)) as http:
+            return await http.post(
+                f"/units/{unit}/status",
+                json={"status": status, "reported_at": reported_at},
+                headers={"Authorization": f"Bearer {tablet}"},
+            )
+
     at = datetime.now(UTC)
-    async with httpx.AsyncClient(base_url=gateway_url(gw)) as http:
-        taken = await http.post(
-            f"/units/{unit}/status",
-            json={"status": "en_route", "reported_at": at.isoformat()},
-            headers={"Authorization": f"Bearer {tablet}"},
-        )
+    taken = await tablet_reports("en_route", at.isoformat())
     assert taken.status_code == 202, taken.text
     await eventually(lambda: status_is("en_route"), timeout=30, what="en route by the gateway")
 
@@ -63,12 +66,7 @@ async def test_a_unit_report_sent_again_with_its_time_counts_once(gw: Pipeline) 
     await eventually(on_board, timeout=30, what="the report on the board")
     # The tablet sends the same report again (its first answer came too late): taken, not
     # refused as a repeat of itself.
-    async with httpx.AsyncClient(base_url=gateway_url(gw)) as http:
-        again = await http.post(
-            f"/units/{unit}/status",
-            json={"status": "en_route", "reported_at": at.isoformat()},
-            headers={"Authorization": f"Bearer {tablet}"},
-        )
+    again = await tablet_reports("en_route", at.isoformat())
     assert again.status_code == 202, again.text
     # The same report again, the broker's way, then the next one behind it on the unit's
     # partition: once that is applied, the copy has been read.
@@ -98,10 +96,5 @@ async def test_a_unit_report_sent_again_with_its_time_counts_once(gw: Pipeline) 
     assert dead == []
 
     # A time the dispatcher would refuse is refused here too, before anything is sent.
-    async with httpx.AsyncClient(base_url=gateway_url(gw)) as http:
-        stale = await http.post(
-            f"/units/{unit}/status",
-            json={"status": "available", "reported_at": "2026-01-01T00:00:00+00:00"},
-            headers={"Authorization": f"Bearer {tablet}"},
-        )
+    stale = await tablet_reports("available", "2026-01-01T00:00:00+00:00")
     assert stale.status_code == 409, stale.text
