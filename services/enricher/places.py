@@ -106,8 +106,50 @@ PLACE_CUES = frozenset(
 AREA_CUES = frozenset({"desa", "kelurahan", "kecamatan", "dukuh", "dusun", "dsn", "dk", "kampung"})
 # Where the incident is ("di pasar") weighs more than where the caller came from ("dari").
 NEAR_CUES = frozenset(
-    {"di", "lokasi", "depan", "samping", "belakang", "at", "ning", "nang", "neng", "wonten", "teng"}
+    {
+        "di",
+        "lokasi",
+        "depan",
+        "samping",
+        "belakang",
+        "at",
+        "in",
+        "ning",
+        "nang",
+        "neng",
+        "wonten",
+        "teng",
+    }
 )
+# What is named after its desa ("SD Tembok", "sawah Kepuh"): before a name that is also a
+# word, written with its capital, these make it a place too (never one spelled otherwise).
+NAMED_AFTER = frozenset(
+    {
+        "sd",
+        "sdn",
+        "smp",
+        "smpn",
+        "sma",
+        "sman",
+        "smk",
+        "smkn",
+        "mi",
+        "mts",
+        "puskesmas",
+        "pasar",
+        "balai",
+        "masjid",
+        "sawah",
+        "kebun",
+        "tpi",
+        "stasiun",
+        "terminal",
+    }
+)
+# Before which a name that is also a word counts when written with its capital.
+CAPITAL_CUES = NEAR_CUES | NAMED_AFTER | {"jalan"}
+# After a name, English names the kind of area ("Kedawung village").
+AREA_AFTER = {"village": "desa", "district": "kecamatan", "subdistrict": "kecamatan"}
 FAR_CUES = frozenset({"dari", "ke", "arah", "jurusan", "menuju", "towards"})
 
 # Area names that are also everyday words, or desa names many regencies have (Sidorejo,
@@ -424,9 +466,11 @@ class PlaceResolver:
                     taken[start : start + size] = [True] * size
                     continue
                 cue = cues[start]
+                if start + size < len(tokens) and tokens[start + size] in AREA_AFTER:
+                    cue = AREA_AFTER[tokens[start + size]]
                 targets = self._index.get(phrase)
                 edits = 0
-                if targets is None and (cue or from_hint):
+                if targets is None and ((cue and cue not in NAMED_AFTER) or from_hint):
                     targets, edits = self._fuzzy(phrase)
                 if not targets:
                     continue
@@ -502,7 +546,7 @@ class PlaceResolver:
         for word in reversed(before):
             if word in AREA_CUES:
                 return word
-        if before and before[-1] in PLACE_CUES:
+        if before and (before[-1] in PLACE_CUES or before[-1] in NAMED_AFTER):
             return before[-1]
         return None
 
@@ -535,7 +579,7 @@ class PlaceResolver:
         if from_hint:
             return True
         if phrase in EVERYDAY_WORD_NAMES:
-            return cue in AREA_CUES or (capitalised and cue in NEAR_CUES and edits == 0)
+            return cue in AREA_CUES or (capitalised and cue in CAPITAL_CUES and edits == 0)
         if phrase in COMMON_WORD_NAMES:
             return cue is not None or (capitalised and edits == 0)
         return edits == 0 or cue is not None

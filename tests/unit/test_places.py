@@ -56,6 +56,17 @@ def resolver() -> PlaceResolver:
         ("warga desa Ponowareng mengeluhkan debu, diduga dari PLTU", None, "Tulis", "Ponowareng"),
         ("banjir kewonotunggal arah hulu", None, "Wonotunggal", "Wonotunggal"),
         ("kebakaran di limpnug", None, "Limpung", "Limpung"),  # two letters swapped: one slip
+        # what is named after its desa: a school, a road, a field
+        ("pagar SD Tembok roboh kena angin", None, "Limpung", "Tembok"),
+        ("warung bensin pinggir dalan Banteng kobong", None, "Tersono", "Banteng"),
+        ("rebutan banyu nang sawah Kepuh", None, "Limpung", "Kepuh"),
+        # English names the kind of area after the name; "in" says where
+        (
+            "our mess in Kedawung village, near the Batang Industrial Park",
+            None,
+            "Banyuputih",
+            "Kedawung",
+        ),
     ],
 )
 def test_names_callers_use_resolve_to_the_right_place(
@@ -121,6 +132,8 @@ def test_coordinates_resolve_to_the_desa_whose_polygon_holds_them(
         "juragan saya di pasar tidak membayar gaji",  # "juragan" in lower case is a boss
         "Tulis alamat lengkap di formulir",  # a capital that starts a sentence
         "gemuh banget anaknya",
+        "tembok SD retak, mohon dicek",  # a wall, before the school
+        "sd tembok",  # no capital: the school's wall
     ],
 )
 def test_an_everyday_word_is_no_place_without_its_capital_after_a_place_word(
