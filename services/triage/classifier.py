@@ -322,6 +322,10 @@ class Classifier:
         for category, found_points in threat_points.items():
             if category in scores:
                 scores[category] += policy.threat_weight * found_points
+        if found.silent_caller and _GHOST in scores:
+            # The note that the caller said nothing outweighs what the line carried ("suara
+            # mesin motor" is no crash).
+            scores[_GHOST] += policy.rule_weight * STRONG_POINTS
         return scores
 
     def _category(

@@ -77,6 +77,7 @@ class Modifiers(_Strict):
     denied_after: list[Phrase]
     denial_fillers: list[Phrase]
     soften: list[Phrase]
+    almost: list[Phrase]
     hypothetical: list[Phrase]
     hearsay: list[Phrase]
     past: list[Phrase]

@@ -148,6 +148,11 @@ class ThreatDetector:
         self._negation_words = one_words(m.negations, word, "negations")
         self._fillers = frozenset(reader.pattern_word(w) for w in m.denial_fillers)
         self._soft_words = one_words(m.soften, word, "soften")
+        self._almost_words = one_words(m.almost, word, "almost")
+        # Who a finding may be about; words also said to the listener ("..., pak") are not.
+        self._people = frozenset(
+            word(w) for w in concepts["person"] if " " not in w and w not in VOCATIVES
+        )
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
         self._hearsay = index([(p, "heard") for p in m.hearsay])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
@@ -157,7 +162,7 @@ class ThreatDetector:
         out: set[str] = set()
         for idx in (self._scan, self._hypothetical, self._hearsay, self._denied_after):
             out |= idx.vocabulary()
-        return out | self._negation_words | self._soft_words
+        return out | self._negation_words | self._soft_words | self._almost_words
 
     def word_pairs(self) -> set[str]:
         """Pairs of words the complaints name side by side, run together ("tidaksadar")."""
@@ -334,6 +339,12 @@ class ThreatDetector:
         hedge = before(self._hypothetical, HYPOTHETICAL_REACH)
         if hedge:
             return f"hypothetical ({hedge})"
+        if (
+            first not in self._negation_words
+            and m.start > clause
+            and tokens[m.start - 1] in self._almost_words
+        ):
+            return f"did not happen ({tokens[m.start - 1]})"
         soft = None
         if (
             first not in self._soft_words
@@ -344,8 +355,12 @@ class ThreatDetector:
         if complaint.context and not scan.of("context", complaint):
             return "out of context"
         # A thing in the clause before ("... numpak motor, wonge gosong ora obah") is not
-        # what the finding is about.
-        if any(_overlap(n, m) and n.start >= clause for n in scan.of("not_when", complaint)):
+        # what the finding is about, unless a person is named after the thing ("tiang roboh,
+        # warga tertimpa").
+        if any(
+            _overlap(n, m) and n.start >= clause and not self._person_after(tokens, n.start, m.end)
+            for n in scan.of("not_when", complaint)
+        ):
             return "not a person at risk"
         # A finding that says it is still so ("2 masih dicari di sungai", "masih di dalam")
         # is not over because something else is ("1 sudah ditemukan", "api sudah padam").
@@ -367,6 +382,14 @@ class ThreatDetector:
             return f"softened ({soft})"
         heard = before(self._hearsay, HYPOTHETICAL_REACH)
         return f"heard ({heard})" if heard else None
+
+    def _person_after(self, tokens: Sequence[str], thing: int, end: int) -> bool:
+        """Whether a person is named after the thing at `thing` and before `end`, not as its
+        owner ("sapi tetangga", "kambing milik warga")."""
+        return any(
+            tokens[i] in self._people and tokens[i - 1] not in OWNED_BY and i > thing + 1
+            for i in range(thing + 1, end)
+        )
 
     def _questions(self, findings: Sequence[Finding]) -> tuple[str, ...]:
         """All questions of the first complaint, the first of each other, at most four."""
@@ -394,6 +417,8 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
+VOCATIVES = frozenset({"pak", "bu", "mas", "mbak"})
+OWNED_BY = frozenset({"milik", "punya", "punyanya", "kepunyaan", "duwe", "gadhahan", "of"})
 RUMOUR = "a rumour asked about"
 # "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not
 # undone by what was said before it.

@@ -316,6 +316,15 @@ NEW_STYLE_THREATS += [
     "nenek sesak napas, ngomongnya putus putus",
 ]
 NEW_STYLE_THREATS += [
+    # a person named after the thing is at risk; "barely breathing" is no "almost"
+    "tiang telepon roboh ketiban pohon, tukang parkir tertimpa",
+    "napas simbah hampir tidak ada, dipanggil diam saja",
+    # a car through a fence into a pond with its driver: no thing's sinking
+    "mobil box tabrak pagar terus nyemplung kolam, sopir masih di kabin",
+    # a knife pointed at someone, said as people say it
+    "wong mendem nodong lading nang warung, njaluk duit",
+]
+NEW_STYLE_THREATS += [
     # asking whether this is the right number, or having sent a video, is no rumour
     "apa benar ini nomor damkar? gudang sebelah terbakar, ada orang terjebak, saya kirim video",
 ]
@@ -347,6 +356,14 @@ NEW_STYLE_NOT_THREATS = [
     "is it true there will be a tsunami tonight?",
     "Kejadian: Kebakaran rumah tinggal. Lokasi: Ds. Kebumen Tulis. Korban jiwa: nihil. "
     "Kerugian: Rp 50 juta. Status: padam.",
+    # "almost" says it did not happen; a thing struck or flooded is no person at risk;
+    # Javanese "ora ono sing" denies as "tidak ada yang" does
+    "antri obat dari pagi sampai siang, lansia hampir pingsan, mohon loket ditambah",
+    "truk ngebut di tanjakan, anak sekolah nyaris tertabrak, mohon dipasang polisi tidur",
+    "gardu listrik ketiban pohon kelapa, listrik sak kampung mati",
+    "kali meluap, jembatan kelelep, warga aman ning omah",
+    "sapi tetangga kecemplung sumur, ora iso munggah",
+    "wit randu ambruk nutup dalan, ora ono sing ketiban",
 ]
 
 

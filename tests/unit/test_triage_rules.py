@@ -139,6 +139,14 @@ def test_a_line_with_nothing_said_is_a_silent_call(text: str) -> None:
         "tidak ada jawaban atas sapaan petugas, ada suara musik dangdut, lalu terputus",
         "pelapor tidak bicara, kemungkinan hp di saku, dipanggil balik tidak diangkat",
         "suara pasar, penelepon tidak merespons panggilan petugas, ditelepon balik tidak aktif",
+        # what the line carried (an engine, the wind) is not what the call is about
+        "terdengar truk lewat dan orang tertawa, tidak merespon saat disapa petugas",
+        "halo? (tidak ada yang bicara, hanya suara hujan, lalu terputus)",
+        "sunyi, tidak ada jawaban saat ditanya berkali kali, sambungan putus",
+        "halo pak? (kresek) sambungan terputus sebelum ada keterangan",
+        # a caller who does not answer the operator is no unconscious patient
+        "orang ngobrol soal panen, tidak ada respon saat ditanya operator, hp terpencet",
+        "P",
     ],
 )
 def test_a_note_that_the_caller_said_nothing_is_a_silent_call(text: str) -> None:
@@ -156,6 +164,14 @@ def test_a_silent_line_with_a_sign_of_distress_is_no_silent_call() -> None:
     )
     assert decision.category is not Category.GHOST, decision.explanation
     assert decision.priority is Priority.P1 and decision.questions
+
+
+def test_a_patient_who_does_not_answer_is_no_silent_caller() -> None:
+    decision = Classifier().classify(
+        text="bapak saya tidak ada respon saat dipanggil, napasnya ngorok", channel=Channel.CALL112
+    )
+    assert decision.category is not Category.GHOST, decision.explanation
+    assert decision.priority is Priority.P1
 
 
 def test_desa_name_shared_by_kecamatan_is_chosen_by_the_other_words() -> None:
