@@ -319,6 +319,9 @@ NEW_STYLE_THREATS += [
     # a person named after the thing is at risk; "barely breathing" is no "almost"
     "tiang telepon roboh ketiban pohon, tukang parkir tertimpa",
     "napas simbah hampir tidak ada, dipanggil diam saja",
+    # one who will not come down from a height; a car gone into the water
+    "pemuda di atas tower sutet sejak tadi, dibujuk warga tidak mau turun",
+    "pikap terjun dari jembatan ke sungai, posisi terbalik",
     # a car through a fence into a pond with its driver: no thing's sinking
     "mobil box tabrak pagar terus nyemplung kolam, sopir masih di kabin",
     # a knife pointed at someone, said as people say it
