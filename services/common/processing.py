@@ -73,6 +73,15 @@ class Prepares(Protocol):
         """Read (and lock) up front what the handlers of `events` will need."""
 
 
+@runtime_checkable
+class Screens(Protocol):
+    """A `BatchState` that tells, before the inbox, which events of a batch concern this
+    stage at all: the rest are passed over like another stage's, with no inbox row."""
+
+    async def screen(self, conn: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
+        """The ids of those of `events` that may have an effect here."""
+
+
 @dataclass(frozen=True)
 class Rows:
     """An insert-if-absent whose parameters are arrays, one element per row (`unnest`), so
@@ -300,15 +309,29 @@ class BatchProcessor:
     ) -> tuple[int, list[Outgoing]]:
         """The batch's inbox, handlers, collected writes and outbox, in the caller's transaction."""
         conn = uow.conn
+        if isinstance(uow.state, Screens):
+            with _isolating():
+                wanted = await uow.state.screen(conn, [i.event for i in items if i.event])
+            items = [
+                i
+                if i.event is None or i.event.id in wanted
+                else _Item(i.record, None, None, i.dead)
+                for i in items
+            ]
         keys = [None if i.event is None else self._inbox_key(i.event) for i in items]
-        fresh = {
-            row["message_key"]
-            for row in await conn.fetch(
-                "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
-                "ON CONFLICT DO NOTHING RETURNING message_key",
-                [k for k in keys if k is not None],
-            )
-        }
+        named = [k for k in keys if k is not None]
+        fresh = (
+            {
+                row["message_key"]
+                for row in await conn.fetch(
+                    "INSERT INTO inbox (message_key) SELECT unnest($1::text[]) "
+                    "ON CONFLICT DO NOTHING RETURNING message_key",
+                    named,
+                )
+            }
+            if named
+            else set()
+        )
         if isinstance(uow.state, Prepares):
             with _isolating():
                 await uow.state.prepare(

@@ -38,13 +38,27 @@ async def note_incident(
 class OurIntakes:
     """The gateway's state for one batch: which of the intakes its incident events name
     came in here, read in one statement, so that the many that came another way (call-
-    takers, Kafka clients) cost the gateway no statement each."""
+    takers, Kafka clients) cost the gateway no statement each, nor an inbox row."""
 
     def __init__(self) -> None:
         self._ours: set[UUID] | None = None  # None: not read, every intake may be ours
 
+    async def screen(self, conn: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
+        """The batch's events that concern the gateway: those of intakes it accepted (its
+        row is written before the intake is sent, so one not here never will be), and
+        every work-order event."""
+        await self.prepare(conn, events)
+        return {
+            e.id
+            for e in events
+            if not isinstance(e.payload, IncidentOpenedV1 | CallLinkedV1)
+            or self.may_be_ours(e.payload.intake_id)
+        }
+
     async def prepare(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        """Read which of the batch's intakes the gateway accepted."""
+        """Read which of the batch's intakes the gateway accepted (once a transaction)."""
+        if self._ours is not None:
+            return
         named = [
             e.payload.intake_id
             for e in events

@@ -16,6 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from schemas.events import Caller, IncidentOpenedV1, IntakeReceivedV1
+from schemas.vocabulary import Channel
+from services.ops.lag import stage_lag
 from tests.conftest import (
     Pipeline,
     cli_env,
@@ -113,6 +116,39 @@ async def test_structured_intake_is_triaged_and_a_resend_is_one_intake(gw: Pipel
             uuid.UUID(data["intake_id"]),
         )
     assert joined == incident.incident_id
+    # An intake that came another way (a Kafka client) concerns the gateway not at all: its
+    # incident's opening leaves no row in the gateway's inbox, its own intake's does.
+    elsewhere = IntakeReceivedV1(
+        intake_id=uuid.uuid4(),
+        channel=Channel.CALL112,
+        received_at=datetime.now(UTC),
+        caller=Caller(phone="+6281298765432"),
+        text="pohon tumbang menutup jalan di Kandeman",
+    )
+    await gw.publish([elsewhere])
+    other = await gw.incident_for_intake(elsewhere.intake_id, with_units=0, timeout=30)
+    opened = {
+        e.payload.intake_id: e.id
+        for e in await gw.events(gw.topics.incident_events)
+        if isinstance(e.payload, IncidentOpenedV1)
+    }
+
+    async def in_inbox(event_id: str) -> bool:
+        return bool(
+            await gw.fetchval(
+                "SELECT count(*) FROM gateway.inbox WHERE message_key = $1", f"event:{event_id}"
+            )
+        )
+
+    assert other.incident_id != incident.incident_id
+    assert await in_inbox(opened[uuid.UUID(data["intake_id"])])
+
+    async def gateway_through() -> bool:
+        rows = await stage_lag(gw.settings, ["gateway"])
+        return all(r.lag == 0 for r in rows if r.topic == gw.topics.incident_events)
+
+    await eventually(gateway_through, timeout=30, what="the gateway past every incident event")
+    assert not await in_inbox(opened[elsewhere.intake_id])
 
 
 async def test_binary_mode_intake(gw: Pipeline) -> None:
