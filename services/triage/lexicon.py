@@ -75,6 +75,7 @@ class Modifiers(_Strict):
 
     negations: list[Phrase]
     denied_after: list[Phrase]
+    asked_after: list[Phrase]
     denial_fillers: list[Phrase]
     soften: list[Phrase]
     almost: list[Phrase]
@@ -86,6 +87,7 @@ class Modifiers(_Strict):
     habitual: list[Phrase]
     truth_questions: list[Phrase]
     second_hand: list[Phrase]
+    watched: list[Phrase]
     other_senses: list[Phrase]
     prank_admissions: list[Phrase]
     laughter: list[Phrase]

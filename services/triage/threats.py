@@ -25,6 +25,9 @@ NEGATION_REACH = 3
 SOFTEN_REACH = 1  # "mau pingsan"; in "mau melahirkan, ketuban pecah" it is the birth's
 HYPOTHETICAL_REACH = 4
 DENIED_AFTER_REACH = 1
+# "kejang demam pada balita itu gejalanya seperti apa": the topic's words, its "itu", the
+# question's
+ASKED_AFTER_REACH = 9
 MAX_QUESTIONS = 4
 # "sejak kemarin" is since yesterday: still going on, not past.
 SINCE = frozenset({"sejak", "since", "dari"})
@@ -136,6 +139,7 @@ class ThreatDetector:
             "requests",
             "truth_questions",
             "second_hand",
+            "watched",
         ):
             entries += [(p, _Tag("report", signal=signal)) for p in getattr(m, signal)]
         self._scan: PhraseIndex[_Tag] = PhraseIndex(entries, concepts=concepts, word=word)
@@ -156,11 +160,18 @@ class ThreatDetector:
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
         self._hearsay = index([(p, "heard") for p in m.hearsay])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
+        self._asked_after = index([(p, "asked") for p in m.asked_after])
 
     def vocabulary(self) -> set[str]:
         """Every plain word the detector's patterns name."""
         out: set[str] = set()
-        for idx in (self._scan, self._hypothetical, self._hearsay, self._denied_after):
+        for idx in (
+            self._scan,
+            self._hypothetical,
+            self._hearsay,
+            self._denied_after,
+            self._asked_after,
+        ):
             out |= idx.vocabulary()
         return out | self._negation_words | self._soft_words | self._almost_words
 
@@ -197,7 +208,9 @@ class ThreatDetector:
         masked = {i for m in other for i in range(m.start, m.end)}
         # "kelelep... kelelep tresna": a word also said in another sense is a pun on it.
         punned = {tokens[i] for i in masked}
-        over, over_at, past_at, habitual, request = self._report_wide_signals(tokens, scan.report)
+        over, over_at, past_at, habitual, request, watched_at = self._report_wide_signals(
+            reading, scan.report
+        )
         kept: dict[str, Finding] = {}
         discounted: list[Discounted] = []
         for m in self._best_matches(scan.findings, masked):
@@ -211,6 +224,10 @@ class ThreatDetector:
                 certain=entry.certain,
             )
             reason = self._discount(m, reading, finding, entry.complaint, scan)
+            # What "katanya" tells may also be past or over: heard is weighed last.
+            heard = reason if reason is not None and reason.startswith("heard") else None
+            if heard:
+                reason = None
             if reason is None and tokens[m.start] in punned and m.end - m.start == 1:
                 reason = "a pun on another sense of the word"
             if reason is None and any(
@@ -219,16 +236,20 @@ class ThreatDetector:
                 for p in past_at
             ):
                 reason = "in the past"
+            if reason is None and any(
+                reading.clause_start(p) == reading.clause_start(m.start)
+                and not (p < m.start and any(t in SUDDEN for t in tokens[p : m.start]))
+                for p in watched_at
+            ):
+                reason = "watched on a video, the news or a film"
             if reason is None and over and not _contrast_between(tokens, over_at, m.start):
-                reason = over
-            elif reason is not None and reason.startswith("heard") and over == RUMOUR:
-                reason = over  # what "katanya" tells is asked about, not told
+                reason = over  # what "katanya" tells may be a rumour asked about, not told
             if reason is None and not finding.certain and habitual:
                 reason = "keeps happening (a complaint)"
             if reason is not None and reason.startswith("softened") and finding.certain:
                 finding, reason = replace(finding, certain=False), None
-            if reason is not None and reason.startswith("heard"):
-                finding, reason = replace(finding, certain=False), None
+            if reason is None and heard:
+                finding = replace(finding, certain=False)
             if reason is not None:
                 discounted.append(Discounted(finding, reason))
                 continue
@@ -247,26 +268,37 @@ class ThreatDetector:
         )
 
     def _report_wide_signals(
-        self, tokens: Sequence[str], found: Sequence[Match[_Tag]]
-    ) -> tuple[str | None, int, list[int], bool, bool]:
+        self, reading: Reading, found: Sequence[Match[_Tag]]
+    ) -> tuple[str | None, int, list[int], bool, bool, list[int]]:
         """Whether the whole report is over (past or handled, nothing still going on, or a
         rumour asked about: where it was heard and whether it is true), where
-        it says something is past, whether it says it keeps happening, and whether it asks
-        for a fix as a complaint does; with the first word after the last of the signals
+        it says something is past, whether it says it keeps happening, whether it asks
+        for a fix as a complaint does, and where it speaks of a video or the news (when
+        nothing is said to go on now); with the first word after the last of the signals
         that make it over (a finding after a "but" past that word is not over)."""
         if not found:  # most reports
-            return None, 0, [], False, False
+            return None, 0, [], False, False, []
+        tokens = reading.tokens
         handled = [m for m in found if m.value.signal == "handled"]
         past = [
             m
             for m in found
             if m.value.signal == "past" and not (m.start and tokens[m.start - 1] in SINCE)
         ]
-        # "sekarang sudah stabil" is handled, not still going on.
+        # "sekarang sudah stabil", "sekarang alhamdulillah sudah sembuh": handled, not
+        # still going on.
         still = [
             m
             for m in found
-            if m.value.signal == "still" and not any(_overlap(m, h) for h in handled)
+            if m.value.signal == "still"
+            and not any(
+                _overlap(m, h)
+                or (
+                    h.start > m.start
+                    and reading.clause_start(h.start) == reading.clause_start(m.start)
+                )
+                for h in handled
+            )
         ]
         over = None
         over_at = max((m.end for m in (handled if handled else past)), default=0)
@@ -283,6 +315,14 @@ class ThreatDetector:
             [m.start for m in past],
             "habitual" in signals,
             "requests" in signals,
+            # "lagi nonton film, tiba-tiba bapak pingsan": what happens while watching is lived.
+            []
+            if still
+            else [
+                m.start
+                for m in found
+                if m.value.signal == "watched" and not (m.start and tokens[m.start - 1] in WHILE)
+            ],
         )
 
     @staticmethod
@@ -336,6 +376,12 @@ class ThreatDetector:
         after = tokens[m.end : m.end + DENIED_AFTER_REACH + 1]
         if any(d.start == 0 for d in self._denied_after.find(after)):
             return "denied after"
+        asked = tokens[m.end : m.end + ASKED_AFTER_REACH]
+        if any(
+            a.start == 0 or asked[a.start - 1] == "itu"
+            for a in self._asked_after.find(asked)
+        ):
+            return "asked about, not told"
         hedge = before(self._hypothetical, HYPOTHETICAL_REACH)
         if hedge:
             return f"hypothetical ({hedge})"
@@ -418,6 +464,8 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
 VOCATIVES = frozenset({"pak", "bu", "mas", "mbak"})
+WHILE = frozenset({"lagi", "sedang", "sambil", "saat", "ketika", "while"})
+SUDDEN = frozenset({"tiba", "mendadak", "suddenly"})
 OWNED_BY = frozenset({"milik", "punya", "punyanya", "kepunyaan", "duwe", "gadhahan", "of"})
 RUMOUR = "a rumour asked about"
 # "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not

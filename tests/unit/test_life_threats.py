@@ -324,6 +324,12 @@ NEW_STYLE_THREATS += [
     "pikap terjun dari jembatan ke sungai, posisi terbalik",
     # a car through a fence into a pond with its driver: no thing's sinking
     "mobil box tabrak pagar terus nyemplung kolam, sopir masih di kabin",
+    # spirits drunk mixed; a door locked with a rope taken in; a man under a struck tree;
+    # what happens while watching is lived
+    "kancaku nyampur spiritus karo sprite, saiki mutah terus pandangane peteng",
+    "anak saya mengunci diri di kamar sejak sore, tadi bawa tali jemuran, diketuk tidak menjawab",
+    "pohon kelapa kesamber petir, bapak yang berteduh di bawahnya pingsan",
+    "lagi nonton tv tiba tiba kakek kejang kejang",
     # a knife pointed at someone, said as people say it
     "wong mendem nodong lading nang warung, njaluk duit",
 ]
@@ -367,6 +373,15 @@ NEW_STYLE_NOT_THREATS = [
     "kali meluap, jembatan kelelep, warga aman ning omah",
     "sapi tetangga kecemplung sumur, ora iso munggah",
     "wit randu ambruk nutup dalan, ora ono sing ketiban",
+    # a thing struck by lightning; a video of elsewhere; a question about symptoms; what
+    # "katanya" tells that is over; "sekarang" with what is now well; "mgg lalu"
+    "trafo di gang kami kesambar petir, listrik padam sejak sore",
+    "merinding lihat videonya banjir bandang di Kudus, semoga warga sana diberi kekuatan",
+    "bu bidan, kejang demam pada balita itu gejalanya seperti apa ya? buat jaga-jaga",
+    "katanya tetangga keracunan jamur kemarin, tapi sudah pulang dari puskesmas dan sehat",
+    "adik kejang terus nunggu ambulans lama, sekarang alhamdulillah sudah sembuh, mohon "
+    "layanan diperbaiki",
+    "mgg lalu sy kena jambret di jalan, mau urus STNK yang hilang",
 ]
 
 
