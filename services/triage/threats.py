@@ -377,10 +377,7 @@ class ThreatDetector:
         if any(d.start == 0 for d in self._denied_after.find(after)):
             return "denied after"
         asked = tokens[m.end : m.end + ASKED_AFTER_REACH]
-        if any(
-            a.start == 0 or asked[a.start - 1] == "itu"
-            for a in self._asked_after.find(asked)
-        ):
+        if any(a.start == 0 or asked[a.start - 1] == "itu" for a in self._asked_after.find(asked)):
             return "asked about, not told"
         hedge = before(self._hypothetical, HYPOTHETICAL_REACH)
         if hedge:
