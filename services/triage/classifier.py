@@ -222,6 +222,8 @@ class Classifier:
                 continue
             if any(t in self._negations for t in tokens[max(0, m.start - 2) : m.start]):
                 continue  # "this is not a prank", "bukan bercanda": the opposite
+            if m.end < len(tokens) and tokens[m.end] == "atau":
+                continue  # "hoax atau beneran?": a question, owning up to nothing
             (admissions if m.value == "admit" else laughter).append(said)
         return _Evidence(
             reading=reading,

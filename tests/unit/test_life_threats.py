@@ -330,6 +330,11 @@ NEW_STYLE_THREATS += [
     "anak saya mengunci diri di kamar sejak sore, tadi bawa tali jemuran, diketuk tidak menjawab",
     "pohon kelapa kesamber petir, bapak yang berteduh di bawahnya pingsan",
     "lagi nonton tv tiba tiba kakek kejang kejang",
+    # a knife waved at people, in English; a rider carried off by a flooded ford; a man
+    # lying on a fallen cable
+    "a guy is waving a knife at people near the bus terminal",
+    "motor kebawa banjir pas nyebrang limpas, orangnya terakhir keliatan nyangkut di bambu",
+    "tukang parkir tergeletak di atas kabel yang putus, masih ada percikan",
     # a knife pointed at someone, said as people say it
     "wong mendem nodong lading nang warung, njaluk duit",
 ]
@@ -382,6 +387,11 @@ NEW_STYLE_NOT_THREATS = [
     "adik kejang terus nunggu ambulans lama, sekarang alhamdulillah sudah sembuh, mohon "
     "layanan diperbaiki",
     "mgg lalu sy kena jambret di jalan, mau urus STNK yang hilang",
+    # a warning asked about; a neighbour who has had a stroke, in a noise complaint
+    "is there a tsunami warning after that quake? we are staying near the beach",
+    "tetangga penderita stroke, hajatan sebelah dangdutan sampai pagi, mohon ditertibkan",
+    # what the river took is a motorbike and a phone
+    "anak kemarin kintir tapi sudah ketemu selamat, cuma motor dan hp ikut hilang kebawa arus",
 ]
 
 

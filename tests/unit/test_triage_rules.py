@@ -147,6 +147,7 @@ def test_a_line_with_nothing_said_is_a_silent_call(text: str) -> None:
         # a caller who does not answer the operator is no unconscious patient
         "orang ngobrol soal panen, tidak ada respon saat ditanya operator, hp terpencet",
         "P",
+        "[tidak ada suara, terdengar motor lewat dan angin, lalu terputus]",
     ],
 )
 def test_a_note_that_the_caller_said_nothing_is_a_silent_call(text: str) -> None:
@@ -164,6 +165,20 @@ def test_a_silent_line_with_a_sign_of_distress_is_no_silent_call() -> None:
     )
     assert decision.category is not Category.GHOST, decision.explanation
     assert decision.priority is Priority.P1 and decision.questions
+
+
+def test_a_false_report_noted_is_a_prank_a_rumour_asked_about_is_not() -> None:
+    noted = Classifier().classify(
+        text="Penelepon lapor kebakaran di pasar, dicek unit tidak ada apa-apa, nomor ini "
+        "sudah 3 kali laporan palsu",
+        channel=Channel.CALL112,
+    )
+    assert noted.category is Category.PRANK, noted.explanation
+    asked = Classifier().classify(
+        text="min kemarin ada orang hanyut di Sambong ya? rame di grup, hoax atau beneran?",
+        channel=Channel.WHATSAPP,
+    )
+    assert asked.category is not Category.PRANK and asked.priority is not Priority.P1
 
 
 def test_a_patient_who_does_not_answer_is_no_silent_caller() -> None:
