@@ -153,10 +153,8 @@ class ThreatDetector:
         self._fillers = frozenset(reader.pattern_word(w) for w in m.denial_fillers)
         self._soft_words = one_words(m.soften, word, "soften")
         self._almost_words = one_words(m.almost, word, "almost")
-        # Who a finding may be about; words also said to the listener ("..., pak") are not.
-        self._people = frozenset(
-            word(w) for w in concepts["person"] if " " not in w and w not in VOCATIVES
-        )
+        # Who a finding may be about (`_person_after`).
+        self._people = frozenset(word(w) for w in concepts["person"] if " " not in w)
         self._hypothetical = index([(p, "if") for p in m.hypothetical])
         self._hearsay = index([(p, "heard") for p in m.hearsay])
         self._denied_after = index([(p, "nil") for p in m.denied_after])
@@ -428,7 +426,8 @@ class ThreatDetector:
 
     def _person_after(self, tokens: Sequence[str], thing: int, end: int) -> bool:
         """Whether a person is named after the thing at `thing` and before `end`, not as its
-        owner ("sapi tetangga", "kambing milik warga")."""
+        owner or the one spoken to, right after it ("sapi tetangga", "kambing pak",
+        "kambing milik warga")."""
         return any(
             tokens[i] in self._people and tokens[i - 1] not in OWNED_BY and i > thing + 1
             for i in range(thing + 1, end)
@@ -460,7 +459,6 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
-VOCATIVES = frozenset({"pak", "bu", "mas", "mbak"})
 WHILE = frozenset({"lagi", "sedang", "sambil", "saat", "ketika", "while"})
 SUDDEN = frozenset({"tiba", "mendadak", "suddenly"})
 OWNED_BY = frozenset({"milik", "punya", "punyanya", "kepunyaan", "duwe", "gadhahan", "of"})
