@@ -315,7 +315,7 @@ class ThreatDetector:
             "requests" in signals,
             # "lagi nonton film, tiba-tiba bapak pingsan": what happens while watching is lived.
             []
-            if still
+            if still or any(t in HELP for t in tokens)
             else [
                 m.start
                 for m in found
@@ -460,6 +460,8 @@ def _overlap(a: Match[_Tag], b: Match[_Tag]) -> bool:
 
 STILL_WORDS = frozenset({"masih", "belum", "still"})
 WHILE = frozenset({"lagi", "sedang", "sambil", "saat", "ketika", "while"})
+# A report that asks for help with what a video shows is about now ("ini videonya, tolong").
+HELP = frozenset({"tolong", "bantu", "bantuan", "help", "please"})
 SUDDEN = frozenset({"tiba", "mendadak", "suddenly"})
 OWNED_BY = frozenset({"milik", "punya", "punyanya", "kepunyaan", "duwe", "gadhahan", "of"})
 RUMOUR = "a rumour asked about"

@@ -330,6 +330,8 @@ NEW_STYLE_THREATS += [
     "anak saya mengunci diri di kamar sejak sore, tadi bawa tali jemuran, diketuk tidak menjawab",
     "pohon kelapa kesamber petir, bapak yang berteduh di bawahnya pingsan",
     "lagi nonton tv tiba tiba kakek kejang kejang",
+    "ini video orang tenggelam di sungai Sambong tolong",
+    "anak saya kejang, gejalanya seperti kesurupan",
     # a knife waved at people, in English; a rider carried off by a flooded ford; a man
     # lying on a fallen cable
     "a guy is waving a knife at people near the bus terminal",
@@ -392,6 +394,11 @@ NEW_STYLE_NOT_THREATS = [
     "tetangga penderita stroke, hajatan sebelah dangdutan sampai pagi, mohon ditertibkan",
     # what the river took is a motorbike and a phone
     "anak kemarin kintir tapi sudah ketemu selamat, cuma motor dan hp ikut hilang kebawa arus",
+    # a cat on a roof, a kite on a cable, drinking in the dark, a finger caught in a door
+    "kucing di atap tidak mau turun dari tadi",
+    "layangan jatuh kena kabel listrik depan rumah",
+    "warga resah pesta miras tiap malam di tempat gelap",
+    "jari anak kepencet pintu, bengkak",
 ]
 
 
