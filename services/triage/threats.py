@@ -110,6 +110,21 @@ class _Scan:
         return self.per_complaint.get((kind, complaint.id), [])
 
 
+@dataclass(frozen=True)
+class _Signals:
+    """What the report as a whole says of its findings (`_report_wide_signals`)."""
+
+    over: str | None = None  # past, handled or a rumour asked about: why it is over
+    over_at: int = 0  # the first word after the last signal that makes it over
+    past_at: tuple[int, ...] = ()  # where it says something is past
+    complaint: bool = False  # it says it keeps happening, or asks for a fix
+    habitual: bool = False  # it says it keeps happening
+    watched_at: tuple[int, ...] = ()  # where it speaks of a video or the news
+
+
+NO_SIGNALS = _Signals()
+
+
 class ThreatDetector:
     """Finds the chief complaints of a report and weighs the words around them."""
 
@@ -206,9 +221,8 @@ class ThreatDetector:
         masked = {i for m in other for i in range(m.start, m.end)}
         # "kelelep... kelelep tresna": a word also said in another sense is a pun on it.
         punned = {tokens[i] for i in masked}
-        over, over_at, past_at, habitual, request, watched_at = self._report_wide_signals(
-            reading, scan.report
-        )
+        signals = self._report_wide_signals(reading, scan.report)
+        over = signals.over
         kept: dict[str, Finding] = {}
         discounted: list[Discounted] = []
         for m in self._best_matches(scan.findings, masked):
@@ -231,18 +245,18 @@ class ThreatDetector:
             if reason is None and any(
                 reading.clause_start(p) == reading.clause_start(m.start)
                 and not (p < m.start and _contrast_between(tokens, p, m.start))
-                for p in past_at
+                for p in signals.past_at
             ):
                 reason = "in the past"
             if reason is None and any(
                 reading.clause_start(p) == reading.clause_start(m.start)
                 and not (p < m.start and any(t in SUDDEN for t in tokens[p : m.start]))
-                for p in watched_at
+                for p in signals.watched_at
             ):
                 reason = "watched on a video, the news or a film"
-            if reason is None and over and not _contrast_between(tokens, over_at, m.start):
+            if reason is None and over and not _contrast_between(tokens, signals.over_at, m.start):
                 reason = over  # what "katanya" tells may be a rumour asked about, not told
-            if reason is None and not finding.certain and habitual:
+            if reason is None and not finding.certain and signals.habitual:
                 reason = "keeps happening (a complaint)"
             if reason is not None and reason.startswith("softened") and finding.certain:
                 finding, reason = replace(finding, certain=False), None
@@ -262,12 +276,10 @@ class ThreatDetector:
             self._questions(findings),
             over,
             senses,
-            habitual or request,
+            signals.complaint,
         )
 
-    def _report_wide_signals(
-        self, reading: Reading, found: Sequence[Match[_Tag]]
-    ) -> tuple[str | None, int, list[int], bool, bool, list[int]]:
+    def _report_wide_signals(self, reading: Reading, found: Sequence[Match[_Tag]]) -> _Signals:
         """Whether the whole report is over (past or handled, nothing still going on, or a
         rumour asked about: where it was heard and whether it is true), where
         it says something is past, whether it says it keeps happening, whether it asks
@@ -275,7 +287,7 @@ class ThreatDetector:
         nothing is said to go on now); with the first word after the last of the signals
         that make it over (a finding after a "but" past that word is not over)."""
         if not found:  # most reports
-            return None, 0, [], False, False, []
+            return NO_SIGNALS
         tokens = reading.tokens
         handled = [m for m in found if m.value.signal == "handled"]
         past = [
@@ -307,20 +319,21 @@ class ThreatDetector:
             over = "already handled"
         elif not still and past:
             over = "in the past"
-        return (
-            over,
-            over_at,
-            [m.start for m in past],
-            "habitual" in signals,
-            "requests" in signals,
+        watched: tuple[int, ...] = ()
+        if "watched" in signals and not still and not any(t in HELP for t in tokens):
             # "lagi nonton film, tiba-tiba bapak pingsan": what happens while watching is lived.
-            []
-            if still or any(t in HELP for t in tokens)
-            else [
+            watched = tuple(
                 m.start
                 for m in found
                 if m.value.signal == "watched" and not (m.start and tokens[m.start - 1] in WHILE)
-            ],
+            )
+        return _Signals(
+            over=over,
+            over_at=over_at,
+            past_at=tuple(m.start for m in past),
+            complaint="habitual" in signals or "requests" in signals,
+            habitual="habitual" in signals,
+            watched_at=watched,
         )
 
     @staticmethod
