@@ -45,10 +45,27 @@ MIN_GLUED = 5
 MIN_SPLIT_NAME = 8  # letters a one-word name needs before it is read when written as two
 MIN_FUZZY = 6  # letters a name needs before a misspelling of it is recognised
 FUZZY_MEMO_SIZE = 50_000  # phrases whose fuzzy match is remembered
-# Words that announce a place; after them a name may be misspelt or be an everyday word.
-PLACE_CUES = frozenset(
+# Where the incident is ("di pasar") weighs more than where the caller came from ("dari");
+# Javanese "ning/nang/neng Gemuh", krama "wonten/teng".
+NEAR_CUES = frozenset(
     {
         "di",
+        "lokasi",
+        "depan",
+        "samping",
+        "belakang",
+        "at",
+        "in",
+        "ning",
+        "nang",
+        "neng",
+        "wonten",
+        "teng",
+    }
+)
+# Words that announce a place; after them a name may be misspelt or be an everyday word.
+PLACE_CUES = NEAR_CUES | frozenset(
+    {
         "desa",
         "kelurahan",
         "kecamatan",
@@ -60,15 +77,11 @@ PLACE_CUES = frozenset(
         "wilayah",
         "sekitar",
         "dekat",
-        "depan",
-        "belakang",
-        "samping",
         "sebelah",
         "kampung",
         "arah",
         "dari",
         "ke",
-        "lokasi",
         "alamat",
         "kawasan",
         "area",
@@ -91,36 +104,12 @@ PLACE_CUES = frozenset(
         "village",
         "towards",
         "near",
-        "at",
-        "in",
-        # "jalan raya Subah"; Javanese "ning/nang/neng Gemuh", krama "wonten/teng"
+        # "jalan raya Subah"
         "raya",
-        "ning",
-        "nang",
-        "neng",
-        "wonten",
-        "teng",
     }
 )
 # Words that name the kind of area; the only cues for names that are common words.
 AREA_CUES = frozenset({"desa", "kelurahan", "kecamatan", "dukuh", "dusun", "dsn", "dk", "kampung"})
-# Where the incident is ("di pasar") weighs more than where the caller came from ("dari").
-NEAR_CUES = frozenset(
-    {
-        "di",
-        "lokasi",
-        "depan",
-        "samping",
-        "belakang",
-        "at",
-        "in",
-        "ning",
-        "nang",
-        "neng",
-        "wonten",
-        "teng",
-    }
-)
 # What is named after its desa ("SD Tembok", "sawah Kepuh"): before a name that is also a
 # word, written with its capital, these make it a place too (never one spelled otherwise).
 NAMED_AFTER = frozenset(
