@@ -383,10 +383,10 @@ class Classifier:
             self.policy.p1_possible if category in EMERGENCY_CATEGORIES else self.policy.p1_other
         )
         explained = bool(threat.discounted) and not threat.findings
-        if threat.over or threat.other_senses or threat.complaint or explained:
-            # Past, handled, a complaint's request, threat words in another sense, or every
-            # threat word explained away (denied, feared, an animal's): the model's P1 must
-            # be sure.
+        if threat.over or threat.other_senses or threat.complaint or threat.unhurt or explained:
+            # Past, handled, a complaint's request, nobody hurt, threat words in another
+            # sense, or every threat word explained away (denied, feared, an animal's): the
+            # model's P1 must be sure.
             needed = max(needed, self.policy.p1_over)
         said_apart = ""
         if self.policy.p1_diluted <= p1 < needed:

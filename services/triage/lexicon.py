@@ -94,6 +94,8 @@ class Modifiers(_Strict):
     silence: list[Phrase]
     silent_caller: list[Phrase]
     requests: list[Phrase]
+    # Nobody hurt, said outright: the model alone must then be as sure as for a past event.
+    unhurt: list[Phrase] = Field(default_factory=list)
     emoji: dict[str, str]
     common: CommonWords
 

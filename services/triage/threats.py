@@ -62,6 +62,7 @@ class Threat:
     over: str | None = None  # "in the past" or "already handled", with nothing still going on
     other_senses: tuple[str, ...] = ()  # phrases meant in another sense ("banjir diskon")
     complaint: bool = False  # the report asks for a fix or says it keeps happening
+    unhurt: bool = False  # the report says outright that nobody is hurt
 
     @property
     def certain(self) -> bool:
@@ -119,6 +120,7 @@ class _Signals:
     past_at: tuple[int, ...] = ()  # where it says something is past
     complaint: bool = False  # it says it keeps happening, or asks for a fix
     habitual: bool = False  # it says it keeps happening
+    unhurt: bool = False  # it says nobody is hurt
     watched_at: tuple[int, ...] = ()  # where it speaks of a video or the news
 
 
@@ -152,6 +154,7 @@ class ThreatDetector:
             "handled",
             "habitual",
             "requests",
+            "unhurt",
             "truth_questions",
             "second_hand",
             "watched",
@@ -277,6 +280,7 @@ class ThreatDetector:
             over,
             senses,
             signals.complaint,
+            signals.unhurt,
         )
 
     def _report_wide_signals(self, reading: Reading, found: Sequence[Match[_Tag]]) -> _Signals:
@@ -333,6 +337,7 @@ class ThreatDetector:
             past_at=tuple(m.start for m in past),
             complaint="habitual" in signals or "requests" in signals,
             habitual="habitual" in signals,
+            unhurt="unhurt" in signals,
             watched_at=watched,
         )
 

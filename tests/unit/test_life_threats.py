@@ -341,6 +341,19 @@ NEW_STYLE_THREATS += [
     "wong mendem nodong lading nang warung, njaluk duit",
 ]
 NEW_STYLE_THREATS += [
+    # a boat taking water with its crew aboard; a knife in a threat, said as people say it
+    "perahu pak Darto bocor di tengah laut, air terus masuk, 3 orang di atasnya",
+    "the fishing boat is taking water, four crew on board, engine dead",
+    "bapake mabuk ngancem nganggo arit, anak-anake ndelik nang kamar",
+    # an impostor's threat that is also a weapon at the door stays a threat
+    "orang ngaku polisi datang ke rumah bawa pisau ngancem ibu",
+    # a denial of injuries does not hide a finding
+    "tidak ada korban jiwa, tapi 2 orang masih terjepit di mobil",
+    # "tolong ... cepat": what the report is about is now, whatever happened long ago
+    "mbah di rumah sendiri sudah lama sakit, tadi saya lihat tergeletak tidak gerak, "
+    "tolong pak cepat",
+]
+NEW_STYLE_THREATS += [
     # asking whether this is the right number, or having sent a video, is no rumour
     "apa benar ini nomor damkar? gudang sebelah terbakar, ada orang terjebak, saya kirim video",
 ]
@@ -399,6 +412,30 @@ NEW_STYLE_NOT_THREATS = [
     "layangan jatuh kena kabel listrik depan rumah",
     "warga resah pesta miras tiap malam di tempat gelap",
     "jari anak kepencet pintu, bengkak",
+    # a boat moored and empty; a footbridge the river took, nobody on it
+    "sampan kosong yang ditambat di muara bocor dan hanyut, tidak ada orangnya",
+    "jembatan gantung dusun kami putus hanyut kebawa arus, gk ada korban",
+    # a scammer's threat by message; asking how to report violence
+    "ada sms ngaku petugas bank ngancem kalau gak transfer rekening diblokir, penipuan ya?",
+    "bagaimana prosedur pelaporan KDRT kalau korbannya saudara sendiri?",
+    # a quarrel that died down, an alarm that was a cat, a fight already settled
+    "ribut-ribut tetangga sebelah dari tadi, sekarang sudah agak reda, mohon ditegur besok",
+    "nenek lapor ada maling, setelah dicek ternyata cuma kucing di genteng, pelapor sudah tenang",
+    "dua murid berkelahi di kelas, sudah dilerai guru dan didamaikan, mau tanya prosedurnya",
+    # obvious death hours ago: cold and stiff, a hearse and papers asked for
+    "bapak meninggal di tempat tidur, napas berhenti jam 3 tadi, badan sudah dingin dan "
+    "kaku, minta mobil jenazah",
+    # a lightning strike on a tower; a heart attack last Tuesday, thanked for
+    "menara pemancar di bukit desa kami kesamber petir tadi sore, sinyal hilang",
+    "thank you to the ambulance crew for last Tuesday, my father had a heart attack and is "
+    "now recovering",
+    # a service complaint about last night; a question asked outright
+    "tadi malam ibu sesak dibawa ke IGD, dokternya lama sekali datang, mohon evaluasi",
+    "which office do I go to for a residence letter? what documents are needed?",
+    # boats that collided, nobody hurt
+    "dua perahu tabrakan di muara, satu miring, awaknya pindah ke perahu lain, tidak ada yang luka",
+    # "ditambal" is no boat "ditambat": a pothole to patch before anyone is hurt
+    "lubang di jalan desa tiap hari bikin pemotor jatuh, tolong ditambal sblm ada korban jiwa",
 ]
 
 
