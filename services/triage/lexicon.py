@@ -83,6 +83,7 @@ class Modifiers(_Strict):
     hearsay: list[Phrase]
     past: list[Phrase]
     still: list[Phrase]
+    ongoing: list[Phrase] = Field(default_factory=list)
     handled: list[Phrase]
     habitual: list[Phrase]
     truth_questions: list[Phrase]

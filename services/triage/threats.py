@@ -151,6 +151,7 @@ class ThreatDetector:
         for signal in (
             "past",
             "still",
+            "ongoing",
             "handled",
             "habitual",
             "requests",
@@ -321,7 +322,7 @@ class ThreatDetector:
             over, over_at = RUMOUR, 0
         elif not still and handled:
             over = "already handled"
-        elif not still and past:
+        elif not still and past and "ongoing" not in signals:
             over = "in the past"
         watched: tuple[int, ...] = ()
         if "watched" in signals and not still and not any(t in HELP for t in tokens):
@@ -487,7 +488,20 @@ RUMOUR = "a rumour asked about"
 # undone by what was said before it.
 # "masih bisa bicara, cuma sepatah-sepatah": so is an "only".
 CONTRAST_WORDS = frozenset(
-    {"tapi", "tetapi", "namun", "but", "however", "nanging", "ananging", "cuma", "hanya", "only"}
+    {
+        "tapi",
+        "tetapi",
+        "namun",
+        "but",
+        "however",
+        "nanging",
+        "ananging",
+        "cuma",
+        "hanya",
+        "only",
+        "kecuali",
+        "except",
+    }
 )
 
 

