@@ -228,6 +228,13 @@ def test_a_place_name_is_never_read_as_a_keyword(classifier: Classifier) -> None
     assert "kebakaran" not in classifier.read("jadwal posyandu di ds Kebaturan").tokens
 
 
+def test_everyday_words_are_never_read_as_a_keyword(classifier: Classifier) -> None:
+    # "posisi" (a position at sea) is one slip from "polisi"; "ditambal" from "ditambat".
+    tokens = classifier.read("kapal bocor, posisi 5 mil, jalan mohon ditambal").tokens
+    assert "polisi" not in tokens
+    assert "ditambat" not in tokens
+
+
 def test_the_explanation_names_the_words_that_decided(classifier: Classifier) -> None:
     decision = classifier.classify(
         text="mbak anak saya dipatok ular di sawah, kakinya bengkak hitam", channel=Channel.PSC119
