@@ -51,6 +51,10 @@ class CategoryScorer:
             points.items(), concepts=lexicon.complaints.concepts, word=reader.pattern_word
         )
 
+    def affixes(self) -> tuple[set[str], set[str]]:
+        """Every beginning and ending the category phrases ask for."""
+        return self._index.affixes()
+
     def vocabulary(self, category: Category | None = None) -> set[str]:
         """Every plain word the phrases name (of one category's phrases, if given)."""
         return {

@@ -179,9 +179,12 @@ class Classifier:
             [(p, "") for p in (*m.prank_admissions, *m.laughter)], word=self.reader.pattern_word
         ).vocabulary()
         jokes = (self.words.vocabulary(Category.PRANK) | said_in_jest) - serious
+        threat_prefixes, threat_suffixes = self.threats.affixes()
+        word_prefixes, word_suffixes = self.words.affixes()
         self.reader.learn(
             (self.threats.vocabulary() | self.words.vocabulary()) - jokes,
             run_together=self.threats.word_pairs(),
+            affixes=(threat_prefixes | word_prefixes, threat_suffixes | word_suffixes),
         )
         self._negations = frozenset(
             self.reader.pattern_word(w) for w in m.negations if " " not in w

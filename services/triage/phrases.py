@@ -249,6 +249,18 @@ class PhraseIndex(Generic[T]):
         """Every plain word the patterns name (for the speller to correct towards)."""
         return {w for p in self.patterns for s in p.parts if isinstance(s, Slot) for w in s.exact}
 
+    def affixes(self) -> tuple[set[str], set[str]]:
+        """Every beginning and every ending the patterns ask for (`tersengal*`, `*timpa`):
+        a word that has one is spelled as a pattern wants it, not a slip to correct."""
+        prefixes: set[str] = set()
+        suffixes: set[str] = set()
+        for p in self.patterns:
+            for s in p.parts:
+                if isinstance(s, Slot):
+                    prefixes.update(s.prefixes)
+                    suffixes.update(s.suffixes)
+        return prefixes, suffixes
+
     def word_pairs(self) -> set[str]:
         """Two words a pattern names side by side ("tidak sadar"), run together."""
         out = set()

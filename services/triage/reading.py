@@ -71,12 +71,22 @@ class Reader:
         self._run_together: frozenset[str] = frozenset()
         self.learn(())
 
-    def learn(self, vocabulary: Iterable[str], *, run_together: Iterable[str] = ()) -> None:
-        """The words that matter (the patterns' words): typos are corrected towards them; and
-        the pairs of them that speech-to-text may run together ("tidaksadar")."""
+    def learn(
+        self,
+        vocabulary: Iterable[str],
+        *,
+        run_together: Iterable[str] = (),
+        affixes: tuple[Iterable[str], Iterable[str]] = ((), ()),
+    ) -> None:
+        """The words that matter (the patterns' words): typos are corrected towards them; the
+        pairs of them that speech-to-text may run together ("tidaksadar"); and the beginnings
+        and endings patterns ask for, whose words are never corrected ("tersengal")."""
         self._vocabulary = frozenset(vocabulary)
         self._run_together = frozenset(run_together)
-        self._speller = Speller(self._vocabulary, known=self._common)
+        prefixes, suffixes = affixes
+        self._speller = Speller(
+            self._vocabulary, known=self._common, prefixes=prefixes, suffixes=suffixes
+        )
         self._known = self._speller.known | frozenset(self._language) | frozenset(SHORTHAND)
 
     def lemma(self, word: str) -> str:
@@ -87,7 +97,8 @@ class Reader:
             if mapped is None:
                 if len(self._lemmas) >= MEMO_SIZE:
                     self._lemmas.clear()
-                base = stem(word, self._language)
+                # An everyday word is itself, not a Javanese word with an ending ("alone").
+                base = None if word in self._common else stem(word, self._language)
                 if base is not None:
                     mapped = self._language[base]
                 else:
@@ -230,10 +241,20 @@ class Speller:
     # once, not fuzzily matched against the vocabulary each time. Bounded, for a long run.
     MEMO_SIZE = 50_000
 
-    def __init__(self, targets: Iterable[str], *, known: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        targets: Iterable[str],
+        *,
+        known: Iterable[str] = (),
+        prefixes: Iterable[str] = (),
+        suffixes: Iterable[str] = (),
+    ) -> None:
         self.targets = sorted({t for t in targets if t})
         self._target_set = frozenset(self.targets)
         self.known = frozenset(known) | self._target_set
+        # A word a pattern accepts by its beginning or ending is spelled as it wants.
+        self._prefixes = tuple(sorted(set(prefixes)))
+        self._suffixes = tuple(sorted(set(suffixes)))
         self._memo: dict[str, str] = {}
         # SMS drops vowels ("kbkaran", "npas"): a word is read by its consonants when they
         # are those of one keyword alone.
@@ -260,6 +281,10 @@ class Speller:
         if base is not None:
             return base
         if word in self.known:
+            return word
+        if (self._prefixes and word.startswith(self._prefixes)) or (
+            self._suffixes and word.endswith(self._suffixes)
+        ):
             return word
         return self._match(word)
 

@@ -192,6 +192,22 @@ class ThreatDetector:
             out |= idx.vocabulary()
         return out | self._negation_words | self._soft_words | self._almost_words
 
+    def affixes(self) -> tuple[set[str], set[str]]:
+        """Every beginning and ending the detector's patterns ask for."""
+        prefixes: set[str] = set()
+        suffixes: set[str] = set()
+        for idx in (
+            self._scan,
+            self._hypothetical,
+            self._hearsay,
+            self._denied_after,
+            self._asked_after,
+        ):
+            more, fewer = idx.affixes()
+            prefixes |= more
+            suffixes |= fewer
+        return prefixes, suffixes
+
     def word_pairs(self) -> set[str]:
         """Pairs of words the complaints name side by side, run together ("tidaksadar")."""
         return self._finding_patterns.word_pairs()

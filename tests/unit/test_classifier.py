@@ -135,3 +135,12 @@ def test_the_speller_remembers_a_bounded_number_of_words_and_answers_alike() -> 
     for _ in range(3):  # asked again and again, past the bound
         assert [speller.correct(w) for w in slips] == fresh
     assert len(speller._memo) <= 3
+
+
+def test_a_misdial_is_no_prank(classifier: Classifier) -> None:
+    """A prank verdict counts against the caller's number; a wrong number owns up to no joke."""
+    decision = classifier.classify(
+        text="maaf pak salah sambung, tadi mau telpon toko bangunan", channel=Channel.CALL112
+    )
+    assert decision.category is not Category.PRANK, decision.explanation
+    assert decision.priority is Priority.P4

@@ -229,10 +229,28 @@ def test_a_place_name_is_never_read_as_a_keyword(classifier: Classifier) -> None
 
 
 def test_everyday_words_are_never_read_as_a_keyword(classifier: Classifier) -> None:
-    # "posisi" (a position at sea) is one slip from "polisi"; "ditambal" from "ditambat".
-    tokens = classifier.read("kapal bocor, posisi 5 mil, jalan mohon ditambal").tokens
-    assert "polisi" not in tokens
-    assert "ditambat" not in tokens
+    # "posisi" (a position at sea) is one slip from "polisi"; "ditambal" from "ditambat";
+    # "dibayar" (paid) from "dibakar" (burned), "seorang" from "serang", "bandeng"
+    # (milkfish) from "bandang", "ditolong" from "ditodong", Javanese "senajan" (though)
+    # from "senapan"; English "alone" is no Javanese "alon" with an ending.
+    tokens = classifier.read(
+        "kapal bocor, posisi 5 mil, jalan mohon ditambal. gaji belum dibayar, seorang "
+        "penjual bandeng ditolong warga senajan hujan, he lives alone"
+    ).tokens
+    for bent in ("polisi", "ditambat", "dibakar", "serang", "bandang", "ditodong", "senapan"):
+        assert bent not in tokens
+    assert "alone" in tokens
+
+
+def test_a_word_a_pattern_takes_by_its_beginning_is_not_corrected(
+    classifier: Classifier,
+) -> None:
+    # "tersengal*" (gasping) was corrected to "tersengat" (stung), and the breathing
+    # problem was missed.
+    decision = classifier.classify(text="ibu tersengal sengal di kamar", channel=Channel.PSC119)
+    assert "tersengal" in classifier.read("ibu tersengal sengal").tokens
+    assert decision.priority is Priority.P1
+    assert "breathing" in decision.complaints, decision.explanation
 
 
 def test_the_explanation_names_the_words_that_decided(classifier: Classifier) -> None:
