@@ -97,8 +97,7 @@ class Reader:
             if mapped is None:
                 if len(self._lemmas) >= MEMO_SIZE:
                     self._lemmas.clear()
-                # An everyday word is itself, not a Javanese word with an ending ("alone").
-                base = None if word in self._common else stem(word, self._language)
+                base = stem(word, self._language)
                 if base is not None:
                     mapped = self._language[base]
                 else:
