@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,10 +48,28 @@ def _intake(text: str) -> bytes:
     return json.dumps(envelope).encode()
 
 
+def _port_below_ephemeral() -> int:
+    """A free port below the kernel's ephemeral range, as a real broker's 9092 is. While the
+    broker is down, the clients reconnect again and again; on a port in that range one of
+    their own connections may be given it as its local port and connect to itself, and the
+    broker cannot come back there (a run hung on it for the test's whole timeout)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 async def test_intakes_accepted_while_the_broker_is_down_arrive_after_it_returns(
     infra: Infra, tmp_path: Path
 ) -> None:
-    port = free_port()
+    port = _port_below_ephemeral()
     broker = EmbeddedBroker(log=tmp_path / "tansu.log", port=port).start()
     name = f"t{uuid.uuid4().hex[:10]}"
     await recreate_database(infra.server_url, name)
