@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from schemas.events import LifeThreat
 from schemas.vocabulary import Category
@@ -179,16 +180,20 @@ class ThreatDetector:
         self._denied_after = index([(p, "nil") for p in m.denied_after])
         self._asked_after = index([(p, "asked") for p in m.asked_after])
 
-    def vocabulary(self) -> set[str]:
-        """Every plain word the detector's patterns name."""
-        out: set[str] = set()
-        for idx in (
+    def _indexes(self) -> tuple[PhraseIndex[Any], ...]:
+        """Every phrase index the detector reads with."""
+        return (
             self._scan,
             self._hypothetical,
             self._hearsay,
             self._denied_after,
             self._asked_after,
-        ):
+        )
+
+    def vocabulary(self) -> set[str]:
+        """Every plain word the detector's patterns name."""
+        out: set[str] = set()
+        for idx in self._indexes():
             out |= idx.vocabulary()
         return out | self._negation_words | self._soft_words | self._almost_words
 
@@ -196,13 +201,7 @@ class ThreatDetector:
         """Every beginning and ending the detector's patterns ask for."""
         prefixes: set[str] = set()
         suffixes: set[str] = set()
-        for idx in (
-            self._scan,
-            self._hypothetical,
-            self._hearsay,
-            self._denied_after,
-            self._asked_after,
-        ):
+        for idx in self._indexes():
             more, fewer = idx.affixes()
             prefixes |= more
             suffixes |= fewer
