@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OWN_CORPUS = Path(__file__).resolve().parent / "corpus" / "siaga_reports.jsonl"
+BLIND_SETS = Path(__file__).resolve().parent / "corpus" / "blind_sets.jsonl"
 
 
 def shared_data() -> Path | None:
@@ -35,7 +36,7 @@ class Report:
     kecamatan: str | None
     split: str
     alt: tuple[str, ...] = ()  # other acceptable categories
-    writer: str = "siaga"  # who wrote it: the team, or a shared set's writer (a-e)
+    writer: str = "siaga"  # the team, a shared set's writer (a-e) or a blind set (f1...)
 
 
 def own_corpus(path: Path = OWN_CORPUS) -> list[Report]:
@@ -60,13 +61,24 @@ def own_corpus(path: Path = OWN_CORPUS) -> list[Report]:
     return out
 
 
+def blind_sets(path: Path = BLIND_SETS) -> list[Report]:
+    """The team's blind sets: reports written for Siaga by writers who never saw its code,
+    rules or corpora, each set in its own theme (`writer` f1, f2, ...); read while
+    developing triage, then used to train its model (see `corpus/README.md`)."""
+    return _by_writers(path)
+
+
 DEV_REPORTS = "siaga_dev_reports.jsonl"
 
 
 def dev_reports(data_dir: Path) -> list[Report]:
     """The shared labelled corpus: five sets of Batang reports, each by its own writer."""
+    return _by_writers(data_dir / "corpora" / DEV_REPORTS)
+
+
+def _by_writers(path: Path) -> list[Report]:
+    """Reports of a JSONL file whose lines name their `writer` and `alt` categories."""
     out = []
-    path = data_dir / "corpora" / DEV_REPORTS
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from eval.corpora import Report, dev_reports, lapor, montco, own_corpus, shared_data
+from eval.corpora import Report, blind_sets, dev_reports, lapor, montco, own_corpus, shared_data
 from eval.metrics import Outcome, score
 from eval.styles import STYLES, WRAPPERS, restyle
 from eval.train import train
@@ -120,7 +120,8 @@ def print_errors(answers: Sequence[tuple[Report, dict[str, Any]]]) -> None:
 def held_out_engine(
     settings: CommonSettings, shared: Sequence[Report], own: Sequence[Report], writer: str
 ) -> OfflineTriage:
-    """Triage with a model trained on the team's corpus and the shared sets but `writer`'s."""
+    """Triage with a model trained on the team's corpora (`own`) and the shared sets but
+    `writer`'s."""
     model = train([r for r in shared if r.writer != writer] + list(own))
     engine = OfflineTriage.from_settings(settings)
     engine.classifier = Classifier(
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     styled: dict[str, list[tuple[Report, dict[str, Any]]]] = {style: [] for style in STYLES}
     for writer in writers:
         started = time.perf_counter()
-        engine = held_out_engine(settings, shared, own, writer)
+        engine = held_out_engine(settings, shared, [*own, *blind_sets()], writer)
         reports = [r for r in shared if r.writer == writer]
         answers = run(engine, reports)
         for style, restyled in in_styles(engine, reports).items():

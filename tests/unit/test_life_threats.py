@@ -527,18 +527,15 @@ def test_a_threat_only_the_model_reads_is_not_lost_among_courtesies(
 ) -> None:
     """Words around a report dilute it for the model; a sentence the model reads as a threat
     on its own keeps the report P1, to confirm, and the explanation quotes it."""
-    threat = (
-        "tetangga mau melahirkan di rumah, bidan belum datang, yang keluar duluan malah "
-        "kakinya bayi."
-    )
+    threat = "kbakaran rmh di ds Cablikan kec Reban, tlg kirim damkar."
     around = (
         " Laporan dari warga RT 3. Mohon dibagikan ke warga lain. Begitu kabarnya, mohon maaf "
-        "kalau kurang jelas."
+        "kalau kurang jelas. Terima kasih atas perhatiannya bapak ibu sekalian."
     )
     decision = classifier.classify(text=threat + around, channel=Channel.WHATSAPP)
     assert decision.priority is Priority.P1, decision.explanation
     assert decision.needs_confirmation and decision.questions
-    assert "(the sentence 'tetangga mau melahirkan" in decision.explanation
+    assert "(the sentence 'kbakaran rmh" in decision.explanation
     # Read as one run of words, the same report is diluted below P1: the sentences matter.
     flat = classifier.classify(text=(threat + around).replace(".", ""), channel=Channel.WHATSAPP)
     assert flat.priority is not Priority.P1, flat.explanation
@@ -551,3 +548,32 @@ def test_all_safe_but_one_is_a_certain_threat(classifier: Classifier) -> None:
     )
     assert decision.priority is Priority.P1
     assert decision.threat == "certain", decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "istri sy lahiran di rumah, kaki bayinya keluar duluan, bidan blm dtg",
+        "bojoku babaran, sikile bayi metu disik",
+        "my wife is in labour and the baby's feet are coming out first",
+        "persalinan di rumah, keluar duluan tangan",
+    ],
+)
+def test_a_birth_where_a_limb_comes_first_is_a_certain_threat(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.PSC119)
+    assert decision.priority is Priority.P1 and decision.threat == "certain", decision.explanation
+    assert "pregnancy" in decision.complaints
+
+
+def test_a_baby_in_the_breech_position_before_labour_or_a_babys_feet_are_no_birth(
+    classifier: Classifier,
+) -> None:
+    for text in (
+        "kata dokter bayi saya posisinya sungsang, usia kandungan 7 bulan, apa bisa normal?",
+        "saya keluar dulu beli obat buat kaki bayi yang ruam",
+        "kaki bayi saya keluar ruam merah2 sejak kemarin",
+    ):
+        decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+        assert "pregnancy" not in decision.complaints, decision.explanation
