@@ -17,6 +17,7 @@ inside a word unless it says so with `*`.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ MEMO_SIZE = 50_000  # words whose candidate patterns are remembered, per index
 # A word that may start this many patterns or more has them looked up by the words they
 # need, not tried one by one ("tidak" and "sudah" start dozens of the detector's patterns).
 MANY_CANDIDATES = 8
+
+
+_WORD = re.compile(r"\*?[^\W_]+\*?")
 
 
 class PatternError(ValueError):
@@ -148,6 +152,10 @@ def _slot(
     for choice in choices:
         if not choice or choice == "*":
             raise PatternError(f"{text!r}: empty choice")
+        if not _WORD.fullmatch(choice):
+            # A report's words are letters and digits once normalised: "(paksa )?" or "sakit,"
+            # would never match, silently.
+            raise PatternError(f"{text!r}: {choice!r} is no word a report can hold")
         if choice.endswith("*"):
             prefixes.append(_affix(choice[:-1], text))
         elif choice.startswith("*"):

@@ -259,6 +259,11 @@ class ThreatDetector:
             heard = reason if reason is not None and reason.startswith("heard") else None
             if heard:
                 reason = None
+            # Softened, a certain finding is a possible one, and what makes a report past,
+            # watched or over weighs on it as on any other ("mau bunuh diri, ternyata cuma
+            # status WA").
+            if reason is not None and reason.startswith("softened") and finding.certain:
+                finding, reason = replace(finding, certain=False), None
             if reason is None and tokens[m.start] in punned and m.end - m.start == 1:
                 reason = "a pun on another sense of the word"
             if reason is None and any(
@@ -277,8 +282,6 @@ class ThreatDetector:
                 reason = over  # what "katanya" tells may be a rumour asked about, not told
             if reason is None and not finding.certain and signals.habitual:
                 reason = "keeps happening (a complaint)"
-            if reason is not None and reason.startswith("softened") and finding.certain:
-                finding, reason = replace(finding, certain=False), None
             if reason is None and heard:
                 finding = replace(finding, certain=False)
             if reason is not None:
@@ -333,9 +336,12 @@ class ThreatDetector:
         over = None
         over_at = max((m.end for m in (handled if handled else past)), default=0)
         signals = {m.value.signal for m in found}
+        # What goes on and on, told after the last word that it was handled, is the latest
+        # news ("sudah dievakuasi, kepalanya berdarah terus").
+        ongoing_after = any(m.value.signal == "ongoing" and m.start >= over_at for m in found)
         if {"truth_questions", "second_hand"} <= signals:
             over, over_at = RUMOUR, 0
-        elif not still and handled:
+        elif not still and handled and not ongoing_after:
             over = "already handled"
         elif not still and past and "ongoing" not in signals:
             over = "in the past"

@@ -36,7 +36,10 @@ def test_patterns_match_words_affixes_choices_concepts_and_gaps() -> None:
     assert expand("a (b c|d) e") == ["a b c e", "a d e"]
 
 
-@pytest.mark.parametrize("bad", [".. tidak", "tidak ..", "@nobody sakit", "ab*", "(a|b", "a)"])
+@pytest.mark.parametrize(
+    "bad",
+    [".. tidak", "tidak ..", "@nobody sakit", "ab*", "(a|b", "a)", "ditarik (paksa )?masuk", "sakit,"],
+)
 def test_a_pattern_that_cannot_be_read_is_refused(bad: str) -> None:
     with pytest.raises(PatternError):
         PhraseIndex([(bad, 1)], concepts={})

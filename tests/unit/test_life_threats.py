@@ -577,3 +577,129 @@ def test_a_baby_in_the_breech_position_before_labour_or_a_babys_feet_are_no_birt
     ):
         decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
         assert "pregnancy" not in decision.complaints, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data bantuan di desa kami ngawur, banyak yang mampu malah dapat",
+        "akta kelahiran anak saya hangus terbakar waktu rumah kebakaran bulan lalu, gimana ngurusnya",
+        "KTP bapak kobong bareng lemari, piye carane gawe maneh",
+        "di RT kami banyak yang kena demam berdarah, minta fogging",
+        "ada orang tidur di teras masjid sambil ngorok, kelihatannya sehat2 aja",
+        # "baru datang" is "came only then", not "just now"
+        "keluhan: kemarin bapak saya sesak napas, ambulans baru datang 2 jam kemudian. "
+        "sekarang bapak sudah dirawat, mohon dievaluasi",
+        # a word taken back
+        "mau lapor kebakaran... eh bukan, mau tanya nomor damkar buat sarang tawon",
+    ],
+)
+def test_careless_data_burned_papers_dengue_and_a_healthy_sleeper_are_not_p1(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert decision.priority is not Priority.P1, decision.explanation
+
+
+def test_speech_that_makes_no_sense_and_colloquial_aja_are_still_read(
+    classifier: Classifier,
+) -> None:
+    confused = classifier.classify(
+        text="simbah omongane ngawur wiwit esuk, ora kenal anake", channel=Channel.PSC119
+    )
+    assert confused.priority is Priority.P1 and "unconscious" in confused.complaints
+    silent = classifier.classify(text="bapak dipanggil diam aja, ga gerak", channel=Channel.PSC119)
+    assert silent.priority is Priority.P1 and silent.threat == "certain", silent.explanation
+    again = classifier.classify(
+        text="kemarin simbah jatuh, barusan pingsan lagi", channel=Channel.PSC119
+    )
+    assert again.priority is Priority.P1 and again.threat == "certain", again.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # ngoko: called and no answer; pinned; buried; run over; drooling after spraying
+        "simbah diceluk ora nyauri, matane melek tok",
+        "pak Karyo ketindhih traktor nang sawah, isih sadar ngerang",
+        "tukang sumur keurug ning njero sumur",
+        "akeh wong keplindes truk nang pasar",
+        "adikku bar nyemprot pestisida, saiki ngeces terus lan kringete gembrobyos",
+        # krama and Indonesian chest pain, fingers gone purple, blood spurting in English
+        "garwa kula sambat dhadhanipun kados dipun peres",
+        "sopir pegang dada, mukanya abu abu, keringat bercucuran",
+        "ibu ngos ngosan, jari jarinya ungu",
+        "blood is spurting from his leg",
+        # taken into a car, a flood up to the roof, workers down a tank
+        "anak perempuan ditarik paksa masuk mobil orang tak dikenal barusan",
+        "banyu tekan payon, tonggoku sakkeluarga munggah gendeng",
+        "tiga pekerja turun ke bak limbah gak naik naik, satu tergeletak",
+        # a wish to die with the means gathered; dengue's critical phase; vomiting blood
+        "aku wis ora kuat, obat nyamuk wis tak siapke, pengen mati wae",
+        "anak sy demam hari ke-4, td sore panasnya turun tp malah lemes, tangan kaki dingin",
+        "bapak muntah ada darahnya banyak",
+        "anak saya makan jamur dari hutan, sekarang muntah terus dan lemas",
+        # a child unseen since playing in the sea; an old man with dementia walking into it
+        "anak saya ilang di pantai pak, 5 tahun, tadi main air, udah 20 menit gak keliatan",
+        "nenek pikun belum pulang dari sore, ada yang lihat dia jalan masuk ke laut",
+        # a brawl that has started; a child beaten "for a long while now"
+        "dua kubu mau tawuran bawa kayu, sudah mulai lempar batu",
+        "anak kecil dipukuli bapaknya pakai sabuk, menjerit jerit sudah lama",
+    ],
+)
+def test_threats_told_in_words_the_detector_had_missed_are_p1(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.CALL112)
+    assert decision.priority is Priority.P1 and decision.complaints, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "kukunya dicat ungu sama anak saya",
+        "habis lari pagi ngos ngosan, normal kan?",
+        "air masuk ke bak mandi tidak keluar keluar, saluran mampet",
+        "bapak jalan masuk ke sawah pagi tadi",
+    ],
+)
+def test_their_near_twins_find_nothing(classifier: Classifier, text: str) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert not decision.complaints, decision.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "diskon kebakaran semua baju di toko kami, buruan",
+        "suaraku tenggelam kalah sama sound hajatan tetangga, tolong ditegur",
+        "kemarin bapak jatuh dari tangga, sudah dibawa anaknya ke puskesmas, cuma lapor saja",
+        "adik batuk pilek, napas bunyi grok grok tapi masih lari larian, mau makan",
+        "ibu sesak tadi malam, sekarang sudah mendingan setelah minum obat",
+        "tadi ada yang bilang mau bunuh diri, ternyata cuma status WA, orangnya aman",
+        "ibu murung sejak ditinggal bapak, tidak ada ucapan ingin mati, minta dirujuk ke psikolog",
+        "debt collector mengancam rumah kami akan disita kalau tidak bayar",
+        "tadi bapak itu dipukul orang di pasar tapi sudah bangun, jalan sendiri",
+        "maling di dapur? ternyata kucing nyenggol panci, maaf salah lapor",
+        "bapak sudah stroke 2 tahun, kondisi stabil, minta antar kontrol rutin",
+        "I think it is food poisoning, vomited once, mild cramps, otherwise ok",
+    ],
+)
+def test_sales_figures_of_speech_care_already_given_and_false_alarms_find_no_threat(
+    classifier: Classifier, text: str
+) -> None:
+    decision = classifier.classify(text=text, channel=Channel.WHATSAPP)
+    assert not decision.complaints, decision.explanation
+
+
+def test_what_goes_on_after_it_was_handled_is_the_latest_news(classifier: Classifier) -> None:
+    for text in (
+        "korban sudah dievakuasi ke balai desa, kepalanya berdarah terus tidak berhenti",
+        "pasien sudah dibawa ke puskesmas tapi di jalan kejang lagi tidak berhenti",
+    ):
+        decision = classifier.classify(text=text, channel=Channel.CALL112)
+        assert decision.priority is Priority.P1 and decision.complaints, decision.explanation
+    over = classifier.classify(
+        text="kejang terus nunggu ambulans, sekarang sudah sembuh", channel=Channel.PSC119
+    )
+    assert not over.complaints, over.explanation
