@@ -38,7 +38,16 @@ def test_patterns_match_words_affixes_choices_concepts_and_gaps() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [".. tidak", "tidak ..", "@nobody sakit", "ab*", "(a|b", "a)", "ditarik (paksa )?masuk", "sakit,"],
+    [
+        ".. tidak",
+        "tidak ..",
+        "@nobody sakit",
+        "ab*",
+        "(a|b",
+        "a)",
+        "ditarik (paksa )?masuk",
+        "sakit,",
+    ],
 )
 def test_a_pattern_that_cannot_be_read_is_refused(bad: str) -> None:
     with pytest.raises(PatternError):
