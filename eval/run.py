@@ -205,12 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     shared = dev_reports(data)
     writers = sorted({r.writer for r in shared})
+    team = [*own, *blind_sets()]
     pooled: list[tuple[Report, dict[str, Any]]] = []
     results["held_out"] = {}
     styled: dict[str, list[tuple[Report, dict[str, Any]]]] = {style: [] for style in STYLES}
     for writer in writers:
         started = time.perf_counter()
-        engine = held_out_engine(settings, shared, [*own, *blind_sets()], writer)
+        engine = held_out_engine(settings, shared, team, writer)
         reports = [r for r in shared if r.writer == writer]
         answers = run(engine, reports)
         for style, restyled in in_styles(engine, reports).items():

@@ -14,8 +14,9 @@ model P1 probability above `p1_possible`, is P1 with the key questions, for a ca
 to confirm or lower (a sentence the model reads as P1 on its own counts too: words around a
 threat dilute it); otherwise the model's likeliest of P2-P4 that fits the category.
 A caller owning up to a joke makes a prank unless a threat is certain; a number flagged
-for pranks is lowered to P3 unless a life may be at risk. Below `review_threshold` a human
-decides the category first, unless a life may be at risk (units go on the best reading).
+for pranks is lowered to P3 unless a life may be at risk. Below `review_threshold`, or when
+no rule recognised anything (the model alone decided), a human decides the category first,
+unless a life may be at risk (units go on the best reading).
 """
 
 from __future__ import annotations
