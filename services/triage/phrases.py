@@ -112,6 +112,10 @@ def expand(text: str) -> list[str]:
     choices = [c.strip() for c in body.split("|")]
     if not all(choices):
         raise PatternError(f"{text!r}: empty choice in a group")
+    if not any(" " in c for c in choices):
+        # Choices of one word each are one slot ("(a|b)" is "a|b"): a pattern with a few
+        # such groups would otherwise stand for hundreds.
+        return expand(f"{head} {'|'.join(choices)} {tail}")
     return [e for c in choices for e in expand(f"{head} {c} {tail}")]
 
 

@@ -34,6 +34,8 @@ def test_patterns_match_words_affixes_choices_concepts_and_gaps() -> None:
         ["korban", "sudah", "bangun", "lalu", "diam", "tidak", "gerak"]
     )  # gap of four
     assert expand("a (b c|d) e") == ["a b c e", "a d e"]
+    # choices of one word each are one slot, not one pattern each
+    assert expand("(a|b*) (c|d) e") == ["a|b* c|d e"]
 
 
 @pytest.mark.parametrize(
