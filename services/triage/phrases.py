@@ -6,7 +6,7 @@ A pattern is written as words separated by spaces, each word one of:
 - `tenggelam*`: a word that starts so (`tenggelamnya`); `*timpa`: one that ends so (`tertimpa`);
 - `tidak|belum`: any of the choices, each one word written as above;
 - `(tidak gerak|diam saja|pingsan)`: any of these phrases (the pattern stands for one
-  pattern per phrase);
+  pattern per phrase; a group of single words, `(pingsan|semaput)`, is one word's choices);
 - `@person`: any word of a named concept (a list of choices kept beside the patterns);
 - `..` up to three words of anything, `...` up to seven.
 
