@@ -87,7 +87,7 @@ class Policy:
     threat_weight: float = 0.3  # per detected complaint point (certain 2, possible 1)
     prank_alone: float = 0.5  # model probability that makes a prank with no sign of one
     symptom_at_scene: float = 0.25  # medical points kept when a scene's words are there
-    p1_possible: float = 0.3  # model P1 probability that makes an emergency P1, to confirm
+    p1_possible: float = 0.25  # model P1 probability that makes an emergency P1, to confirm
     p1_other: float = 0.7  # the same for a report of another category (units must then go)
     p1_over: float = 0.7  # the same, when the report says it is past or handled
     # A report of several sentences this close to P1 has each read alone; one that reaches

