@@ -718,6 +718,10 @@ def test_what_goes_on_after_it_was_handled_is_the_latest_news(classifier: Classi
         "rumah kebakaran, dokumen dan anak saya terbakar",
         "korban tenggelam, ralat, dua orang yang tenggelam",
         "korban tidak ada tanda tanda kehidupan, tidak bernapas",
+        # a call-taker's note of a silent line is said of the operator, not seven words wide
+        "bapak tidak menjawab, tidak bernapas, tolong operator cepat",
+        "suami mengancam pakai pisau, rumah disita bank",
+        "harga cabai naik, kebakaran di pasar, banyak orang terjebak",
     ],
 )
 def test_a_threat_told_beside_those_words_stays_p1(classifier: Classifier, text: str) -> None:
