@@ -278,7 +278,14 @@ class ThreatDetector:
                 for p in signals.watched_at
             ):
                 reason = "watched on a video, the news or a film"
-            if reason is None and over and not _contrast_between(tokens, signals.over_at, m.start):
+            if (
+                reason is None
+                and over
+                and not _contrast_between(tokens, signals.over_at, m.start)
+                and not (over == HANDLED and m.start >= signals.over_at)
+            ):
+                # Told after the last word that it was handled, a finding is news of its own
+                # ("sudah membaik kemarin, tadi pagi jatuh pingsan tidak bangun").
                 reason = over  # what "katanya" tells may be a rumour asked about, not told
             if reason is None and not finding.certain and signals.habitual:
                 reason = "keeps happening (a complaint)"
@@ -342,7 +349,7 @@ class ThreatDetector:
         if {"truth_questions", "second_hand"} <= signals:
             over, over_at = RUMOUR, 0
         elif not still and handled and not ongoing_after:
-            over = "already handled"
+            over = HANDLED
         elif not still and past and "ongoing" not in signals:
             over = "in the past"
         watched: tuple[int, ...] = ()
@@ -505,6 +512,7 @@ HELP = frozenset({"tolong", "bantu", "bantuan", "help", "please"})
 SUDDEN = frozenset({"tiba", "mendadak", "suddenly"})
 OWNED_BY = frozenset({"milik", "punya", "punyanya", "kepunyaan", "duwe", "gadhahan", "of"})
 RUMOUR = "a rumour asked about"
+HANDLED = "already handled"
 # "... selamat semua, tapi yang nyebrang tidak gerak": what comes after a "but" is not
 # undone by what was said before it.
 # "masih bisa bicara, cuma sepatah-sepatah": so is an "only".

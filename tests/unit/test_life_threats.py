@@ -693,6 +693,10 @@ def test_what_goes_on_after_it_was_handled_is_the_latest_news(classifier: Classi
     for text in (
         "korban sudah dievakuasi ke balai desa, kepalanya berdarah terus tidak berhenti",
         "pasien sudah dibawa ke puskesmas tapi di jalan kejang lagi tidak berhenti",
+        # a finding told after the last word that it was handled is news of its own
+        "ibu sudah mendingan kemarin, tadi pagi jatuh pingsan tidak bangun",
+        "bapak sudah di igd, dokter tidak ada, bapak tidak sadar dan biru",
+        "ibu sudah membaik minggu ini, barusan tidak bernapas",
     ):
         decision = classifier.classify(text=text, channel=Channel.CALL112)
         assert decision.priority is Priority.P1 and decision.complaints, decision.explanation
