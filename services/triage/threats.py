@@ -5,8 +5,9 @@ a possible one; both make the incident P1 (the possible ones with the key questi
 call-taker confirms or lowers it). A finding is discounted only for a reason the report
 itself gives: denied ("tidak ada korban"), hypothetical ("takut tertimpa"), softened ("mau
 pingsan": certain -> possible, possible -> none), resolved ("sudah sadar"), in the past or
-handled with nothing said to be still going on, or a possible finding in a complaint about
-something that keeps happening. Every discount is kept with its reason for the explanation.
+handled with nothing said to be still going on (a finding told after the last word that it
+was handled is news of its own), or a possible finding in a complaint about something that
+keeps happening. Every discount is kept with its reason for the explanation.
 A finding heard from someone else ("katanya ...") counts, as a possible one.
 """
 
