@@ -279,14 +279,14 @@ class ThreatDetector:
                 for p in signals.watched_at
             ):
                 reason = "watched on a video, the news or a film"
+            # Told after the last word that it was handled, a finding is news of its own
+            # ("sudah membaik kemarin, tadi pagi jatuh pingsan tidak bangun").
             if (
                 reason is None
                 and over
                 and not _contrast_between(tokens, signals.over_at, m.start)
                 and not (over == HANDLED and m.start >= signals.over_at)
             ):
-                # Told after the last word that it was handled, a finding is news of its own
-                # ("sudah membaik kemarin, tadi pagi jatuh pingsan tidak bangun").
                 reason = over  # what "katanya" tells may be a rumour asked about, not told
             if reason is None and not finding.certain and signals.habitual:
                 reason = "keeps happening (a complaint)"
