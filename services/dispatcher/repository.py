@@ -517,16 +517,12 @@ class PendingSlot:
 async def next_pending(
     conn: asyncpg.Connection, *, unit_type: str, skip: int = 0
 ) -> PendingSlot | None:
-    """The most urgent, oldest waiting slot for a unit type (after `skip` others), locked."""
+    """The most urgent, oldest waiting slot for a unit type (after `skip` others), locked
+    (read by the function of migration 006, planned at each call)."""
     row = await conn.fetchrow(
         """
         SELECT incident_id, slot, unit_type, capability, priority, category, place, queued_at
-          FROM pending
-         WHERE unit_type = $1
-         ORDER BY priority, queued_at, incident_id, slot
-         OFFSET $2
-         LIMIT 1
-           FOR UPDATE SKIP LOCKED
+          FROM next_pending($1, $2)
         """,
         unit_type,
         skip,

@@ -250,12 +250,9 @@ class EmbeddedPostgres:
             "fsync=on",
             "-c",
             "shared_buffers=128MB",
-            # Every `siaga up` starts from empty tables, and a plan a stage's prepared statement
-            # caches then (a sequential scan and a sort of the dispatcher's waiting list) is
-            # kept until the table is analyzed: looked for every 2 s instead of every minute,
-            # a burst right after the start is served by index plans within seconds.
-            "-c",
-            "autovacuum_naptime=2s",
+            # Autovacuum looks for work once a minute, as by default: every 2 s it took about
+            # a tenth of a core from a burst. The one plan that went stale as a table grew
+            # from empty (the dispatcher's waiting list) is planned at each call instead.
         ]
         self.proc = spawn(args, log=self.log, user=self.user)
         wait_for_port(HOST, self.port, timeout=timeout, proc=self.proc, log=self.log)

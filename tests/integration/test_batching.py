@@ -806,6 +806,57 @@ async def test_the_next_waiting_slot_comes_from_the_index_not_a_sort_of_the_queu
     assert "pending_by_urgency" in plan and "Sort" not in plan, plan
 
 
+async def test_the_next_waiting_slot_keeps_to_the_index_as_the_queue_grows_from_empty(
+    pipeline: Pipeline,
+) -> None:
+    """A stage's connection that read its waiting list many times while the list was nearly
+    empty (and analyzed so) still reads the next slot off the index once thousands wait:
+    a plan cached for the small list would scan and sort the whole queue at each call."""
+    from services.dispatcher import repository
+
+    t0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    rng = random.Random(7)
+    made: list[tuple[Any, ...]] = []
+
+    def slots(count: int) -> list[tuple[Any, ...]]:
+        made.extend(
+            (
+                uuid.uuid4(),
+                0,
+                rng.choice(["ambulance", "fire_truck", "police"]),
+                rng.choice(["P1", "P2", "P3"]),
+                "fire",
+                t0 + timedelta(seconds=rng.randrange(3600)),
+            )
+            for _ in range(count)
+        )
+        return made[-count:]
+
+    insert = (
+        "INSERT INTO pending (incident_id, slot, unit_type, priority, category, queued_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'pending'"
+    pool = await _pool(pipeline, "dispatcher")
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.executemany(insert, slots(3))
+            await conn.execute("ANALYZE pending")
+            for _ in range(10):  # past the calls after which a prepared statement keeps a plan
+                await repository.next_pending(conn, unit_type="police")
+            await conn.executemany(insert, slots(3000))
+            before = await conn.fetchval(scans)
+            head = await repository.next_pending(conn, unit_type="police")
+            for _ in range(4):
+                await repository.next_pending(conn, unit_type="police")
+            after = await conn.fetchval(scans)
+    finally:
+        await pool.close()
+    police = min((r for r in made if r[2] == "police"), key=lambda r: (r[3], r[5], r[0], r[1]))
+    assert head is not None and (head.need.incident_id, head.need.slot) == police[:2]
+    assert after == before, f"{after - before} sequential scans of the waiting list"
+
+
 async def test_a_numbers_calls_in_one_batch_count_as_they_would_one_by_one(
     pipeline: Pipeline,
 ) -> None:
