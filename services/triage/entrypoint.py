@@ -23,23 +23,22 @@ from schemas.events import (
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import Category, IncidentStatus, Priority
+from schemas.vocabulary import Category, Priority
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
 from services.common.uow import UnitOfWork
 from services.triage import repository
 from services.triage.classifier import SLA_SECONDS, Classification, Classifier
-from services.triage.correlation import Call, DuplicateRule, OpenIncident, find_link, may_repeat
+from services.triage.correlation import (
+    Call,
+    DuplicateRule,
+    OpenIncident,
+    ends_incident,
+    find_link,
+    may_repeat,
+)
 
 SOURCE = "/siaga/triage"
-ENDED = frozenset(
-    {
-        IncidentStatus.RESOLVED,
-        IncidentStatus.CLOSED,
-        IncidentStatus.CANCELLED,
-        IncidentStatus.MERGED,
-    }
-)
 
 
 @dataclass
@@ -225,10 +224,10 @@ class Triage:
     ) -> Sequence[Outgoing]:
         """A resolved, closed, cancelled or merged incident takes no more duplicate calls."""
         payload = event.payload
-        if isinstance(payload, IncidentResolvedV1):
-            await uow.state.end(uow.conn, incident_id=payload.incident_id, at=payload.resolved_at)
-        elif isinstance(payload, IncidentStatusChangedV1) and payload.to_status in ENDED:
-            await uow.state.end(uow.conn, incident_id=payload.incident_id, at=payload.changed_at)
+        if not ends_incident(payload):
+            return []
+        at = payload.resolved_at if isinstance(payload, IncidentResolvedV1) else payload.changed_at
+        await uow.state.end(uow.conn, incident_id=payload.incident_id, at=at)
         return []
 
 

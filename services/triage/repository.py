@@ -3,6 +3,7 @@ still open for duplicate calls to join."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -10,9 +11,11 @@ from uuid import UUID
 import asyncpg
 
 from schemas.common import Place
+from schemas.envelope import Event
+from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1
 from schemas.vocabulary import Category, Channel, Priority
 from services.common.processing import Deferred, Rows
-from services.triage.correlation import Nearby, OpenIncident
+from services.triage.correlation import Nearby, OpenIncident, ends_incident
 
 
 @dataclass
@@ -25,6 +28,17 @@ class Correlation:
     openings: Deferred = field(default_factory=Deferred)
     links: Deferred = field(default_factory=Deferred)
     _read: dict[str, tuple[datetime, datetime, Nearby]] = field(default_factory=dict)
+
+    async def screen(self, conn: asyncpg.Connection, events: Sequence[Event]) -> set[str]:
+        """The batch's events that may change triage's records: all but the incident events
+        that end nothing (most status changes: dispatched, on scene), passed over with no
+        inbox row."""
+        return {
+            e.id
+            for e in events
+            if not isinstance(e.payload, IncidentStatusChangedV1 | IncidentResolvedV1)
+            or ends_incident(e.payload)
+        }
 
     async def open_incidents(
         self,

@@ -588,7 +588,8 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
     """Triage sends the incidents a batch opens with the batch, yet reads them back when a
     later call of the batch needs the category read again, and ends them when the batch
     ends them: a call that repeats an incident opened in the batch joins it, and a call
-    after that incident ended opens a new one."""
+    after that incident ended opens a new one. A status change that ends nothing (a unit
+    dispatched) is passed over with no inbox row; a cancellation ends its incident."""
     from services.triage.bootstrap import TriageSettings
 
     topics = pipeline.topics
@@ -601,13 +602,28 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
         ended = IncidentResolvedV1(incident_id=incident, resolved_at=t0 + window, units=[])
         return new_event(ended, id=uuid.uuid4(), source="/test")
 
+    def changed(opening: Event, to: IncidentStatus) -> Event:
+        incident = derive_id(opening.payload.intake.intake_id, "incident")
+        change = IncidentStatusChangedV1(
+            incident_id=incident,
+            from_status=None,
+            to_status=to,
+            changed_at=t0 + 2 * window,
+            reason="test",
+        )
+        return new_event(change, id=uuid.uuid4(), source="/test")
+
     away = WONOTUNGGAL.model_copy(update={"lat": -6.8, "lon": 110.0})
     first = _fire_call(0, at=t0)
     far = _fire_call(1, at=t0 + 3 * window)  # beyond what was read: the category is read again
     repeat = _fire_call(2, at=t0 + window / 2)  # read again too, must find the first incident
     elsewhere = _fire_call(3, at=t0 + window / 2, place=away)
     after = _fire_call(4, at=t0 + window / 2)  # the first incident has ended: a new one
+    cancelled = _fire_call(5, at=t0 + 5 * window)
+    dispatched = changed(far, IncidentStatus.DISPATCHED)
     events = [first, far, repeat, elsewhere, resolve(elsewhere), resolve(first), after]
+    cancel = changed(cancelled, IncidentStatus.CANCELLED)
+    events += [dispatched, cancelled, cancel]
     batch = [
         _record(
             e,
@@ -628,11 +644,13 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
             handlers={
                 IntakeEnrichedV1: triage.on_intake_enriched,
                 IncidentResolvedV1: triage.on_incident_ended,
+                IncidentStatusChangedV1: triage.on_incident_ended,
             },
             new_state=Correlation,
         )
         await processor.process(batch)
         async with pool.acquire() as conn:
+            inbox = {r["message_key"] for r in await conn.fetch("SELECT message_key FROM inbox")}
             links = {
                 r["intake_id"]: r["incident_id"]
                 for r in await conn.fetch("SELECT intake_id, incident_id FROM intakes")
@@ -649,9 +667,12 @@ async def test_incidents_a_batch_opens_are_read_back_and_ended_within_it(
 
     assert processor.dead_lettered == 0
     assert of(first) == of(repeat)
-    assert len(ended) == len({of(first), of(far), of(elsewhere), of(after)}) == 4
+    assert len(ended) == len({of(first), of(far), of(elsewhere), of(after), of(cancelled)}) == 5
     assert ended[of(first)] == ended[of(elsewhere)] == t0 + window  # opened and ended here
     assert ended[of(far)] is None and ended[of(after)] is None
+    assert ended[of(cancelled)] == t0 + 2 * window
+    assert f"event:{dispatched.id}" not in inbox
+    assert f"event:{cancel.id}" in inbox
 
 
 @pytest.mark.parametrize("dispatch_first", [False, True])

@@ -10,10 +10,18 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.common import Place
-from schemas.vocabulary import Category, Priority
+from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1
+from schemas.vocabulary import Category, IncidentStatus, Priority
 from services.common.geo import haversine_km
 from services.triage.bootstrap import TriageSettings
-from services.triage.correlation import Call, Nearby, OpenIncident, find_link, may_repeat
+from services.triage.correlation import (
+    Call,
+    Nearby,
+    OpenIncident,
+    ends_incident,
+    find_link,
+    may_repeat,
+)
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULE = TriageSettings(duplicate_window_s=600, duplicate_radius_km=1.0).duplicate_rule()
@@ -172,3 +180,21 @@ def test_the_cells_fall_back_to_every_incident_where_they_cannot_bound_the_radiu
     huge = Nearby(11_100)
     huge.add(_incident(where=(80.0, -150.0)))
     assert len(list(huge.around(0.0, 0.0))) == 1
+
+
+@pytest.mark.parametrize("status", list(IncidentStatus))
+def test_only_a_resolution_or_an_ending_status_ends_an_incident(status: IncidentStatus) -> None:
+    """Resolved, closed, cancelled and merged end an incident (it takes no more calls); any
+    other step, as most of the incident events triage reads are, ends nothing."""
+    at = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    change = IncidentStatusChangedV1(
+        incident_id=uuid.uuid4(), from_status=None, to_status=status, changed_at=at, reason="t"
+    )
+    ending = {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.CLOSED,
+        IncidentStatus.CANCELLED,
+        IncidentStatus.MERGED,
+    }
+    assert ends_incident(change) is (status in ending)
+    assert ends_incident(IncidentResolvedV1(incident_id=uuid.uuid4(), resolved_at=at, units=[]))
