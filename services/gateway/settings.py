@@ -56,8 +56,8 @@ class GatewaySettings(BaseSettings):
         description="The consumer takes a batch at most this often, unless a full one waits "
         "(it follows incidents and work orders for the citizens' replies, which no dispatch "
         "waits for: fewer, fuller batches spare the broker, whose every fetch costs more the "
-        "longer its log: at 100 ms a burst lost a tenth or more of its throughput); 0: as soon as "
-        "records come",
+        "longer its log: at 100 ms a burst lost a tenth or more of its throughput); 0: as "
+        "soon as records come",
     )
     live_poll_ms: int = Field(
         default=300,
