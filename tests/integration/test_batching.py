@@ -857,7 +857,7 @@ async def test_the_next_waiting_slot_keeps_to_the_index_as_the_queue_grows_from_
         "INSERT INTO pending (incident_id, slot, unit_type, priority, category, queued_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)"
     )
-    scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'pending'"
+    scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'pending'::regclass"
     pool = await _pool(pipeline, "dispatcher")
     try:
         async with pool.acquire() as conn, conn.transaction():
