@@ -12,7 +12,7 @@ import asyncpg
 
 from schemas.common import Place
 from schemas.envelope import Event
-from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1
+from schemas.events import IncidentStatusChangedV1
 from schemas.vocabulary import Category, Channel, Priority
 from services.common.processing import Deferred, Rows
 from services.triage.correlation import Nearby, OpenIncident, ends_incident
@@ -36,8 +36,7 @@ class Correlation:
         return {
             e.id
             for e in events
-            if not isinstance(e.payload, IncidentStatusChangedV1 | IncidentResolvedV1)
-            or ends_incident(e.payload)
+            if not isinstance(e.payload, IncidentStatusChangedV1) or ends_incident(e.payload)
         }
 
     async def open_incidents(
