@@ -78,6 +78,7 @@ def build_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         client_id=client_id,
         acks="all",
         linger_ms=settings.kafka.linger_ms,
+        max_batch_size=settings.kafka.producer_batch_bytes,
         logger=None,
         security=_security(settings),
         graceful_timeout=10.0,
@@ -90,6 +91,7 @@ def producer(settings: CommonSettings, *, request_timeout_ms: int = 10_000) -> A
         **client_options(settings),
         acks="all",
         linger_ms=settings.kafka.linger_ms,
+        max_batch_size=settings.kafka.producer_batch_bytes,
         request_timeout_ms=request_timeout_ms,
         client_id="siaga-client",
     )

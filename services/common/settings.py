@@ -86,6 +86,14 @@ class KafkaSettings(BaseSettings):
         "joined: see `assignment_file`)",
     )
     linger_ms: int = Field(default=2, ge=0, description="Producer wait to fill a batch")
+    producer_batch_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=1_000_000,  # a batch must stay within a Kafka broker's default message.max.bytes
+        description="Largest record batch a producer builds for one partition: a burst is "
+        "sent as a few large batches, not one per 16 KiB (aiokafka's default), and each fetch "
+        "from the embedded broker costs by the batches the partition holds",
+    )
     assignment_file: Path | None = Field(
         default=None,
         description="Set by `siaga up` for each process: the partitions it reads, given by its "

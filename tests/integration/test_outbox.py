@@ -11,6 +11,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.memory_records import MemoryRecords
 from faststream.kafka import KafkaBroker
 
 from schemas.envelope import TYPE_HEADER, new_event
@@ -19,6 +23,7 @@ from schemas.registry import event_type_for
 from schemas.vocabulary import Channel
 from services.common.kafka import build_broker
 from services.common.outbox import OutboxRelay, Outgoing, write_outbox
+from services.common.settings import CommonSettings
 from tests.conftest import Pipeline, eventually
 
 pytestmark = pytest.mark.integration
@@ -215,3 +220,43 @@ async def test_a_batch_of_events_is_stored_in_the_order_given_and_once(
     expected = batch[:100] + batch[150:] + batch[100:150]
     assert [r["event_id"] for r in stored] == [o.event.id for o in expected]
     assert all(r["value"] == by_id[r["event_id"]].value for r in stored)
+
+
+async def stored_batches(settings: CommonSettings, topic: str) -> list[int]:
+    """The bytes of record values in each record batch the topic's partitions hold, as the
+    broker stores them (a consumer sees records, not the batches they came in)."""
+    client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap())
+    await client.bootstrap()
+    try:
+        client.add_topic(topic)
+        await client.force_metadata_update()
+        sizes: list[int] = []
+        for partition in sorted(client.cluster.partitions_for_topic(topic) or ()):
+            tp = TopicPartition(topic, partition)
+            node = client.cluster.leader_for_partition(tp)
+            fetch = FetchRequest(100, 1, 50_000_000, 0, [(topic, [(partition, 0, 50_000_000)])])
+            response = await client.send(node, fetch)
+            for _, answers in response.topics:
+                stored = MemoryRecords(answers[0][-1])
+                while stored.has_next():
+                    batch = stored.next_batch()
+                    sizes.append(sum(len(record.value) for record in batch))
+        return sizes
+    finally:
+        await client.close()
+
+
+async def test_a_burst_goes_as_a_few_large_record_batches(
+    pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
+) -> None:
+    # The embedded broker reads through every record batch a partition holds on each fetch
+    # that finds something new: a burst sent in aiokafka's default 16 KiB batches made that
+    # the largest cost of the broker's CPU in a burst (bench/HISTORY.md).
+    burst = links(pipeline, *(f"burst-{i}" for i in range(300)))
+    await commit(pool, burst)
+    relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
+    async with running(relay, idle_poll_s=60):
+        await eventually(lambda: _none_left(pool), timeout=20, what="the burst sent")
+    sizes = await stored_batches(pipeline.settings, pipeline.topics.incident_events)
+    assert sum(sizes) == sum(len(o.value) for o in burst)
+    assert max(sizes) > 16 * 1024, sizes
