@@ -250,8 +250,8 @@ async def test_a_burst_goes_as_a_few_large_record_batches(
     pipeline: Pipeline, broker: FlakyBroker, pool: asyncpg.Pool
 ) -> None:
     # The embedded broker reads through every record batch a partition holds on each fetch
-    # that finds something new: a burst sent in aiokafka's default 16 KiB batches made that
-    # the largest cost of the broker's CPU in a burst (bench/HISTORY.md).
+    # that finds something new: sent in aiokafka's default 16 KiB batches, a burst cost the
+    # broker about twice the CPU (bench/HISTORY.md).
     burst = links(pipeline, *(f"burst-{i}" for i in range(300)))
     await commit(pool, burst)
     relay = OutboxRelay(pool=pool, broker=broker, schema="triage")  # type: ignore[arg-type]
