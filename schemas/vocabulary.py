@@ -96,3 +96,15 @@ class IncidentStatus(StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
     MERGED = "merged"
+
+
+# The statuses that end an incident: no step follows, no call joins it, no unit is sent to
+# it, and nothing more is done for the citizen's request behind it.
+ENDED_STATUSES = frozenset(
+    {
+        IncidentStatus.RESOLVED,
+        IncidentStatus.CLOSED,
+        IncidentStatus.CANCELLED,
+        IncidentStatus.MERGED,
+    }
+)

@@ -34,7 +34,14 @@ from schemas.events import (
 )
 from schemas.ids import derive_id
 from schemas.topics import Topics
-from schemas.vocabulary import Category, IncidentStatus, Priority, UnitStatus, UnitType
+from schemas.vocabulary import (
+    ENDED_STATUSES,
+    Category,
+    IncidentStatus,
+    Priority,
+    UnitStatus,
+    UnitType,
+)
 from services.common.logging import get_logger
 from services.common.outbox import Outgoing
 from services.common.processing import Rejected
@@ -55,14 +62,6 @@ from services.dispatcher.runcards import RunCards, Slot
 from services.dispatcher.unit_reports import Refused, ReportLimits, check_report
 
 SOURCE = "/siaga/dispatcher"
-FINISHED = frozenset(
-    {
-        IncidentStatus.RESOLVED,
-        IncidentStatus.CLOSED,
-        IncidentStatus.CANCELLED,
-        IncidentStatus.MERGED,
-    }
-)
 log = get_logger("dispatcher")
 
 
@@ -178,7 +177,7 @@ class Dispatcher:
     ) -> Sequence[Outgoing]:
         """A finished incident stops waiting for units; a cancelled one releases its units."""
         payload = event.payload
-        if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in FINISHED:
+        if isinstance(payload, IncidentStatusChangedV1) and payload.to_status not in ENDED_STATUSES:
             return []
         await repository.withdraw_pending(uow.conn, incident_id=payload.incident_id)
         if not (

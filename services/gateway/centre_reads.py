@@ -12,12 +12,13 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.vocabulary import Priority
+from schemas.vocabulary import ENDED_STATUSES, Priority
 from services.triage.classifier import SLA_SECONDS
 
 # Indonesia keeps no daylight saving time: Western Indonesian Time is UTC+7 all year.
 WIB = timezone(timedelta(hours=7), "WIB")
-ENDED = ("resolved", "closed", "cancelled", "merged")
+# The ended statuses as the read model stores them (text), for its queries.
+ENDED = tuple(sorted(s.value for s in ENDED_STATUSES))
 # The promise to complainants (the P3 target): a first answer within 3 days.
 ANSWER_WITHIN = timedelta(seconds=SLA_SECONDS[Priority.P3])
 

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from schemas.vocabulary import ENDED_STATUSES
 from services.common.readable import mask_phones_in
 from services.gateway.open311_catalogue import Catalogue, Service
-
-# Incident statuses after which nothing more is done for the request.
-ENDED = frozenset({"resolved", "closed", "cancelled", "merged"})
 
 
 class Format(StrEnum):
@@ -146,7 +144,7 @@ def service_request(
     if progress is not None and progress.classified_at is not None:
         agency = _agency(progress)
         named = agency or (service.agency if service else "")
-        ended = progress.closed_at is not None or progress.status in ENDED
+        ended = progress.closed_at is not None or progress.status in ENDED_STATUSES
         status = "closed" if ended else "open"
         notes = _ended_notes(progress, catalogue, named) if ended else progress.response
         queued = progress.issued_at is not None and not ended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.vocabulary import ENDED_STATUSES
 from schemas.vocabulary import IncidentStatus as S
 from schemas.vocabulary import UnitStatus as U
 
@@ -18,7 +19,6 @@ ORDER: tuple[S, ...] = (
     S.CLOSED,
 )
 RANK = {status: i for i, status in enumerate(ORDER)}
-TERMINAL = frozenset({S.RESOLVED, S.CLOSED, S.CANCELLED, S.MERGED})
 
 # What a unit's report says about its incident.
 UNIT_PROGRESS: dict[U, S] = {
@@ -46,7 +46,7 @@ def advance(current: S | None, proposed: S) -> S | None:
     """
     if current is None:
         return proposed
-    if current in TERMINAL:
+    if current in ENDED_STATUSES:
         if current is S.RESOLVED and proposed is S.CLOSED:
             return proposed
         if proposed == current or proposed in (S.RECEIVED, S.CLASSIFIED, S.DISPATCHED):
@@ -54,7 +54,7 @@ def advance(current: S | None, proposed: S) -> S | None:
         raise IllegalTransition(f"{proposed.value} after the incident was {current.value}")
     if proposed is S.CLOSED:
         raise IllegalTransition(f"closed while {current.value}: resolve it first")
-    if proposed in TERMINAL and proposed not in RANK:
+    if proposed in ENDED_STATUSES and proposed not in RANK:
         return proposed  # cancelled or merged, from any open state
     if RANK[proposed] > RANK[current]:
         return proposed

@@ -19,24 +19,16 @@ from uuid import UUID
 
 from schemas.common import Contract, Place
 from schemas.events import IncidentResolvedV1, IncidentStatusChangedV1
-from schemas.vocabulary import Category, IncidentStatus, Priority
+from schemas.vocabulary import ENDED_STATUSES, Category, Priority
 from services.common.geo import EARTH_RADIUS_KM, haversine_km
 
 URGENCY = {Priority.P1: 1, Priority.P2: 2, Priority.P3: 3, Priority.P4: 4}
-ENDED = frozenset(
-    {
-        IncidentStatus.RESOLVED,
-        IncidentStatus.CLOSED,
-        IncidentStatus.CANCELLED,
-        IncidentStatus.MERGED,
-    }
-)
 
 
 def ends_incident(payload: Contract) -> bool:
     """Whether an incident event ends the incident, so that it takes no more calls."""
     if isinstance(payload, IncidentStatusChangedV1):
-        return payload.to_status in ENDED
+        return payload.to_status in ENDED_STATUSES
     return isinstance(payload, IncidentResolvedV1)
 
 
